@@ -1,0 +1,464 @@
+"""The one command-line entry point: ``hybridroute``.
+
+Commands parse options, build a config, call one library function and print.
+Heavy modules are imported inside commands so ``classify`` starts without torch.
+Our errors become one clear line (``Error: ...``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from hybridroute.errors import HybridError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class HybridGroup(click.Group):
+    """A click group that turns our errors (and a few system ones) into one-line messages."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command, translating expected failures into ClickException."""
+        try:
+            return super().invoke(ctx)
+        except HybridError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except FileNotFoundError as exc:
+            raise click.ClickException(f"file not found: {exc.filename}") from exc
+        except KeyboardInterrupt as exc:
+            raise click.ClickException("interrupted") from exc
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "%(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("transformers", "torch", "httpx", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+@click.group(cls=HybridGroup)
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(verbose: bool) -> None:
+    """hybridroute: edge-first hybrid inference for customer-service text."""
+    _setup_logging(verbose)
+
+
+# ---------------------------------------------------------------- shared options
+
+
+def data_options(required: bool) -> Callable[[F], F]:
+    """--data, --text-col, --label-col, --strict, --val-fraction, --seed."""
+
+    def decorate(func: F) -> F:
+        for option in reversed(
+            [
+                click.option(
+                    "--data", type=click.Path(path_type=Path), required=required, help="Labelled CSV or JSONL file."
+                ),
+                click.option("--text-col", default="text", show_default=True, help="Column holding the text."),
+                click.option("--label-col", default="label", show_default=True, help="Column holding the label."),
+                click.option("--strict", is_flag=True, help="Blank texts are an error instead of being dropped."),
+                click.option(
+                    "--val-fraction",
+                    type=float,
+                    default=0.1,
+                    show_default=True,
+                    help="Share of each class held out for validation.",
+                ),
+                click.option("--seed", type=int, default=13, show_default=True, help="Seed for split and training."),
+            ]
+        ):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def _data_config(data: Path, text_col: str, label_col: str, strict: bool, val_fraction: float, seed: int) -> Any:
+    from hybridroute.config import DataConfig
+
+    return DataConfig(data, text_col, label_col, strict, val_fraction, seed)
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+def _layout(out: Path) -> Any:
+    from hybridroute.runs import RunLayout
+
+    return RunLayout(out)
+
+
+# ---------------------------------------------------------------- training
+
+
+@main.command()
+@data_options(required=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder to create or update.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    help="JSON file with sections adapt/finetune/compress overriding defaults.",
+)
+@click.option("--base-model", default=None, help="Base encoder: 'minilm' (default), 'mpnet' or a model folder.")
+@click.option("--corpus", type=click.Path(path_type=Path), help="Unlabelled domain text (.txt/.csv/.jsonl).")
+@click.option("--no-adapt", is_flag=True, help="Skip masked-LM domain adaptation.")
+@click.option("--epochs", type=int, default=None, help="Maximum full fine-tuning epochs.")
+@click.option("--adapt-epochs", type=float, default=None, help="Masked-LM epochs.")
+@click.option(
+    "--tier",
+    type=click.Choice(["edge", "cloud"]),
+    default="edge",
+    show_default=True,
+    help="edge: the full edge pipeline; cloud: add a cloud-tier bundle to an existing run.",
+)
+def train(
+    out: Path,
+    config_file: Path | None,
+    base_model: str | None,
+    corpus: Path | None,
+    no_adapt: bool,
+    epochs: int | None,
+    adapt_epochs: float | None,
+    tier: str,
+    **data: Any,
+) -> None:
+    """Adapt, fine-tune, export and quantize into one run folder (or add the cloud tier)."""
+    from hybridroute.config import build_train_sections
+
+    overrides = {"adapt": {"base_model": base_model, "epochs": adapt_epochs}, "finetune": {"epochs": epochs}}
+    if tier == "cloud":
+        _train_cloud(out, config_file, base_model or "mpnet", epochs, _data_config(**data))
+        return
+    from hybridroute.workflow import TrainPlan, train_all
+
+    adapt, finetune, compress = build_train_sections(config_file, overrides)
+    plan = TrainPlan(_data_config(**data), adapt, finetune, compress, corpus, no_adapt)
+    click.echo(summarize_run(train_all(_layout(out), plan)))
+
+
+def _train_cloud(out: Path, config_file: Path | None, base_model: str, epochs: int | None, data: Any) -> None:
+    import dataclasses
+
+    from hybridroute.config import config_from_dict, load_json_config, to_jsonable
+    from hybridroute.workflow import cloud_finetune_defaults, reuse_or_prepare_data, run_cloud
+
+    values = to_jsonable(cloud_finetune_defaults())
+    if config_file:
+        values |= load_json_config(config_file).get("finetune", {})
+    config = config_from_dict(type(cloud_finetune_defaults()), values)
+    if epochs is not None:
+        config = dataclasses.replace(config, epochs=epochs)
+    layout = _layout(out)
+    reuse_or_prepare_data(layout, data)
+    result = run_cloud(layout, config, base_model)
+    click.echo(
+        f"cloud tier: validation accuracy {result.val_accuracy:.4f} ({result.seconds / 60:.1f} min); "
+        f"bundle {layout.cloud}"
+    )
+
+
+@main.command()
+@data_options(required=False)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder.")
+@click.option("--base-model", default="minilm", show_default=True, help="Encoder to adapt.")
+@click.option("--corpus", type=click.Path(path_type=Path), help="Unlabelled domain text (.txt/.csv/.jsonl).")
+@click.option("--epochs", type=float, default=1.0, show_default=True)
+@click.option("--max-length", type=int, default=64, show_default=True)
+@click.option("--mlm-probability", type=float, default=0.15, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+def adapt(
+    out: Path,
+    base_model: str,
+    corpus: Path | None,
+    epochs: float,
+    max_length: int,
+    mlm_probability: float,
+    batch_size: int,
+    **data: Any,
+) -> None:
+    """Domain-adaptive masked-LM pretraining into RUN/adapted."""
+    from hybridroute.config import AdaptConfig
+    from hybridroute.workflow import prepare_data, run_adapt
+
+    config = AdaptConfig(base_model, epochs, max_length, mlm_probability, batch_size, seed=data["seed"])
+    layout = _layout(out)
+    if data["data"] is not None:
+        prepare_data(layout, _data_config(**data))
+    result = run_adapt(layout, config, corpus)
+    click.echo(
+        f"MLM held-out loss {result.loss_before:.4f} -> {result.loss_after:.4f} "
+        f"({result.train_texts} texts, {result.steps} steps, {result.seconds:.0f}s); saved {result.out_dir}"
+    )
+
+
+@main.command()
+@data_options(required=False)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder.")
+@click.option("--encoder", default=None, help="Encoder to fine-tune (default: RUN/adapted, else the base model).")
+@click.option("--epochs", type=int, default=8, show_default=True, help="Maximum full fine-tuning epochs.")
+@click.option("--head-epochs", type=int, default=10, show_default=True, help="Frozen-encoder head warm-up epochs.")
+@click.option("--learning-rate", type=float, default=1e-4, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--max-length", type=int, default=64, show_default=True)
+@click.option("--patience", type=int, default=2, show_default=True)
+def finetune(
+    out: Path,
+    encoder: str | None,
+    epochs: int,
+    head_epochs: int,
+    learning_rate: float,
+    batch_size: int,
+    max_length: int,
+    patience: int,
+    **data: Any,
+) -> None:
+    """Two-stage fine-tuning into RUN/classifier."""
+    from hybridroute.config import FinetuneConfig
+    from hybridroute.workflow import prepare_data, run_finetune
+
+    config = FinetuneConfig(
+        head_epochs=head_epochs,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        max_length=max_length,
+        patience=patience,
+        seed=data["seed"],
+    )
+    layout = _layout(out)
+    if data["data"] is not None:
+        prepare_data(layout, _data_config(**data))
+    result = run_finetune(layout, config, encoder)
+    click.echo(
+        f"validation accuracy {result.val_accuracy:.4f} (best epoch {result.best_epoch}, "
+        f"{result.seconds:.0f}s); saved {result.out_dir}"
+    )
+
+
+@main.command()
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Run folder.")
+@click.option(
+    "--max-accuracy-drop",
+    type=float,
+    default=0.01,
+    show_default=True,
+    help="Largest validation accuracy loss INT8 may have (0.01 = 1 point).",
+)
+@click.option("--no-per-channel", is_flag=True, help="Per-tensor instead of per-channel weight scales.")
+@click.option("--keep-fp32-embeddings", is_flag=True, help="Do not quantize the embedding tables.")
+def compress(run_dir: Path, max_accuracy_drop: float, no_per_channel: bool, keep_fp32_embeddings: bool) -> None:
+    """Export to ONNX, check parity, quantize to INT8 and gate into RUN/edge."""
+    from hybridroute.config import CompressConfig
+    from hybridroute.workflow import run_compress
+
+    config = CompressConfig(
+        max_accuracy_drop=max_accuracy_drop,
+        per_channel=not no_per_channel,
+        quantize_embeddings=not keep_fp32_embeddings,
+    )
+    report = run_compress(_layout(run_dir), config)
+    click.echo(
+        f"edge bundle {report.edge_dir}: {report.fp32_mb:.1f} MB -> {report.int8_mb:.1f} MB "
+        f"(-{report.size_reduction_pct:.1f}%), validation accuracy {report.fp32_accuracy:.4f} -> "
+        f"{report.int8_accuracy:.4f}"
+    )
+
+
+# ---------------------------------------------------------------- inference
+
+
+@main.command()
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Run folder or edge bundle.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON with all probabilities.")
+@click.argument("texts", nargs=-1, required=True)
+def classify(run_dir: Path, as_json: bool, texts: tuple[str, ...]) -> None:
+    """Classify TEXTS with the edge bundle (no torch needed)."""
+    from hybridroute.runtime import EdgeClassifier
+
+    bundle = run_dir / "edge" if (run_dir / "edge").is_dir() else run_dir
+    blank = [i for i, t in enumerate(texts) if not t.strip()]
+    if blank:
+        raise click.BadParameter(f"text {blank[0] + 1} is blank; give non-empty texts", param_hint="TEXTS")
+    predictions = EdgeClassifier.from_dir(bundle).predict(list(texts))
+    if as_json:
+        _echo_json([{"text": t} | p.to_dict() for t, p in zip(texts, predictions, strict=True)])
+        return
+    for text, prediction in zip(texts, predictions, strict=True):
+        click.echo(f"{prediction.label}\t{prediction.confidence:.3f}\t{text}")
+
+
+# ---------------------------------------------------------------- routing
+
+
+def _target(cloud_share: float | None, accuracy: float | None) -> dict[str, float]:
+    if cloud_share is not None and accuracy is not None:
+        raise click.BadParameter("give --cloud-share or --target-accuracy, not both")
+    return (
+        {"accuracy": accuracy}
+        if accuracy is not None
+        else {"cloud_share": 0.05 if cloud_share is None else cloud_share}
+    )
+
+
+@main.command()
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Run folder.")
+@click.option(
+    "--policy",
+    type=click.Choice(["confidence", "learned", "random"]),
+    default="confidence",
+    show_default=True,
+    help="Policy whose threshold is calibrated.",
+)
+@click.option(
+    "--cloud-share", type=float, default=None, help="Target share of queries sent to the cloud [default: 0.05]."
+)
+@click.option("--target-accuracy", type=float, default=None, help="Target hybrid accuracy instead of a share.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def calibrate(run_dir: Path, policy: str, cloud_share: float | None, target_accuracy: float | None, seed: int) -> None:
+    """Calibrate the router on the validation split and save RUN/router.json."""
+    from hybridroute.workflow import run_calibrate
+
+    router = run_calibrate(_layout(run_dir), policy, _target(cloud_share, target_accuracy), seed)
+    click.echo(f"router: {router.policy}, threshold {router.threshold}; validation: {router.metrics}")
+
+
+def _hybrid_settings(run_dir: Path, cloud_url: str | None, policy: str | None, **prices: Any) -> Any:
+    from hybridroute.hybrid import HybridSettings
+    from hybridroute.routing.ledger import PriceConfig
+
+    return HybridSettings(run_dir, cloud_url, policy, PriceConfig(**prices))
+
+
+@main.command()
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Run folder.")
+@click.option("--cloud-url", default=None, help="Cloud service URL; default: the run's cloud bundle in process.")
+@click.option("--policy", default=None, help="Override the calibrated policy (always-edge, always-cloud, tutorial).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.argument("texts", nargs=-1, required=True)
+def route(run_dir: Path, cloud_url: str | None, policy: str | None, as_json: bool, texts: tuple[str, ...]) -> None:
+    """Answer TEXTS edge-first, escalating hard ones to the cloud tier."""
+    from hybridroute.hybrid import open_hybrid
+
+    if any(not t.strip() for t in texts):
+        raise click.BadParameter("texts must not be blank", param_hint="TEXTS")
+    hybrid = open_hybrid(_hybrid_settings(run_dir, cloud_url, policy))
+    answers = hybrid.classify(list(texts))
+    if as_json:
+        _echo_json([{"text": t} | a.to_dict() for t, a in zip(texts, answers, strict=True)])
+        return
+    for text, answer in zip(texts, answers, strict=True):
+        click.echo(
+            f"{answer.label}\t{answer.confidence:.3f}\t{answer.tier.value}\t{answer.reason}\t"
+            f"{answer.latency_ms:.1f} ms\t${answer.cost:.5f}\t{text}"
+        )
+
+
+@main.group(cls=HybridGroup)
+def serve() -> None:
+    """Run the HTTP services."""
+
+
+@serve.command("cloud")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Run folder or cloud bundle.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True)
+@click.option("--max-batch", type=int, default=64, show_default=True)
+@click.option("--threads", type=int, default=0, show_default=True, help="ONNX Runtime intra-op threads.")
+def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, threads: int) -> None:
+    """Serve the cloud-tier model: POST /v1/classify, /healthz, /readyz."""
+    import uvicorn
+
+    from hybridroute.serving.cloud_app import CloudSettings, create_app, load_classifier
+
+    bundle = run_dir / "cloud" if (run_dir / "cloud").is_dir() else run_dir
+    settings = CloudSettings(bundle=bundle, max_batch=max_batch, threads=threads)
+    app = create_app(settings, load_classifier(settings))  # load first: a bad bundle fails before binding
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+# ---------------------------------------------------------------- benchmarks and demo
+
+
+@main.group(cls=HybridGroup)
+def bench() -> None:
+    """Benchmarks behind every published number."""
+
+
+@bench.command("compression")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--test", type=click.Path(path_type=Path), required=True, help="Labelled test CSV/JSONL.")
+@click.option("--text-col", default="text", show_default=True)
+@click.option("--label-col", default="label", show_default=True)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the full result here.")
+@click.option("--repeats", type=int, default=3, show_default=True, help="Latency passes; medians are reported.")
+@click.option("--threads", type=int, default=0, show_default=True, help="Intra-op threads (0 = default).")
+@click.option("--limit", type=int, default=0, show_default=True, help="Only the first N test rows (0 = all).")
+def bench_compression(
+    run_dir: Path,
+    test: Path,
+    text_col: str,
+    label_col: str,
+    json_out: Path | None,
+    repeats: int,
+    threads: int,
+    limit: int,
+) -> None:
+    """PyTorch FP32 vs ONNX FP32 vs ONNX INT8 (and TF-IDF) on a test set."""
+    from hybridroute.bench.compression import (
+        CompressionBenchConfig,
+        markdown_table,
+        run_compression_bench,
+        write_json,
+    )
+
+    config = CompressionBenchConfig(run_dir, test, text_col, label_col, repeats=repeats, threads=threads, limit=limit)
+    result = run_compression_bench(config)
+    click.echo(markdown_table(result))
+    if json_out:
+        click.echo(f"saved {write_json(result, json_out)}")
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True)
+@click.option("--rows", type=int, default=3000, show_default=True, help="Synthetic messages to generate.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--quick", is_flag=True, help="Fewer epochs and rows: a faster, rougher demo.")
+def demo(out: Path, rows: int, seed: int, quick: bool) -> None:
+    """Generate synthetic customer-service data, run the whole pipeline, benchmark it, print a summary."""
+    from hybridroute.demo import DemoConfig, run_demo
+
+    click.echo(run_demo(DemoConfig(out, rows, seed, quick)))
+
+
+def summarize_run(info: dict[str, Any]) -> str:
+    """A few lines on what a training run produced."""
+    lines = [
+        f"labels: {len(info.get('data', {}).get('labels', []))}, train/validation: "
+        f"{info.get('data', {}).get('train')}/{info.get('data', {}).get('validation')}"
+    ]
+    if "adapt" in info:
+        lines.append(
+            f"adaptation: MLM held-out loss {info['adapt']['loss_before']:.3f} -> {info['adapt']['loss_after']:.3f}"
+        )
+    if "finetune" in info:
+        lines.append(f"fine-tuning: validation accuracy {info['finetune']['val_accuracy']:.4f}")
+    if "compress" in info:
+        c = info["compress"]
+        lines.append(
+            f"edge bundle: {c['fp32_mb']:.1f} MB -> {c['int8_mb']:.1f} MB (-{c['size_reduction_pct']:.1f}%), "
+            f"validation accuracy FP32 {c['fp32_accuracy']:.4f}, INT8 {c['int8_accuracy']:.4f}"
+        )
+    return "\n".join(lines)

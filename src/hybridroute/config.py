@@ -1,0 +1,214 @@
+"""Typed, validated configuration for every stage.
+
+Every config is a frozen dataclass whose ``__post_init__`` calls small named
+checks; a bad value raises :class:`ConfigError` naming the field, the value and
+what is allowed. Only this module reads configuration files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hybridroute.errors import ConfigError
+
+T = TypeVar("T")
+
+DEFAULT_EDGE_BASE = "minilm"  # resolved to the packaged all-MiniLM-L6-v2 folder
+POOLING_CHOICES = ("mean", "cls")
+
+
+# ---------------------------------------------------------------- checks
+
+
+def check_range(name: str, value: float, low: float, high: float) -> None:
+    """Raise unless ``low <= value <= high``.
+
+    Example: check_range("epochs", 0, 1, 100) -> ConfigError("epochs must be in [1, 100], got 0")
+    """
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be in [{low}, {high}], got {value!r}")
+
+
+def check_probability(name: str, value: float) -> None:
+    """Raise unless ``value`` lies in [0, 1]."""
+    check_range(name, value, 0.0, 1.0)
+
+
+def check_positive(name: str, value: float) -> None:
+    """Raise unless ``value > 0``."""
+    if not value > 0:
+        raise ConfigError(f"{name} must be > 0, got {value!r}")
+
+
+def check_choice(name: str, value: str, choices: Iterable[str]) -> None:
+    """Raise unless ``value`` is one of ``choices``."""
+    allowed = tuple(choices)
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+# ---------------------------------------------------------------- configs
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where labelled data comes from and how it is split."""
+
+    path: Path
+    text_col: str = "text"
+    label_col: str = "label"
+    strict: bool = False  # if True, blank texts are an error instead of being dropped and counted
+    val_fraction: float = 0.1  # enough for early stopping and calibration, small enough to keep training data
+    seed: int = 13
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+        check_range("val_fraction", self.val_fraction, 0.01, 0.5)
+        if not self.text_col or not self.label_col:
+            raise ConfigError("text_col and label_col must be non-empty column names")
+        if self.text_col == self.label_col:
+            raise ConfigError(f"text_col and label_col must differ, both are {self.text_col!r}")
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """Domain-adaptive masked-LM pretraining of the base encoder."""
+
+    base_model: str = DEFAULT_EDGE_BASE
+    epochs: float = 1.0  # one pass over domain text moves the embeddings towards its vocabulary cheaply
+    max_length: int = 64  # customer messages are short; p95 of banking77 is 37 tokens
+    mlm_probability: float = 0.15  # BERT's masking rate
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    max_texts: int = 20000  # caps adaptation time on large corpora
+    heldout_fraction: float = 0.05  # texts kept out to report MLM loss before and after
+    seed: int = 13
+
+    def __post_init__(self) -> None:
+        check_range("epochs", self.epochs, 0.0, 100.0)
+        check_range("max_length", self.max_length, 8, 512)
+        check_range("mlm_probability", self.mlm_probability, 0.01, 0.9)
+        check_range("batch_size", self.batch_size, 1, 4096)
+        check_range("learning_rate", self.learning_rate, 1e-7, 1.0)
+        check_range("max_texts", self.max_texts, 10, 10_000_000)
+        check_range("heldout_fraction", self.heldout_fraction, 0.01, 0.5)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Two-stage fine-tuning: head warm-up on a frozen encoder, then the whole model."""
+
+    head_epochs: int = 10  # cheap: the frozen encoder's features are computed once
+    head_learning_rate: float = 3e-3
+    epochs: int = 8  # upper bound; early stopping usually ends sooner
+    learning_rate: float = 1e-4  # small encoders tolerate (and need) a larger rate than BERT-base
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.01
+    label_smoothing: float = 0.05  # softer targets calibrate better and quantize more gracefully
+    batch_size: int = 32
+    max_length: int = 64
+    patience: int = 2  # epochs without validation improvement before stopping
+    pooling: str = "mean"  # MiniLM was trained as a mean-pooled sentence encoder
+    dropout: float = 0.1
+    seed: int = 13
+
+    def __post_init__(self) -> None:
+        check_range("head_epochs", self.head_epochs, 0, 1000)
+        check_range("epochs", self.epochs, 0, 1000)
+        check_range("head_learning_rate", self.head_learning_rate, 1e-7, 1.0)
+        check_range("learning_rate", self.learning_rate, 1e-7, 1.0)
+        check_range("warmup_ratio", self.warmup_ratio, 0.0, 0.5)
+        check_range("weight_decay", self.weight_decay, 0.0, 1.0)
+        check_range("label_smoothing", self.label_smoothing, 0.0, 0.5)
+        check_range("batch_size", self.batch_size, 1, 4096)
+        check_range("max_length", self.max_length, 8, 512)
+        check_range("patience", self.patience, 1, 1000)
+        check_choice("pooling", self.pooling, POOLING_CHOICES)
+        check_probability("dropout", self.dropout)
+        if self.head_epochs == 0 and self.epochs == 0:
+            raise ConfigError("head_epochs and epochs are both 0: nothing would be trained")
+
+
+@dataclass(frozen=True)
+class CompressConfig:
+    """ONNX export, INT8 quantization and the gates an edge bundle must pass."""
+
+    opset: int = 17
+    max_accuracy_drop: float = 0.01  # INT8 may lose at most 1 point of validation accuracy
+    min_parity_agreement: float = 0.99  # ONNX FP32 vs PyTorch top-1 agreement
+    max_logit_diff: float = 1e-3  # ONNX FP32 vs PyTorch, largest absolute logit difference
+    per_channel: bool = True  # per-channel weight scales keep small encoders accurate under INT8
+    quantize_embeddings: bool = True  # the word embeddings are half of MiniLM's bytes
+    parity_samples: int = 256
+
+    def __post_init__(self) -> None:
+        check_range("opset", self.opset, 14, 23)
+        check_probability("max_accuracy_drop", self.max_accuracy_drop)
+        check_probability("min_parity_agreement", self.min_parity_agreement)
+        check_positive("max_logit_diff", self.max_logit_diff)
+        check_range("parity_samples", self.parity_samples, 1, 1_000_000)
+
+
+# ---------------------------------------------------------------- files
+
+
+def config_from_dict(cls: type[T], values: dict[str, Any]) -> T:
+    """Build a config dataclass from a dict, rejecting unknown keys by name.
+
+    Example: config_from_dict(AdaptConfig, {"epochs": 2}) -> AdaptConfig(epochs=2, ...)
+    """
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} keys {unknown}; known keys: {sorted(known)}")
+    try:
+        return cls(**values)
+    except TypeError as exc:  # a wrong type that the dataclass itself rejects
+        raise ConfigError(f"invalid {cls.__name__}: {exc}") from exc
+
+
+def load_json_config(path: Path) -> dict[str, Any]:
+    """Read a JSON config file into a dict, with clear errors for a bad path or syntax."""
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid JSON: {exc}") from exc
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold a JSON object, got {type(values).__name__}")
+    return values
+
+
+def to_jsonable(config: Any) -> dict[str, Any]:
+    """Turn a config dataclass into JSON-safe values (paths become strings)."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()}
+
+
+TRAIN_SECTIONS = {"adapt": AdaptConfig, "finetune": FinetuneConfig, "compress": CompressConfig}
+
+
+def build_train_sections(
+    config_file: Path | None, overrides: dict[str, dict[str, Any]]
+) -> tuple[AdaptConfig, FinetuneConfig, CompressConfig]:
+    """Combine defaults, an optional JSON file of sections and command-line overrides (None = not given).
+
+    Example file: {"adapt": {"epochs": 2}, "finetune": {"epochs": 8, "learning_rate": 5e-5}}
+    """
+    values = load_json_config(config_file) if config_file else {}
+    unknown = sorted(set(values) - set(TRAIN_SECTIONS))
+    if unknown:
+        raise ConfigError(f"unknown config sections {unknown}; known sections: {sorted(TRAIN_SECTIONS)}")
+    built = []
+    for name, cls in TRAIN_SECTIONS.items():
+        section = values.get(name, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"config section {name!r} must be an object, got {type(section).__name__}")
+        given = {k: v for k, v in overrides.get(name, {}).items() if v is not None}
+        built.append(config_from_dict(cls, section | given))
+    return built[0], built[1], built[2]  # type: ignore[return-value]

@@ -1,0 +1,258 @@
+"""Loading, validating and splitting labelled text.
+
+CSV and JSONL are read with configurable text and label columns. Every problem
+gets a :class:`DataError` that says what was wrong, what was found and what is
+accepted: a missing file or column, blank texts (dropped and counted, or an
+error in strict mode), a class too small to split, a single class, test labels
+never seen in training.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hybridroute.config import DataConfig
+from hybridroute.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_SUFFIXES = (".csv", ".jsonl")
+
+
+@dataclass(frozen=True)
+class LabelledTexts:
+    """Texts with their string labels, plus what loading dropped."""
+
+    texts: tuple[str, ...]
+    labels: tuple[str, ...]
+    dropped_blank: int = 0
+    source: str = ""
+    checksum: str = ""  # sha256 of the source file, recorded in manifests
+
+    def __post_init__(self) -> None:
+        if len(self.texts) != len(self.labels):
+            raise DataError(f"{len(self.texts)} texts but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def label_counts(self) -> Counter[str]:
+        """How many examples each label has."""
+        return Counter(self.labels)
+
+    def subset(self, indices: Sequence[int]) -> LabelledTexts:
+        """The examples at ``indices``, in that order."""
+        return LabelledTexts(
+            texts=tuple(self.texts[i] for i in indices),
+            labels=tuple(self.labels[i] for i in indices),
+            source=self.source,
+            checksum=self.checksum,
+        )
+
+
+@dataclass(frozen=True)
+class Split:
+    """A seeded, stratified train/validation split and the label list it fixes."""
+
+    train: LabelledTexts
+    validation: LabelledTexts
+    labels: tuple[str, ...] = field(default=())
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def is_blank(text: str) -> bool:
+    r"""True for texts with no visible character.
+
+    Example: is_blank(" \\t\\n") -> True; is_blank(" hi ") -> False
+    """
+    return not text.strip()
+
+
+def _csv_columns(path: Path) -> list[str]:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return list(csv.DictReader(handle).fieldnames or [])
+
+
+def _iter_csv(path: Path) -> Iterator[dict[str, str]]:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        yield from csv.DictReader(handle)
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
+    """(line number, object) per non-blank line."""
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{number}: each line must be a JSON object, got {type(row).__name__}")
+            yield number, row
+
+
+def _check_columns(path: Path, columns: Sequence[str], wanted: Sequence[str]) -> None:
+    missing = [c for c in wanted if c not in columns]
+    if missing:
+        raise DataError(
+            f"{path}: column {missing[0]!r} not found; the file has columns {sorted(columns)} "
+            "(choose with --text-col / --label-col)"
+        )
+
+
+def _rows(path: Path, text_col: str, label_col: str) -> Iterator[tuple[int, object, object]]:
+    """(line number, text, label) per row; CSV numbers count the header as line 1."""
+    if path.suffix.lower() == ".csv":
+        _check_columns(path, _csv_columns(path), (text_col, label_col))
+        for number, row in enumerate(_iter_csv(path), start=2):
+            yield number, row.get(text_col), row.get(label_col)
+        return
+    for index, (number, row) in enumerate(_iter_jsonl(path)):
+        if index == 0:
+            _check_columns(path, list(row), (text_col, label_col))
+        yield number, row.get(text_col), row.get(label_col)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_labelled(config: DataConfig) -> LabelledTexts:
+    """Load a labelled CSV or JSONL file as configured.
+
+    Blank texts are dropped and counted (a warning is logged), or raise in strict mode.
+    Rows with a missing label raise, since guessing a label would corrupt training.
+    """
+    path = config.path
+    _check_file(path)
+    texts: list[str] = []
+    labels: list[str] = []
+    blank = 0
+    try:
+        for number, text, label in _rows(path, config.text_col, config.label_col):
+            text = "" if text is None else str(text)
+            if is_blank(text):
+                if config.strict:
+                    raise DataError(f"{path}: row {number} has a blank text (strict mode; drop --strict to skip)")
+                blank += 1
+                continue
+            if label is None or not str(label).strip():
+                raise DataError(f"{path}: row {number} has no label in column {config.label_col!r}")
+            texts.append(text)
+            labels.append(str(label).strip())
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except csv.Error as exc:
+        raise DataError(f"{path}: malformed CSV ({exc})") from exc
+    if not texts:
+        raise DataError(f"{path}: no usable rows ({blank} blank texts dropped)")
+    if blank:
+        logger.warning("%s: dropped %d blank texts", path, blank)
+    return LabelledTexts(tuple(texts), tuple(labels), blank, str(path), file_sha256(path))
+
+
+def load_texts(path: Path, text_col: str = "text") -> list[str]:
+    """Load unlabelled texts: a .txt file (one per line), or a CSV/JSONL column."""
+    _check_file(path, suffixes=(*SUPPORTED_SUFFIXES, ".txt"))
+    try:
+        texts = _read_texts(path, text_col)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    return [text for text in texts if not is_blank(text)]
+
+
+def _read_texts(path: Path, text_col: str) -> list[str]:
+    if path.suffix.lower() == ".txt":
+        return path.read_text(encoding="utf-8").splitlines()
+    if path.suffix.lower() == ".csv":
+        _check_columns(path, _csv_columns(path), (text_col,))
+        return [row[text_col] or "" for row in _iter_csv(path)]
+    rows = [row for _, row in _iter_jsonl(path)]
+    if rows:
+        _check_columns(path, list(rows[0]), (text_col,))
+    return [str(row.get(text_col) or "") for row in rows]
+
+
+def _check_file(path: Path, suffixes: Sequence[str] = SUPPORTED_SUFFIXES) -> None:
+    if not path.exists():
+        raise DataError(f"data file {path} does not exist")
+    if not path.is_file():
+        raise DataError(f"data path {path} is not a file")
+    if path.suffix.lower() not in suffixes:
+        raise DataError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(suffixes)}")
+
+
+# ---------------------------------------------------------------- checks and split
+
+
+def check_trainable(data: LabelledTexts) -> None:
+    """Refuse data that cannot train a classifier: one class, or a class with one example."""
+    counts = data.label_counts
+    if not counts:
+        raise DataError(f"{data.source}: no examples")
+    if len(counts) < 2:
+        raise DataError(f"{data.source}: only one class ({next(iter(counts))!r}); a classifier needs two or more")
+    tiny = sorted(label for label, n in counts.items() if n < 2)
+    if tiny:
+        raise DataError(
+            f"{data.source}: classes with fewer than two examples cannot be split: {tiny[:10]}"
+            f"{' ...' if len(tiny) > 10 else ''} (add examples or remove them)"
+        )
+
+
+def check_known_labels(data: LabelledTexts, known: Sequence[str]) -> None:
+    """Refuse evaluation data whose labels the model never saw."""
+    unseen = sorted(set(data.labels) - set(known))
+    if unseen:
+        raise DataError(
+            f"{data.source}: labels never seen in training: {unseen[:10]}; the model knows {len(known)} labels"
+            f" (e.g. {list(known)[:5]})"
+        )
+
+
+def stratified_split(data: LabelledTexts, val_fraction: float, seed: int) -> Split:
+    """Split so every class keeps its share in both parts and has at least one example in each.
+
+    Example: 10 'a' + 10 'b' with val_fraction 0.2 -> train 8+8, validation 2+2.
+    """
+    check_trainable(data)
+    rng = np.random.default_rng(seed)
+    by_label: dict[str, list[int]] = {}
+    for index, label in enumerate(data.labels):
+        by_label.setdefault(label, []).append(index)
+    train_idx: list[int] = []
+    val_idx: list[int] = []
+    for label in sorted(by_label):
+        indices = rng.permutation(by_label[label]).tolist()
+        n_val = min(len(indices) - 1, max(1, round(len(indices) * val_fraction)))
+        val_idx.extend(indices[:n_val])
+        train_idx.extend(indices[n_val:])
+    labels = tuple(sorted(by_label))
+    return Split(data.subset(sorted(train_idx)), data.subset(sorted(val_idx)), labels)
+
+
+def load_split(config: DataConfig) -> Split:
+    """Load a labelled file and split it as configured."""
+    return stratified_split(load_labelled(config), config.val_fraction, config.seed)

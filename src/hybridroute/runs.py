@@ -1,0 +1,137 @@
+"""The run folder: where one training run keeps every artefact it makes.
+
+```
+RUN/
+  run.json            what was trained on, with which settings, and the results of each step
+  data/               the seeded train/validation split (JSONL), so later steps reuse it exactly
+  adapted/            the domain-adapted encoder (masked-LM)
+  classifier/         the fine-tuned PyTorch classifier
+  onnx_fp32/          the exported FP32 ONNX bundle (a reference for benchmarks)
+  edge/               the INT8 edge bundle the runtime serves
+  cloud_classifier/   the fine-tuned cloud-tier PyTorch classifier (``train --tier cloud``)
+  cloud/              the cloud tier's FP32 ONNX bundle
+  router.json         the calibrated routing policy (``calibrate``)
+```
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hybridroute.data import LabelledTexts, Split
+from hybridroute.errors import ArtifactError, DataError
+
+RUN_FILE = "run.json"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Paths inside a run folder."""
+
+    root: Path
+
+    @property
+    def info_file(self) -> Path:
+        """run.json: settings and results of every step."""
+        return self.root / RUN_FILE
+
+    @property
+    def data_dir(self) -> Path:
+        """The stored train/validation split."""
+        return self.root / "data"
+
+    @property
+    def adapted(self) -> Path:
+        """The domain-adapted encoder."""
+        return self.root / "adapted"
+
+    @property
+    def classifier(self) -> Path:
+        """The fine-tuned PyTorch classifier."""
+        return self.root / "classifier"
+
+    @property
+    def onnx_fp32(self) -> Path:
+        """The FP32 ONNX bundle."""
+        return self.root / "onnx_fp32"
+
+    @property
+    def edge(self) -> Path:
+        """The INT8 edge bundle."""
+        return self.root / "edge"
+
+    @property
+    def cloud_classifier(self) -> Path:
+        """The fine-tuned cloud-tier classifier."""
+        return self.root / "cloud_classifier"
+
+    @property
+    def cloud(self) -> Path:
+        """The cloud tier's ONNX bundle."""
+        return self.root / "cloud"
+
+    @property
+    def router(self) -> Path:
+        """The calibrated router."""
+        return self.root / "router.json"
+
+    def read_info(self) -> dict[str, Any]:
+        """The run's record, or an empty one for a new run."""
+        if not self.info_file.is_file():
+            return {}
+        try:
+            return json.loads(self.info_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ArtifactError(f"{self.info_file}: not valid JSON ({exc})") from exc
+
+    def update_info(self, **sections: Any) -> dict[str, Any]:
+        """Merge top-level sections into run.json and write it back."""
+        info = self.read_info() | sections
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.info_file.write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+        return info
+
+    def require(self, path: Path, step: str) -> Path:
+        """Raise with the command to run when an earlier step's output is missing."""
+        if not path.exists():
+            raise ArtifactError(f"{path} is missing: run `hybridroute {step} --out {self.root}` first")
+        return path
+
+
+def _write_jsonl(path: Path, data: LabelledTexts) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for text, label in zip(data.texts, data.labels, strict=True):
+            handle.write(json.dumps({"text": text, "label": label}, ensure_ascii=False) + "\n")
+
+
+def _read_jsonl(path: Path, checksum: str) -> LabelledTexts:
+    texts, labels = [], []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            texts.append(row["text"])
+            labels.append(row["label"])
+    return LabelledTexts(tuple(texts), tuple(labels), source=str(path), checksum=checksum)
+
+
+def save_split(layout: RunLayout, split: Split) -> None:
+    """Store the split so adaptation, fine-tuning, compression and calibration all see the same data."""
+    layout.data_dir.mkdir(parents=True, exist_ok=True)
+    _write_jsonl(layout.data_dir / "train.jsonl", split.train)
+    _write_jsonl(layout.data_dir / "validation.jsonl", split.validation)
+    (layout.data_dir / "labels.json").write_text(json.dumps(list(split.labels), indent=1), encoding="utf-8")
+
+
+def load_saved_split(layout: RunLayout) -> Split:
+    """Read the split a previous step stored."""
+    labels_file = layout.data_dir / "labels.json"
+    if not labels_file.is_file():
+        raise DataError(f"{layout.root} has no stored data split: run `hybridroute finetune` or `train` first")
+    checksum = str(layout.read_info().get("data", {}).get("checksum", ""))
+    labels = tuple(json.loads(labels_file.read_text(encoding="utf-8")))
+    train = _read_jsonl(layout.data_dir / "train.jsonl", checksum)
+    validation = _read_jsonl(layout.data_dir / "validation.jsonl", checksum)
+    return Split(train, validation, labels)

@@ -1,0 +1,132 @@
+"""Self-describing model bundles: a folder with ``model.onnx``, ``tokenizer.json`` and ``manifest.json``.
+
+The manifest records the label list, max length, temperature, checksums of the
+model and tokenizer, how the model was made and its evaluation metrics. The
+runtime refuses a bundle whose manifest is missing, malformed, from a newer
+format, or whose checksums do not match the files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from hybridroute.errors import ArtifactError
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+MODEL_NAME = "model.onnx"
+TOKENIZER_NAME = "tokenizer.json"
+REQUIRED_KEYS = ("format_version", "labels", "max_length", "files")
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a bundle is, how it was made and how well it did."""
+
+    labels: tuple[str, ...]
+    max_length: int
+    files: dict[str, str]  # file name -> sha256
+    temperature: float = 1.0  # logits are divided by it before softmax (fitted on validation data)
+    kind: str = "edge"
+    base_model: str = ""
+    data_checksum: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def model_version(self) -> str:
+        """A short, stable identifier: the first 12 hex digits of the model file's sha256."""
+        return self.files.get(MODEL_NAME, "unknown")[:12]
+
+    def to_json(self) -> str:
+        """The manifest as pretty JSON."""
+        data = asdict(self)
+        data["labels"] = list(self.labels)
+        return json.dumps(data, indent=2, sort_keys=True)
+
+    def with_updates(self, **changes: Any) -> Manifest:
+        """A copy with some fields replaced."""
+        return replace(self, **changes)
+
+
+def _parse_manifest(data: dict[str, Any], path: Path) -> Manifest:
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise ArtifactError(f"{path}: manifest lacks {missing}; it needs {list(REQUIRED_KEYS)}")
+    version = data["format_version"]
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ArtifactError(
+            f"{path}: manifest format {version!r} is newer than this hybridroute understands "
+            f"(up to {FORMAT_VERSION}); upgrade hybridroute"
+        )
+    labels = data["labels"]
+    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels):
+        raise ArtifactError(f"{path}: 'labels' must be a list of two or more strings, got {labels!r:.80}")
+    known = {f for f in Manifest.__dataclass_fields__}
+    try:
+        return Manifest(**{k: v for k, v in data.items() if k in known} | {"labels": tuple(labels)})
+    except TypeError as exc:
+        raise ArtifactError(f"{path}: malformed manifest ({exc})") from exc
+
+
+def read_manifest(bundle_dir: Path) -> Manifest:
+    """Read and validate a bundle's manifest (not yet its checksums)."""
+    path = Path(bundle_dir) / MANIFEST_NAME
+    if not Path(bundle_dir).is_dir():
+        raise ArtifactError(f"bundle folder {bundle_dir} does not exist")
+    if not path.is_file():
+        raise ArtifactError(f"{bundle_dir} is not a bundle: {MANIFEST_NAME} is missing")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{path}: must hold a JSON object")
+    return _parse_manifest(data, path)
+
+
+def verify_files(bundle_dir: Path, manifest: Manifest) -> None:
+    """Raise unless every file listed in the manifest exists with the recorded checksum."""
+    for name in (MODEL_NAME, TOKENIZER_NAME):
+        if name not in manifest.files:
+            raise ArtifactError(f"{bundle_dir}: manifest has no checksum for {name}")
+    for name, expected in manifest.files.items():
+        path = Path(bundle_dir) / name
+        if not path.is_file():
+            raise ArtifactError(f"{bundle_dir}: {name} is listed in the manifest but missing")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ArtifactError(
+                f"{path}: checksum mismatch (manifest {expected[:12]}…, file {actual[:12]}…); "
+                "the file was changed or corrupted after the bundle was written"
+            )
+
+
+def load_manifest(bundle_dir: Path) -> Manifest:
+    """Read a manifest and verify the files it lists."""
+    manifest = read_manifest(bundle_dir)
+    verify_files(bundle_dir, manifest)
+    return manifest
+
+
+def write_manifest(bundle_dir: Path, manifest: Manifest) -> Path:
+    """Record the checksums of the bundle's files and write ``manifest.json``."""
+    names = sorted(set(manifest.files) | {MODEL_NAME, TOKENIZER_NAME})
+    files = {name: sha256_file(Path(bundle_dir) / name) for name in names}
+    path = Path(bundle_dir) / MANIFEST_NAME
+    path.write_text(manifest.with_updates(files=files).to_json() + "\n", encoding="utf-8")
+    return path

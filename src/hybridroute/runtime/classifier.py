@@ -1,0 +1,203 @@
+"""The edge classifier: tokenizer + ONNX Runtime session + calibrated softmax.
+
+Imports only numpy, onnxruntime and tokenizers, so an edge machine never needs torch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from hybridroute.errors import ArtifactError, InferenceError
+from hybridroute.runtime.bundle import MODEL_NAME, TOKENIZER_NAME, Manifest, load_manifest
+from hybridroute.types import Prediction
+
+logger = logging.getLogger(__name__)
+
+
+class Session(Protocol):
+    """The part of ``onnxruntime.InferenceSession`` we use; tests pass a fake."""
+
+    def run(self, output_names: Sequence[str] | None, input_feed: dict[str, np.ndarray]) -> list[Any]:
+        """Run the graph on named inputs."""
+        ...
+
+    def get_inputs(self) -> Sequence[Any]:
+        """Describe the graph inputs (objects with a ``name``)."""
+        ...
+
+
+class TextTokenizer(Protocol):
+    """The part of ``tokenizers.Tokenizer`` we use."""
+
+    def encode_batch(self, inputs: list[str]) -> list[Any]:
+        """Encode texts to objects with ``ids`` and ``attention_mask``."""
+        ...
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``logits / temperature``, numerically stable.
+
+    Example: softmax(np.array([[0.0, 0.0]])) -> [[0.5, 0.5]]
+    """
+    scaled = logits.astype(np.float64) / temperature
+    scaled -= scaled.max(axis=-1, keepdims=True)
+    exp = np.exp(scaled)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def pad_batch(id_lists: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Pad token-id lists to the longest one: (input_ids, attention_mask), both int64.
+
+    Example: pad_batch([[5, 6, 7], [5]]) -> ([[5, 6, 7], [5, 0, 0]], [[1, 1, 1], [1, 0, 0]])
+    """
+    width = max(len(ids) for ids in id_lists)
+    input_ids = np.full((len(id_lists), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(id_lists), width), dtype=np.int64)
+    for row, ids in enumerate(id_lists):
+        input_ids[row, : len(ids)] = ids
+        mask[row, : len(ids)] = 1
+    return input_ids, mask
+
+
+def to_predictions(probabilities: np.ndarray, labels: Sequence[str]) -> list[Prediction]:
+    """Turn a (n, k) probability matrix into predictions."""
+    best = probabilities.argmax(axis=1)
+    return [
+        Prediction(
+            label=labels[b],
+            confidence=float(row[b]),
+            probabilities={label: float(p) for label, p in zip(labels, row, strict=True)},
+        )
+        for b, row in zip(best, probabilities, strict=True)
+    ]
+
+
+# ---------------------------------------------------------------- classifier
+
+
+@dataclass
+class EdgeClassifier:
+    """Classify texts with an ONNX model.
+
+    Build from parts (tests pass a fake session) or load a verified bundle with
+    :meth:`from_dir`.
+    """
+
+    session: Session
+    tokenizer: TextTokenizer
+    labels: tuple[str, ...]
+    max_length: int
+    temperature: float = 1.0
+    pad_id: int = 0
+    manifest: Manifest | None = None
+
+    def __post_init__(self) -> None:
+        self._input_names = {i.name for i in self.session.get_inputs()}
+        missing = {"input_ids", "attention_mask"} - self._input_names
+        if missing:
+            raise ArtifactError(f"model lacks inputs {sorted(missing)}; it has {sorted(self._input_names)}")
+
+    @classmethod
+    def from_dir(cls, bundle_dir: str | Path, threads: int = 0) -> EdgeClassifier:
+        """Load a bundle after verifying its manifest and checksums.
+
+        Args:
+            bundle_dir: folder holding model.onnx, tokenizer.json and manifest.json.
+            threads: intra-op threads for ONNX Runtime; 0 lets it choose.
+        """
+        bundle_dir = Path(bundle_dir)
+        manifest = load_manifest(bundle_dir)
+        session = open_session(bundle_dir / MODEL_NAME, threads)
+        tokenizer, pad_id = open_tokenizer(bundle_dir / TOKENIZER_NAME, manifest.max_length)
+        classifier = cls(
+            session, tokenizer, manifest.labels, manifest.max_length, manifest.temperature, pad_id, manifest
+        )
+        classifier.check_label_count()
+        return classifier
+
+    @property
+    def model_version(self) -> str:
+        """The bundle's model version, or 'unversioned' for one built from parts."""
+        return self.manifest.model_version if self.manifest else "unversioned"
+
+    def check_label_count(self) -> None:
+        """Refuse a model whose output width differs from the label list."""
+        logits = self.logits(["label check"])
+        if logits.shape[1] != len(self.labels):
+            raise ArtifactError(
+                f"model outputs {logits.shape[1]} classes but the manifest lists {len(self.labels)} labels"
+            )
+
+    def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Tokenize and pad to the longest text in the batch (truncated at ``max_length``)."""
+        encodings = self.tokenizer.encode_batch(list(texts))
+        return pad_batch([e.ids[: self.max_length] for e in encodings], self.pad_id)
+
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """Run the session on encoded inputs and return logits."""
+        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if "token_type_ids" in self._input_names:
+            feeds["token_type_ids"] = np.zeros_like(input_ids)
+        try:
+            (logits,) = self.session.run(["logits"], feeds)
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise InferenceError(f"ONNX Runtime failed on a batch of shape {input_ids.shape}: {exc}") from exc
+        return np.asarray(logits)
+
+    def logits(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Raw logits for ``texts``, computed in batches with dynamic padding."""
+        if not texts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        chunks = [self.run(*self.encode(texts[i : i + batch_size])) for i in range(0, len(texts), batch_size)]
+        return np.concatenate(chunks, axis=0)
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Calibrated class probabilities, shape (len(texts), len(labels))."""
+        return softmax(self.logits(texts, batch_size), self.temperature)
+
+    def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]:
+        """Label, confidence and probabilities per text."""
+        return to_predictions(self.predict_proba(texts, batch_size), self.labels)
+
+
+# ---------------------------------------------------------------- loaders
+
+
+def open_session(model_path: Path, threads: int = 0) -> Session:
+    """Open an ONNX Runtime CPU session with full graph optimization."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises untyped errors for corrupt files
+        raise ArtifactError(f"{model_path}: ONNX Runtime cannot load it ({exc})") from exc
+
+
+def open_tokenizer(path: Path, max_length: int) -> tuple[TextTokenizer, int]:
+    """Load a ``tokenizers`` JSON file with truncation at ``max_length``; return it and its pad id."""
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises a bare Exception for malformed files
+        raise ArtifactError(f"{path}: not a valid tokenizer file ({exc})") from exc
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_length)
+    pad_id = tokenizer.token_to_id("[PAD]")
+    if pad_id is None:
+        pad_id = tokenizer.token_to_id("<pad>") or 0
+    return tokenizer, pad_id

@@ -1,0 +1,490 @@
+"""Call the cloud tier without letting it hurt the edge: bounded time, bounded retries, a breaker.
+
+:class:`CloudClient` posts texts to a cloud app (see :mod:`.cloud_app`) and
+never raises for network, HTTP or garbage-response problems: it returns a
+:class:`CloudResult` with ``ok=False`` and a short reason code, so the caller
+can fall back to the edge answer and count why. :class:`InProcessCloud` offers
+the same interface around a classifier in this process (benchmarks, tests).
+
+Reason codes (``CloudResult.error``):
+    ``timeout``: an attempt got no complete answer within its time.
+    ``connect_error``: nothing accepted the connection.
+    ``connection_error``: the connection was reset or closed before a full answer.
+    ``transport_error``: another transport failure (proxy, TLS, ...).
+    ``http_<status>``: the service answered with a status other than 200.
+    ``malformed_response``: a 200 whose body breaks the contract.
+    ``label_mismatch``: a valid answer whose label set differs from the one expected.
+    ``budget_exhausted``: a retry was due but the call's time budget had run out.
+    ``circuit_open``: the breaker is open; the network was not touched.
+    ``inference_error``: the in-process model failed (:class:`InProcessCloud` only).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import ValidationError
+
+from hybridroute.config import check_positive, check_range
+from hybridroute.errors import ConfigError, InferenceError
+from hybridroute.runtime.classifier import EdgeClassifier
+from hybridroute.serving.schemas import CloudClassifyResponse, ErrorBody, brief
+from hybridroute.types import Prediction
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CLASSIFY_PATH = "/v1/classify"
+
+TIMEOUT = "timeout"
+CONNECT_ERROR = "connect_error"
+CONNECTION_ERROR = "connection_error"
+TRANSPORT_ERROR = "transport_error"
+MALFORMED_RESPONSE = "malformed_response"
+LABEL_MISMATCH = "label_mismatch"
+BUDGET_EXHAUSTED = "budget_exhausted"
+CIRCUIT_OPEN = "circuit_open"
+INFERENCE_ERROR = "inference_error"
+
+# Transient failures worth another try. A 4xx is our request's fault and would fail again.
+RETRYABLE = frozenset({TIMEOUT, CONNECT_ERROR, CONNECTION_ERROR, TRANSPORT_ERROR, MALFORMED_RESPONSE})
+MIN_ATTEMPT_S = 0.01  # with less time left than this, no round trip can finish: report the budget instead
+
+
+def is_retryable(reason: str) -> bool:
+    """Whether a failed attempt is worth repeating.
+
+    Example: is_retryable("http_503") -> True; is_retryable("http_422") -> False
+    """
+    return reason in RETRYABLE or reason.startswith("http_5")
+
+
+# ---------------------------------------------------------------- config
+
+
+def check_http_url(name: str, url: str) -> None:
+    """Raise unless ``url`` is an absolute http(s) URL with a host."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (parsing the port is the check)
+    except ValueError as exc:
+        raise ConfigError(f"{name} has an invalid port ({exc}); got {url!r}") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name} must be an http:// or https:// URL with a host, like http://cloud:8000; got {url!r}")
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Where the cloud tier is and how long and how often to try it.
+
+    Attributes:
+        url: base URL of the cloud app; the client posts to ``{url}/v1/classify``.
+        timeout_s: the longest one attempt may take, connect to last byte.
+        retries: extra attempts after a retryable failure (so at most ``retries + 1``).
+        backoff_s: pause before the first retry, doubled before each further one.
+        budget_s: the longest a whole call may take, attempts and pauses included.
+        breaker_failures: consecutive failed calls that open the circuit.
+        breaker_reset_s: how long the circuit stays open before one trial call.
+    """
+
+    url: str
+    timeout_s: float = 1.0  # a healthy cloud answers a small batch well within it; a stuck one must not
+    retries: int = 1  # one retry rides out a dropped connection or a replica restart; more feeds a sick one
+    backoff_s: float = 0.05  # short: a customer is waiting, and the budget bounds the total anyway
+    budget_s: float = 2.0  # the most an escalated query may add to its latency, retries included
+    breaker_failures: int = 5  # tolerates isolated blips but stops hammering a service that is down
+    breaker_reset_s: float = 10.0  # long enough for a replica to restart, short enough to recover soon after
+
+    def __post_init__(self) -> None:
+        check_http_url("url", self.url)
+        check_range("timeout_s", self.timeout_s, 0.001, 600.0)
+        check_range("retries", self.retries, 0, 10)
+        check_range("backoff_s", self.backoff_s, 0.0, 60.0)
+        check_range("budget_s", self.budget_s, MIN_ATTEMPT_S, 600.0)
+        check_range("breaker_failures", self.breaker_failures, 1, 1_000_000)
+        check_positive("breaker_reset_s", self.breaker_reset_s)
+
+
+# ---------------------------------------------------------------- circuit breaker
+
+
+class BreakerState(str, enum.Enum):
+    """Where a circuit breaker stands."""
+
+    CLOSED = "closed"  # calls go through
+    OPEN = "open"  # calls are refused without touching the network
+    HALF_OPEN = "half_open"  # one trial call decides between closed and open
+
+
+class CircuitBreaker:
+    """Stop calling a failing service for a while, then let one trial call through.
+
+    closed --N consecutive failures--> open --reset_s later--> half-open
+    half-open --trial succeeds--> closed; half-open --trial fails--> open (for reset_s again).
+
+    Thread-safe; time comes from the injected ``clock`` (seconds, monotonic).
+    """
+
+    def __init__(self, failures: int, reset_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        check_range("failures", failures, 1, 1_000_000)
+        check_positive("reset_s", reset_s)
+        self.failures = failures
+        self.reset_s = reset_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._state = BreakerState.CLOSED
+        self._consecutive = 0
+        self._opened_at = 0.0
+        self._trial_started_at: float | None = None
+
+    @property
+    def state(self) -> BreakerState:
+        """The current state (an open circuit reads half-open once ``reset_s`` has passed)."""
+        with self._lock:
+            return self._current()
+
+    def allow(self) -> bool:
+        """Whether a call may go ahead now; in half-open, True for one trial call at a time."""
+        with self._lock:
+            state = self._current()
+            if state is BreakerState.CLOSED:
+                return True
+            if state is BreakerState.HALF_OPEN and not self._trial_pending():
+                self._trial_started_at = self._clock()
+                return True
+            return False
+
+    def record_success(self) -> None:
+        """A call succeeded: close the circuit and forget earlier failures."""
+        with self._lock:
+            if self._state is not BreakerState.CLOSED:
+                logger.info("circuit closed: the cloud tier answered again")
+            self._state = BreakerState.CLOSED
+            self._consecutive = 0
+            self._trial_started_at = None
+
+    def record_failure(self) -> None:
+        """A call failed: count it, and open the circuit on the N-th in a row or a failed trial."""
+        with self._lock:
+            state = self._current()
+            if state is BreakerState.HALF_OPEN:
+                self._open("the trial call failed")
+            elif state is BreakerState.CLOSED:
+                self._consecutive += 1
+                if self._consecutive >= self.failures:
+                    self._open(f"{self._consecutive} consecutive failures")
+
+    def _current(self) -> BreakerState:
+        if self._state is BreakerState.OPEN and self._clock() - self._opened_at >= self.reset_s:
+            self._state = BreakerState.HALF_OPEN
+            self._trial_started_at = None
+        return self._state
+
+    def _trial_pending(self) -> bool:
+        # A trial whose caller never reported back must not block the circuit forever.
+        started = self._trial_started_at
+        return started is not None and self._clock() - started < self.reset_s
+
+    def _open(self, why: str) -> None:
+        logger.warning("circuit opened for %.1f s: %s", self.reset_s, why)
+        self._state = BreakerState.OPEN
+        self._opened_at = self._clock()
+        self._consecutive = 0
+        self._trial_started_at = None
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class CloudResult:
+    """What one call to the cloud tier produced.
+
+    Attributes:
+        ok: True when ``predictions`` holds one prediction per text.
+        predictions: the predictions, in input order; None when not ok.
+        model_version: the cloud model's version; None when not ok.
+        error: a short reason code (see the module docstring); None when ok.
+        attempts: HTTP attempts made (0 when the breaker refused the call).
+        latency_ms: wall-clock time of the whole call.
+        detail: a human-readable explanation of ``error``, for logs.
+    """
+
+    ok: bool
+    predictions: list[Prediction] | None
+    model_version: str | None
+    error: str | None
+    attempts: int
+    latency_ms: float
+    detail: str = ""
+
+
+class CloudBackend(Protocol):
+    """Anything that classifies texts with the cloud model and reports how it went."""
+
+    def classify(self, texts: Sequence[str]) -> CloudResult:
+        """Classify ``texts``; report failures in the result instead of raising."""
+        ...
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt's outcome: a valid response, or the reason it failed."""
+
+    response: CloudClassifyResponse | None = None
+    reason: str | None = None
+    detail: str = ""
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def error_detail(status: int, content: bytes) -> str:
+    """A short description of a non-200 answer, using our error body when there is one.
+
+    Example: error_detail(503, b'{"error": {"type": "not_ready", "message": "loading"}}')
+        -> "HTTP 503 not_ready: loading"
+    """
+    try:
+        error = ErrorBody.model_validate_json(content).error
+    except ValidationError:
+        return f"HTTP {status}: {brief(content[:200])}"
+    return f"HTTP {status} {error.type}: {error.message}"
+
+
+def read_response(status: int, content: bytes, n_texts: int, expected_labels: frozenset[str] | None) -> Attempt:
+    """Judge one HTTP answer strictly: status, JSON shape, types, count and labels.
+
+    Example: read_response(200, b"not json", 1, None) -> Attempt(reason="malformed_response", ...)
+    """
+    if status != 200:
+        return Attempt(reason=f"http_{status}", detail=error_detail(status, content))
+    try:
+        body = CloudClassifyResponse.model_validate_json(content, strict=True)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+        detail = f"{where}: {first['msg']}{more}"
+        return Attempt(reason=MALFORMED_RESPONSE, detail=detail)
+    problem = body.inconsistency(n_texts)
+    if problem:
+        return Attempt(reason=MALFORMED_RESPONSE, detail=problem)
+    if expected_labels is not None and set(body.labels) != expected_labels:
+        detail = f"cloud labels {sorted(body.labels)} differ from the expected {sorted(expected_labels)}"
+        return Attempt(reason=LABEL_MISMATCH, detail=detail)
+    return Attempt(response=body)
+
+
+def transport_reason(exc: httpx.TransportError) -> str:
+    """The reason code for an httpx transport error.
+
+    Example: transport_reason(httpx.ConnectError("refused")) -> "connect_error"
+    """
+    if isinstance(exc, httpx.TimeoutException):
+        return TIMEOUT
+    if isinstance(exc, httpx.ConnectError):
+        return CONNECT_ERROR
+    if isinstance(exc, (httpx.NetworkError, httpx.ProtocolError)):
+        return CONNECTION_ERROR
+    return TRANSPORT_ERROR
+
+
+def call_with_deadline(fn: Callable[[], T], timeout_s: float) -> T:
+    """Run ``fn`` in a daemon thread and wait at most ``timeout_s`` for its result.
+
+    httpx timeouts apply to each network operation (connect, each read), so a
+    server that trickles bytes could hold a request far beyond them; waiting
+    from outside makes the bound hard. A thread left behind ends on its own
+    httpx timeouts.
+
+    Raises:
+        concurrent.futures.TimeoutError: ``fn`` did not finish in time.
+        Exception: whatever ``fn`` raised.
+    """
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def work() -> None:
+        try:
+            future.set_result(fn())
+        except BaseException as exc:  # handed to the waiting caller, who re-raises it
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name="cloud-client-attempt", daemon=True).start()
+    return future.result(timeout=timeout_s)
+
+
+# ---------------------------------------------------------------- clients
+
+
+class CloudClient:
+    """Synchronous client for the cloud tier's ``POST /v1/classify``.
+
+    Each call has a hard wall-clock budget (``budget_s``) covering every
+    attempt and pause; each attempt gets ``min(timeout_s, budget left)``.
+    Retryable failures (connect errors, timeouts, dropped connections, 5xx,
+    malformed bodies) are retried with exponential backoff; 4xx and label
+    mismatches are not. A circuit breaker refuses calls after repeated
+    failures. Safe to share between threads.
+
+    Example:
+        with CloudClient(ClientConfig("http://cloud:8000")) as cloud:
+            result = cloud.classify(["where is my refund?"])
+            label = result.predictions[0].label if result.ok else edge_label
+    """
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        expected_labels: Sequence[str] | None = None,
+        breaker: CircuitBreaker | None = None,
+        http_client: httpx.Client | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """Build a client.
+
+        Args:
+            config: where the service is and the time limits.
+            expected_labels: if given, an answer whose label set differs is refused (``label_mismatch``);
+                pass the edge model's labels so the two tiers always speak about the same classes.
+            breaker: a breaker to share or to drive with a fake clock; by default one from ``config``.
+            http_client: an ``httpx.Client`` to send with (TLS client certificates, a custom CA, proxies,
+                or one pool shared by several clients); the caller closes it. By default the client
+                builds and owns one (building one costs ~0.1 s: keep clients long-lived).
+            clock: monotonic seconds, for the budget and latency.
+            sleep: how to pause between attempts.
+        """
+        self.config = config
+        self.expected_labels = frozenset(expected_labels) if expected_labels is not None else None
+        self.breaker = breaker or CircuitBreaker(config.breaker_failures, config.breaker_reset_s)
+        self._clock = clock
+        self._sleep = sleep
+        self._endpoint = config.url.rstrip("/") + CLASSIFY_PATH
+        self._owns_http = http_client is None
+        self._http = http_client if http_client is not None else httpx.Client(timeout=config.timeout_s)
+
+    def classify(self, texts: Sequence[str]) -> CloudResult:
+        """Classify ``texts`` with the cloud model; never raises for network, HTTP or body problems.
+
+        Args:
+            texts: texts to classify (already redacted); an empty list answers at once.
+
+        Returns:
+            ok with one prediction per text, or not ok with a reason code in ``error``.
+        """
+        started = self._clock()
+        texts = list(texts)
+        if not texts:
+            return CloudResult(True, [], None, None, 0, 0.0)
+        if not self.breaker.allow():
+            return self._result(started, Attempt(reason=CIRCUIT_OPEN, detail="circuit open; not calling"), 0)
+        outcome, attempts = self._call_with_retries(texts, deadline=started + self.config.budget_s)
+        self._record(outcome)
+        return self._result(started, outcome, attempts)
+
+    def close(self) -> None:
+        """Close the connection pool, unless it was handed in."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> CloudClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _call_with_retries(self, texts: list[str], deadline: float) -> tuple[Attempt, int]:
+        attempts = 0
+        while True:
+            left = deadline - self._clock()
+            if left < MIN_ATTEMPT_S:
+                spent = Attempt(reason=BUDGET_EXHAUSTED, detail=f"{self.config.budget_s} s budget used up")
+                return spent, attempts
+            attempts += 1
+            outcome = self._attempt(texts, min(self.config.timeout_s, left))
+            if outcome.reason is None or not is_retryable(outcome.reason) or attempts > self.config.retries:
+                return outcome, attempts
+            pause = self.config.backoff_s * 2 ** (attempts - 1)
+            if deadline - self._clock() - pause < MIN_ATTEMPT_S:
+                detail = (
+                    f"no time left in the {self.config.budget_s} s budget to retry "
+                    f"after {outcome.reason} ({outcome.detail})"
+                )
+                return Attempt(reason=BUDGET_EXHAUSTED, detail=detail), attempts
+            logger.debug("cloud attempt %d failed (%s); retrying in %.3f s", attempts, outcome.reason, pause)
+            self._sleep(pause)
+
+    def _attempt(self, texts: list[str], timeout_s: float) -> Attempt:
+        try:
+            response = call_with_deadline(lambda: self._post(texts, timeout_s), timeout_s)
+        except concurrent.futures.TimeoutError:
+            return Attempt(reason=TIMEOUT, detail=f"no complete answer within {timeout_s * 1000:.0f} ms")
+        except httpx.TransportError as exc:
+            return Attempt(reason=transport_reason(exc), detail=f"{type(exc).__name__}: {exc}")
+        return read_response(response.status_code, response.content, len(texts), self.expected_labels)
+
+    def _post(self, texts: list[str], timeout_s: float) -> httpx.Response:
+        return self._http.post(self._endpoint, json={"texts": texts}, timeout=timeout_s)
+
+    def _record(self, outcome: Attempt) -> None:
+        reason = outcome.reason
+        # A 4xx means the service is up and judged our request; it says nothing against the service.
+        if reason is None or reason.startswith("http_4"):
+            self.breaker.record_success()
+        else:
+            self.breaker.record_failure()
+
+    def _result(self, started: float, outcome: Attempt, attempts: int) -> CloudResult:
+        latency_ms = (self._clock() - started) * 1000.0
+        body = outcome.response
+        if body is None:
+            log = logger.debug if outcome.reason == CIRCUIT_OPEN else logger.warning
+            log(
+                "cloud call failed (%s) after %d attempts in %.0f ms: %s",
+                outcome.reason,
+                attempts,
+                latency_ms,
+                outcome.detail,
+            )
+            return CloudResult(False, None, None, outcome.reason, attempts, latency_ms, outcome.detail)
+        predictions = [p.to_prediction() for p in body.predictions]
+        return CloudResult(True, predictions, body.model_version, None, attempts, latency_ms)
+
+
+class InProcessCloud:
+    """The cloud model run in this process, behind the same interface as :class:`CloudClient`."""
+
+    def __init__(self, classifier: EdgeClassifier, clock: Callable[[], float] = time.perf_counter) -> None:
+        """Wrap a loaded classifier (for example ``EdgeClassifier.from_dir(cloud_bundle)``)."""
+        self.classifier = classifier
+        self._clock = clock
+
+    def classify(self, texts: Sequence[str]) -> CloudResult:
+        """Classify ``texts`` in process; an inference failure is reported, not raised."""
+        started = self._clock()
+        try:
+            predictions = self.classifier.predict(list(texts))
+        except InferenceError as exc:
+            latency_ms = (self._clock() - started) * 1000.0
+            logger.warning("in-process cloud model failed: %s", exc)
+            return CloudResult(False, None, None, INFERENCE_ERROR, 1, latency_ms, str(exc))
+        latency_ms = (self._clock() - started) * 1000.0
+        return CloudResult(True, predictions, self.classifier.model_version, None, 1, latency_ms)
+
+    def close(self) -> None:
+        """Nothing to release; here for symmetry with :class:`CloudClient`."""

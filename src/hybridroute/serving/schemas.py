@@ -1,0 +1,149 @@
+"""The cloud tier's HTTP contract: request, response and error bodies.
+
+Both sides use these models: the app validates requests and builds responses
+with them, and the client validates what comes back with them, so a change to
+the contract shows up on both sides at once. Unknown fields are rejected
+everywhere (``extra="forbid"``).
+
+Limits that depend on settings (``max_batch``, ``max_chars``) are checked by
+:func:`check_limits`, not by the models, because they are only known when the
+app is built.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hybridroute.errors import HybridError
+from hybridroute.types import Prediction
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+class RequestTooLarge(HybridError):
+    """A request is well formed but over a size limit (HTTP 413)."""
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def brief(value: object, limit: int = 60) -> str:
+    """A short ``repr`` of a received value, for error messages.
+
+    Example: brief("x" * 100, limit=8) -> "'xxxxxx… (102 chars)"
+    """
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text)} chars)"
+
+
+def accepted_request(max_batch: int, max_chars: int) -> str:
+    """Describe an acceptable request body in one line, for error messages."""
+    return (
+        f'a JSON object {{"texts": [...]}} holding 1 to {max_batch} non-blank strings '
+        f"of at most {max_chars} characters each, and no other fields"
+    )
+
+
+def check_limits(texts: list[str], max_batch: int, max_chars: int) -> None:
+    """Raise :class:`RequestTooLarge` if the batch or one of its texts is too large.
+
+    Example: check_limits(["hi"] * 3, max_batch=2, max_chars=10) -> RequestTooLarge("batch has 3 texts ...")
+    """
+    if len(texts) > max_batch:
+        raise RequestTooLarge(
+            f"batch has {len(texts)} texts; at most {max_batch} are accepted per request "
+            "(split the batch into smaller requests)"
+        )
+    for index, text in enumerate(texts):
+        if len(text) > max_chars:
+            raise RequestTooLarge(
+                f"texts[{index}] has {len(text)} characters; at most {max_chars} are accepted per text"
+            )
+
+
+# ---------------------------------------------------------------- request and response
+
+
+class CloudClassifyRequest(BaseModel):
+    """``POST /v1/classify`` body: the texts to classify (already redacted by the edge)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[str] = Field(min_length=1)
+
+    @field_validator("texts")
+    @classmethod
+    def _no_blank_texts(cls, texts: list[str]) -> list[str]:
+        blank = [i for i, text in enumerate(texts) if not text.strip()]
+        if blank:
+            raise ValueError(
+                f"texts at positions {blank[:10]} are blank; every text must hold a non-whitespace character"
+            )
+        return texts
+
+
+class PredictionBody(BaseModel):
+    """One prediction on the wire."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str
+    confidence: Probability
+    probabilities: dict[str, Probability]
+
+    def to_prediction(self) -> Prediction:
+        """Back to a runtime :class:`~hybridroute.types.Prediction`."""
+        return Prediction(label=self.label, confidence=self.confidence, probabilities=dict(self.probabilities))
+
+
+class CloudClassifyResponse(BaseModel):
+    """``POST /v1/classify`` answer: one prediction per text, in order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_version: str
+    labels: list[str] = Field(min_length=1)  # the model's full label list, in output order
+    predictions: list[PredictionBody]
+
+    def inconsistency(self, n_texts: int) -> str | None:
+        """Why this response cannot answer ``n_texts`` texts, or None if it can.
+
+        Example: a response with 2 predictions for 3 texts -> "2 predictions for 3 texts"
+        """
+        if len(self.predictions) != n_texts:
+            return f"{len(self.predictions)} predictions for {n_texts} texts"
+        known = set(self.labels)
+        for index, prediction in enumerate(self.predictions):
+            if prediction.label not in known:
+                return f"predictions[{index}].label {brief(prediction.label)} is not in labels {self.labels}"
+            unknown = sorted(set(prediction.probabilities) - known)
+            if unknown:
+                return f"predictions[{index}].probabilities has unknown labels {unknown[:5]}"
+        return None
+
+
+# ---------------------------------------------------------------- errors
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable machine-readable type and a message for people."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error response: ``{"error": {"type": ..., "message": ...}}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorDetail
+
+    @classmethod
+    def of(cls, type_: str, message: str) -> ErrorBody:
+        """Build an error body."""
+        return cls(error=ErrorDetail(type=type_, message=message))

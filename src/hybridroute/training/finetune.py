@@ -1,0 +1,224 @@
+"""Two-stage fine-tuning of an encoder into a classifier.
+
+Stage 1 warms up a fresh head on a frozen encoder: its features are computed
+once, so this costs one forward pass. Stage 2 trains the whole model at a
+smaller learning rate with warm-up and linear decay, evaluates after every
+epoch, stops after ``patience`` epochs without improvement and restores the
+best weights. Without stage 1 the random head's large gradients would wreck
+the pretrained encoder in the first steps.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from hybridroute.config import FinetuneConfig
+from hybridroute.data import Split
+from hybridroute.training.batching import bucketed_batches, pad, sequential_batches, tokenize
+from hybridroute.training.models import ClassifierSpec, SequenceClassifier, load_encoder, load_tokenizer
+from hybridroute.training.schedule import linear_warmup_decay
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EpochLog:
+    """One epoch of one stage."""
+
+    stage: str
+    epoch: int
+    train_loss: float
+    val_accuracy: float
+    val_loss: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    """The saved classifier and how training went."""
+
+    out_dir: Path
+    labels: tuple[str, ...]
+    val_accuracy: float
+    best_epoch: int
+    stopped_early: bool
+    seconds: float
+    history: list[EpochLog] = field(default_factory=list)
+
+
+@dataclass
+class _Encoded:
+    tokens: list[list[int]]
+    targets: torch.Tensor
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(t) for t in self.tokens]
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def predict_logits(
+    model: SequenceClassifier, tokens: Sequence[Sequence[int]], pad_id: int, batch_size: int = 64
+) -> torch.Tensor:
+    """Logits for pre-tokenized texts, in their original order."""
+    model.eval()
+    out = torch.zeros((len(tokens), len(model.spec.labels)))
+    with torch.no_grad():
+        for batch_idx in sequential_batches([len(t) for t in tokens], batch_size):
+            out[batch_idx] = model(*pad([tokens[i] for i in batch_idx], pad_id))
+    return out
+
+
+def score(logits: torch.Tensor, targets: torch.Tensor) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of logits against integer targets."""
+    accuracy = float((logits.argmax(dim=1) == targets).float().mean())
+    return accuracy, float(nn.functional.cross_entropy(logits, targets))
+
+
+def _features(model: SequenceClassifier, data: _Encoded, pad_id: int, batch_size: int) -> torch.Tensor:
+    model.eval()
+    feats = torch.zeros((len(data.tokens), model.head.in_features))
+    with torch.no_grad():
+        for batch_idx in sequential_batches(data.lengths, batch_size):
+            feats[batch_idx] = model.features(*pad([data.tokens[i] for i in batch_idx], pad_id))
+    return feats
+
+
+# ---------------------------------------------------------------- stages
+
+
+def warm_up_head(
+    model: SequenceClassifier, train: _Encoded, val: _Encoded, pad_id: int, config: FinetuneConfig, progress: bool
+) -> list[EpochLog]:
+    """Stage 1: train only the head on frozen-encoder features."""
+    if config.head_epochs == 0:
+        return []
+    started = time.monotonic()
+    train_x = _features(model, train, pad_id, 64)
+    val_x = _features(model, val, pad_id, 64)
+    optimizer = torch.optim.AdamW(model.head.parameters(), lr=config.head_learning_rate)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    generator = torch.Generator().manual_seed(config.seed)
+    history = []
+    for epoch in tqdm(range(1, config.head_epochs + 1), desc="stage 1: head warm-up", disable=not progress):
+        model.head.train()
+        losses = []
+        for batch in torch.randperm(len(train_x), generator=generator).split(config.batch_size):
+            loss = loss_fn(model.head(model.dropout(train_x[batch])), train.targets[batch])
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+        model.head.eval()
+        with torch.no_grad():
+            accuracy, val_loss = score(model.head(val_x), val.targets)
+        history.append(EpochLog("head", epoch, float(np.mean(losses)), accuracy, val_loss, time.monotonic() - started))
+    logger.info("stage 1 done: validation accuracy %.4f", history[-1].val_accuracy)
+    return history
+
+
+def _optimizer(model: nn.Module, config: FinetuneConfig) -> torch.optim.Optimizer:
+    # Biases and LayerNorm weights are not decayed, as in BERT's recipe.
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.learning_rate)
+
+
+def _train_epoch(
+    model: SequenceClassifier, train: _Encoded, pad_id: int, parts: tuple, rng: np.random.Generator, bar: tqdm
+) -> float:
+    optimizer, scheduler, loss_fn, batch_size = parts
+    model.train()
+    losses = []
+    for batch_idx in bucketed_batches(train.lengths, batch_size, rng):
+        logits = model(*pad([train.tokens[i] for i in batch_idx], pad_id))
+        loss = loss_fn(logits, train.targets[batch_idx])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+    return float(np.mean(losses))
+
+
+def train_full(
+    model: SequenceClassifier, train: _Encoded, val: _Encoded, pad_id: int, config: FinetuneConfig, progress: bool
+) -> tuple[list[EpochLog], int, bool]:
+    """Stage 2: train everything, early-stop on validation accuracy, restore the best weights.
+
+    Returns the epoch history, the best epoch (0 = the warmed-up starting point) and whether it stopped early.
+    """
+    rng = np.random.default_rng(config.seed)
+    per_epoch = math.ceil(len(train.tokens) / config.batch_size)
+    total = per_epoch * config.epochs
+    optimizer = _optimizer(model, config)
+    scheduler = linear_warmup_decay(optimizer, int(config.warmup_ratio * total), total)
+    parts = (optimizer, scheduler, nn.CrossEntropyLoss(label_smoothing=config.label_smoothing), config.batch_size)
+    best = (*score(predict_logits(model, val.tokens, pad_id), val.targets), 0)
+    best_state = copy.deepcopy(model.state_dict())
+    history, started, waited = [], time.monotonic(), 0
+    bar = tqdm(total=total, desc="stage 2: full fine-tuning", unit="batch", disable=not progress)
+    for epoch in range(1, config.epochs + 1):
+        train_loss = _train_epoch(model, train, pad_id, parts, rng, bar)
+        accuracy, val_loss = score(predict_logits(model, val.tokens, pad_id), val.targets)
+        history.append(EpochLog("full", epoch, train_loss, accuracy, val_loss, time.monotonic() - started))
+        bar.write(f"epoch {epoch}/{config.epochs}: train loss {train_loss:.4f}, val accuracy {accuracy:.4f}")
+        if (accuracy, -val_loss) > (best[0], -best[1]):
+            best, best_state, waited = (accuracy, val_loss, epoch), copy.deepcopy(model.state_dict()), 0
+        else:
+            waited += 1
+            if waited >= config.patience:
+                break
+    bar.close()
+    model.load_state_dict(best_state)
+    return history, best[2], len(history) < config.epochs
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+def _encode(tokenizer: object, texts: Sequence[str], labels: Sequence[str], index: dict[str, int], n: int) -> _Encoded:
+    return _Encoded(tokenize(tokenizer, texts, n), torch.tensor([index[x] for x in labels], dtype=torch.long))
+
+
+def finetune(
+    split: Split, encoder: str, config: FinetuneConfig, out_dir: Path, progress: bool = True
+) -> FinetuneResult:
+    """Fine-tune ``encoder`` (a base name or folder) on ``split`` and save the classifier in ``out_dir``."""
+    started = time.monotonic()
+    torch.manual_seed(config.seed)
+    tokenizer = load_tokenizer(encoder)
+    pad_id = int(tokenizer.pad_token_id)  # type: ignore[attr-defined]
+    spec = ClassifierSpec(split.labels, config.pooling, config.max_length, encoder, config.dropout)
+    model = SequenceClassifier(load_encoder(encoder), spec)
+    index = {label: i for i, label in enumerate(split.labels)}
+    train = _encode(tokenizer, split.train.texts, split.train.labels, index, config.max_length)
+    val = _encode(tokenizer, split.validation.texts, split.validation.labels, index, config.max_length)
+    for param in model.encoder.parameters():
+        param.requires_grad_(False)
+    history = warm_up_head(model, train, val, pad_id, config, progress)
+    for param in model.encoder.parameters():
+        param.requires_grad_(True)
+    full_history, best_epoch, stopped = train_full(model, train, val, pad_id, config, progress)
+    accuracy, _ = score(predict_logits(model, val.tokens, pad_id), val.targets)
+    model.save(out_dir, tokenizer)
+    seconds = time.monotonic() - started
+    return FinetuneResult(out_dir, split.labels, accuracy, best_epoch, stopped, seconds, history + full_history)

@@ -1,0 +1,198 @@
+"""The offline path of a model, step by step, into one run folder.
+
+Each step reads what the previous one left in the run folder and records its
+settings and results in ``run.json``. ``train_all`` runs them in order.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hybridroute.config import AdaptConfig, CompressConfig, DataConfig, FinetuneConfig, to_jsonable
+from hybridroute.data import Split, load_split, load_texts
+from hybridroute.runs import RunLayout, load_saved_split, save_split
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """Everything ``train_all`` needs."""
+
+    data: DataConfig
+    adapt: AdaptConfig
+    finetune: FinetuneConfig
+    compress: CompressConfig
+    corpus: Path | None = None  # unlabelled domain text; the training texts when None
+    skip_adapt: bool = False
+
+
+def prepare_data(layout: RunLayout, config: DataConfig) -> Split:
+    """Load, validate and split the labelled data; store the split in the run folder."""
+    split = load_split(config)
+    save_split(layout, split)
+    layout.update_info(
+        data={
+            "config": to_jsonable(config),
+            "checksum": split.train.checksum,
+            "labels": list(split.labels),
+            "train": len(split.train),
+            "validation": len(split.validation),
+            "dropped_blank": split.train.dropped_blank,
+        },
+    )
+    logger.info("data: %d train, %d validation, %d labels", len(split.train), len(split.validation), len(split.labels))
+    return split
+
+
+def reuse_or_prepare_data(layout: RunLayout, config: DataConfig) -> Split:
+    """Use the run's stored split when it came from the same file; split afresh for a new run.
+
+    A cloud tier trained on other data than the edge tier would make every comparison between them meaningless.
+    """
+    from hybridroute.data import file_sha256
+    from hybridroute.errors import DataError
+
+    stored = layout.read_info().get("data", {}).get("checksum")
+    if not stored:
+        return prepare_data(layout, config)
+    if config.path.is_file() and file_sha256(config.path) != stored:
+        raise DataError(
+            f"{config.path} differs from the data this run was trained on (checksum {stored[:12]}…); "
+            "train the cloud tier on the same file, or use a new --out folder"
+        )
+    return load_saved_split(layout)
+
+
+def run_adapt(layout: RunLayout, config: AdaptConfig, corpus: Path | None = None, progress: bool = True) -> Any:
+    """Masked-LM adaptation on ``corpus`` (or the stored training texts) into ``RUN/adapted``."""
+    from hybridroute.training.mlm import adapt
+
+    texts = load_texts(corpus) if corpus else list(load_saved_split(layout).train.texts)
+    result = adapt(texts, config, layout.adapted, progress)
+    layout.update_info(
+        base_model=config.base_model,
+        adapt={"config": to_jsonable(config), "corpus": str(corpus or "training texts")} | _public(asdict(result)),
+    )
+    return result
+
+
+def run_finetune(layout: RunLayout, config: FinetuneConfig, encoder: str | None = None, progress: bool = True) -> Any:
+    """Two-stage fine-tuning of ``encoder`` (default: the adapted one, else the base) into ``RUN/classifier``."""
+    from hybridroute.training.finetune import finetune
+
+    info = layout.read_info()
+    encoder = encoder or (str(layout.adapted) if layout.adapted.exists() else str(info.get("base_model", "minilm")))
+    result = finetune(load_saved_split(layout), encoder, config, layout.classifier, progress)
+    layout.update_info(finetune={"config": to_jsonable(config), "encoder": encoder} | _public(asdict(result)))
+    if "base_model" not in info:
+        layout.update_info(base_model=encoder)
+    return result
+
+
+def run_compress(layout: RunLayout, config: CompressConfig) -> Any:
+    """Export, check, quantize and gate into ``RUN/edge``."""
+    from hybridroute.compression.pipeline import compress_run
+
+    report = compress_run(layout, load_saved_split(layout).validation, config)
+    layout.update_info(
+        compress={"config": to_jsonable(config)}
+        | _public(asdict(report))
+        | {"size_reduction_pct": report.size_reduction_pct}
+    )
+    return report
+
+
+def cloud_finetune_defaults() -> FinetuneConfig:
+    """Fine-tuning settings for the 110M-parameter cloud encoder on a 2-core CPU.
+
+    A larger model needs a smaller learning rate and fewer epochs; three epochs
+    keep banking77 within the 90-minute budget on 2 cores.
+    """
+    return FinetuneConfig(head_epochs=3, epochs=3, learning_rate=4e-5, patience=2, batch_size=32, max_length=64)
+
+
+def run_cloud(
+    layout: RunLayout,
+    config: FinetuneConfig,
+    base_model: str = "mpnet",
+    compress: CompressConfig | None = None,
+    progress: bool = True,
+) -> Any:
+    """Fine-tune the cloud-tier encoder on the stored split and export ``RUN/cloud`` (FP32 ONNX)."""
+    from hybridroute.compression.pipeline import export_bundle
+    from hybridroute.training.finetune import finetune
+
+    split = load_saved_split(layout)
+    layout.update_info(cloud={"base_model": base_model, "config": to_jsonable(config)})
+    result = finetune(split, base_model, config, layout.cloud_classifier, progress)
+    report = export_bundle(
+        layout, layout.cloud_classifier, layout.cloud, split.validation, compress or CompressConfig(), "cloud"
+    )
+    layout.update_info(
+        cloud={"base_model": base_model, "config": to_jsonable(config)}
+        | _public(asdict(result))
+        | {"size_mb": report.size_mb, "onnx_val_accuracy": report.accuracy, "temperature": report.temperature}
+    )
+    return result
+
+
+def train_all(layout: RunLayout, plan: TrainPlan, progress: bool = True) -> dict[str, Any]:
+    """Data -> adaptation -> fine-tuning -> compression; returns the run record."""
+    prepare_data(layout, plan.data)
+    if not plan.skip_adapt:
+        run_adapt(layout, plan.adapt, plan.corpus, progress)
+    else:
+        layout.update_info(base_model=plan.adapt.base_model)
+    run_finetune(layout, plan.finetune, None if not plan.skip_adapt else plan.adapt.base_model, progress)
+    run_compress(layout, plan.compress)
+    return layout.read_info()
+
+
+def _public(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
+
+
+def validation_outcomes(layout: RunLayout) -> tuple[Any, np.ndarray, np.ndarray | None]:
+    """Validation split, the edge's calibrated probabilities on it, and the cloud's correctness (if a cloud exists)."""
+    from hybridroute.runtime import EdgeClassifier
+
+    validation = load_saved_split(layout).validation
+    edge = EdgeClassifier.from_dir(layout.require(layout.edge, "train"))
+    probabilities = edge.predict_proba(validation.texts, batch_size=64)
+    cloud_correct = None
+    if layout.cloud.is_dir():
+        cloud = EdgeClassifier.from_dir(layout.cloud)
+        predicted = [p.label for p in cloud.predict(validation.texts, batch_size=64)]
+        cloud_correct = np.array([p == y for p, y in zip(predicted, validation.labels, strict=True)])
+    return validation, probabilities, cloud_correct
+
+
+def run_calibrate(layout: RunLayout, policy: str, target: dict[str, float], seed: int = 0) -> Any:
+    """Fit the router's threshold (and error model) on the validation split; save ``RUN/router.json``."""
+    from hybridroute.routing.calibrate import calibrate_router
+    from hybridroute.routing.router_config import save_router
+    from hybridroute.runtime import read_manifest
+
+    validation, probabilities, cloud_correct = validation_outcomes(layout)
+    manifest = read_manifest(layout.edge)
+    labels_idx = [manifest.labels.index(y) for y in validation.labels]
+    router = calibrate_router(
+        probabilities,
+        labels_idx,
+        manifest.labels,
+        validation.texts,
+        cloud_correct,
+        policy,
+        target,
+        np.random.default_rng(seed),
+        temperature=manifest.temperature,
+    )
+    save_router(layout.router, router)
+    layout.update_info(router=router.to_dict())
+    return router

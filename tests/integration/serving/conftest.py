@@ -1,0 +1,79 @@
+"""Fixtures for the serving tests: a fast fake-session classifier and apps served on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from hybridroute.runtime.classifier import EdgeClassifier
+from hybridroute.serving.cloud_app import CloudSettings, create_app
+from hybridroute.serving.uvicorn_runner import serve_in_thread
+
+LABELS = ("negative", "neutral", "positive")
+EXPLODE_ID = 999  # the fake session fails on this token: the model-failure path
+NAN_ID = 998  # the fake session returns NaN logits for this token: the invalid-output path
+SPECIAL_WORDS = {"explode": EXPLODE_ID, "nan": NAN_ID}
+
+
+@dataclass(frozen=True)
+class FakeEncoding:
+    ids: list[int]
+
+
+class FakeTokenizer:
+    """One id per whitespace-separated word (its length), plus ids for the special words."""
+
+    def encode_batch(self, inputs: list[str]) -> list[FakeEncoding]:
+        return [FakeEncoding([SPECIAL_WORDS.get(w, len(w) + 1) for w in text.split()] or [1]) for text in inputs]
+
+
+@dataclass(frozen=True)
+class FakeInput:
+    name: str
+
+
+class FakeSession:
+    """Logits from the number of words: few words lean negative, many lean positive."""
+
+    def get_inputs(self) -> list[FakeInput]:
+        return [FakeInput("input_ids"), FakeInput("attention_mask")]
+
+    def run(self, output_names: Sequence[str] | None, input_feed: dict[str, np.ndarray]) -> list[Any]:
+        ids = input_feed["input_ids"]
+        if (ids == EXPLODE_ID).any():
+            raise RuntimeError("fake session exploded")
+        words = input_feed["attention_mask"].sum(axis=1).astype(np.float32)
+        logits = np.stack([3.0 - words, np.full_like(words, 0.5), words - 3.0], axis=1)
+        logits[(ids == NAN_ID).any(axis=1)] = np.nan
+        return [logits]
+
+
+def make_fake_classifier() -> EdgeClassifier:
+    return EdgeClassifier(FakeSession(), FakeTokenizer(), LABELS, max_length=32)
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[httpx.Client]:
+    """One HTTP client per module: building one per request costs more than the request."""
+    with httpx.Client(timeout=5.0) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def fake_classifier() -> EdgeClassifier:
+    return make_fake_classifier()
+
+
+SMALL_LIMITS = CloudSettings(bundle=None, max_batch=4, max_chars=50)
+
+
+@pytest.fixture(scope="module")
+def fake_cloud_url(fake_classifier: EdgeClassifier) -> Iterator[str]:
+    """The real cloud app around the fake classifier, with small limits, on loopback."""
+    with serve_in_thread(create_app(SMALL_LIMITS, fake_classifier)) as url:
+        yield url

@@ -1,0 +1,162 @@
+"""The CLI through click's runner and as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hybridroute.cli import main
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_train_then_classify(tmp_path: Path, toy_csv: Path, tiny_bert: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "finetune": {"head_epochs": 2, "learning_rate": 1e-3, "batch_size": 16},
+                "compress": {"max_accuracy_drop": 0.5},
+            }
+        )
+    )
+    code, output = invoke(
+        "train",
+        "--data",
+        str(toy_csv),
+        "--out",
+        str(tmp_path / "run"),
+        "--config",
+        str(config),
+        "--base-model",
+        str(tiny_bert),
+        "--epochs",
+        "1",
+        "--adapt-epochs",
+        "0.5",
+    )
+    assert code == 0, output
+    assert "edge bundle" in output and "validation accuracy" in output
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["finetune"]["config"]["epochs"] == 1
+    assert info["adapt"]["config"]["epochs"] == 0.5
+    code, output = invoke("classify", "--run", str(tmp_path / "run"), "--json", "great thanks", "awful broken")
+    assert code == 0, output
+    rows = json.loads(output)
+    assert [r["text"] for r in rows] == ["great thanks", "awful broken"]
+    assert all(r["label"] in {"negative", "neutral", "positive"} for r in rows)
+
+
+def test_steps_as_separate_commands(tmp_path: Path, toy_csv: Path, tiny_bert: Path) -> None:
+    run = str(tmp_path / "run")
+    code, output = invoke(
+        "adapt",
+        "--data",
+        str(toy_csv),
+        "--out",
+        run,
+        "--base-model",
+        str(tiny_bert),
+        "--epochs",
+        "0.5",
+        "--batch-size",
+        "16",
+    )
+    assert code == 0, output
+    assert "MLM held-out loss" in output
+    code, output = invoke("finetune", "--out", run, "--epochs", "1", "--head-epochs", "1", "--batch-size", "16")
+    assert code == 0, output
+    code, output = invoke("compress", "--run", run, "--max-accuracy-drop", "0.5")
+    assert code == 0, output
+    assert (tmp_path / "run" / "edge" / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--data", "missing.csv", "--out", "r"], "does not exist"),
+        (["train", "--data", "{toy}", "--out", "r", "--label-col", "category"], "the file has columns"),
+        (["train", "--data", "{toy}", "--out", "r", "--val-fraction", "0.9"], "val_fraction must be in"),
+        (["train", "--data", "{toy}", "--out", "r", "--config", "{bad_config}"], "unknown FinetuneConfig keys"),
+        (["train", "--data", "{toy}", "--out", "r", "--epochs", "-1"], "epochs must be in"),
+        (["classify", "--run", "nowhere", "hello"], "does not exist"),
+        (["classify", "--run", "{tmp}", "hello"], "manifest.json is missing"),
+        (["compress", "--run", "{tmp}"], "hybridroute finetune"),
+        (["finetune", "--out", "{tmp}"], "no stored data split"),
+    ],
+)
+def test_bad_input_gets_one_clear_line(tmp_path: Path, toy_csv: Path, args: list[str], message: str) -> None:
+    bad_config = tmp_path / "bad.json"
+    bad_config.write_text(json.dumps({"finetune": {"epochz": 3}}))
+    values = {"toy": str(toy_csv), "bad_config": str(bad_config), "tmp": str(tmp_path)}
+    code, output = invoke(*[a.format(**values) for a in args])
+    assert code != 0
+    assert message in output
+    assert "Traceback" not in output
+
+
+def test_module_entry_point_reports_errors_without_traceback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "hybridroute", "classify", "--run", str(tmp_path), "hi"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("Error:") and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_calibrate_then_route_with_in_process_cloud(tiny_hybrid_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_hybrid_run, run)
+    code, output = invoke("calibrate", "--run", str(run), "--policy", "learned", "--cloud-share", "0.3")
+    assert code == 0, output
+    assert json.loads((run / "router.json").read_text())["policy"] == "learned"
+    code, output = invoke("route", "--run", str(run), "--json", "great thanks", "awful broken", "when do you open")
+    assert code == 0, output
+    rows = json.loads(output)
+    assert len(rows) == 3
+    assert all(r["tier"] in {"edge", "cloud"} and r["reason"] and r["cost"] >= 0.001 for r in rows)
+
+
+def test_route_with_unreachable_cloud_still_answers(tiny_hybrid_run: Path) -> None:
+    code, output = invoke(
+        "route",
+        "--run",
+        str(tiny_hybrid_run),
+        "--cloud-url",
+        "http://127.0.0.1:9",
+        "--policy",
+        "always-cloud",
+        "--json",
+        "hello there",
+    )
+    assert code == 0, output
+    (row,) = json.loads(output[output.index("[") :])
+    assert row["tier"] == "edge" and row["fallback"] and row["reason"].startswith("fallback:")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["calibrate", "--run", "{run}", "--cloud-share", "1.5"], "share"),
+        (["calibrate", "--run", "{run}", "--cloud-share", "0.1", "--target-accuracy", "0.9"], "not both"),
+        (["route", "--run", "{run}", "--policy", "learned", "hi"], "needs calibration"),
+        (["route", "--run", "{run}", "--policy", "nonsense", "hi"], "nonsense"),
+        (["route", "--run", "{run}", "   "], "blank"),
+    ],
+)
+def test_routing_commands_reject_bad_input(tiny_hybrid_run: Path, args: list[str], message: str) -> None:
+    code, output = invoke(*[a.format(run=tiny_hybrid_run) for a in args])
+    assert code != 0 and message in output and "Traceback" not in output

@@ -1,0 +1,160 @@
+"""The offline path end to end with the tiny BERT: adapt, fine-tune, export, parity, quantize, gate, bundle."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from hybridroute.config import AdaptConfig, CompressConfig, DataConfig, FinetuneConfig
+from hybridroute.errors import ArtifactError
+from hybridroute.runs import RunLayout, load_saved_split
+from hybridroute.runtime import EdgeClassifier, load_manifest
+from hybridroute.workflow import prepare_data, run_adapt, run_compress, run_finetune
+
+
+def test_edge_bundle_describes_itself(tiny_run: Path) -> None:
+    manifest = load_manifest(tiny_run / "edge")
+    info = json.loads((tiny_run / "run.json").read_text())
+    assert manifest.labels == ("negative", "neutral", "positive")
+    assert set(manifest.files) == {"model.onnx", "tokenizer.json"}
+    assert manifest.data_checksum == info["data"]["checksum"] and len(manifest.data_checksum) == 64
+    assert manifest.base_model == info["base_model"]
+    assert manifest.settings["quantization"]["weight_type"] == "int8"
+    assert 0.0 <= manifest.metrics["val_accuracy_int8"] <= 1.0
+    assert manifest.metrics["parity"]["agreement"] >= 0.99
+    assert manifest.temperature > 0
+
+
+def test_int8_graph_holds_integer_matmuls_and_is_smaller(tiny_run: Path) -> None:
+    graph = onnx.load(str(tiny_run / "edge" / "model.onnx")).graph
+    ops = [node.op_type for node in graph.node]
+    integer_ops = [op for op in ops if op in {"MatMulInteger", "DynamicQuantizeMatMul"}]
+    assert len(integer_ops) >= 12  # 2 layers x (q, k, v, out, ffn in, ffn out) at least
+    assert "DynamicQuantizeLinear" in ops
+    fp32 = (tiny_run / "onnx_fp32" / "model.onnx").stat().st_size
+    int8 = (tiny_run / "edge" / "model.onnx").stat().st_size
+    assert int8 < 0.4 * fp32
+
+
+def test_onnx_fp32_matches_pytorch(tiny_run: Path) -> None:
+    from hybridroute.training.batching import tokenize
+    from hybridroute.training.finetune import predict_logits
+    from hybridroute.training.models import load_classifier
+
+    model, tokenizer = load_classifier(tiny_run / "classifier")
+    texts = ["great service thanks", "awful broken order", "when do you open", "x " * 200]
+    expected = predict_logits(model, tokenize(tokenizer, texts, model.spec.max_length), tokenizer.pad_token_id)
+    actual = EdgeClassifier.from_dir(tiny_run / "onnx_fp32").logits(texts)
+    np.testing.assert_allclose(actual, expected.numpy(), atol=1e-4)
+
+
+def test_labels_saved_as_json_and_no_pickles(tiny_run: Path) -> None:
+    spec = json.loads((tiny_run / "classifier" / "classifier.json").read_text())
+    assert spec["labels"] == ["negative", "neutral", "positive"]
+    suspicious = [p for p in tiny_run.rglob("*") if p.suffix in {".pkl", ".pickle", ".bin", ".pt"}]
+    assert suspicious == []
+
+
+def _fresh_run(tmp_path: Path, toy_csv: Path) -> RunLayout:
+    layout = RunLayout(tmp_path / "run")
+    prepare_data(layout, DataConfig(toy_csv, val_fraction=0.2))
+    return layout
+
+
+def test_adaptation_lowers_heldout_mlm_loss(tmp_path: Path, toy_csv: Path, tiny_bert: Path) -> None:
+    layout = _fresh_run(tmp_path, toy_csv)
+    result = run_adapt(
+        layout, AdaptConfig(base_model=str(tiny_bert), epochs=3, learning_rate=1e-3, batch_size=16), progress=False
+    )
+    assert result.loss_after < result.loss_before
+    assert (layout.adapted / "config.json").is_file()
+    assert json.loads(layout.info_file.read_text())["adapt"]["loss_after"] == pytest.approx(result.loss_after)
+
+
+def _finetune(tmp_path: Path, toy_csv: Path, tiny_bert: Path, **overrides: object) -> tuple[RunLayout, object]:
+    layout = _fresh_run(tmp_path, toy_csv)
+    config = FinetuneConfig(**({"head_epochs": 2, "epochs": 3, "learning_rate": 1e-3, "batch_size": 16} | overrides))
+    return layout, run_finetune(layout, config, str(tiny_bert), progress=False)
+
+
+def test_finetune_is_reproducible(tmp_path: Path, toy_csv: Path, tiny_bert: Path) -> None:
+    from safetensors.numpy import load_file
+
+    first_layout, first = _finetune(tmp_path / "a", toy_csv, tiny_bert)
+    second_layout, second = _finetune(tmp_path / "b", toy_csv, tiny_bert)
+    assert [h.train_loss for h in first.history] == [h.train_loss for h in second.history]
+    a = load_file(first_layout.classifier / "head.safetensors")
+    b = load_file(second_layout.classifier / "head.safetensors")
+    np.testing.assert_array_equal(a["weight"], b["weight"])
+
+
+def test_finetune_runs_both_stages_and_restores_best(tmp_path: Path, toy_csv: Path, tiny_bert: Path) -> None:
+    _, result = _finetune(tmp_path, toy_csv, tiny_bert, epochs=4)
+    stages = [h.stage for h in result.history]
+    assert stages == ["head", "head", "full", "full", "full", "full"][: len(stages)] and "full" in stages
+    full = [h.val_accuracy for h in result.history if h.stage == "full"]
+    if result.best_epoch:
+        assert result.val_accuracy == pytest.approx(full[result.best_epoch - 1], abs=1e-6)
+    assert result.val_accuracy >= max(full) - 1e-6
+
+
+def test_early_stopping_stops_when_nothing_improves(tmp_path: Path, toy_csv: Path, tiny_bert: Path) -> None:
+    # A learning rate this small cannot move validation accuracy: patience 1 must stop after one epoch.
+    _, result = _finetune(tmp_path, toy_csv, tiny_bert, epochs=6, patience=1, learning_rate=1e-7)
+    assert result.stopped_early
+    assert len([h for h in result.history if h.stage == "full"]) == 1
+    assert result.best_epoch == 0
+
+
+def _copy_run(tiny_run: Path, tmp_path: Path) -> RunLayout:
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_run, root)
+    return RunLayout(root)
+
+
+def test_accuracy_gate_refuses_and_keeps_old_bundle(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hybridroute.compression import pipeline
+
+    layout = _copy_run(tiny_run, tmp_path)
+    before = (layout.edge / "manifest.json").read_text()
+    real_accuracy = pipeline._accuracy
+    calls: list[Path] = []
+
+    def worse_int8(classifier: EdgeClassifier, data: object) -> tuple[float, np.ndarray]:
+        accuracy, logits = real_accuracy(classifier, data)  # type: ignore[arg-type]
+        calls.append(Path())
+        return (accuracy - 0.2 if len(calls) == 2 else accuracy), logits  # the second call scores INT8
+
+    monkeypatch.setattr(pipeline, "_accuracy", worse_int8)
+    with pytest.raises(ArtifactError, match="accuracy gate failed"):
+        run_compress(layout, CompressConfig(max_accuracy_drop=0.01))
+    assert (layout.edge / "manifest.json").read_text() == before
+
+
+def test_parity_failure_is_loud(tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hybridroute.compression import pipeline
+
+    layout = _copy_run(tiny_run, tmp_path)
+    real = pipeline._torch_logits
+    monkeypatch.setattr(pipeline, "_torch_logits", lambda *args: real(*args) + 0.5)
+    with pytest.raises(ArtifactError, match="parity check failed"):
+        run_compress(layout, CompressConfig())
+
+
+def test_compress_without_classifier_names_the_missing_step(tmp_path: Path, toy_csv: Path) -> None:
+    layout = _fresh_run(tmp_path, toy_csv)
+    with pytest.raises(ArtifactError, match="hybridroute finetune"):
+        run_compress(layout, CompressConfig())
+
+
+def test_saved_split_is_reused(tiny_run: Path) -> None:
+    split = load_saved_split(RunLayout(tiny_run))
+    assert len(split.train) + len(split.validation) == 120
+    assert set(split.validation.labels) == set(split.labels)

@@ -1,0 +1,215 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hybridroute.errors import ArtifactError
+from hybridroute.runtime.bundle import (
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    MODEL_NAME,
+    TOKENIZER_NAME,
+    Manifest,
+    load_manifest,
+    read_manifest,
+    sha256_file,
+    verify_files,
+    write_manifest,
+)
+
+MODEL_BYTES = b"\x08\x07fake-onnx-graph\x00\x01\x02"
+TOKENIZER_BYTES = b'{"version": "1.0", "model": {}}'
+
+
+def _manifest(**changes: Any) -> Manifest:
+    values: dict[str, Any] = {
+        "labels": ("neg", "neu", "pos"),
+        "max_length": 64,
+        "files": {},
+        "temperature": 1.7,
+        "base_model": "tiny",
+        "data_checksum": "abc",
+        "settings": {"opset": 17},
+        "metrics": {"accuracy": 0.9},
+    }
+    return Manifest(**values | changes)
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> Path:
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    (folder / MODEL_NAME).write_bytes(MODEL_BYTES)
+    (folder / TOKENIZER_NAME).write_bytes(TOKENIZER_BYTES)
+    write_manifest(folder, _manifest())
+    return folder
+
+
+def _rewrite(bundle: Path, **changes: Any) -> None:
+    path = bundle / MANIFEST_NAME
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for key, value in changes.items():
+        if value is _DELETE:
+            del data[key]
+        else:
+            data[key] = value
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+_DELETE = object()
+
+
+# ---------------------------------------------------------------- round trip
+
+
+def test_round_trip(bundle: Path) -> None:
+    loaded = load_manifest(bundle)
+    assert loaded == _manifest(files=loaded.files)
+    assert loaded.labels == ("neg", "neu", "pos")
+    assert isinstance(loaded.labels, tuple)
+    assert loaded.temperature == 1.7
+    assert loaded.format_version == FORMAT_VERSION
+    assert loaded.files == {
+        MODEL_NAME: hashlib.sha256(MODEL_BYTES).hexdigest(),
+        TOKENIZER_NAME: hashlib.sha256(TOKENIZER_BYTES).hexdigest(),
+    }
+
+
+def test_write_manifest_returns_path_and_records_extra_files(bundle: Path) -> None:
+    (bundle / "extra.txt").write_bytes(b"notes")
+    path = write_manifest(bundle, _manifest(files={"extra.txt": "stale"}))
+    assert path == bundle / MANIFEST_NAME
+    files = load_manifest(bundle).files
+    assert files["extra.txt"] == sha256_file(bundle / "extra.txt")
+    assert set(files) == {"extra.txt", MODEL_NAME, TOKENIZER_NAME}
+
+
+def test_write_manifest_needs_model_file(tmp_path: Path) -> None:
+    (tmp_path / TOKENIZER_NAME).write_bytes(TOKENIZER_BYTES)
+    with pytest.raises(FileNotFoundError):
+        write_manifest(tmp_path, _manifest())
+
+
+def test_model_version_is_12_hex_chars(bundle: Path) -> None:
+    version = load_manifest(bundle).model_version
+    assert re.fullmatch(r"[0-9a-f]{12}", version)
+    assert version == hashlib.sha256(MODEL_BYTES).hexdigest()[:12]
+
+
+def test_model_version_unknown_without_model_checksum() -> None:
+    assert _manifest().model_version == "unknown"
+
+
+def test_to_json_is_plain_json() -> None:
+    data = json.loads(_manifest().to_json())
+    assert data["labels"] == ["neg", "neu", "pos"]
+    assert data["metrics"] == {"accuracy": 0.9}
+
+
+def test_with_updates_returns_a_copy() -> None:
+    original = _manifest()
+    changed = original.with_updates(temperature=2.0)
+    assert changed.temperature == 2.0
+    assert original.temperature == 1.7
+
+
+def test_unknown_manifest_keys_are_ignored(bundle: Path) -> None:
+    _rewrite(bundle, added_later="whatever")
+    assert read_manifest(bundle).labels == ("neg", "neu", "pos")
+
+
+def test_older_format_version_is_read(bundle: Path) -> None:
+    _rewrite(bundle, format_version=FORMAT_VERSION - 1)
+    assert read_manifest(bundle).format_version == FORMAT_VERSION - 1
+
+
+# ---------------------------------------------------------------- refusals
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="bundle folder .* does not exist"):
+        load_manifest(tmp_path / "nowhere")
+
+
+def test_missing_manifest(bundle: Path) -> None:
+    (bundle / MANIFEST_NAME).unlink()
+    with pytest.raises(ArtifactError, match="is not a bundle: manifest.json is missing"):
+        load_manifest(bundle)
+
+
+@pytest.mark.parametrize("content", [b"{broken", b"", b"\xff\xfe\xfa"])
+def test_invalid_json(bundle: Path, content: bytes) -> None:
+    (bundle / MANIFEST_NAME).write_bytes(content)
+    with pytest.raises(ArtifactError, match="not valid JSON"):
+        load_manifest(bundle)
+
+
+def test_manifest_not_an_object(bundle: Path) -> None:
+    (bundle / MANIFEST_NAME).write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(ArtifactError, match="must hold a JSON object"):
+        load_manifest(bundle)
+
+
+@pytest.mark.parametrize("key", ["format_version", "labels", "max_length", "files"])
+def test_missing_required_key(bundle: Path, key: str) -> None:
+    _rewrite(bundle, **{key: _DELETE})
+    with pytest.raises(ArtifactError) as info:
+        load_manifest(bundle)
+    message = str(info.value)
+    assert f"manifest lacks ['{key}']" in message
+    assert "['format_version', 'labels', 'max_length', 'files']" in message
+
+
+@pytest.mark.parametrize("labels", ["neg,pos", {"a": 1}, ["only"], [], ["a", 2], None])
+def test_bad_labels(bundle: Path, labels: Any) -> None:
+    _rewrite(bundle, labels=labels)
+    with pytest.raises(ArtifactError, match="'labels' must be a list of two or more strings"):
+        load_manifest(bundle)
+
+
+@pytest.mark.parametrize("version", [FORMAT_VERSION + 1, 99, "2", 1.5])
+def test_newer_format_version(bundle: Path, version: Any) -> None:
+    _rewrite(bundle, format_version=version)
+    with pytest.raises(ArtifactError) as info:
+        load_manifest(bundle)
+    message = str(info.value)
+    assert f"manifest format {version!r} is newer" in message
+    assert "upgrade hybridroute" in message
+
+
+def test_checksum_mismatch_after_edit(bundle: Path) -> None:
+    (bundle / MODEL_NAME).write_bytes(MODEL_BYTES + b"!")
+    read_manifest(bundle)  # the manifest itself is fine
+    with pytest.raises(ArtifactError, match="model.onnx: checksum mismatch") as info:
+        load_manifest(bundle)
+    assert hashlib.sha256(MODEL_BYTES).hexdigest()[:12] in str(info.value)
+
+
+def test_checksum_mismatch_on_tokenizer(bundle: Path) -> None:
+    (bundle / TOKENIZER_NAME).write_bytes(b"{}")
+    with pytest.raises(ArtifactError, match="tokenizer.json: checksum mismatch"):
+        load_manifest(bundle)
+
+
+def test_listed_file_missing(bundle: Path) -> None:
+    (bundle / TOKENIZER_NAME).unlink()
+    with pytest.raises(ArtifactError, match="tokenizer.json is listed in the manifest but missing"):
+        load_manifest(bundle)
+
+
+@pytest.mark.parametrize("name", [MODEL_NAME, TOKENIZER_NAME])
+def test_manifest_without_a_required_checksum(bundle: Path, name: str) -> None:
+    files = load_manifest(bundle).files
+    del files[name]
+    _rewrite(bundle, files=files)
+    with pytest.raises(ArtifactError, match=f"manifest has no checksum for {name}"):
+        load_manifest(bundle)
+
+
+def test_verify_files_accepts_intact_bundle(bundle: Path) -> None:
+    verify_files(bundle, read_manifest(bundle))

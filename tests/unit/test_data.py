@@ -1,0 +1,390 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import write_toy_csv
+from hybridroute.config import DataConfig
+from hybridroute.data import (
+    LabelledTexts,
+    check_known_labels,
+    check_trainable,
+    file_sha256,
+    is_blank,
+    load_labelled,
+    load_split,
+    load_texts,
+    stratified_split,
+)
+from hybridroute.errors import DataError
+
+
+def _csv(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _jsonl(path: Path, rows: list[object]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _data(labels: list[str]) -> LabelledTexts:
+    return LabelledTexts(tuple(f"text {i}" for i in range(len(labels))), tuple(labels), source="mem")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+@pytest.mark.parametrize(("text", "blank"), [("", True), (" \t\n", True), ("\u3000", True), (" hi ", False)])
+def test_is_blank(text: str, blank: bool) -> None:
+    assert is_blank(text) is blank
+
+
+def test_labelled_texts_rejects_length_mismatch() -> None:
+    with pytest.raises(DataError, match="2 texts but 1 labels"):
+        LabelledTexts(("a", "b"), ("x",))
+
+
+def test_subset_keeps_order_and_source() -> None:
+    data = LabelledTexts(("a", "b", "c"), ("x", "y", "z"), source="s", checksum="c0")
+    part = data.subset([2, 0])
+    assert part.texts == ("c", "a")
+    assert part.labels == ("z", "x")
+    assert (part.source, part.checksum) == ("s", "c0")
+
+
+# ---------------------------------------------------------------- loading
+
+
+def test_load_csv_with_custom_columns(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "d.csv", 'id,message,intent\n1,hello there,greet\n2,"where, exactly?",ask\n')
+    data = load_labelled(DataConfig(path, text_col="message", label_col="intent"))
+    assert data.texts == ("hello there", "where, exactly?")
+    assert data.labels == ("greet", "ask")
+    assert data.dropped_blank == 0
+    assert data.source == str(path)
+
+
+def test_load_csv_strips_labels_but_keeps_texts(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "d.csv", "text,label\n  padded text ,  pos \n")
+    data = load_labelled(DataConfig(path))
+    assert data.texts == ("  padded text ",)
+    assert data.labels == ("pos",)
+
+
+def test_load_jsonl_with_custom_columns(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "d.jsonl", [{"body": "hi", "y": "greet"}, {"body": "bye", "y": 3}])
+    path.write_text(path.read_text(encoding="utf-8") + "\n   \n", encoding="utf-8")  # blank lines are skipped
+    data = load_labelled(DataConfig(path, text_col="body", label_col="y"))
+    assert data.texts == ("hi", "bye")
+    assert data.labels == ("greet", "3")
+
+
+def test_suffix_is_case_insensitive(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "D.CSV", "text,label\na,x\n")
+    assert load_labelled(DataConfig(path)).labels == ("x",)
+
+
+def test_checksum_is_sha256_of_file(tmp_path: Path) -> None:
+    path = write_toy_csv(tmp_path / "toy.csv", per_class=5)
+    expected = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert file_sha256(path) == expected
+    assert load_labelled(DataConfig(path)).checksum == expected
+
+
+def test_checksum_changes_with_content(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "d.csv", "text,label\na,x\n")
+    before = load_labelled(DataConfig(path)).checksum
+    _csv(path, "text,label\nb,x\n")
+    assert load_labelled(DataConfig(path)).checksum != before
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "absent.csv"
+    with pytest.raises(DataError, match="does not exist") as info:
+        load_labelled(DataConfig(path))
+    assert str(path) in str(info.value)
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    folder = tmp_path / "data.csv"
+    folder.mkdir()
+    with pytest.raises(DataError, match="is not a file"):
+        load_labelled(DataConfig(folder))
+
+
+@pytest.mark.parametrize("name", ["d.tsv", "d.json", "d.xlsx", "d"])
+def test_unsupported_suffix(tmp_path: Path, name: str) -> None:
+    path = _csv(tmp_path / name, "text,label\na,x\n")
+    with pytest.raises(DataError, match="unsupported file type") as info:
+        load_labelled(DataConfig(path))
+    assert ".csv, .jsonl" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text_col", "label_col", "missing"), [("message", "label", "message"), ("text", "intent", "intent")]
+)
+def test_csv_missing_column_names_existing_columns(tmp_path: Path, text_col: str, label_col: str, missing: str) -> None:
+    path = _csv(tmp_path / "d.csv", "text,label,extra\na,x,1\n")
+    with pytest.raises(DataError) as info:
+        load_labelled(DataConfig(path, text_col=text_col, label_col=label_col))
+    message = str(info.value)
+    assert f"column {missing!r} not found" in message
+    assert "['extra', 'label', 'text']" in message
+
+
+def test_jsonl_missing_column_names_existing_columns(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "d.jsonl", [{"body": "hi", "label": "x"}])
+    with pytest.raises(DataError) as info:
+        load_labelled(DataConfig(path))
+    assert "column 'text' not found" in str(info.value)
+    assert "['body', 'label']" in str(info.value)
+
+
+def test_blank_texts_are_dropped_and_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = _csv(tmp_path / "d.csv", 'text,label\na,x\n"   ",x\n,y\nb,y\n')
+    with caplog.at_level(logging.WARNING, logger="hybridroute.data"):
+        data = load_labelled(DataConfig(path))
+    assert data.texts == ("a", "b")
+    assert data.dropped_blank == 2
+    assert "dropped 2 blank texts" in caplog.text
+
+
+def test_blank_texts_in_jsonl_including_missing_and_null(tmp_path: Path) -> None:
+    path = _jsonl(
+        tmp_path / "d.jsonl",
+        [{"text": "a", "label": "x"}, {"text": None, "label": "x"}, {"label": "y"}, {"text": "  ", "label": "y"}],
+    )
+    data = load_labelled(DataConfig(path))
+    assert data.texts == ("a",)
+    assert data.dropped_blank == 3
+
+
+def test_strict_mode_refuses_blank_text(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "d.csv", 'text,label\na,x\n"  ",x\n')
+    with pytest.raises(DataError, match="row 3 has a blank text"):
+        load_labelled(DataConfig(path, strict=True))
+
+
+def test_all_blank_is_an_error(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "d.csv", 'text,label\n" ",x\n,y\n')
+    with pytest.raises(DataError, match=r"no usable rows \(2 blank texts dropped\)"):
+        load_labelled(DataConfig(path))
+
+
+def test_header_only_is_an_error(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "d.csv", "text,label\n")
+    with pytest.raises(DataError, match="no usable rows"):
+        load_labelled(DataConfig(path))
+
+
+@pytest.mark.parametrize("row", ["b,", "b,   ", "b"])
+def test_missing_label_is_an_error_naming_row_and_column(tmp_path: Path, row: str) -> None:
+    path = _csv(tmp_path / "d.csv", f"text,label\na,x\n{row}\n")
+    with pytest.raises(DataError, match="row 3 has no label in column 'label'"):
+        load_labelled(DataConfig(path))
+
+
+def test_null_label_in_jsonl_is_an_error(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "d.jsonl", [{"text": "a", "label": "x"}, {"text": "b", "label": None}])
+    with pytest.raises(DataError, match="has no label in column 'label'"):
+        load_labelled(DataConfig(path))
+
+
+def test_jsonl_missing_label_names_the_real_line(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "d.jsonl", [{"text": "a", "label": "x"}, {"text": "b"}])
+    with pytest.raises(DataError, match="(row|line) 2 has no label"):
+        load_labelled(DataConfig(path))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_non_utf8_file(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"d{suffix}"
+    if suffix == ".csv":
+        path.write_bytes("text,label\ncaf\u00e9,x\n".encode("latin-1"))
+    else:
+        path.write_bytes('{"text": "caf\u00e9", "label": "x"}\n'.encode("latin-1"))
+    with pytest.raises(DataError, match="not UTF-8 text"):
+        load_labelled(DataConfig(path))
+
+
+def test_csv_with_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_bytes("text,label\na,x\n".encode("utf-8-sig"))
+    assert load_labelled(DataConfig(path)).texts == ("a",)
+
+
+def test_malformed_jsonl_line_names_line_number(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a", "label": "x"}\n\n{"text": "b", "label": \n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"d\.jsonl:3: not valid JSON"):
+        load_labelled(DataConfig(path))
+
+
+def test_jsonl_line_that_is_not_an_object(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a", "label": "x"}\n["b", "y"]\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r":2: each line must be a JSON object, got list"):
+        load_labelled(DataConfig(path))
+
+
+# ---------------------------------------------------------------- trainability
+
+
+def test_single_class_is_refused() -> None:
+    with pytest.raises(DataError, match="only one class \\('x'\\)"):
+        check_trainable(_data(["x", "x", "x"]))
+
+
+def test_class_with_one_example_is_refused_by_name() -> None:
+    with pytest.raises(DataError, match=r"fewer than two examples cannot be split: \['lonely'\]"):
+        stratified_split(_data(["x", "x", "y", "y", "lonely"]), 0.2, 0)
+
+
+def test_many_tiny_classes_are_listed_with_ellipsis() -> None:
+    labels = ["big", "big"] + [f"c{i:02d}" for i in range(12)]
+    with pytest.raises(DataError) as info:
+        check_trainable(_data(labels))
+    message = str(info.value)
+    assert "'c09'" in message
+    assert "'c10'" not in message
+    assert " ..." in message
+
+
+def test_empty_data_is_refused_with_data_error() -> None:
+    with pytest.raises(DataError):
+        check_trainable(LabelledTexts((), (), source="empty"))
+
+
+def test_load_split_refuses_single_class_file(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "d.csv", "text,label\na,x\nb,x\nc,x\n")
+    with pytest.raises(DataError, match="only one class"):
+        load_split(DataConfig(path))
+
+
+# ---------------------------------------------------------------- split
+
+
+def _skewed() -> LabelledTexts:
+    return _data(["a"] * 50 + ["b"] * 20 + ["c"] * 10 + ["d"] * 2)
+
+
+def test_split_keeps_every_class_in_both_parts() -> None:
+    split = stratified_split(_skewed(), 0.1, seed=0)
+    assert set(split.train.labels) == set(split.validation.labels) == {"a", "b", "c", "d"}
+    assert split.labels == ("a", "b", "c", "d")
+
+
+def test_split_proportions_per_class() -> None:
+    split = stratified_split(_skewed(), 0.2, seed=0)
+    assert Counter(split.validation.labels) == {"a": 10, "b": 4, "c": 2, "d": 1}
+    assert Counter(split.train.labels) == {"a": 40, "b": 16, "c": 8, "d": 1}
+
+
+def test_split_docstring_example() -> None:
+    split = stratified_split(_data(["a"] * 10 + ["b"] * 10), 0.2, seed=3)
+    assert Counter(split.train.labels) == {"a": 8, "b": 8}
+    assert Counter(split.validation.labels) == {"a": 2, "b": 2}
+
+
+def test_split_no_overlap_and_full_coverage() -> None:
+    data = _skewed()
+    split = stratified_split(data, 0.25, seed=1)
+    train, val = set(split.train.texts), set(split.validation.texts)
+    assert not train & val
+    assert train | val == set(data.texts)
+    assert len(split.train) + len(split.validation) == len(data)
+    for part in (split.train, split.validation):  # texts keep their own labels
+        for text, label in zip(part.texts, part.labels, strict=True):
+            assert data.labels[data.texts.index(text)] == label
+
+
+def test_split_is_deterministic_for_a_seed() -> None:
+    first = stratified_split(_skewed(), 0.2, seed=42)
+    second = stratified_split(_skewed(), 0.2, seed=42)
+    assert first == second
+
+
+def test_split_differs_for_another_seed() -> None:
+    first = stratified_split(_skewed(), 0.2, seed=1)
+    second = stratified_split(_skewed(), 0.2, seed=2)
+    assert first.validation.texts != second.validation.texts
+
+
+def test_load_split_from_toy_csv(tmp_path: Path) -> None:
+    path = write_toy_csv(tmp_path / "toy.csv", per_class=20)
+    split = load_split(DataConfig(path, val_fraction=0.25, seed=5))
+    assert Counter(split.validation.labels) == {"negative": 5, "neutral": 5, "positive": 5}
+    assert split.train.checksum == file_sha256(path)
+
+
+# ---------------------------------------------------------------- known labels
+
+
+def test_check_known_labels_accepts_subset() -> None:
+    check_known_labels(_data(["a", "b"]), ["a", "b", "c"])
+
+
+def test_check_known_labels_names_unseen() -> None:
+    with pytest.raises(DataError) as info:
+        check_known_labels(_data(["a", "zeta", "b", "omega"]), ["a", "b", "c"])
+    message = str(info.value)
+    assert "labels never seen in training: ['omega', 'zeta']" in message
+    assert "the model knows 3 labels" in message
+
+
+# ---------------------------------------------------------------- unlabelled texts
+
+
+def test_load_texts_txt_drops_blank_lines(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.txt"
+    path.write_text("first line\n\n   \nsecond, with comma\n", encoding="utf-8")
+    assert load_texts(path) == ["first line", "second, with comma"]
+
+
+def test_load_texts_csv_column(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "c.csv", 'id,body\n1,hello\n2,"  "\n3,world\n')
+    assert load_texts(path, text_col="body") == ["hello", "world"]
+
+
+def test_load_texts_csv_missing_column(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "c.csv", "id,body\n1,hello\n")
+    with pytest.raises(DataError, match=r"column 'text' not found; the file has columns \['body', 'id'\]"):
+        load_texts(path)
+
+
+def test_load_texts_jsonl(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "c.jsonl", [{"text": "a"}, {"text": ""}, {"other": 1}, {"text": 42}])
+    assert load_texts(path) == ["a", "42"]
+
+
+def test_load_texts_jsonl_missing_column(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "c.jsonl", [{"body": "a"}, {"body": "b"}])
+    with pytest.raises(DataError, match="column 'text' not found"):
+        load_texts(path)
+
+
+def test_load_texts_non_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.txt"
+    path.write_bytes("caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(DataError, match="UTF-8"):
+        load_texts(path)
+
+
+@pytest.mark.parametrize("name", ["c.md", "c.tsv"])
+def test_load_texts_unsupported_suffix(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_text("x\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"unsupported file type.*\.csv, \.jsonl, \.txt"):
+        load_texts(path)
+
+
+def test_load_texts_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist"):
+        load_texts(tmp_path / "absent.txt")
