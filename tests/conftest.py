@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,12 @@ def write_toy_csv(path: Path, per_class: int = 40, seed: int = 0) -> Path:
         writer.writerow(["text", "label"])
         writer.writerows(rows)
     return path
+
+
+@pytest.fixture(scope="session")
+def toy_csv_writer() -> Callable[..., Path]:
+    """``write_toy_csv`` as a fixture, so tests need not import this conftest by name."""
+    return write_toy_csv
 
 
 @pytest.fixture(scope="session")

@@ -208,7 +208,7 @@ def adapt(
 @data_options(required=False)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder.")
 @click.option("--encoder", default=None, help="Encoder to fine-tune (default: RUN/adapted, else the base model).")
-@click.option("--epochs", type=int, default=8, show_default=True, help="Maximum full fine-tuning epochs.")
+@click.option("--epochs", type=int, default=5, show_default=True, help="Maximum full fine-tuning epochs.")
 @click.option("--head-epochs", type=int, default=10, show_default=True, help="Frozen-encoder head warm-up epochs.")
 @click.option("--learning-rate", type=float, default=1e-4, show_default=True)
 @click.option("--batch-size", type=int, default=32, show_default=True)
@@ -389,6 +389,80 @@ def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, threads: in
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 
+@serve.command("edge")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Run folder.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--cloud-url", default=None, help="Cloud service URL; default: the run's cloud bundle in process.")
+@click.option("--policy", default=None, help="Override the calibrated policy (always-edge, always-cloud, tutorial).")
+@click.option("--max-batch", type=int, default=32, show_default=True, help="Most texts per model call.")
+@click.option("--max-wait-ms", type=float, default=2.0, show_default=True, help="Longest wait to fill a batch.")
+@click.option("--max-chars", type=int, default=10_000, show_default=True, help="Most characters per text (413).")
+@click.option(
+    "--audit-db", default=None, help="Audit path, sqlite:///PATH or postgresql://URL [default: RUN/audit.sqlite]."
+)
+@click.option("--store-raw-text", is_flag=True, help="Keep raw texts in the audit log (default: salted hashes only).")
+@click.option("--admin-token", envvar="HYBRIDROUTE_ADMIN_TOKEN", default=None, help="Enables POST /admin/reload.")
+@click.option("--watch", is_flag=True, help="Reload when RUN/edge/manifest.json changes.")
+@click.option("--threads", type=int, default=0, show_default=True, help="ONNX Runtime intra-op threads.")
+def serve_edge(run_dir: Path, host: str, port: int, **options: Any) -> None:
+    """Serve edge-first answers: POST /v1/classify, /v1/feedback, /admin/reload, /healthz, /readyz, /metrics."""
+    import uvicorn
+
+    from hybridroute.serving.edge_app import create_app
+    from hybridroute.serving.edge_service import open_hybrid_for
+    from hybridroute.serving.edge_settings import EdgeSettings
+
+    settings = EdgeSettings(run_dir, **options)
+    app = create_app(settings, open_hybrid_for(settings))  # load first: a bad run fails before binding
+    # The graceful timeout lets requests in flight finish (and their audit records commit) on SIGTERM.
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)
+
+
+@main.command()
+@click.option("--db", required=True, help="Audit database: a path, sqlite:///PATH or postgresql://URL.")
+@click.option("--since", default=None, help="From this ISO 8601 time (UTC unless an offset is given).")
+@click.option("--until", default=None, help="Up to (not including) this ISO 8601 time.")
+@click.option("--tier", type=click.Choice(["edge", "cloud"]), default=None)
+@click.option("--reason", default=None, help="Only this routing reason (e.g. low_confidence, fallback:timeout).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N records.")
+@click.option("--csv", "csv_out", type=click.Path(path_type=Path), default=None, help="Write the records to CSV.")
+def audit(
+    db: str,
+    since: str | None,
+    until: str | None,
+    tier: str | None,
+    reason: str | None,
+    limit: int | None,
+    csv_out: Path | None,
+) -> None:
+    """Query the audit log by time, tier and reason; print records or export them as CSV."""
+    from hybridroute.monitoring.audit import iso_time, open_audit_store, parse_time
+
+    if "://" not in db and not Path(db).is_file():
+        raise click.BadParameter(f"{db} does not exist", param_hint="--db")
+    store = open_audit_store(db)
+    try:
+        filters = {
+            "since": parse_time(since) if since else None,
+            "until": parse_time(until) if until else None,
+            "tier": tier,
+            "reason": reason,
+            "limit": limit,
+        }
+        if csv_out is not None:
+            click.echo(f"wrote {store.export_csv(csv_out, **filters)} records to {csv_out}")
+            return
+        for r in store.query(**filters):
+            click.echo(
+                f"{iso_time(r.time)}\t{r.request_id}\t{r.tier}\t{r.reason}\t{r.label}\t{r.confidence:.3f}\t"
+                f"{r.latency_ms:.1f} ms\t${r.cost:.5f}\t{r.model_version}\t{r.feedback_label or '-'}"
+            )
+        click.echo(f"dropped on overflow (all time): {store.dropped()}", err=True)
+    finally:
+        store.close()
+
+
 # ---------------------------------------------------------------- benchmarks and demo
 
 
@@ -431,9 +505,49 @@ def bench_compression(
         click.echo(f"saved {write_json(result, json_out)}")
 
 
+@bench.command("routing")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--test", type=click.Path(path_type=Path), required=True, help="Labelled test CSV/JSONL.")
+@click.option("--text-col", default="text", show_default=True)
+@click.option("--label-col", default="label", show_default=True)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the result here (plot beside it).")
+@click.option("--plot", type=click.Path(path_type=Path), default=None, help="PNG path (default: beside --json).")
+@click.option("--limit", type=int, default=0, show_default=True, help="Only the first N test rows (0 = all).")
+@click.option("--http-sample", type=int, default=200, show_default=True)
+@click.option("--outage-sample", type=int, default=200, show_default=True)
+def bench_routing(
+    run_dir: Path,
+    test: Path,
+    text_col: str,
+    label_col: str,
+    json_out: Path | None,
+    plot: Path | None,
+    limit: int,
+    http_sample: int,
+    outage_sample: int,
+) -> None:
+    """Every routing policy on a test set: accuracy, cost, cascade curves, HTTP agreement, outages."""
+    from hybridroute.bench.routing import RoutingBenchConfig, markdown_table, run_routing_bench, write_json
+
+    config = RoutingBenchConfig(
+        run_dir,
+        test,
+        text_col,
+        label_col,
+        limit=limit,
+        http_sample=http_sample,
+        outage_sample=outage_sample,
+        plot=plot,
+    )
+    result = run_routing_bench(config, json_out=json_out)
+    click.echo(markdown_table(result))
+    if json_out:
+        click.echo(f"saved {write_json(result, json_out)} and {result['plot']}")
+
+
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True)
-@click.option("--rows", type=int, default=3000, show_default=True, help="Synthetic messages to generate.")
+@click.option("--rows", type=int, default=2000, show_default=True, help="Synthetic messages to generate.")
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--quick", is_flag=True, help="Fewer epochs and rows: a faster, rougher demo.")
 def demo(out: Path, rows: int, seed: int, quick: bool) -> None:

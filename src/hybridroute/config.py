@@ -105,7 +105,7 @@ class FinetuneConfig:
 
     head_epochs: int = 10  # cheap: the frozen encoder's features are computed once
     head_learning_rate: float = 3e-3
-    epochs: int = 8  # upper bound; early stopping usually ends sooner
+    epochs: int = 5  # banking77 plateaus by epoch 4-5 at this rate; keeps `train` under 30 min on 2 cores
     learning_rate: float = 1e-4  # small encoders tolerate (and need) a larger rate than BERT-base
     warmup_ratio: float = 0.06
     weight_decay: float = 0.01

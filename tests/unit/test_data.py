@@ -4,11 +4,11 @@ import hashlib
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from conftest import write_toy_csv
 from hybridroute.config import DataConfig
 from hybridroute.data import (
     LabelledTexts,
@@ -91,8 +91,8 @@ def test_suffix_is_case_insensitive(tmp_path: Path) -> None:
     assert load_labelled(DataConfig(path)).labels == ("x",)
 
 
-def test_checksum_is_sha256_of_file(tmp_path: Path) -> None:
-    path = write_toy_csv(tmp_path / "toy.csv", per_class=5)
+def test_checksum_is_sha256_of_file(tmp_path: Path, toy_csv_writer: Callable[..., Path]) -> None:
+    path = toy_csv_writer(tmp_path / "toy.csv", per_class=5)
     expected = hashlib.sha256(path.read_bytes()).hexdigest()
     assert file_sha256(path) == expected
     assert load_labelled(DataConfig(path)).checksum == expected
@@ -317,8 +317,8 @@ def test_split_differs_for_another_seed() -> None:
     assert first.validation.texts != second.validation.texts
 
 
-def test_load_split_from_toy_csv(tmp_path: Path) -> None:
-    path = write_toy_csv(tmp_path / "toy.csv", per_class=20)
+def test_load_split_from_toy_csv(tmp_path: Path, toy_csv_writer: Callable[..., Path]) -> None:
+    path = toy_csv_writer(tmp_path / "toy.csv", per_class=20)
     split = load_split(DataConfig(path, val_fraction=0.25, seed=5))
     assert Counter(split.validation.labels) == {"negative": 5, "neutral": 5, "positive": 5}
     assert split.train.checksum == file_sha256(path)

@@ -64,6 +64,8 @@ class RoutedAnswer:
     fallback: bool = False
     edge_cpu_seconds: float = 0.0
     probabilities: dict[str, float] = field(default_factory=dict, repr=False)
+    edge_latency_ms: float | None = None  # the edge model's share of its batch
+    cloud_latency_ms: float | None = None  # the cloud call's time; None when the cloud was not asked
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (without the full distribution)."""
@@ -174,6 +176,8 @@ class HybridClassifier:
             reason.startswith("fallback:"),
             edge.cpu_seconds,
             answer.probabilities,
+            edge_latency_ms=edge.latency_ms,
+            cloud_latency_ms=cloud.result.latency_ms if consulted else None,
         )
 
     def _edge_reason(self, decision: Decision, cloud: Any) -> str:

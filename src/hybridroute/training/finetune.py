@@ -31,6 +31,8 @@ from hybridroute.training.schedule import linear_warmup_decay
 
 logger = logging.getLogger(__name__)
 
+LOSS_MIN_DELTA = 1e-3  # validation-loss changes smaller than this are noise, not progress
+
 
 @dataclass(frozen=True)
 class EpochLog:
@@ -139,24 +141,72 @@ def _optimizer(model: nn.Module, config: FinetuneConfig) -> torch.optim.Optimize
     return torch.optim.AdamW(groups, lr=config.learning_rate)
 
 
+@dataclass
+class _Stepper:
+    """One optimisation step: loss, backward, clipping, optimiser and schedule."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    loss_fn: nn.Module
+
+    def step(self, model: SequenceClassifier, input_ids: torch.Tensor, mask: torch.Tensor, y: torch.Tensor) -> float:
+        loss = self.loss_fn(model(input_ids, mask), y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad()
+        return loss.item()
+
+
+@dataclass
+class _EarlyStopping:
+    """Keeps the best weights by (validation accuracy, then lower loss) and counts epochs without progress."""
+
+    patience: int
+    best: tuple[float, float]
+    state: dict[str, torch.Tensor]
+    epoch: int = 0
+    waited: int = 0
+
+    def update(self, model: nn.Module, epoch: int, accuracy: float, loss: float) -> bool:
+        """Record an epoch; return True when training should stop."""
+        # Equal accuracy counts as progress only when the loss falls by more than noise.
+        if accuracy > self.best[0] or (accuracy == self.best[0] and loss < self.best[1] - LOSS_MIN_DELTA):
+            self.best, self.state, self.epoch, self.waited = (
+                (accuracy, loss),
+                copy.deepcopy(model.state_dict()),
+                epoch,
+                0,
+            )
+            return False
+        self.waited += 1
+        return self.waited >= self.patience
+
+
 def _train_epoch(
-    model: SequenceClassifier, train: _Encoded, pad_id: int, parts: tuple, rng: np.random.Generator, bar: tqdm
+    model: SequenceClassifier,
+    train: _Encoded,
+    pad_id: int,
+    stepper: _Stepper,
+    batch_size: int,
+    rng: np.random.Generator,
+    bar: tqdm,
 ) -> float:
-    optimizer, scheduler, loss_fn, batch_size = parts
     model.train()
     losses = []
     for batch_idx in bucketed_batches(train.lengths, batch_size, rng):
-        logits = model(*pad([train.tokens[i] for i in batch_idx], pad_id))
-        loss = loss_fn(logits, train.targets[batch_idx])
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
-        losses.append(loss.item())
+        input_ids, mask = pad([train.tokens[i] for i in batch_idx], pad_id)
+        losses.append(stepper.step(model, input_ids, mask, train.targets[batch_idx]))
         bar.update(1)
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
     return float(np.mean(losses))
+
+
+def _stepper(model: SequenceClassifier, config: FinetuneConfig, total: int) -> _Stepper:
+    optimizer = _optimizer(model, config)
+    scheduler = linear_warmup_decay(optimizer, int(config.warmup_ratio * total), total)
+    return _Stepper(optimizer, scheduler, nn.CrossEntropyLoss(label_smoothing=config.label_smoothing))
 
 
 def train_full(
@@ -167,29 +217,23 @@ def train_full(
     Returns the epoch history, the best epoch (0 = the warmed-up starting point) and whether it stopped early.
     """
     rng = np.random.default_rng(config.seed)
-    per_epoch = math.ceil(len(train.tokens) / config.batch_size)
-    total = per_epoch * config.epochs
-    optimizer = _optimizer(model, config)
-    scheduler = linear_warmup_decay(optimizer, int(config.warmup_ratio * total), total)
-    parts = (optimizer, scheduler, nn.CrossEntropyLoss(label_smoothing=config.label_smoothing), config.batch_size)
-    best = (*score(predict_logits(model, val.tokens, pad_id), val.targets), 0)
-    best_state = copy.deepcopy(model.state_dict())
-    history, started, waited = [], time.monotonic(), 0
+    total = math.ceil(len(train.tokens) / config.batch_size) * config.epochs
+    stepper = _stepper(model, config, total)
+    start_score = score(predict_logits(model, val.tokens, pad_id), val.targets)
+    stopping = _EarlyStopping(config.patience, start_score, copy.deepcopy(model.state_dict()))
+    history: list[EpochLog] = []
+    started = time.monotonic()
     bar = tqdm(total=total, desc="stage 2: full fine-tuning", unit="batch", disable=not progress)
     for epoch in range(1, config.epochs + 1):
-        train_loss = _train_epoch(model, train, pad_id, parts, rng, bar)
+        train_loss = _train_epoch(model, train, pad_id, stepper, config.batch_size, rng, bar)
         accuracy, val_loss = score(predict_logits(model, val.tokens, pad_id), val.targets)
         history.append(EpochLog("full", epoch, train_loss, accuracy, val_loss, time.monotonic() - started))
         bar.write(f"epoch {epoch}/{config.epochs}: train loss {train_loss:.4f}, val accuracy {accuracy:.4f}")
-        if (accuracy, -val_loss) > (best[0], -best[1]):
-            best, best_state, waited = (accuracy, val_loss, epoch), copy.deepcopy(model.state_dict()), 0
-        else:
-            waited += 1
-            if waited >= config.patience:
-                break
+        if stopping.update(model, epoch, accuracy, val_loss):
+            break
     bar.close()
-    model.load_state_dict(best_state)
-    return history, best[2], len(history) < config.epochs
+    model.load_state_dict(stopping.state)
+    return history, stopping.epoch, len(history) < config.epochs
 
 
 # ---------------------------------------------------------------- orchestration

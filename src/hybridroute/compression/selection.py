@@ -1,0 +1,181 @@
+"""The accuracy gate over compression variants: build each, keep the smallest that loses no more than allowed.
+
+Each candidate is built from ``RUN/onnx_fp32`` and scored on the validation split against
+the FP32 bundle. The smallest candidate whose accuracy drop is within ``max_drop`` becomes
+``RUN/edge`` (staged, then renamed into place); its manifest records the recipe and the
+whole candidates table. When none qualifies, the old edge bundle stays untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hybridroute.calibration import fit_temperature
+from hybridroute.compression.variants import Variant, build_variant
+from hybridroute.data import LabelledTexts
+from hybridroute.errors import ArtifactError
+from hybridroute.runs import RunLayout
+from hybridroute.runtime.bundle import MODEL_NAME, load_manifest, write_manifest
+from hybridroute.runtime.classifier import EdgeClassifier
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_DROP = 0.005  # half a point of validation accuracy: ~99.5% retention at 90%+ accuracy
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One built variant and how it scored."""
+
+    variant: Variant
+    bundle_dir: Path
+    size_mb: float
+    accuracy: float
+    drop: float  # FP32 accuracy minus this accuracy (absolute)
+    qualifies: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """One row of the candidates table."""
+        return {"name": self.variant.name, "size_mb": round(self.size_mb, 4), "accuracy": self.accuracy,
+                "drop": self.drop, "qualifies": self.qualifies}
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def within_drop(reference: float, candidate: float, max_drop: float) -> bool:
+    """True when ``candidate`` loses at most ``max_drop`` against ``reference`` (NaN never qualifies).
+
+    Example: within_drop(0.90, 0.896, 0.005) -> True; within_drop(0.90, 0.89, 0.005) -> False
+    """
+    return bool(reference - candidate <= max_drop + 1e-12)
+
+
+def smallest_qualifying(candidates: Sequence[Candidate]) -> Candidate | None:
+    """The qualifying candidate with the smallest model file; ties go to the earlier one.
+
+    Example: sizes (5, q), (3, not q), (4, q) -> the 4 MB one
+    """
+    qualifying = [c for c in candidates if c.qualifies]
+    return min(qualifying, key=lambda c: c.size_mb) if qualifying else None
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def validation_logits(bundle_dir: Path, data: LabelledTexts) -> tuple[float, np.ndarray, tuple[str, ...]]:
+    """Accuracy, logits and label order of a bundle on labelled texts (one thread, batches of 64)."""
+    classifier = EdgeClassifier.from_dir(bundle_dir, threads=1)
+    logits = classifier.logits(data.texts, batch_size=64)
+    predicted = np.asarray(classifier.labels)[logits.argmax(axis=1)]
+    return float((predicted == np.asarray(data.labels)).mean()), logits, classifier.labels
+
+
+def build_candidates(
+    layout: RunLayout, variants: Sequence[Variant], validation: LabelledTexts, reference: float, max_drop: float,
+    work_dir: Path, progress: Callable[[str], None] = logger.info,
+) -> list[Candidate]:
+    """Build and score every variant under ``work_dir``."""
+    candidates = []
+    for number, variant in enumerate(variants, start=1):
+        progress(f"[{number}/{len(variants)}] building {variant.name}")
+        bundle = build_variant(layout, variant, work_dir / variant.name)
+        accuracy, _, _ = validation_logits(bundle, validation)
+        size_mb = (bundle / MODEL_NAME).stat().st_size / 1e6
+        candidate = Candidate(variant, bundle, size_mb, accuracy, reference - accuracy,
+                              within_drop(reference, accuracy, max_drop))
+        progress(f"  {variant.name}: {size_mb:.2f} MB, accuracy {accuracy:.4f} (drop {100 * candidate.drop:+.2f} "
+                 f"points) {'ok' if candidate.qualifies else 'REJECTED'}")
+        candidates.append(candidate)
+    return candidates
+
+
+# ---------------------------------------------------------------- installing
+
+
+def _install(layout: RunLayout, chosen: Candidate, validation: LabelledTexts, record: dict[str, Any]) -> Path:
+    """Copy the chosen bundle to RUN/edge via a staging folder, refitting temperature on validation."""
+    staging = layout.root / ".edge-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(chosen.bundle_dir, staging)
+    _, logits, labels = validation_logits(staging, validation)
+    temperature = fit_temperature(logits, [labels.index(y) for y in validation.labels])
+    manifest = load_manifest(staging)
+    settings = manifest.settings | {"selection": record}
+    metrics = manifest.metrics | {"val_accuracy": chosen.accuracy, "val_accuracy_fp32": record["fp32_accuracy"],
+                                  "size_mb": chosen.size_mb}
+    write_manifest(staging, manifest.with_updates(settings=settings, metrics=metrics, temperature=temperature))
+    old = layout.root / ".edge-previous"
+    shutil.rmtree(old, ignore_errors=True)
+    if layout.edge.exists():
+        layout.edge.rename(old)
+    staging.rename(layout.edge)
+    shutil.rmtree(old, ignore_errors=True)
+    return layout.edge
+
+
+def select_smallest(
+    layout: RunLayout,
+    variants: Sequence[Variant],
+    validation: LabelledTexts,
+    max_drop: float = DEFAULT_MAX_DROP,
+    work_dir: Path | None = None,
+    progress: Callable[[str], None] = logger.info,
+) -> tuple[Candidate, list[dict[str, Any]]]:
+    """Build every variant, install the smallest within ``max_drop`` of FP32 as ``RUN/edge``.
+
+    Args:
+        layout: the run; ``RUN/onnx_fp32`` must exist.
+        variants: the recipes to try.
+        validation: labelled texts for the gate (the run's validation split).
+        max_drop: largest allowed absolute accuracy loss against ONNX FP32 (0.005 = half a point).
+        work_dir: where candidates are built (default ``RUN/variants``); kept for benchmarks.
+        progress: receives one line per step.
+
+    Returns:
+        The chosen candidate and the candidates table (one dict per variant).
+
+    Raises:
+        ArtifactError: no variant qualifies; ``RUN/edge`` is left as it was.
+    """
+    if not variants:
+        raise ArtifactError("no compression variants to choose from")
+    work_dir = Path(work_dir) if work_dir else layout.root / "variants"
+    reference, _, _ = validation_logits(layout.require(layout.onnx_fp32, "compress"), validation)
+    progress(f"ONNX FP32 validation accuracy {reference:.4f} on {len(validation)} texts; allowed drop {max_drop}")
+    candidates = build_candidates(layout, variants, validation, reference, max_drop, work_dir, progress)
+    table = [c.to_dict() for c in candidates]
+    chosen = smallest_qualifying(candidates)
+    if chosen is None:
+        best = max(candidates, key=lambda c: c.accuracy)
+        raise ArtifactError(
+            f"no compression variant is within {100 * max_drop:.2f} points of ONNX FP32 accuracy {reference:.4f} "
+            f"(best: {best.variant.name} at {best.accuracy:.4f}); RUN/edge left unchanged. "
+            "Allow a larger drop or add a less aggressive variant."
+        )
+    record = {"max_drop": max_drop, "fp32_accuracy": reference, "validation_texts": len(validation),
+              "chosen": chosen.variant.name, "candidates": table}
+    _install(layout, chosen, validation, record)
+    progress(f"chose {chosen.variant.name}: {chosen.size_mb:.2f} MB, accuracy {chosen.accuracy:.4f}")
+    return chosen, table
+
+
+def auto_compress(
+    layout: RunLayout,
+    variant_names: Sequence[str] | None = None,
+    max_drop: float = DEFAULT_MAX_DROP,
+    progress: Callable[[str], None] = logger.info,
+) -> tuple[Candidate, list[dict[str, Any]]]:
+    """``compress --auto``: the default (or named) variants against the run's stored validation split."""
+    from hybridroute.compression.variants import variants_by_name
+    from hybridroute.runs import load_saved_split
+
+    variants = variants_by_name(list(variant_names) if variant_names else None)
+    return select_smallest(layout, variants, load_saved_split(layout).validation, max_drop, progress=progress)

@@ -1,0 +1,217 @@
+"""Compression recipes ("variants") and how to build each into an edge bundle.
+
+A :class:`Variant` names one combination of the techniques below; :func:`build_variant`
+applies them in a fixed order to ``RUN/onnx_fp32``:
+
+1. vocabulary pruning to the wordpieces of the training texts (embedding rows + tokenizer);
+2. ONNX Runtime's transformer fusions (attention, skip-layer-norm, bias-GELU);
+3. encoder weights: dynamic INT8, static INT8 (calibrated), 4-bit blocks (MatMulNBits) or FP32;
+4. word embeddings: INT8 per row, 4-bit blocks, or FP32.
+
+Every bundle records its recipe in ``manifest.settings["recipe"]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hybridroute.compression.blockwise import BlockSettings, quantize_blockwise, save
+from hybridroute.compression.embeddings import quantize_word_embeddings_int8
+from hybridroute.compression.optimize import encoder_shape, optimize_graph
+from hybridroute.compression.static import StaticSettings, quantize_static_int8
+from hybridroute.compression.vocab import prune_vocabulary, word_embedding_initializer
+from hybridroute.errors import ConfigError
+from hybridroute.runs import RunLayout, load_saved_split
+from hybridroute.runtime.bundle import MODEL_NAME, TOKENIZER_NAME, Manifest, load_manifest, write_manifest
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS = ("fp32", "int8-dynamic", "int8-static", "int4-block")
+EMBEDDINGS = ("fp32", "int8", "int4")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One compression recipe."""
+
+    name: str
+    weights: str = "int8-dynamic"  # one of WEIGHTS
+    embeddings: str = "int8"  # one of EMBEDDINGS
+    vocab_pruning: bool = False
+    min_count: int = 1  # keep a training wordpiece seen at least this often (1 = every one)
+    keep_general: int = 0  # also keep the N commonest general wordpieces (rare-word robustness, N x hidden bytes)
+    graph_optimization: bool = False
+    block_size: int = 32  # 4-bit block size (weights and embeddings)
+    accuracy_level: int = 4  # MatMulNBits compute type: 4 = INT8 (fastest on CPU), 0 = as the model
+    calibration_texts: int = 256  # static INT8 only
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ConfigError("variant name must be non-empty")
+        if self.weights not in WEIGHTS:
+            raise ConfigError(f"variant {self.name}: weights {self.weights!r} unknown; choose one of {WEIGHTS}")
+        if self.embeddings not in EMBEDDINGS:
+            raise ConfigError(
+                f"variant {self.name}: embeddings {self.embeddings!r} unknown; choose one of {EMBEDDINGS}")
+        if self.keep_general < 0:
+            raise ConfigError(f"variant {self.name}: keep_general must be >= 0, got {self.keep_general}")
+        if self.min_count < 1:
+            raise ConfigError(f"variant {self.name}: min_count must be >= 1, got {self.min_count}")
+        if self.block_size < 16 or self.block_size & (self.block_size - 1):
+            raise ConfigError(f"variant {self.name}: block_size must be a power of two >= 16, got {self.block_size}")
+        if self.accuracy_level not in (0, 1, 2, 3, 4):
+            raise ConfigError(f"variant {self.name}: accuracy_level must be 0-4, got {self.accuracy_level}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the manifest's recipe)."""
+        return asdict(self)
+
+    @property
+    def block(self) -> BlockSettings:
+        """4-bit settings of this recipe."""
+        return BlockSettings(block_size=self.block_size, accuracy_level=self.accuracy_level)
+
+
+def default_variants() -> tuple[Variant, ...]:
+    """The candidates ``compress --auto`` tries, from the plain INT8 recipe to the smallest."""
+    return (
+        Variant("int8-opt", "int8-dynamic", "int8", graph_optimization=True),
+        Variant("pruned-int8-opt", "int8-dynamic", "int8", vocab_pruning=True, graph_optimization=True),
+        Variant("pruned-static-int8-opt", "int8-static", "int8", vocab_pruning=True, graph_optimization=True),
+        Variant("pruned-int4-b32-opt", "int4-block", "int8", vocab_pruning=True, graph_optimization=True),
+        Variant("pruned-int4-b128-opt", "int4-block", "int8", vocab_pruning=True, graph_optimization=True,
+                block_size=128),
+        Variant("pruned-int4-b32-int4emb-opt", "int4-block", "int4", vocab_pruning=True, graph_optimization=True),
+    )
+
+
+def variants_by_name(names: list[str] | None = None) -> tuple[Variant, ...]:
+    """Default variants, optionally only those named (in the given order)."""
+    known = {v.name: v for v in default_variants()}
+    if not names:
+        return tuple(known.values())
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"unknown variants {unknown}; known: {sorted(known)}")
+    return tuple(known[n] for n in names)
+
+
+# ---------------------------------------------------------------- steps
+
+
+def _load(path: Path) -> Any:
+    import onnx
+
+    return onnx.load(str(path))
+
+
+def _prune(model: Any, layout: RunLayout, variant: Variant, work: Path) -> dict[str, Any]:
+    if not variant.vocab_pruning:
+        shutil.copy(layout.onnx_fp32 / TOKENIZER_NAME, work / TOKENIZER_NAME)
+        rows = int(word_embedding_initializer(model).dims[0])
+        return {"pruned": False, "kept": rows}
+    train = load_saved_split(layout).train  # the training texts only: pruning must never see test data
+    pruned = prune_vocabulary(model, layout.onnx_fp32 / TOKENIZER_NAME, work / TOKENIZER_NAME, train.texts,
+                              variant.min_count, variant.keep_general)
+    return {"pruned": True, **pruned.to_dict()}
+
+
+def _optimize(source: Path, layout: RunLayout, variant: Variant, work: Path) -> tuple[Path, dict[str, int]]:
+    if not variant.graph_optimization:
+        return source, {}
+    target = work / "optimized.onnx"
+    shape = encoder_shape(layout.classifier / "encoder" / "config.json")
+    # Q, K and V stay separate MatMuls where the quantizer handles MatMul only (4-bit, static INT8);
+    # dynamic INT8 quantizes the packed Attention op itself (QAttention).
+    fused = optimize_graph(source, target, shape, separate_qkv=variant.weights in ("int4-block", "int8-static"))
+    return target, fused
+
+
+def _quantize_weights(source: Path, variant: Variant, work: Path, max_length: int) -> tuple[Any, dict[str, Any]]:
+    if variant.weights == "fp32":
+        return _load(source), {}
+    if variant.weights == "int4-block":
+        return quantize_blockwise(_load(source), variant.block), variant.block.to_dict()
+    target = work / "weights.onnx"
+    if variant.weights == "int8-dynamic":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        ops = ["MatMul", "Attention"]  # the embedding Gather is handled by its own step
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=ops, extra_options=_FLOAT_DEFAULT)
+        return _load(target), {"method": "dynamic", "per_channel": True, "op_types": ops}
+    from tokenizers import Tokenizer
+
+    settings = StaticSettings(calibration_texts=variant.calibration_texts)
+    tokenizer = Tokenizer.from_file(str(work / TOKENIZER_NAME))
+    texts = _calibration_texts(work)
+    quantize_static_int8(source, target, tokenizer, texts, max_length, settings)
+    return _load(target), settings.to_dict()
+
+
+# Fused contrib ops defeat ONNX shape inference; their outputs are float in every graph we build.
+_FLOAT_DEFAULT = {"DefaultTensorType": 1}  # onnx.TensorProto.FLOAT
+
+
+def _calibration_texts(work: Path) -> tuple[str, ...]:
+    return tuple((work / "calibration.txt").read_text(encoding="utf-8").splitlines())
+
+
+def _quantize_embeddings(model: Any, variant: Variant) -> tuple[Any, dict[str, Any]]:
+    if variant.embeddings == "int8":
+        return model, quantize_word_embeddings_int8(model)
+    if variant.embeddings == "int4":
+        from hybridroute.compression.embeddings import _embedding_gather
+
+        name = _embedding_gather(model).name
+        return quantize_blockwise(model, variant.block, ("Gather",), nodes=[name]), {"embeddings": "int4"}
+    return model, {"embeddings": "fp32"}
+
+
+def _write_bundle(model: Any, work: Path, out_dir: Path, manifest: Manifest) -> Path:
+    staging = out_dir.with_name(f".{out_dir.name}-staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    save(model, staging / MODEL_NAME)
+    shutil.copy(work / TOKENIZER_NAME, staging / TOKENIZER_NAME)
+    size_mb = (staging / MODEL_NAME).stat().st_size / 1e6
+    write_manifest(staging, manifest.with_updates(metrics={"size_mb": size_mb}))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    staging.rename(out_dir)
+    return out_dir
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+def build_variant(layout: RunLayout, variant: Variant, out_dir: Path) -> Path:
+    """Build ``variant`` from ``RUN/onnx_fp32`` into the bundle folder ``out_dir``; return it.
+
+    The bundle holds model.onnx, tokenizer.json and a manifest whose
+    ``settings["recipe"]`` is the variant and ``settings["steps"]`` what each step did.
+    Temperature and labels are those of the FP32 bundle (selection refits temperature).
+    """
+    fp32 = load_manifest(layout.require(layout.onnx_fp32, "compress"))
+    out_dir = Path(out_dir)
+    with tempfile.TemporaryDirectory(prefix=f"variant-{variant.name}-") as scratch:
+        work = Path(scratch)
+        model = _load(layout.onnx_fp32 / MODEL_NAME)
+        steps: dict[str, Any] = {"vocabulary": _prune(model, layout, variant, work)}
+        if variant.weights == "int8-static":
+            texts = load_saved_split(layout).train.texts  # calibrate on training texts, never on test data
+            (work / "calibration.txt").write_text("\n".join(t.replace("\n", " ") for t in texts), encoding="utf-8")
+        save(model, work / "pruned.onnx")
+        del model
+        source, steps["fused"] = _optimize(work / "pruned.onnx", layout, variant, work)
+        model, steps["weights"] = _quantize_weights(source, variant, work, fp32.max_length)
+        model, steps["embeddings"] = _quantize_embeddings(model, variant)
+        settings = {"recipe": variant.to_dict(), "steps": steps, "source": {"onnx_fp32": fp32.model_version}}
+        manifest = fp32.with_updates(kind="edge", settings=settings, metrics={})
+        _write_bundle(model, work, out_dir, manifest)
+    logger.info("variant %s -> %s (%.2f MB)", variant.name, out_dir, (out_dir / MODEL_NAME).stat().st_size / 1e6)
+    return out_dir

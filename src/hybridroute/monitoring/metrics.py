@@ -1,0 +1,123 @@
+"""The edge service's Prometheus metrics, on a registry the caller owns (so each app and test starts at zero).
+
+Names follow Prometheus conventions (``_total`` counters, ``_seconds``
+histograms, base units). One answered text counts as one request in
+``hybridroute_requests_total``; HTTP-level failures count in
+``hybridroute_errors_total`` by error type.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+# Edge answers take a few ms, cloud calls tens to hundreds: buckets cover 0.5 ms to 5 s.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class SlidingShare:
+    """The share of ``True`` among the last ``window`` observations (thread-safe).
+
+    Example: window 2, observe True, False, False -> share 0.0
+    """
+
+    def __init__(self, window: int) -> None:
+        self._values: deque[bool] = deque(maxlen=window)
+        self._hits = 0
+        self._lock = threading.Lock()
+
+    def observe(self, hit: bool) -> float:
+        """Add one observation; return the new share."""
+        with self._lock:
+            if len(self._values) == self._values.maxlen and self._values[0]:
+                self._hits -= 1
+            self._values.append(hit)
+            self._hits += hit
+            return self._hits / len(self._values)
+
+
+class EdgeMetrics:
+    """Every metric the edge service exports.
+
+    Args:
+        registry: where the metrics live; one per app.
+        edge_share_window: answers over which ``hybridroute_edge_share`` is computed.
+    """
+
+    def __init__(self, registry: CollectorRegistry, edge_share_window: int = 1000) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "hybridroute_requests", "Answered texts.", ("tier", "reason", "label"), registry=registry
+        )
+        self.errors = Counter("hybridroute_errors", "Failed HTTP requests by error type.", ("type",), registry=registry)
+        self.request_latency = Histogram(
+            "hybridroute_request_latency_seconds",
+            "End-to-end server time per answered text (queueing and batching included).",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.edge_latency = Histogram(
+            "hybridroute_edge_latency_seconds",
+            "Edge model time per text (its share of the batch).",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.cloud_latency = Histogram(
+            "hybridroute_cloud_latency_seconds",
+            "Cloud call time for texts the cloud was asked about.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.cost = Counter("hybridroute_cost_usd", "Cost charged by the ledger, USD.", ("tier",), registry=registry)
+        self.confidence = Histogram(
+            "hybridroute_confidence", "Confidence of the answers.", buckets=CONFIDENCE_BUCKETS, registry=registry
+        )
+        self.edge_share = Gauge(
+            "hybridroute_edge_share", "Share of the recent answers given by the edge.", registry=registry
+        )
+        self.batch_size = Histogram(
+            "hybridroute_batch_size",
+            "Texts per model batch (micro-batching).",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.audit_dropped = Counter(
+            "hybridroute_audit_dropped", "Audit records dropped because the queue was full.", registry=registry
+        )
+        self.audit_failed = Counter(
+            "hybridroute_audit_failed", "Audit records lost to a failed transaction.", registry=registry
+        )
+        self.audit_ack_timeouts = Counter(
+            "hybridroute_audit_ack_timeouts",
+            "Requests answered before their audit record was committed (the wait timed out).",
+            registry=registry,
+        )
+        self.reloads = Counter("hybridroute_reloads", "Model reload attempts.", ("outcome",), registry=registry)
+        self.model = Info("hybridroute_model", "The edge model being served.", registry=registry)
+        self._share = SlidingShare(edge_share_window)
+
+    def observe_answer(
+        self,
+        tier: str,
+        reason: str,
+        label: str,
+        confidence: float,
+        cost: float,
+        latency_s: float,
+        edge_latency_s: float | None,
+        cloud_latency_s: float | None,
+    ) -> None:
+        """Record one answered text (a latency of None is unknown or, for the cloud, not incurred)."""
+        self.requests.labels(tier, reason, label).inc()
+        self.cost.labels(tier).inc(cost)
+        self.confidence.observe(confidence)
+        self.request_latency.observe(latency_s)
+        if edge_latency_s is not None:
+            self.edge_latency.observe(edge_latency_s)
+        if cloud_latency_s is not None:
+            self.cloud_latency.observe(cloud_latency_s)
+        self.edge_share.set(self._share.observe(tier == "edge"))

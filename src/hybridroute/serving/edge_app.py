@@ -1,0 +1,319 @@
+"""The edge service: a FastAPI app that answers edge-first, micro-batched, audited and measured.
+
+Build it with :func:`create_app`. The lifespan opens the audit log, starts the
+audit writer and the micro-batcher, and loads and warms the model in the
+background (``/readyz`` answers 503 until that is done); at shutdown it answers
+every queued request, commits every audit record and closes. The running parts
+live on ``app.state.service`` (:class:`~hybridroute.serving.edge_service.EdgeService`)
+and reach the routes through :func:`get_service`. Nothing happens at import.
+
+Routes:
+    ``POST /v1/classify``: ``{"text": "..."}`` or ``{"texts": [...]}`` -> ``{"results": [...]}``, one per text
+        with request_id, label, confidence, tier, reason, latency_ms, cost, model_version and fallback.
+        The ``X-Audit`` header says whether the audit record was committed (see :mod:`.edge_service`).
+    ``POST /v1/feedback``: ``{"request_id": ..., "label": ...}`` stores the true label (404 unknown id,
+        422 unknown label).
+    ``POST /admin/reload``: ``Authorization: Bearer TOKEN``, optional ``{"bundle": PATH}``; swaps in a
+        verified edge bundle (404 when reloading is disabled, 401/403 for a missing/wrong token,
+        422 bad bundle, 409 other labels or a reload already running).
+    ``GET /healthz``: 200 while the process is up.
+    ``GET /readyz``: 200 once the model is loaded and warmed, 503 before (and while draining).
+    ``GET /metrics``: Prometheus text format.
+
+Every error answers ``{"error": {"type": ..., "message": ...}}``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any, cast
+
+from fastapi import Body, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hybridroute.errors import HybridError, InferenceError
+from hybridroute.monitoring.audit import AuditStore
+from hybridroute.routing.cascade import HybridClassifier
+from hybridroute.serving.batcher import BatcherClosed
+from hybridroute.serving.cloud_app import ModelNotReady, describe_validation_errors, error_response, is_not_json
+from hybridroute.serving.edge_schemas import (
+    ClassifyRequest,
+    ClassifyResponse,
+    Conflict,
+    FeedbackRequest,
+    FeedbackResponse,
+    Forbidden,
+    InvalidBundle,
+    InvalidInput,
+    NotFound,
+    ReloadRequest,
+    ReloadResponse,
+    Unauthorized,
+    accepted_classify,
+)
+from hybridroute.serving.edge_service import Answered, EdgeService, open_hybrid_for
+from hybridroute.serving.edge_settings import EdgeSettings
+from hybridroute.serving.schemas import ErrorBody, RequestTooLarge, check_limits
+
+logger = logging.getLogger(__name__)
+
+# Most specific first: the first matching class decides the status and the error type.
+STATUS_BY_ERROR: tuple[tuple[type[HybridError], int, str], ...] = (
+    (RequestTooLarge, 413, "payload_too_large"),
+    (ModelNotReady, 503, "not_ready"),
+    (BatcherClosed, 503, "shutting_down"),
+    (NotFound, 404, "not_found"),
+    (Unauthorized, 401, "unauthorized"),
+    (Forbidden, 403, "forbidden"),
+    (Conflict, 409, "conflict"),
+    (InvalidBundle, 422, "invalid_bundle"),
+    (InvalidInput, 422, "validation_error"),
+    (InferenceError, 500, "inference_error"),
+    (HybridError, 400, "bad_request"),
+)
+
+
+def status_for(error: HybridError) -> tuple[int, str]:
+    """HTTP status and error type for one of our errors.
+
+    Example: status_for(NotFound("x")) -> (404, "not_found")
+    """
+    for cls, status, kind in STATUS_BY_ERROR:
+        if isinstance(error, cls):
+            return status, kind
+    return 400, "bad_request"
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, or None.
+
+    Example: bearer_token("Bearer abc") -> "abc"; bearer_token("Basic abc") -> None
+    """
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def answer_body(item: Answered, request_id: str, latency_ms: float) -> dict[str, Any]:
+    """One result on the wire (see :class:`~.edge_schemas.AnswerBody`)."""
+    a = item.answer
+    return {
+        "request_id": request_id,
+        "label": a.label,
+        "confidence": a.confidence,
+        "tier": a.tier.value,
+        "reason": a.reason,
+        "latency_ms": latency_ms,
+        "cost": a.cost,
+        "model_version": a.model_version,
+        "fallback": a.fallback,
+    }
+
+
+# ---------------------------------------------------------------- dependencies
+
+
+def get_service(request: Request) -> EdgeService:
+    """The app's running parts."""
+    service: EdgeService = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[EdgeService, Depends(get_service)]
+
+
+def require_admin(request: Request, service: ServiceDep) -> None:
+    """Allow only requests carrying the admin token; 404 when reloading is disabled."""
+    expected = service.settings.admin_token
+    if expected is None:
+        raise NotFound("reloading is disabled: start the service with an admin token to enable POST /admin/reload")
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        raise Unauthorized("POST /admin/reload needs the header 'Authorization: Bearer <admin token>'")
+    if not hmac.compare_digest(token.encode("utf-8"), expected.encode("utf-8")):
+        raise Forbidden("the admin token is wrong")
+
+
+# ---------------------------------------------------------------- routes
+
+
+async def classify(body: ClassifyRequest, service: ServiceDep) -> Response:
+    """Classify one text or a list of texts, edge first."""
+    started = service.clock()
+    texts = body.all_texts()
+    check_limits(texts, service.settings.max_texts, service.settings.max_chars)
+    answered = await service.classify(texts)
+    latency_ms = 1000.0 * (service.clock() - started)
+    ids = [service.new_id() for _ in texts]
+    audit_status = await service.audit(service.records(texts, answered, ids, latency_ms))
+    service.observe(answered, service.clock() - started)
+    results = [answer_body(item, i, latency_ms) for item, i in zip(answered, ids, strict=True)]
+    return JSONResponse({"results": results}, headers={"X-Audit": audit_status})
+
+
+async def feedback(body: FeedbackRequest, service: ServiceDep) -> FeedbackResponse:
+    """Store the true label of an answered text in the audit log."""
+    labels = service.labels()
+    if body.label not in labels:
+        raise InvalidInput(f"label {body.label!r} is not one of the model's labels {list(labels)}")
+    if not await service.add_feedback(body.request_id, body.label):
+        raise NotFound(f"request id {body.request_id!r} is not in the audit log")
+    return FeedbackResponse(request_id=body.request_id, label=body.label)
+
+
+async def admin_reload(
+    service: ServiceDep,
+    _admin: Annotated[None, Depends(require_admin)],
+    body: Annotated[ReloadRequest | None, Body()] = None,
+) -> ReloadResponse:
+    """Swap in a verified edge bundle (the run's edge folder unless the body names another)."""
+    bundle = Path(body.bundle) if body is not None and body.bundle else service.settings.edge_dir
+    outcome = await service.reload(bundle)
+    return ReloadResponse(
+        status="reloaded",
+        model_version=outcome.model_version,
+        previous_version=outcome.previous_version,
+        bundle=str(outcome.bundle),
+        seconds=outcome.seconds,
+    )
+
+
+async def healthz() -> dict[str, str]:
+    """The process is up and answering."""
+    return {"status": "ok"}
+
+
+async def readyz(service: ServiceDep) -> dict[str, Any]:
+    """The model is loaded and warmed: say which one."""
+    if not service.ready:
+        raise ModelNotReady(f"not ready: {service.state}")
+    return service.describe()
+
+
+async def metrics(service: ServiceDep) -> Response:
+    """Prometheus metrics of this app."""
+    return Response(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def add_routes(app: FastAPI) -> None:
+    """Register the edge service's routes on ``app``."""
+    errors: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 413, 422, 500, 503)}
+    app.add_api_route("/v1/classify", classify, methods=["POST"], response_model=ClassifyResponse, responses=errors)
+    app.add_api_route("/v1/feedback", feedback, methods=["POST"], response_model=FeedbackResponse, responses=errors)
+    app.add_api_route("/admin/reload", admin_reload, methods=["POST"], response_model=ReloadResponse)
+    app.add_api_route("/healthz", healthz, methods=["GET"])
+    app.add_api_route("/readyz", readyz, methods=["GET"], responses={503: {"model": ErrorBody}})
+    app.add_api_route("/metrics", metrics, methods=["GET"])
+
+
+# ---------------------------------------------------------------- error handlers
+
+
+def _count_error(request: Request, kind: str) -> None:
+    service: EdgeService | None = getattr(request.app.state, "service", None)
+    if service is not None:
+        service.metrics.errors.labels(kind).inc()
+
+
+async def on_hybrid_error(request: Request, exc: Exception) -> JSONResponse:
+    """Map our errors to their status (see :data:`STATUS_BY_ERROR`)."""
+    status, kind = status_for(cast(HybridError, exc))  # registered for HybridError only
+    if status >= 500 and status != 503:
+        logger.error("%s %s failed: %s", request.method, request.url.path, exc)
+    _count_error(request, kind)
+    response = error_response(status, kind, str(exc))
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """422 for a body of the wrong shape or type, or one that is not JSON at all."""
+    errors = cast(RequestValidationError, exc).errors()  # registered for RequestValidationError only
+    kind = "invalid_json" if any(is_not_json(e) for e in errors) else "validation_error"
+    settings: EdgeSettings = request.app.state.service.settings
+    accepted = (
+        accepted_classify(settings.max_texts, settings.max_chars)
+        if request.url.path == "/v1/classify"
+        else "a JSON object with the documented fields and no others"
+    )
+    _count_error(request, kind)
+    return error_response(422, kind, describe_validation_errors(errors, accepted))
+
+
+async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Unknown routes and wrong methods, in our error shape."""
+    http_error = cast(StarletteHTTPException, exc)  # registered for HTTPException only
+    message = (
+        f"{request.method} {request.url.path}: {http_error.detail}; routes are POST /v1/classify, "
+        "POST /v1/feedback, POST /admin/reload, GET /healthz, GET /readyz and GET /metrics"
+    )
+    _count_error(request, f"http_{http_error.status_code}")
+    return error_response(http_error.status_code, f"http_{http_error.status_code}", message)
+
+
+async def on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """Anything else is a bug: log it with its traceback and answer 500 in our shape."""
+    logger.exception("%s %s failed unexpectedly", request.method, request.url.path)
+    _count_error(request, "internal_error")
+    return error_response(500, "internal_error", f"unexpected {type(exc).__name__}; see the server log")
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that give every error the same JSON shape."""
+    app.add_exception_handler(HybridError, on_hybrid_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected_error)
+
+
+# ---------------------------------------------------------------- factory
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start the service's parts; at shutdown answer what is queued and commit every audit record."""
+    service: EdgeService = app.state.service
+    await service.start()
+    try:
+        yield
+    finally:
+        await service.stop()
+
+
+def create_app(
+    settings: EdgeSettings,
+    hybrid: HybridClassifier | None = None,
+    registry: CollectorRegistry | None = None,
+    audit: AuditStore | None = None,
+    *,
+    load: Callable[[EdgeSettings], HybridClassifier] = open_hybrid_for,
+    new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+) -> FastAPI:
+    """Build the edge service's app.
+
+    Args:
+        settings: limits, batching, audit and reload settings.
+        hybrid: a ready classifier (the CLI loads first to fail fast); None: ``load(settings)`` runs in the
+            background at startup and ``/readyz`` answers 503 until it and the warm-up are done.
+        registry: Prometheus registry for this app's metrics; a new one when None.
+        audit: an audit store (the caller closes it); None opens ``settings.audit_url`` at startup.
+        load: builds the classifier from settings; defaults to :func:`hybridroute.hybrid.open_hybrid`.
+        new_id: makes request ids (random UUIDs by default).
+    """
+    app = FastAPI(title="hybridroute edge service", lifespan=lifespan)
+    app.state.service = EdgeService(
+        settings, hybrid, registry if registry is not None else CollectorRegistry(), audit, load, new_id
+    )
+    add_routes(app)
+    add_error_handlers(app)
+    return app

@@ -1,0 +1,134 @@
+"""The edge service's HTTP contract: request and response bodies, and the errors only it raises.
+
+Unknown fields are rejected everywhere (``extra="forbid"``). Limits that depend
+on settings (texts per request, characters per text) are checked by the app
+with :func:`hybridroute.serving.schemas.check_limits` (413), not by the models.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
+
+from hybridroute.errors import HybridError
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+class NotFound(HybridError):
+    """The thing a request names does not exist (HTTP 404)."""
+
+
+class Unauthorized(HybridError):
+    """No credentials were given (HTTP 401)."""
+
+
+class Forbidden(HybridError):
+    """The credentials given are wrong (HTTP 403)."""
+
+
+class Conflict(HybridError):
+    """The request clashes with the service's state (HTTP 409)."""
+
+
+class InvalidInput(HybridError):
+    """Well-formed JSON whose values the service cannot accept (HTTP 422)."""
+
+
+class InvalidBundle(HybridError):
+    """A model bundle offered for reload is missing, corrupt or unusable (HTTP 422)."""
+
+
+def accepted_classify(max_texts: int, max_chars: int) -> str:
+    """Describe an acceptable classify body in one line, for error messages."""
+    return (
+        f'a JSON object {{"text": "..."}} or {{"texts": [...]}} (exactly one of them) holding 1 to {max_texts} '
+        f"non-blank strings of at most {max_chars} characters each, and no other fields"
+    )
+
+
+class ClassifyRequest(BaseModel):
+    """``POST /v1/classify`` body: one text or a list of texts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: StrictStr | None = None
+    texts: list[StrictStr] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _exactly_one_non_blank(self) -> ClassifyRequest:
+        if (self.text is None) == (self.texts is None):
+            raise ValueError('give exactly one of "text" (a string) or "texts" (a list of strings)')
+        blank = [i for i, text in enumerate(self.all_texts()) if not text.strip()]
+        if blank:
+            where = "text is blank" if self.text is not None else f"texts at positions {blank[:10]} are blank"
+            raise ValueError(f"{where}; every text must hold a non-whitespace character")
+        return self
+
+    def all_texts(self) -> list[str]:
+        """The texts to classify, as a list."""
+        return [self.text] if self.text is not None else list(self.texts or [])
+
+
+class AnswerBody(BaseModel):
+    """One answered text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str  # give it to POST /v1/feedback
+    label: str
+    confidence: Probability
+    tier: str  # "edge" or "cloud"
+    reason: str
+    latency_ms: float  # server time for this text, queueing and batching included
+    cost: float  # USD
+    model_version: str  # the model that answered (the cloud model's for cloud answers)
+    fallback: bool  # the cloud was wanted but failed, so the edge answered
+
+
+class ClassifyResponse(BaseModel):
+    """``POST /v1/classify`` answer: one result per text, in order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    results: list[AnswerBody]
+
+
+class FeedbackRequest(BaseModel):
+    """``POST /v1/feedback`` body: the true label of an answered text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: StrictStr = Field(min_length=1, max_length=200)
+    label: StrictStr = Field(min_length=1)
+
+
+class FeedbackResponse(BaseModel):
+    """``POST /v1/feedback`` answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str
+    label: str
+    status: str = "recorded"
+
+
+class ReloadRequest(BaseModel):
+    """``POST /admin/reload`` body (optional): a bundle folder other than the run's edge folder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bundle: StrictStr | None = Field(default=None, min_length=1)
+
+
+class ReloadResponse(BaseModel):
+    """``POST /admin/reload`` answer: which model serves now and which one it replaced."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: str
+    model_version: str
+    previous_version: str
+    bundle: str
+    seconds: float

@@ -1,0 +1,339 @@
+"""What the edge app runs: model holder, micro-batcher, audit writer, metrics, and their start and stop.
+
+:class:`EdgeService` lives on ``app.state.service`` (built by
+:func:`hybridroute.serving.edge_app.create_app`, started and stopped by its
+lifespan). Routes reach it through a dependency; nothing here is global.
+
+What "acknowledged" means: a classify response is sent only after the audit
+writer has committed the request's records, or has committed them into the
+overflow counter because the queue was full (``X-Audit: committed`` or
+``dropped``). So after ``kill -9`` every answered request is a row or is
+counted in ``audit_meta.dropped``. The wait is bounded
+(``audit_ack_timeout_s``): past it the response goes out with
+``X-Audit: pending`` and ``hybridroute_audit_ack_timeouts_total`` counts it;
+those few requests are the only ones a crash could lose uncounted. With
+``audit_ack_timeout_s=0`` responses do not wait at all (``X-Audit: queued``).
+The wait costs one group commit (WAL, ``synchronous=NORMAL``: no fsync per
+commit), shared by every request answered meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi.concurrency import run_in_threadpool
+from prometheus_client import CollectorRegistry, Gauge
+
+from hybridroute.errors import HybridError
+from hybridroute.monitoring.audit import (
+    AuditRecord,
+    AuditStore,
+    AuditWriter,
+    load_or_create_salt,
+    open_audit_store,
+    text_hash,
+)
+from hybridroute.monitoring.metrics import EdgeMetrics
+from hybridroute.routing.cascade import HybridClassifier, RoutedAnswer
+from hybridroute.serving.batcher import MicroBatcher
+from hybridroute.serving.cloud_app import ModelNotReady
+from hybridroute.serving.edge_settings import SALT_FILE, EdgeSettings
+from hybridroute.serving.reload import BundleWatcher, ModelHolder, ReloadOutcome, reload_edge, warm_up
+
+logger = logging.getLogger(__name__)
+
+QUEUED = "queued"  # X-Audit when responses do not wait for the commit
+PENDING = "pending"  # X-Audit when the wait for the commit timed out
+
+
+@dataclass(frozen=True)
+class Answered:
+    """One answer and the edge model that ran for it (a batch runs on one model)."""
+
+    answer: RoutedAnswer
+    edge_model_version: str
+
+
+def latency_split(answer: RoutedAnswer) -> tuple[float | None, float | None]:
+    """(edge ms, cloud ms) for one answer; None where unknown or, for the cloud, not asked.
+
+    Uses the cascade's own split when it reports one (``edge_latency_ms`` and
+    ``cloud_latency_ms`` on :class:`RoutedAnswer`). Otherwise an answer the
+    cloud did not touch is all edge time, and for one it touched the split is
+    unknown (its whole latency then counts as cloud time, an upper bound).
+
+    Example: an edge-only answer of 3 ms -> (3.0, None)
+    """
+    edge = getattr(answer, "edge_latency_ms", None)
+    if edge is not None:
+        cloud = getattr(answer, "cloud_latency_ms", None)
+        return float(edge), (float(cloud) if cloud is not None else None)
+    if not answer.cloud_called and answer.tier.value == "edge" and not answer.fallback:
+        return answer.latency_ms, None
+    return None, answer.latency_ms
+
+
+def make_batch_classifier(holder: ModelHolder) -> Callable[[list[str]], list[Answered]]:
+    """The batcher's model call: read the served classifier once, so the whole batch runs on one model."""
+
+    def classify(texts: list[str]) -> list[Answered]:
+        hybrid = holder.current
+        if hybrid is None:
+            raise ModelNotReady("the model is not loaded yet; retry when GET /readyz answers 200")
+        version = hybrid.edge.model_version
+        return [Answered(answer, version) for answer in hybrid.classify(texts)]
+
+    return classify
+
+
+def open_hybrid_for(settings: EdgeSettings) -> HybridClassifier:
+    """Load edge, router and cloud from the run folder (the default loader)."""
+    from hybridroute.hybrid import open_hybrid
+
+    return open_hybrid(settings.hybrid_settings())
+
+
+class EdgeService:
+    """The running parts of one edge app.
+
+    Args:
+        settings: limits, batching, audit and reload settings.
+        hybrid: a ready classifier; None loads one with ``load`` in the background at startup.
+        registry: the Prometheus registry for this app.
+        audit: an audit store to use (the caller closes it); None opens ``settings.audit_url``.
+        load: builds the classifier from settings (tests pass a slow or failing one).
+        new_id: makes request ids.
+        wall_clock: unix seconds, for audit times.
+        clock: monotonic seconds, for latencies.
+    """
+
+    def __init__(
+        self,
+        settings: EdgeSettings,
+        hybrid: HybridClassifier | None,
+        registry: CollectorRegistry,
+        audit: AuditStore | None,
+        load: Callable[[EdgeSettings], HybridClassifier],
+        new_id: Callable[[], str],
+        wall_clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.settings, self.registry, self.load = settings, registry, load
+        self.new_id, self.wall_clock, self.clock = new_id, wall_clock, clock
+        self.holder = ModelHolder(hybrid)
+        self.metrics = EdgeMetrics(registry, settings.edge_share_window)
+        self.store: AuditStore | None = audit
+        self._owns_store = audit is None
+        self.writer: AuditWriter | None = None
+        self.batcher: MicroBatcher[Answered] | None = None
+        self.watcher: BundleWatcher | None = None
+        self.salt = b""
+        self.ready = False
+        self.state = "starting"  # starting, loading, warming, ready, failed: ..., draining
+        self._loader: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Open the audit log, start writer and batcher, and load and warm the model in the background."""
+        if self.store is None:
+            self.store = await run_in_threadpool(open_audit_store, self.settings.audit_url)
+        self.salt = await run_in_threadpool(self._salt)
+        self.writer = AuditWriter(
+            self.store,
+            self.settings.audit_queue,
+            self.settings.audit_batch,
+            on_dropped=self.metrics.audit_dropped.inc,
+            on_failed=self.metrics.audit_failed.inc,
+        )
+        self.writer.start()
+        self._export_queue_depths()
+        self.batcher = MicroBatcher(
+            make_batch_classifier(self.holder),
+            self.settings.max_batch,
+            self.settings.max_wait_ms,
+            on_batch=lambda size, _seconds: self.metrics.batch_size.observe(size),
+            clock=self.clock,
+        )
+        self.batcher.start()
+        self._loader = asyncio.get_running_loop().create_task(self._load_and_warm(), name="model-loader")
+
+    async def stop(self) -> None:
+        """Drain: answer what is queued, commit every audit record, release the model and the store."""
+        self.ready, self.state = False, "draining"
+        if self._loader is not None and not self._loader.done():
+            self._loader.cancel()
+        if self.watcher is not None:
+            await self.watcher.stop()
+        if self.batcher is not None:
+            await self.batcher.close()
+        if self.writer is not None:
+            await run_in_threadpool(self.writer.close)
+        if self.store is not None and self._owns_store:
+            await run_in_threadpool(self.store.close)
+        self._close_cloud()
+
+    def _salt(self) -> bytes:
+        if self.settings.hash_salt is not None:
+            return self.settings.hash_salt.encode("utf-8")
+        return load_or_create_salt(self.settings.run / SALT_FILE)
+
+    def _export_queue_depths(self) -> None:
+        depth = Gauge("hybridroute_audit_queue_depth", "Audit records waiting to be written.", registry=self.registry)
+        depth.set_function(lambda: self.writer.queued if self.writer else 0)
+        pending = Gauge("hybridroute_batcher_pending", "Requests waiting for a model batch.", registry=self.registry)
+        pending.set_function(lambda: self.batcher.pending if self.batcher else 0)
+
+    async def _load_and_warm(self) -> None:
+        try:
+            if self.holder.current is None:
+                self.state = "loading"
+                self.holder.set(await run_in_threadpool(self.load, self.settings))
+            self.state = "warming"
+            hybrid = self.holder.current
+            if hybrid is not None:
+                await run_in_threadpool(warm_up, hybrid.edge, self.settings.warmup_rounds)
+                self.metrics.model.info({"model_version": hybrid.edge.model_version})
+        except Exception as exc:  # the service stays up, unready, and says why on /readyz
+            logger.exception("the edge model could not be loaded")
+            self.state = f"failed: {type(exc).__name__}: {exc}"
+            return
+        self._start_watcher()
+        self.ready, self.state = True, "ready"
+        logger.info(
+            "edge service ready (model %s)", self.holder.current.edge.model_version if self.holder.current else "?"
+        )
+
+    def _start_watcher(self) -> None:
+        if self.settings.watch:
+            self.watcher = BundleWatcher(self.settings.edge_dir, self.reload, self.settings.watch_interval_s)
+            self.watcher.start()
+
+    def _close_cloud(self) -> None:
+        hybrid = self.holder.current
+        close = getattr(hybrid.cloud, "close", None) if hybrid is not None else None
+        if callable(close):
+            close()
+
+    # ------------------------------------------------------------ requests
+
+    def labels(self) -> tuple[str, ...]:
+        """The labels answers can carry."""
+        hybrid = self.holder.current
+        if hybrid is None:
+            raise ModelNotReady("the model is not loaded yet; retry when GET /readyz answers 200")
+        return tuple(hybrid.edge.labels)
+
+    async def classify(self, texts: Sequence[str]) -> list[Answered]:
+        """Answer texts through the micro-batcher."""
+        if self.batcher is None or not self.ready:
+            raise ModelNotReady(f"the service is not ready ({self.state}); retry when GET /readyz answers 200")
+        return await self.batcher.submit(texts)
+
+    def records(
+        self, texts: Sequence[str], answered: Sequence[Answered], ids: Sequence[str], latency_ms: float
+    ) -> list[AuditRecord]:
+        """Audit records for one request's answers."""
+        now = self.wall_clock()
+        records = []
+        for text, item, request_id in zip(texts, answered, ids, strict=True):
+            a = item.answer
+            edge_ms, cloud_ms = latency_split(a)
+            records.append(
+                AuditRecord(
+                    now,
+                    request_id,
+                    text_hash(text, self.salt),
+                    text if self.settings.store_raw_text else None,
+                    a.label,
+                    a.confidence,
+                    a.tier.value,
+                    a.reason,
+                    latency_ms,
+                    edge_ms,
+                    cloud_ms,
+                    a.cost,
+                    a.model_version,
+                    item.edge_model_version,
+                    a.edge_label,
+                    a.edge_confidence,
+                    a.fallback,
+                )
+            )
+        return records
+
+    async def audit(self, records: Sequence[AuditRecord]) -> str:
+        """Hand records to the writer and wait (bounded) until they are durable; return the X-Audit status."""
+        if self.writer is None:
+            raise ModelNotReady("the audit log is not open yet")
+        if self.settings.audit_ack_timeout_s == 0:
+            self.writer.submit(records)
+            return QUEUED
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[str] = loop.create_future()
+
+        def done(status: str) -> None:
+            loop.call_soon_threadsafe(_resolve, future, status)
+
+        self.writer.submit(records, done)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.settings.audit_ack_timeout_s)
+        except asyncio.TimeoutError:
+            self.metrics.audit_ack_timeouts.inc()
+            return PENDING
+
+    def observe(self, answered: Sequence[Answered], latency_s: float) -> None:
+        """Metrics for one request's answers."""
+        for item in answered:
+            a = item.answer
+            edge_ms, cloud_ms = latency_split(a)
+            self.metrics.observe_answer(
+                a.tier.value,
+                a.reason,
+                a.label,
+                a.confidence,
+                a.cost,
+                latency_s,
+                None if edge_ms is None else edge_ms / 1000.0,
+                None if cloud_ms is None else cloud_ms / 1000.0,
+            )
+
+    async def add_feedback(self, request_id: str, label: str) -> bool:
+        """Store the true label of an answered text; False when the id is unknown."""
+        if self.store is None:
+            raise ModelNotReady("the audit log is not open yet")
+        return await run_in_threadpool(self.store.add_feedback, request_id, label, self.wall_clock())
+
+    async def reload(self, bundle: Path | None = None) -> ReloadOutcome:
+        """Swap in a verified edge bundle (the run's edge folder by default); count the outcome."""
+        try:
+            outcome = await run_in_threadpool(
+                reload_edge, self.holder, bundle or self.settings.edge_dir, self.settings.threads
+            )
+        except HybridError:
+            self.metrics.reloads.labels("refused").inc()
+            raise
+        self.metrics.reloads.labels("ok").inc()
+        self.metrics.model.info({"model_version": outcome.model_version})
+        return outcome
+
+    def describe(self) -> dict[str, Any]:
+        """Readiness details for /readyz."""
+        hybrid = self.holder.current
+        return {
+            "status": "ready",
+            "model_version": hybrid.edge.model_version if hybrid else None,
+            "labels": list(hybrid.edge.labels) if hybrid else [],
+            "cloud": hybrid is not None and hybrid.cloud is not None,
+        }
+
+
+def _resolve(future: asyncio.Future[str], status: str) -> None:
+    if not future.done():
+        future.set_result(status)

@@ -1,0 +1,95 @@
+"""How the edge service runs: one frozen, validated settings object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hybridroute.config import check_positive, check_range
+from hybridroute.errors import ConfigError
+from hybridroute.hybrid import HybridSettings
+from hybridroute.routing.ledger import PriceConfig
+
+AUDIT_FILE = "audit.sqlite"
+SALT_FILE = "audit.salt"
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    """Settings of the edge service.
+
+    Attributes:
+        run: run folder (edge bundle in RUN/edge, optional router.json and cloud bundle).
+        cloud_url: cloud service URL; None uses the run's cloud bundle in process, if any.
+        policy: overrides router.json's policy (always-edge, always-cloud, tutorial).
+        max_batch: most texts per model call (micro-batching).
+        max_wait_ms: longest a request waits for others to share its batch.
+        max_chars: most characters per text (413 beyond); the tokenizer truncates for the model.
+        max_texts: most texts per request (413 beyond).
+        audit_db: file path, ``sqlite:///PATH`` or ``postgresql://...``; None: RUN/audit.sqlite.
+        store_raw_text: keep raw texts in the audit log (off: only a salted hash).
+        hash_salt: secret for text hashes; None: read or create RUN/audit.salt.
+        audit_queue: most audit records waiting to be written; overflow is dropped and counted.
+        audit_batch: most records per audit transaction.
+        audit_ack_timeout_s: longest a response waits for its audit commit before answering anyway.
+        admin_token: bearer token for POST /admin/reload; None disables reloading.
+        watch: reload when RUN/edge/manifest.json changes.
+        watch_interval_s: how often the watched manifest is checked.
+        warmup_rounds: model calls before the service reports ready.
+        edge_share_window: answers over which the edge-share gauge is computed.
+        threads: ONNX Runtime intra-op threads (0: its default).
+        prices: what each tier costs.
+    """
+
+    run: Path
+    cloud_url: str | None = None
+    policy: str | None = None
+    max_batch: int = 32  # one ONNX call for 32 short texts costs little more than for a few
+    max_wait_ms: float = 2.0  # small against the 50 ms p99 target; batches form mostly while a batch runs
+    max_chars: int = 10_000  # far above any customer message; bounds work and memory per request
+    max_texts: int = 64
+    audit_db: str | None = None
+    store_raw_text: bool = False  # raw customer text is personal data: opt in
+    hash_salt: str | None = None
+    audit_queue: int = 10_000  # seconds of traffic at the target rate: absorbs a slow disk, bounds memory
+    audit_batch: int = 512
+    audit_ack_timeout_s: float = 1.0
+    admin_token: str | None = None
+    watch: bool = False
+    watch_interval_s: float = 2.0
+    warmup_rounds: int = 3
+    edge_share_window: int = 1000
+    threads: int = 0
+    prices: PriceConfig = field(default_factory=PriceConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "run", Path(self.run))
+        check_range("max_batch", self.max_batch, 1, 4096)
+        check_range("max_wait_ms", self.max_wait_ms, 0.0, 1000.0)
+        check_range("max_chars", self.max_chars, 1, 10_000_000)
+        check_range("max_texts", self.max_texts, 1, 4096)
+        check_range("audit_queue", self.audit_queue, 1, 10_000_000)
+        check_range("audit_batch", self.audit_batch, 1, 100_000)
+        check_range("audit_ack_timeout_s", self.audit_ack_timeout_s, 0.0, 60.0)
+        check_positive("watch_interval_s", self.watch_interval_s)
+        check_range("warmup_rounds", self.warmup_rounds, 0, 100)
+        check_range("edge_share_window", self.edge_share_window, 1, 10_000_000)
+        check_range("threads", self.threads, 0, 1024)
+        if self.admin_token is not None and len(self.admin_token) < 16:
+            raise ConfigError(f"admin_token must hold at least 16 characters, got {len(self.admin_token)}")
+        if self.hash_salt is not None and not self.hash_salt:
+            raise ConfigError("hash_salt must not be empty (leave it unset to use RUN/audit.salt)")
+
+    @property
+    def audit_url(self) -> str:
+        """Where the audit log lives."""
+        return self.audit_db if self.audit_db is not None else str(self.run / AUDIT_FILE)
+
+    @property
+    def edge_dir(self) -> Path:
+        """The edge bundle folder that reloads read and the watcher watches."""
+        return self.run / "edge"
+
+    def hybrid_settings(self) -> HybridSettings:
+        """The settings :func:`hybridroute.hybrid.open_hybrid` needs."""
+        return HybridSettings(self.run, self.cloud_url, self.policy, self.prices, threads=self.threads)

@@ -1,0 +1,179 @@
+"""Hot reload: swap a new edge bundle in without dropping a request.
+
+The served classifier sits in a :class:`ModelHolder`. A reload loads the new
+bundle on a worker thread, verifies it (manifest and checksums, the label
+count, the same label list as the model it replaces, a warm-up prediction),
+builds a new :class:`~hybridroute.routing.cascade.HybridClassifier` that shares
+the router, cloud client and ledger, and swaps the holder's reference in one
+assignment. The micro-batcher reads that reference once per batch, so batches
+already running finish on the old model and the next one runs on the new.
+A bundle that fails any check is refused and the old model keeps serving.
+
+:class:`BundleWatcher` polls a bundle's ``manifest.json`` and reloads when it
+changes. Write a new bundle beside the served one and rename it into place:
+a reload that sees half-copied files fails its checksums and is retried on the
+next change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hybridroute.errors import HybridError
+from hybridroute.routing.cascade import HybridClassifier
+from hybridroute.runtime.bundle import MANIFEST_NAME
+from hybridroute.runtime.classifier import EdgeClassifier
+from hybridroute.serving.edge_schemas import Conflict, InvalidBundle
+
+logger = logging.getLogger(__name__)
+
+WARMUP_TEXTS = ("where is my order", "thank you, that was quick!", "my card was charged twice and nobody answers")
+
+
+@dataclass(frozen=True)
+class ReloadOutcome:
+    """What a successful reload did."""
+
+    model_version: str
+    previous_version: str
+    bundle: Path
+    seconds: float
+
+
+class ModelHolder:
+    """The hybrid classifier being served, replaced by one reference assignment."""
+
+    def __init__(self, hybrid: HybridClassifier | None = None) -> None:
+        self._hybrid = hybrid
+        self._reloading = threading.Lock()
+
+    @property
+    def current(self) -> HybridClassifier | None:
+        """The classifier to use now; read it once per batch."""
+        return self._hybrid
+
+    def set(self, hybrid: HybridClassifier | None) -> None:
+        """Serve ``hybrid`` from the next batch on."""
+        self._hybrid = hybrid
+
+    def try_begin_reload(self) -> bool:
+        """Claim the single reload slot; False when another reload is running."""
+        return self._reloading.acquire(blocking=False)
+
+    def end_reload(self) -> None:
+        """Release the reload slot."""
+        self._reloading.release()
+
+
+def warm_up(edge: EdgeClassifier, rounds: int, batch_sizes: Sequence[int] = (1, 8)) -> None:
+    """Run the edge model a few times so the first real requests do not pay for lazy initialisation."""
+    for _ in range(rounds):
+        for size in batch_sizes:
+            edge.predict_proba([WARMUP_TEXTS[i % len(WARMUP_TEXTS)] for i in range(size)])
+
+
+def load_verified_edge(bundle: Path, labels: Sequence[str], threads: int = 0) -> EdgeClassifier:
+    """Load a bundle and check it can replace a model with ``labels``.
+
+    Raises:
+        InvalidBundle: the folder is missing, is not a bundle, fails its checksums or cannot predict.
+        Conflict: the bundle's labels differ from the served ones (router and cloud expect those).
+    """
+    if not bundle.is_dir():
+        raise InvalidBundle(f"bundle folder {bundle} does not exist; give a folder holding {MANIFEST_NAME}")
+    try:
+        edge = EdgeClassifier.from_dir(bundle, threads=threads)
+        warm_up(edge, rounds=1)
+    except HybridError as exc:
+        raise InvalidBundle(f"bundle {bundle} refused, the old model keeps serving: {exc}") from exc
+    if tuple(edge.labels) != tuple(labels):
+        raise Conflict(
+            f"bundle {bundle} has labels {list(edge.labels)[:8]} but the served model has {list(labels)[:8]}; "
+            "a model with other labels needs a new router: restart the service on the new run instead"
+        )
+    return edge
+
+
+def reload_edge(
+    holder: ModelHolder, bundle: Path, threads: int = 0, clock: Callable[[], float] = time.perf_counter
+) -> ReloadOutcome:
+    """Load, verify and swap in a new edge bundle (blocking: call it on a worker thread).
+
+    Raises:
+        Conflict: another reload is running, no model is loaded yet, or the labels differ.
+        InvalidBundle: the bundle failed verification.
+    """
+    if not holder.try_begin_reload():
+        raise Conflict("another reload is running; retry when it has finished")
+    try:
+        started = clock()
+        current = holder.current
+        if current is None:
+            raise Conflict("no model is loaded yet; retry when GET /readyz answers 200")
+        edge = load_verified_edge(bundle, current.edge.labels, threads)
+        holder.set(dataclasses.replace(current, edge=edge))  # router, cloud and ledger carry over
+        outcome = ReloadOutcome(edge.model_version, current.edge.model_version, bundle, clock() - started)
+        logger.info("edge model %s replaced %s (from %s)", outcome.model_version, outcome.previous_version, bundle)
+        return outcome
+    finally:
+        holder.end_reload()
+
+
+def manifest_stamp(bundle: Path) -> tuple[int, int] | None:
+    """(mtime in ns, size) of a bundle's manifest, or None when it is absent."""
+    try:
+        stat = (bundle / MANIFEST_NAME).stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+class BundleWatcher:
+    """Reload when a bundle's manifest changes (polled; no inotify dependency).
+
+    Args:
+        bundle: the folder to watch.
+        reload: the app's reload coroutine (it records metrics and logs the outcome).
+        interval_s: seconds between checks.
+    """
+
+    def __init__(self, bundle: Path, reload: Callable[[], Awaitable[object]], interval_s: float = 2.0) -> None:
+        self.bundle, self.reload, self.interval_s = bundle, reload, interval_s
+        self._seen = manifest_stamp(bundle)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start polling on the running loop."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="bundle-watcher")
+
+    async def stop(self) -> None:
+        """Stop polling (a reload already on its worker thread still completes)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def check_once(self) -> bool:
+        """Reload if the manifest changed since last seen; True when a reload was tried."""
+        stamp = manifest_stamp(self.bundle)
+        if stamp is None or stamp == self._seen:
+            return False
+        self._seen = stamp  # a refused bundle is retried only after it changes again
+        try:
+            await self.reload()
+        except HybridError as exc:
+            logger.warning("watched bundle %s changed but was refused: %s", self.bundle, exc)
+        return True
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            await self.check_once()

@@ -1,0 +1,90 @@
+"""The edge service on the tiny real run: real model answers, hot reload by HTTP and by watched folder."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hybridroute.runtime.classifier import EdgeClassifier
+from hybridroute.serving.edge_app import create_app
+from hybridroute.serving.edge_settings import EdgeSettings
+from hybridroute.serving.uvicorn_runner import serve_in_thread
+
+TOKEN = "s3cret-admin-token-0123"
+
+
+@pytest.fixture
+def run_copy(tiny_run: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "run"
+    shutil.copytree(tiny_run / "edge", root / "edge")
+    shutil.copytree(tiny_run / "onnx_fp32", root / "onnx_fp32")  # another valid bundle, another version
+    return root
+
+
+def wait_version(client: httpx.Client, url: str, version: str | None = None, timeout_s: float = 15.0) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ready = client.get(f"{url}/readyz")
+        if ready.status_code == 200 and (version is None or ready.json()["model_version"] == version):
+            return str(ready.json()["model_version"])
+        time.sleep(0.02)
+    raise AssertionError(f"model version {version} not served within {timeout_s} s")
+
+
+def served_version(client: httpx.Client, url: str) -> str:
+    response = client.post(f"{url}/v1/classify", json={"text": "my card was charged twice"})
+    assert response.status_code == 200
+    return str(response.json()["results"][0]["model_version"])
+
+
+def test_real_model_serves_and_reloads_good_bundles_and_refuses_bad_ones(run_copy: Path, tmp_path: Path) -> None:
+    old = EdgeClassifier.from_dir(run_copy / "edge").model_version
+    new = EdgeClassifier.from_dir(run_copy / "onnx_fp32").model_version
+    bad = tmp_path / "bad"
+    shutil.copytree(run_copy / "onnx_fp32", bad)
+    with (bad / "model.onnx").open("ab") as handle:
+        handle.write(b"corrupt")
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    app = create_app(EdgeSettings(run_copy, admin_token=TOKEN, threads=1))
+    with serve_in_thread(app) as url, httpx.Client(timeout=10.0) as client:
+        assert wait_version(client, url) == old
+        body = client.post(f"{url}/v1/classify", json={"texts": ["where is my parcel", "great, thanks"]}).json()
+        assert [r["label"] in {"negative", "neutral", "positive"} for r in body["results"]] == [True, True]
+        assert served_version(client, url) == old
+
+        missing = client.post(f"{url}/admin/reload")
+        wrong = client.post(f"{url}/admin/reload", headers={"Authorization": "Bearer not-the-token-at-all"})
+        assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+        assert wrong.status_code == 403
+        assert served_version(client, url) == old
+
+        refused = client.post(f"{url}/admin/reload", headers=auth, json={"bundle": str(bad)})
+        assert refused.status_code == 422 and refused.json()["error"]["type"] == "invalid_bundle"
+        assert "checksum mismatch" in refused.json()["error"]["message"]
+        nowhere = client.post(f"{url}/admin/reload", headers=auth, json={"bundle": str(tmp_path / "nowhere")})
+        assert nowhere.status_code == 422
+        assert served_version(client, url) == old  # the old model keeps serving
+
+        swapped = client.post(f"{url}/admin/reload", headers=auth, json={"bundle": str(run_copy / "onnx_fp32")})
+        assert swapped.status_code == 200
+        assert swapped.json()["model_version"] == new and swapped.json()["previous_version"] == old
+        assert served_version(client, url) == new
+        metrics = client.get(f"{url}/metrics").text
+    assert 'hybridroute_reloads_total{outcome="ok"} 1.0' in metrics
+    assert 'hybridroute_reloads_total{outcome="refused"} 2.0' in metrics
+    assert f'hybridroute_model_info{{model_version="{new}"}} 1.0' in metrics
+
+
+def test_watched_folder_reloads_when_the_manifest_changes(run_copy: Path) -> None:
+    new = EdgeClassifier.from_dir(run_copy / "onnx_fp32").model_version
+    app = create_app(EdgeSettings(run_copy, watch=True, watch_interval_s=0.05, threads=1))
+    with serve_in_thread(app) as url, httpx.Client(timeout=10.0) as client:
+        old = wait_version(client, url)
+        for name in ("model.onnx", "tokenizer.json", "manifest.json"):  # the manifest last: it triggers
+            shutil.copy(run_copy / "onnx_fp32" / name, run_copy / "edge" / name)
+        assert wait_version(client, url, new) == new != old
+        assert served_version(client, url) == new

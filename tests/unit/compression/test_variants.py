@@ -1,0 +1,98 @@
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hybridroute.compression.embeddings import quantize_rows
+from hybridroute.compression.selection import Candidate, smallest_qualifying, within_drop
+from hybridroute.compression.variants import Variant, default_variants, variants_by_name
+from hybridroute.compression.vocab import choose_kept_ids, is_fallback_piece, remap_tokenizer_json
+from hybridroute.errors import ArtifactError, ConfigError
+from hybridroute.runtime.fastpath import bucket_length, softmax_row, suggested_buckets
+
+
+def test_fallback_pieces_are_single_characters():
+    assert is_fallback_piece("a") and is_fallback_piece("##a")
+    assert not is_fallback_piece("ab") and not is_fallback_piece("##ab")
+
+
+def test_kept_ids_are_specials_used_and_fallback():
+    vocab = {"[PAD]": 0, "[UNK]": 1, "a": 2, "##b": 3, "card": 4, "cards": 5, "loan": 6}
+    pruned = choose_kept_ids(vocab, Counter({4: 3, 6: 1}), {"[PAD]", "[UNK]"}, min_count=2)
+    assert pruned.kept_ids == (0, 1, 2, 3, 4)  # "loan" seen once < min_count, "cards" never
+    assert pruned.from_texts == 1 and pruned.fallback == 2
+
+
+def test_remap_renumbers_vocab_and_special_ids():
+    data = {
+        "added_tokens": [{"id": 0, "content": "[PAD]"}, {"id": 5, "content": "[CLS]"}],
+        "post_processor": {"special_tokens": {"[CLS]": {"id": "[CLS]", "ids": [5], "tokens": ["[CLS]"]}}},
+        "padding": None,
+        "model": {"vocab": {"[PAD]": 0, "x": 1, "y": 2, "[CLS]": 5}},
+    }
+    out = remap_tokenizer_json(data, [0, 2, 5])
+    assert out["model"]["vocab"] == {"[PAD]": 0, "y": 1, "[CLS]": 2}
+    assert out["added_tokens"][1]["id"] == 2
+    assert out["post_processor"]["special_tokens"]["[CLS]"]["ids"] == [2]
+    assert data["model"]["vocab"]["y"] == 2  # the input is not modified
+
+
+def test_remap_refuses_to_drop_a_special_token():
+    data = {"added_tokens": [{"id": 5, "content": "[CLS]"}], "model": {"vocab": {"[CLS]": 5, "x": 1}}}
+    with pytest.raises(ArtifactError, match="CLS"):
+        remap_tokenizer_json(data, [1])
+
+
+def test_int8_rows_round_trip_within_half_a_step():
+    table = np.random.default_rng(0).normal(size=(50, 16)).astype(np.float32)
+    table[3] = 0.0  # an all-zero row must not divide by zero
+    q, scales = quantize_rows(table)
+    assert q.dtype == np.int8 and scales.shape == (50, 1)
+    assert np.all(np.abs(q.astype(np.float32) * scales - table) <= scales / 2 + 1e-7)
+
+
+def test_variant_rejects_unknown_settings():
+    with pytest.raises(ConfigError, match="weights"):
+        Variant("x", weights="int3")
+    with pytest.raises(ConfigError, match="embeddings"):
+        Variant("x", embeddings="bf16")
+    with pytest.raises(ConfigError, match="block_size"):
+        Variant("x", block_size=48)
+
+
+def test_default_variants_have_unique_names_and_lookup_works():
+    names = [v.name for v in default_variants()]
+    assert len(names) == len(set(names))
+    assert [v.name for v in variants_by_name(names[:2])] == names[:2]
+    with pytest.raises(ConfigError, match="unknown variants"):
+        variants_by_name(["nope"])
+
+
+def _candidate(name: str, size: float, qualifies: bool) -> Candidate:
+    return Candidate(Variant(name), Path(name), size, 0.9, 0.0, qualifies)
+
+
+def test_smallest_qualifying_ignores_rejected_ones():
+    chosen = smallest_qualifying([_candidate("a", 5, True), _candidate("b", 3, False), _candidate("c", 4, True)])
+    assert chosen is not None and chosen.variant.name == "c"
+    assert smallest_qualifying([_candidate("b", 3, False)]) is None
+
+
+def test_within_drop_and_nan():
+    assert within_drop(0.90, 0.896, 0.005)
+    assert not within_drop(0.90, 0.89, 0.005)
+    assert not within_drop(0.90, float("nan"), 0.005)
+
+
+def test_buckets():
+    assert bucket_length(11, (16, 32)) == 16
+    assert bucket_length(40, (16, 32)) == 40
+    assert bucket_length(7, ()) == 7
+    assert suggested_buckets(128) == (16, 32, 64, 128)
+    assert suggested_buckets(64, smallest=16) == (16, 32, 64)
+
+
+def test_softmax_row_sums_to_one():
+    p = softmax_row(np.array([1.0, 2.0, 3.0]), 2.0)
+    assert p.sum() == pytest.approx(1.0) and p.argmax() == 2

@@ -1,0 +1,84 @@
+"""Hot-reload pieces without a server: one model per batch, one reload at a time, the watcher's trigger."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hybridroute.routing.cascade import HybridClassifier
+from hybridroute.routing.policies import AlwaysEdge
+from hybridroute.serving.cloud_app import ModelNotReady
+from hybridroute.serving.edge_schemas import Conflict, InvalidBundle
+from hybridroute.serving.edge_service import make_batch_classifier
+from hybridroute.serving.reload import BundleWatcher, ModelHolder, load_verified_edge, reload_edge
+
+
+class SwappingEdge:
+    """An edge that swaps the holder's model while it runs, as a concurrent reload would."""
+
+    labels = ("a", "b")
+
+    def __init__(self, version: str, holder: ModelHolder | None = None, replacement: object = None) -> None:
+        self.model_version, self.holder, self.replacement = version, holder, replacement
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        if self.holder is not None:
+            self.holder.set(self.replacement)  # type: ignore[arg-type]
+        return np.tile([0.9, 0.1], (len(texts), 1))
+
+
+def test_a_batch_finishes_on_the_model_it_started_with() -> None:
+    holder = ModelHolder()
+    new = HybridClassifier(SwappingEdge("v2"), AlwaysEdge())  # type: ignore[arg-type]
+    holder.set(HybridClassifier(SwappingEdge("v1", holder, new), AlwaysEdge()))  # type: ignore[arg-type]
+    classify = make_batch_classifier(holder)
+    first = classify(["x", "y"])
+    assert {a.edge_model_version for a in first} == {"v1"} and {a.answer.model_version for a in first} == {"v1"}
+    assert {a.edge_model_version for a in classify(["z"])} == {"v2"}  # the next batch runs on the new one
+
+
+def test_no_model_means_not_ready() -> None:
+    with pytest.raises(ModelNotReady):
+        make_batch_classifier(ModelHolder())(["x"])
+
+
+def test_only_one_reload_at_a_time_and_none_before_a_model(tmp_path: Path) -> None:
+    holder = ModelHolder()
+    with pytest.raises(Conflict, match="no model"):
+        reload_edge(holder, tmp_path)
+    assert holder.try_begin_reload()
+    try:
+        with pytest.raises(Conflict, match="another reload"):
+            reload_edge(holder, tmp_path)
+    finally:
+        holder.end_reload()
+
+
+def test_a_folder_that_is_not_a_bundle_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidBundle, match="does not exist"):
+        load_verified_edge(tmp_path / "missing", ("a", "b"))
+    with pytest.raises(InvalidBundle, match="manifest.json is missing"):
+        load_verified_edge(tmp_path, ("a", "b"))
+
+
+def test_the_watcher_reloads_once_per_manifest_change(tmp_path: Path) -> None:
+    calls: list[float] = []
+
+    async def reload() -> None:
+        calls.append(time.monotonic())
+
+    async def scenario() -> list[bool]:
+        watcher = BundleWatcher(tmp_path, reload)
+        outcomes = [await watcher.check_once()]  # no manifest yet
+        (tmp_path / "manifest.json").write_text("{}")
+        outcomes += [await watcher.check_once(), await watcher.check_once()]
+        (tmp_path / "manifest.json").write_text('{"changed": true}')
+        outcomes.append(await watcher.check_once())
+        return outcomes
+
+    assert asyncio.run(scenario()) == [False, True, False, True]
+    assert len(calls) == 2
