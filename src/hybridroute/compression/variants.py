@@ -3,7 +3,8 @@
 A :class:`Variant` names one combination of the techniques below; :func:`build_variant`
 applies them in a fixed order to ``RUN/onnx_fp32``:
 
-1. vocabulary pruning to the wordpieces of the training texts (embedding rows + tokenizer);
+1. vocabulary pruning to the wordpieces of the training texts (embedding rows + tokenizer), and
+   position embeddings cut to the bundle's max length (lossless: the tokenizer truncates there);
 2. ONNX Runtime's transformer fusions (attention, skip-layer-norm, bias-GELU);
 3. encoder weights: dynamic INT8, static INT8 (calibrated), 4-bit blocks (MatMulNBits) or FP32;
 4. word embeddings: INT8 per row, 4-bit blocks, or FP32.
@@ -21,8 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from hybridroute.compression.blockwise import BlockSettings, quantize_blockwise, save
-from hybridroute.compression.embeddings import quantize_word_embeddings_int8
-from hybridroute.compression.optimize import encoder_shape, optimize_graph
+from hybridroute.compression.embeddings import (
+    embedding_gather,
+    quantize_word_embeddings_int8,
+    trim_position_embeddings,
+)
+from hybridroute.compression.optimize import EncoderShape, encoder_shape, optimize_graph
 from hybridroute.compression.static import StaticSettings, quantize_static_int8
 from hybridroute.compression.vocab import prune_vocabulary, word_embedding_initializer
 from hybridroute.errors import ConfigError
@@ -87,6 +92,8 @@ def default_variants() -> tuple[Variant, ...]:
         Variant("pruned-int4-b128-opt", "int4-block", "int8", vocab_pruning=True, graph_optimization=True,
                 block_size=128),
         Variant("pruned-int4-b32-int4emb-opt", "int4-block", "int4", vocab_pruning=True, graph_optimization=True),
+        Variant("pruned5k-int4-b32-opt", "int4-block", "int8", vocab_pruning=True, keep_general=5000,
+                graph_optimization=True),
     )
 
 
@@ -125,50 +132,53 @@ def _optimize(source: Path, layout: RunLayout, variant: Variant, work: Path) -> 
     if not variant.graph_optimization:
         return source, {}
     target = work / "optimized.onnx"
-    shape = encoder_shape(layout.classifier / "encoder" / "config.json")
+    config = layout.classifier / "encoder" / "config.json"
+    # 0 heads / 0 width lets the optimizer read them off the graph when the PyTorch classifier is gone
+    shape = encoder_shape(config) if config.is_file() else EncoderShape(0, 0)
     # Q, K and V stay separate MatMuls where the quantizer handles MatMul only (4-bit, static INT8);
     # dynamic INT8 quantizes the packed Attention op itself (QAttention).
     fused = optimize_graph(source, target, shape, separate_qkv=variant.weights in ("int4-block", "int8-static"))
     return target, fused
 
 
-def _quantize_weights(source: Path, variant: Variant, work: Path, max_length: int) -> tuple[Any, dict[str, Any]]:
-    if variant.weights == "fp32":
-        return _load(source), {}
-    if variant.weights == "int4-block":
-        return quantize_blockwise(_load(source), variant.block), variant.block.to_dict()
-    target = work / "weights.onnx"
-    if variant.weights == "int8-dynamic":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+def _dynamic_int8(source: Path, target: Path) -> tuple[Any, dict[str, Any]]:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        ops = ["MatMul", "Attention"]  # the embedding Gather is handled by its own step
-        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=ops, extra_options=_FLOAT_DEFAULT)
-        return _load(target), {"method": "dynamic", "per_channel": True, "op_types": ops}
+    ops = ["MatMul", "Attention"]  # the embedding Gather is handled by its own step
+    # Fused contrib ops defeat ONNX shape inference; their outputs are float in every graph we build.
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                     op_types_to_quantize=ops, extra_options={"DefaultTensorType": 1})  # 1 = FLOAT
+    return _load(target), {"method": "dynamic", "per_channel": True, "op_types": ops}
+
+
+def _static_int8(source: Path, target: Path, variant: Variant, work: Path, layout: RunLayout,
+                 max_length: int) -> tuple[Any, dict[str, Any]]:
     from tokenizers import Tokenizer
 
     settings = StaticSettings(calibration_texts=variant.calibration_texts)
-    tokenizer = Tokenizer.from_file(str(work / TOKENIZER_NAME))
-    texts = _calibration_texts(work)
+    tokenizer = Tokenizer.from_file(str(work / TOKENIZER_NAME))  # the (maybe pruned) tokenizer of this bundle
+    texts = load_saved_split(layout).train.texts  # calibrate on training texts, never on test data
     quantize_static_int8(source, target, tokenizer, texts, max_length, settings)
     return _load(target), settings.to_dict()
 
 
-# Fused contrib ops defeat ONNX shape inference; their outputs are float in every graph we build.
-_FLOAT_DEFAULT = {"DefaultTensorType": 1}  # onnx.TensorProto.FLOAT
-
-
-def _calibration_texts(work: Path) -> tuple[str, ...]:
-    return tuple((work / "calibration.txt").read_text(encoding="utf-8").splitlines())
+def _quantize_weights(
+    source: Path, variant: Variant, work: Path, layout: RunLayout, max_length: int
+) -> tuple[Any, dict[str, Any]]:
+    if variant.weights == "fp32":
+        return _load(source), {}
+    if variant.weights == "int4-block":
+        return quantize_blockwise(_load(source), variant.block), variant.block.to_dict()
+    if variant.weights == "int8-dynamic":
+        return _dynamic_int8(source, work / "weights.onnx")
+    return _static_int8(source, work / "weights.onnx", variant, work, layout, max_length)
 
 
 def _quantize_embeddings(model: Any, variant: Variant) -> tuple[Any, dict[str, Any]]:
     if variant.embeddings == "int8":
         return model, quantize_word_embeddings_int8(model)
     if variant.embeddings == "int4":
-        from hybridroute.compression.embeddings import _embedding_gather
-
-        name = _embedding_gather(model).name
+        name = embedding_gather(model).name
         return quantize_blockwise(model, variant.block, ("Gather",), nodes=[name]), {"embeddings": "int4"}
     return model, {"embeddings": "fp32"}
 
@@ -201,14 +211,12 @@ def build_variant(layout: RunLayout, variant: Variant, out_dir: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix=f"variant-{variant.name}-") as scratch:
         work = Path(scratch)
         model = _load(layout.onnx_fp32 / MODEL_NAME)
-        steps: dict[str, Any] = {"vocabulary": _prune(model, layout, variant, work)}
-        if variant.weights == "int8-static":
-            texts = load_saved_split(layout).train.texts  # calibrate on training texts, never on test data
-            (work / "calibration.txt").write_text("\n".join(t.replace("\n", " ") for t in texts), encoding="utf-8")
+        steps: dict[str, Any] = {"vocabulary": _prune(model, layout, variant, work),
+                                 "positions": trim_position_embeddings(model, fp32.max_length)}
         save(model, work / "pruned.onnx")
         del model
         source, steps["fused"] = _optimize(work / "pruned.onnx", layout, variant, work)
-        model, steps["weights"] = _quantize_weights(source, variant, work, fp32.max_length)
+        model, steps["weights"] = _quantize_weights(source, variant, work, layout, fp32.max_length)
         model, steps["embeddings"] = _quantize_embeddings(model, variant)
         settings = {"recipe": variant.to_dict(), "steps": steps, "source": {"onnx_fp32": fp32.model_version}}
         manifest = fp32.with_updates(kind="edge", settings=settings, metrics={})

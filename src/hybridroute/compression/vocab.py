@@ -75,15 +75,29 @@ def special_tokens(tokenizer_json: dict[str, Any]) -> set[str]:
     return found | ({unk} if unk else set())
 
 
+def general_ids(vocab: dict[str, int], count: int, prefix: str = "##") -> set[int]:
+    """The ``count`` lowest-id ordinary wordpieces (not special, not ``[unused..]``, not single characters).
+
+    BERT-style WordPiece vocabularies list ordinary wordpieces by corpus frequency after the
+    single characters, so these are the commonest general-language pieces.
+
+    Example: general_ids({"[PAD]": 0, "a": 1, "the": 2, "of": 3, "##s": 4}, 1) -> {2}
+    """
+    ordinary = sorted(i for t, i in vocab.items()
+                      if not is_fallback_piece(t, prefix) and not (t.startswith("[") and t.endswith("]")))
+    return set(ordinary[:count])
+
+
 def choose_kept_ids(
-    vocab: dict[str, int], counts: Counter[int], specials: set[str], min_count: int, prefix: str = "##"
+    vocab: dict[str, int], counts: Counter[int], specials: set[str], min_count: int, prefix: str = "##",
+    keep_general: int = 0,
 ) -> PrunedVocab:
     """Old ids to keep, ascending.
 
     Example: choose_kept_ids({"[PAD]": 0, "a": 1, "ab": 2, "cd": 3}, Counter({2: 1}), {"[PAD]"}, 1)
         -> kept_ids (0, 1, 2): [PAD] as special, "a" as fallback, "ab" as used; "cd" dropped
     """
-    used = {i for i, c in counts.items() if c >= min_count}
+    used = {i for i, c in counts.items() if c >= min_count} | general_ids(vocab, keep_general, prefix)
     fallback = {i for t, i in vocab.items() if is_fallback_piece(t, prefix)}
     special = {vocab[t] for t in specials if t in vocab}
     kept = tuple(sorted(used | fallback | special))

@@ -8,12 +8,12 @@ format, or whose checksums do not match the files.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hybridroute.data import file_sha256 as sha256_file
 from hybridroute.errors import ArtifactError
 
 FORMAT_VERSION = 1
@@ -21,15 +21,6 @@ MANIFEST_NAME = "manifest.json"
 MODEL_NAME = "model.onnx"
 TOKENIZER_NAME = "tokenizer.json"
 REQUIRED_KEYS = ("format_version", "labels", "max_length", "files")
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,9 @@ Modules:
     ``cloud_app``: ``create_app(CloudSettings, classifier=None)``, the cloud tier's FastAPI app.
     ``cloud_client``: ``CloudClient`` (timeouts, retries, budget, circuit breaker) and ``InProcessCloud``.
     ``uvicorn_runner``: ``serve_in_thread(app)``, a uvicorn server on a background thread.
+    ``edge_settings``, ``edge_schemas``, ``edge_app``, ``edge_service``: the edge tier's service.
+    ``batcher``: ``MicroBatcher``, which groups concurrent requests into one model call.
+    ``reload``: verified, atomic hot reload of the edge bundle.
 
 Nothing is imported here, so importing one module does not pull in the others.
 """

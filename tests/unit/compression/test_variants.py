@@ -7,7 +7,7 @@ import pytest
 from hybridroute.compression.embeddings import quantize_rows
 from hybridroute.compression.selection import Candidate, smallest_qualifying, within_drop
 from hybridroute.compression.variants import Variant, default_variants, variants_by_name
-from hybridroute.compression.vocab import choose_kept_ids, is_fallback_piece, remap_tokenizer_json
+from hybridroute.compression.vocab import choose_kept_ids, general_ids, is_fallback_piece, remap_tokenizer_json
 from hybridroute.errors import ArtifactError, ConfigError
 from hybridroute.runtime.fastpath import bucket_length, softmax_row, suggested_buckets
 
@@ -22,6 +22,14 @@ def test_kept_ids_are_specials_used_and_fallback():
     pruned = choose_kept_ids(vocab, Counter({4: 3, 6: 1}), {"[PAD]", "[UNK]"}, min_count=2)
     assert pruned.kept_ids == (0, 1, 2, 3, 4)  # "loan" seen once < min_count, "cards" never
     assert pruned.from_texts == 1 and pruned.fallback == 2
+
+
+def test_general_ids_are_the_lowest_ordinary_ids():
+    vocab = {"[PAD]": 0, "[unused0]": 1, "a": 2, "##a": 3, "the": 4, "of": 5, "##ing": 6}
+    assert general_ids(vocab, 2) == {4, 5}
+    assert general_ids(vocab, 0) == set()
+    pruned = choose_kept_ids(vocab, Counter(), {"[PAD]"}, 1, keep_general=1)
+    assert pruned.kept_ids == (0, 2, 3, 4)
 
 
 def test_remap_renumbers_vocab_and_special_ids():

@@ -1,0 +1,107 @@
+"""How well the label-free accuracy estimate (mean calibrated confidence) tracks measured accuracy.
+
+The monitor estimates accuracy without labels as the mean top-class
+confidence of the answers; with temperature-scaled confidences that is the
+expected accuracy. :func:`tracking` measures how close it comes on labelled
+data, overall and in consecutive windows; :func:`measure_tracking` runs a
+run's edge bundle over a labelled file to get those numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hybridroute.config import check_positive
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Estimated against measured accuracy.
+
+    Attributes:
+        queries: labelled answers.
+        estimated, measured: overall mean confidence and accuracy.
+        gap: ``estimated - measured`` overall.
+        window: answers per window.
+        window_gaps: ``estimated - measured`` per full window, in order.
+        max_abs_window_gap, mean_abs_window_gap: over the windows (0 when there are none).
+    """
+
+    queries: int
+    estimated: float
+    measured: float
+    gap: float
+    window: int
+    window_gaps: tuple[float, ...]
+    max_abs_window_gap: float
+    mean_abs_window_gap: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        data = dict(self.__dict__)
+        data["window_gaps"] = list(self.window_gaps)
+        return data
+
+
+def tracking(confidence: Sequence[float], correct: Sequence[bool], window: int = 300) -> Tracking:
+    """Compare mean confidence with accuracy overall and in consecutive full windows of ``window``.
+
+    Example: confidences all 0.9, 90% correct -> gap 0.0
+    """
+    check_positive("window", window)
+    c, y = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=float)
+    if c.size == 0 or c.size != y.size:
+        raise ValueError(f"need equal, non-empty confidence and correct arrays; got {c.size} and {y.size}")
+    gaps = tuple(
+        float(c[i : i + window].mean() - y[i : i + window].mean()) for i in range(0, c.size - window + 1, window)
+    )
+    absolute = np.abs(gaps) if gaps else np.zeros(1)
+    return Tracking(
+        int(c.size),
+        float(c.mean()),
+        float(y.mean()),
+        float(c.mean() - y.mean()),
+        window,
+        gaps,
+        float(absolute.max()),
+        float(absolute.mean()),
+    )
+
+
+def measure_tracking(
+    run_dir: Path,
+    data: Path,
+    text_col: str = "text",
+    label_col: str = "label",
+    window: int = 300,
+    threads: int = 1,
+    seed: int = 0,
+) -> Tracking:
+    """Run a run's edge bundle over a labelled file (shuffled with ``seed``, as traffic arrives mixed) and track.
+
+    Args:
+        run_dir: run folder with an ``edge`` bundle (its temperature calibrates the confidences).
+        data: labelled CSV or JSONL, e.g. a held-out test set.
+        text_col: its text column.
+        label_col: its label column.
+        window: answers per window.
+        threads: ONNX Runtime threads.
+        seed: shuffling seed (files are often sorted by label, which would make windows one class each).
+    """
+    from hybridroute.config import DataConfig  # runtime pieces, loaded only here
+    from hybridroute.data import load_labelled
+    from hybridroute.runs import RunLayout
+    from hybridroute.runtime.classifier import EdgeClassifier
+
+    labelled = load_labelled(DataConfig(Path(data), text_col, label_col))
+    order = np.random.default_rng(seed).permutation(len(labelled.texts))
+    edge = EdgeClassifier.from_dir(RunLayout(Path(run_dir)).edge, threads=threads)
+    probabilities = edge.predict_proba([labelled.texts[i] for i in order])
+    predicted = [edge.labels[i] for i in probabilities.argmax(axis=1)]
+    correct = [p == labelled.labels[i] for p, i in zip(predicted, order, strict=True)]
+    return tracking(probabilities.max(axis=1), correct, window)

@@ -1,0 +1,333 @@
+"""Recognizers: each finds the spans of one entity type in a text.
+
+A recognizer is anything with ``entity``, ``priority`` and ``find(text) -> list[Span]``
+(see :class:`Recognizer`); :func:`default_recognizers` builds the pure-Python set
+this package ships. Patterns favour recall on customer-service formats and lean
+on checksums (Luhn, IBAN mod 97) and cue words ("account", "order", "my name is")
+for precision. The priority decides overlaps: a Luhn-valid card beats the phone
+number its digits also resemble.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from hybridroute.redaction.validators import IBAN_LENGTHS, digits_of, iban_valid, luhn_valid
+
+# Higher wins an overlap: checksummed and self-delimiting formats first, cue-based guesses last.
+PRIORITY: dict[str, int] = {
+    "EMAIL": 100,
+    "URL": 90,
+    "IBAN": 85,
+    "CARD": 80,
+    "SSN": 70,
+    "ORDER": 65,
+    "ACCOUNT": 60,
+    "PHONE": 50,
+    "HANDLE": 40,
+    "PERSON": 30,
+}
+
+
+@dataclass(frozen=True, order=True)
+class Span:
+    """A found entity: characters ``start:end`` of the text hold an ``entity``.
+
+    Holds no text on purpose, so a span can be logged without leaking what it covers.
+    """
+
+    start: int
+    end: int
+    entity: str
+
+    def overlaps(self, other: Span) -> bool:
+        """Whether the two spans share at least one character."""
+        return self.start < other.end and other.start < self.end
+
+
+class Recognizer(Protocol):
+    """Finds one entity type; the redactor resolves overlaps and applies the allow-list."""
+
+    entity: str
+    priority: int
+
+    def find(self, text: str) -> list[Span]:
+        """Every span of ``self.entity`` in ``text``."""
+        ...
+
+
+@dataclass(frozen=True)
+class PatternRecognizer:
+    """A regular expression, an optional validator, and the group that holds the value.
+
+    The group lets a cue stay in the text: ``account 12345678`` becomes ``account <ACCOUNT>``.
+    """
+
+    entity: str
+    pattern: re.Pattern[str]
+    validate: Callable[[str], bool] | None = None
+    group: str | int = 0
+    priority: int = 0
+    overlapping: bool = False  # also look for matches starting inside a valid one (chance checksum hits)
+
+    def find(self, text: str) -> list[Span]:
+        """Spans of every match whose value passes the validator."""
+        spans, pos = [], 0
+        while (match := self.pattern.search(text, pos)) is not None:
+            start, end = match.span(self.group)
+            if start >= 0 and (self.validate is None or self.validate(text[start:end])):
+                spans.append(Span(start, end, self.entity))
+                pos = match.start() + 1 if self.overlapping else match.end()
+            else:  # a greedy match may hide a valid shorter one: search again one character on
+                pos = match.start() + 1
+        return spans
+
+
+@dataclass(frozen=True)
+class IbanRecognizer:
+    """IBANs written compact or in groups of four: country length table + mod 97."""
+
+    entity: str = "IBAN"
+    priority: int = PRIORITY["IBAN"]
+
+    def find(self, text: str) -> list[Span]:
+        """Spans of valid IBANs; a start that fails the checksum is skipped."""
+        spans = []
+        for start in _IBAN_START.finditer(text):
+            end = _iban_end(text, start.start(), IBAN_LENGTHS[start.group(1).upper()])
+            if end is not None and iban_valid(text[start.start() : end]):
+                spans.append(Span(start.start(), end, self.entity))
+        return spans
+
+
+_IBAN_START = re.compile(r"(?<![A-Za-z0-9])(" + "|".join(IBAN_LENGTHS) + r")\d\d", re.IGNORECASE)
+
+
+def _iban_end(text: str, start: int, length: int) -> int | None:
+    """Where an IBAN of ``length`` characters (single spaces allowed) starting at ``start`` ends.
+
+    Example: _iban_end("GB82 WEST 1234 5698 7654 32 ok", 0, 22) -> 27
+    """
+    count, i = 0, start
+    while i < len(text) and count < length:
+        if text[i].isalnum():
+            count += 1
+        elif not (text[i] == " " and i + 1 < len(text) and text[i + 1].isalnum() and text[i - 1] != " "):
+            return None
+        i += 1
+    if count < length or (i < len(text) and text[i].isalnum()):
+        return None
+    return i
+
+
+# National significant number lengths of common country codes (ITU-T E.164 national plans);
+# other codes accept 7-12 national digits. Lets "+33 1 23 45 67 89 10 min" stop before "10".
+NATIONAL_LENGTHS: dict[str, frozenset[int]] = {
+    "1": frozenset({10}), "7": frozenset({10}), "27": frozenset({9}), "31": frozenset({9}), "32": frozenset({8, 9}),
+    "33": frozenset({9}), "34": frozenset({9}), "39": frozenset(range(6, 12)), "41": frozenset({9}),
+    "43": frozenset(range(7, 14)), "44": frozenset({9, 10}), "45": frozenset({8}), "46": frozenset(range(7, 11)),
+    "47": frozenset({8}), "48": frozenset({9}), "49": frozenset(range(6, 14)), "52": frozenset({10}),
+    "55": frozenset({10, 11}), "61": frozenset({9}), "65": frozenset({8}), "81": frozenset({9, 10}),
+    "86": frozenset({11}), "91": frozenset({10}), "351": frozenset({9}), "353": frozenset({7, 8, 9}),
+    "971": frozenset({8, 9}),
+}  # fmt: skip
+_INTERNATIONAL = re.compile(r"(?<![\w+-])\+(\d{1,3})(?:[\s.-]?\(?\d{1,5}\)?){2,7}(?![\w-]|\.\d)")
+_GROUP = re.compile(r"\(?\d+\)?")
+
+
+@dataclass(frozen=True)
+class InternationalPhoneRecognizer:
+    """Numbers written with a country code, trimmed to a length that country's numbers have.
+
+    A greedy pattern would take the next number too ("+33 1 23 45 67 89 10 min"); trailing
+    groups are dropped until the national part has a valid length.
+    """
+
+    entity: str = "PHONE"
+    priority: int = PRIORITY["PHONE"]
+
+    def find(self, text: str) -> list[Span]:
+        """Spans of international numbers with a plausible national length."""
+        spans = []
+        for match in _INTERNATIONAL.finditer(text):
+            end = _trimmed_phone_end(text, match.start(), match.end(), match.group(1))
+            if end is not None:
+                spans.append(Span(match.start(), end, self.entity))
+        return spans
+
+
+def _trimmed_phone_end(text: str, start: int, end: int, country: str) -> int | None:
+    """The end of the longest prefix (whole digit groups) of ``text[start:end]`` with a valid national length.
+
+    Example: _trimmed_phone_end("+33 1 23 45 67 89 10", 0, 20, "33") -> 17
+    """
+    lengths = NATIONAL_LENGTHS.get(country, frozenset(range(7, 13)))
+    ends = [m.end() + start + 1 + len(country) for m in _GROUP.finditer(text[start + 1 + len(country) : end])]
+    for candidate in reversed(ends):
+        if len(digits_of(text[start:candidate])) - len(country) in lengths:
+            return candidate
+    return None
+
+
+def _digit_count(low: int, high: int) -> Callable[[str], bool]:
+    """A validator: the value holds between ``low`` and ``high`` digits."""
+    return lambda value: low <= len(digits_of(value)) <= high
+
+
+def _card_valid(value: str) -> bool:
+    """13-19 digits, a known issuer prefix and a valid Luhn digit."""
+    digits = digits_of(value)
+    return 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn_valid(digits)
+
+
+def _ssn_valid(value: str) -> bool:
+    """US SSN rules: area not 000/666/9xx, group not 00, serial not 0000 (UK NINO passes as is)."""
+    digits = digits_of(value)
+    if len(digits) != 9:
+        return True  # the national-insurance form, shaped by the pattern alone
+    return digits[:3] not in {"000", "666"} and digits[0] != "9" and digits[3:5] != "00" and digits[5:] != "0000"
+
+
+def _has_letter_and_digit_or_five_digits(value: str) -> bool:
+    """An order or account value: five digits or more, or letters and digits mixed."""
+    digits = len(digits_of(value))
+    return digits >= 5 or (digits >= 2 and any(c.isalpha() for c in value) and len(value) >= 5)
+
+
+# Capitalized words that follow the same cues without being names ("this is Ridiculous").
+_NOT_NAMES_WORDS = """I I'm Im The A An And But So Not No Yes My Your Our It Its This That What Why How When Where Who
+    Very Really Just Still Now Again Ridiculous Unacceptable Terrible Awful Great Amazing Horrible
+    Insane Crazy Absurd Annoying Frustrating Ok Okay Please Thanks Thank Sorry Hi Hello Hey Dear Team
+    Customer Service Support Sir Madam All Everyone Guys Again Today Tomorrow Yesterday Monday Tuesday
+    Wednesday Thursday Friday Saturday Sunday United American Delta Southwest Jetblue JetBlue Virgin
+    Airways Airlines Air Flight Bank Card Account Order Cancelled Late Platinum Gold Silver"""
+NOT_NAMES: frozenset[str] = frozenset(_NOT_NAMES_WORDS.split())
+
+
+# A capitalized word that is neither a title nor a common non-name; "O'Brien", "McDonald", "Smith-Jones" pass.
+# Excluding non-names inside the pattern lets "Mr Okafor This is" stop after "Okafor" instead of failing.
+_NAME = (
+    r"(?!(?:Mr|Mrs|Ms|Miss|Dr|Prof|" + "|".join(re.escape(w) for w in sorted(NOT_NAMES)) + r")\b)"
+    r"(?:[A-Z]'[A-Z][a-z]+|[A-Z][a-z]+(?:[A-Z][a-z]+)?(?:['-][A-Z][a-z]+)?)"
+)
+
+
+def _patterns() -> dict[str, list[PatternRecognizer]]:
+    """The pattern recognizers, by entity type (built per call: nothing happens at import)."""
+    flags = re.VERBOSE
+    return {
+        "EMAIL": [
+            _rx(
+                "EMAIL",
+                r"(?<![\w.+-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]*[A-Za-z0-9_])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])",
+            )
+        ],
+        "URL": [
+            _rx("URL", r"(?i:\b(?:https?|ftp)://[^\s<>\"']+[^\s<>\"'.,;:!?)\]])"),
+            _rx(
+                "URL",
+                r"""(?i:(?<![\w@./-])(?:www\.)?(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+
+                (?:com|org|net|io|co|uk|de|fr|es|it|nl|eu|info|biz|app|dev|me|us|ca|au|in|ly)
+                (?![\w@-])(?:/[^\s<>\"']*[^\s<>\"'.,;:!?)\]])?)""",
+                flags=flags,
+            ),
+        ],
+        "CARD": [
+            # 4-4-4-4 and Amex 4-6-5 with one consistent separator, or 13-19 digits written together:
+            # a loose digit run would swallow the next number ("4111... 10 min") and fail the Luhn check.
+            _rx(
+                "CARD",
+                r"(?<![\d-])(?:\d{4}([ -]?)\d{4}\1\d{4}\1\d{4}|\d{4}([ -]?)\d{6}\2\d{4,5}|\d{13,19})(?![\d])",
+                _card_valid,
+                overlapping=True,
+            ),
+        ],
+        "SSN": [
+            _rx("SSN", r"(?<![\d-])\d{3}([- ])\d{2}\1\d{4}(?![\d-])", _ssn_valid),
+            _rx(
+                "SSN",
+                r"(?i:\b(?:ssn|social\s+security(?:\s+(?:no\.?|number))?)\s*(?:is|:|\#)?\s*)(?P<v>\d{9})\b",
+                _ssn_valid,
+                "v",
+            ),
+            # UK National Insurance number, grouped or compact.
+            _rx("SSN", r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d\d ?\d\d ?\d\d ?[A-D]\b"),
+        ],
+        "ACCOUNT": [
+            _rx(
+                "ACCOUNT",
+                r"""(?i:\b(?:account|acct|acc|a/c)\.?(?:\s*(?:no\.?|number|num|\#|id))?\s*(?:is\s+|:\s*|\#\s*)?)
+                (?P<v>(?:[A-Z]{1,4}-?)?\d[\d-]*\d)(?![\w-])""",
+                _has_letter_and_digit_or_five_digits,
+                "v",
+                flags,
+            )
+        ],
+        "ORDER": [
+            _rx("ORDER", r"(?<![\w-])(?i:ORD)-\d{4}-\d{4,8}(?![\w-])"),
+            _rx(
+                "ORDER",
+                r"""(?i:\border\.?(?:\s*(?:no\.?|number|num|\#|id|ref))?\s*(?:is\s+|:\s*|\#\s*)?)
+                (?P<v>(?=[A-Z0-9-]*\d)[A-Z0-9](?:[A-Z0-9-]{2,18}[A-Z0-9]))(?![\w-])""",
+                _has_letter_and_digit_or_five_digits,
+                "v",
+                flags,
+            ),
+        ],
+        "PHONE": [
+            # North American: (415) 555-0132, 415.555.0132, +1-415-555-0132, 4155550132. A number may not
+            # run on into ".digit": "0698 1701 231.416.5691" holds a US number, not a British one.
+            _rx("PHONE", r"(?<![\w+-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)|\d{3})[\s.-]?\d{3}[\s.-]?\d{4}(?![\w-]|\.\d)"),
+            # British: 020 7946 0958, 07700 900123, +44 (0)20 7946 0958, +44 7700 900123.
+            _rx(
+                "PHONE",
+                r"(?<![\w+-])(?:\+44[\s.-]?(?:\(0\)[\s.-]?)?|0)\d{2,4}[\s.-]?\d{3,4}[\s.-]?\d{3,4}(?![\w-]|\.\d)",
+                _digit_count(10, 13),
+            ),
+        ],
+        "HANDLE": [_rx("HANDLE", r"(?<![\w@.+-])@[A-Za-z0-9_]{2,30}(?![\w@]|\.[A-Za-z]{2,}\b)")],
+        "PERSON": [
+            _rx(
+                "PERSON",
+                rf"""(?:(?i:\bmy\s+name\s+is|\bmy\s+name's|\b(?:hi|hello|hey|dear\s+\w+)[,!]?\s+(?:this\s+is|i\s+am|i'm)|
+                \bspeak\s+(?:to|with)|\bsigned)\s+)(?P<v>{_NAME}(?:\s+{_NAME})?)""",
+                None,
+                "v",
+                flags,
+            ),
+            _rx("PERSON", rf"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+(?P<v>{_NAME}(?:\s+{_NAME})?)", None, "v"),
+            _rx(
+                "PERSON",
+                rf"""(?i:\b(?:thanks|thank\s+you|regards|best|cheers|sincerely|yours)[,!]?)[ \t]*\n?[ \t]*
+                (?:-\s*)?(?P<v>{_NAME}(?:\s+{_NAME})?)(?=\s*(?:[.!]|$))""",
+                None,
+                "v",
+                flags | re.MULTILINE,
+            ),
+        ],
+    }
+
+
+def _rx(
+    entity: str,
+    pattern: str,
+    validate: Callable[[str], bool] | None = None,
+    group: str | int = 0,
+    flags: int = 0,
+    overlapping: bool = False,
+) -> PatternRecognizer:
+    return PatternRecognizer(entity, re.compile(pattern, flags), validate, group, PRIORITY[entity], overlapping)
+
+
+def default_recognizers(entities: Iterable[str] | None = None) -> list[Recognizer]:
+    """The built-in recognizers for ``entities`` (all known types when None)."""
+    wanted = set(PRIORITY if entities is None else entities)
+    found: list[Recognizer] = [r for e, rs in _patterns().items() if e in wanted for r in rs]
+    if "IBAN" in wanted:
+        found.append(IbanRecognizer())
+    if "PHONE" in wanted:
+        found.append(InternationalPhoneRecognizer())
+    return found

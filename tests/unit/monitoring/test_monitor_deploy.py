@@ -1,0 +1,76 @@
+"""The shipped Prometheus rules and Grafana dashboard parse and name only metrics the service exports."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from hybridroute.monitoring.metrics import EdgeMetrics
+from hybridroute.monitoring.thresholds import MonitorThresholds
+
+DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
+METRIC = re.compile(r"\bhybridroute_[a-z0-9_]+")
+SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "gauge": ("",),
+    "info": ("_info",),
+}
+
+
+def exported_names() -> set[str]:
+    """Every series name the edge metrics can expose (labelled metrics expose none until used)."""
+    registry = CollectorRegistry()
+    EdgeMetrics(registry)
+    return {family.name + suffix for family in registry.collect() for suffix in SUFFIXES[family.type]}
+
+
+def rules() -> list[dict[str, object]]:
+    yaml = pytest.importorskip("yaml")
+    data = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text(encoding="utf-8"))
+    return [rule for group in data["groups"] for rule in group["rules"]]
+
+
+def test_alert_rules_use_exported_metrics() -> None:
+    found = rules()
+    assert len(found) >= 10
+    exported = exported_names()
+    for rule in found:
+        assert {"alert", "expr", "labels", "annotations"} <= set(rule)
+        assert rule["labels"]["severity"] in {"warning", "critical"}  # type: ignore[index]
+        used = set(METRIC.findall(str(rule["expr"])))
+        assert used, rule["alert"]
+        assert used <= exported, f"{rule['alert']} names unknown metrics {used - exported}"
+
+
+def test_alert_rules_share_the_monitor_thresholds() -> None:
+    t = MonitorThresholds()
+    exprs = {rule["alert"]: str(rule["expr"]) for rule in rules()}
+    assert exprs["HybridrouteEdgeShareLow"].endswith(f"< {t.min_edge_share:.2f}")
+    assert exprs["HybridrouteEdgeShareCritical"].endswith(f"< {t.critical_edge_share:.2f}")
+    assert f"> {t.max_p95_latency_ms / 1000:.3f}" in exprs["HybridrouteLatencyP95High"]
+    assert f"> {t.max_cost_per_query}" in exprs["HybridrouteCostPerQueryHigh"]
+    assert f"< {t.min_accuracy}" in exprs["HybridrouteEstimatedAccuracyLow"]
+
+
+def test_grafana_dashboard_uses_exported_metrics() -> None:
+    dashboard = json.loads((DEPLOY / "grafana" / "hybridroute.json").read_text(encoding="utf-8"))
+    exported = exported_names()
+    panels = dashboard["panels"]
+    assert len({p["id"] for p in panels}) == len(panels) >= 10
+    used: set[str] = set()
+    for panel in panels:
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            used |= set(METRIC.findall(target["expr"]))
+    assert used <= exported, used - exported
+    for needed in (
+        "hybridroute_edge_share",
+        "hybridroute_request_latency_seconds_bucket",
+        "hybridroute_cost_usd_total",
+    ):
+        assert needed in used

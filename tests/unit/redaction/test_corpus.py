@@ -1,0 +1,67 @@
+import pytest
+
+from hybridroute.bench.redaction import markdown_table, score_corpus
+from hybridroute.errors import ConfigError, DataError
+from hybridroute.redaction import ENTITIES, RedactionConfig, Redactor
+from hybridroute.redaction.corpus import COMPANY_ALLOW_LIST, generate_pii_corpus, load_texts, usable_base
+
+BASE = [
+    "I am still waiting on my card?",
+    "@united my flight 1701 was cancelled and nobody called",
+    "How do I top up with a cheque",
+    "What is the exchange rate for a transfer to Spain?",
+    "@JetBlue thanks for the quick rebooking, great crew",
+]
+
+
+def test_corpus_is_deterministic_per_seed() -> None:
+    a = generate_pii_corpus(BASE, 30, seed=3)
+    assert a == generate_pii_corpus(BASE, 30, seed=3)
+    assert a != generate_pii_corpus(BASE, 30, seed=4)
+
+
+def test_corpus_spans_point_at_inserted_values_and_keep_the_source() -> None:
+    for example in generate_pii_corpus(BASE, 50, seed=0, labels=[str(i) for i in range(len(BASE))]):
+        assert 1 <= len(example.spans) <= 3
+        assert example.source in BASE and example.label == str(BASE.index(example.source))
+        for span in example.spans:
+            value = example.text[span.start : span.end]
+            assert value and value == value.strip() and span.entity in ENTITIES
+        assert set(example.source.split()) <= set(example.text.split())
+
+
+def test_corpus_covers_every_entity_type() -> None:
+    corpus = generate_pii_corpus(BASE, 200, seed=1)
+    assert {s.entity for e in corpus for s in e.spans} == set(ENTITIES)
+    assert sum(len(e.negatives) for e in corpus) > 100
+
+
+def test_corpus_needs_texts_and_n() -> None:
+    with pytest.raises(ConfigError):
+        generate_pii_corpus([], 5, 0)
+
+
+def test_usable_base_rejects_texts_with_possible_unlabelled_pii() -> None:
+    assert usable_base("@united lost my bag", COMPANY_ALLOW_LIST)
+    assert not usable_base("@jane_doe lost my bag", COMPANY_ALLOW_LIST)
+    assert not usable_base("see http://t.co/xyz", COMPANY_ALLOW_LIST)
+    assert not usable_base("call 1-800-433-7300", COMPANY_ALLOW_LIST)
+
+
+def test_load_texts_reads_text_and_label_columns(tmp_path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("text,category\nhello,greet\nbye,leave\n", encoding="utf-8")
+    assert load_texts(path) == (["hello", "bye"], ["greet", "leave"])
+    with pytest.raises(DataError):
+        load_texts(tmp_path / "missing.csv")
+
+
+def test_small_corpus_meets_the_issue_targets() -> None:
+    corpus = generate_pii_corpus(BASE, 600, seed=7)
+    scores = score_corpus(corpus, Redactor(RedactionConfig(allow_list=COMPANY_ALLOW_LIST)))
+    for entity, s in scores["per_type"].items():
+        assert s["recall"] >= 0.99, (entity, s)
+        assert s["precision"] >= 0.95, (entity, s)
+        assert s["leaked"] == 0, (entity, s)
+    assert scores["negative_controls"]["touched"] <= 0.01 * scores["negative_controls"]["total"]
+    assert "| EMAIL |" in markdown_table(scores)

@@ -1,0 +1,90 @@
+import pytest
+
+from hybridroute.redaction import RedactionConfig, Redactor
+
+
+@pytest.fixture(scope="module")
+def redactor() -> Redactor:
+    return Redactor(RedactionConfig())
+
+
+def found(redactor: Redactor, text: str) -> list[tuple[str, str]]:
+    return [(text[s.start : s.end], s.entity) for s in redactor.find(text)]
+
+
+POSITIVES = [
+    ("mail me at john.doe+bank@mail.example.co.uk now", "john.doe+bank@mail.example.co.uk", "EMAIL"),
+    ("contact: J_SMITH@CORP.ACME-BANK.DE.", "J_SMITH@CORP.ACME-BANK.DE", "EMAIL"),
+    ("call (415) 555-0132 today", "(415) 555-0132", "PHONE"),
+    ("call 415.555.0132", "415.555.0132", "PHONE"),
+    ("tel: +1-415-555-0132", "+1-415-555-0132", "PHONE"),
+    ("ring 020 7946 0958 please", "020 7946 0958", "PHONE"),
+    ("mobile 07700 900123", "07700 900123", "PHONE"),
+    ("on +44 20 7946 0958.", "+44 20 7946 0958", "PHONE"),
+    ("call +33 1 23 45 67 89 10 min ago", "+33 1 23 45 67 89", "PHONE"),
+    ("or +91 98765 43210", "+91 98765 43210", "PHONE"),
+    ("card 4111 1111 1111 1111 declined", "4111 1111 1111 1111", "CARD"),
+    ("card 4111-1111-1111-1111", "4111-1111-1111-1111", "CARD"),
+    ("amex 3782 822463 10005", "3782 822463 10005", "CARD"),
+    ("mc 5500005555555559 10 min", "5500005555555559", "CARD"),
+    ("IBAN GB82 WEST 1234 5698 7654 32 please", "GB82 WEST 1234 5698 7654 32", "IBAN"),
+    ("to DE89370400440532013000.", "DE89370400440532013000", "IBAN"),
+    ("SSN: 123-45-6789", "123-45-6789", "SSN"),
+    ("social security number 123 45 6789", "123 45 6789", "SSN"),
+    ("my ssn is 123456789", "123456789", "SSN"),
+    ("NI number AB 12 34 56 C", "AB 12 34 56 C", "SSN"),
+    ("account 12345678 is locked", "12345678", "ACCOUNT"),
+    ("acct #AC-99812", "AC-99812", "ACCOUNT"),
+    ("a/c no. 12345678", "12345678", "ACCOUNT"),
+    ("account number: 0012-3456-78", "0012-3456-78", "ACCOUNT"),
+    ("order #A1B2C3D4 late", "A1B2C3D4", "ORDER"),
+    ("where is ORD-2024-558812?", "ORD-2024-558812", "ORDER"),
+    ("order number 55123", "55123", "ORDER"),
+    ("see https://example.com/orders/123?id=4.", "https://example.com/orders/123?id=4", "URL"),
+    ("go to www.my-site.org/reset, then", "www.my-site.org/reset", "URL"),
+    ("on example.io/p/12 it says", "example.io/p/12", "URL"),
+    ("cc @jane_doe99 please", "@jane_doe99", "HANDLE"),
+    ("my name is John Smith and", "John Smith", "PERSON"),
+    ("Hi, this is Anna from", "Anna", "PERSON"),
+    ("ask Mr. O'Brien", "O'Brien", "PERSON"),
+    ("Dr Mary McDonald called", "Mary McDonald", "PERSON"),
+    ("it broke again. Thanks, Priya", "Priya", "PERSON"),
+    ("Regards,\nAhmed Smith-Jones", "Ahmed Smith-Jones", "PERSON"),
+]
+
+
+@pytest.mark.parametrize(("text", "value", "entity"), POSITIVES)
+def test_recognizes_customer_service_formats(redactor: Redactor, text: str, value: str, entity: str) -> None:
+    assert (value, entity) in found(redactor, text)
+
+
+NEGATIVES = [
+    "I paid $1,250.00 on 12/03/2024 at 10:45",
+    "it arrived on 2024-03-15, 15.03.2024",
+    "flight UA 1234 then flight 1701, seat 14C, gate B22",
+    "card ending 1234 and account ending in 4321",
+    "an order of 12 items; my order 2 days ago; order on Monday",
+    "my account balance is 250 and I've had the account since 2019",
+    "version 2.3.1, 45% fee, zip 94107, room 1205",
+    "card 4111 1111 1111 1112 fails Luhn",
+    "IBAN GB83 WEST 1234 5698 7654 32 fails mod 97",
+    "SSN 000-12-3456 and 666-12-3456 are never issued",
+    "meet @ 5pm, email me, e.g. this, U.S. travel",
+    "This is Ridiculous. Thanks, United! I'm Cancelled Flightled",
+    "Mr Account is not a name, nor is Thanks. Followed.",
+]
+
+
+@pytest.mark.parametrize("text", NEGATIVES)
+def test_leaves_non_personal_numbers_and_words(redactor: Redactor, text: str) -> None:
+    assert found(redactor, text) == []
+
+
+def test_handle_is_not_taken_from_an_email(redactor: Redactor) -> None:
+    assert found(redactor, "write to jane@example.com") == [("jane@example.com", "EMAIL")]
+
+
+def test_chance_luhn_window_loses_to_the_ssn_and_card_it_straddles(redactor: Redactor) -> None:
+    text = "social security number 789 34 4968 4880 4495 8733 1378 miles"
+    # "4968 4880 4495 8733" is Luhn-valid by chance; covering the most characters keeps both real entities.
+    assert found(redactor, text) == [("789 34 4968", "SSN"), ("4880 4495 8733 1378", "CARD")]
