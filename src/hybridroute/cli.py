@@ -545,6 +545,101 @@ def bench_routing(
         click.echo(f"saved {write_json(result, json_out)} and {result['plot']}")
 
 
+# ---------------------------------------------------------------- monitoring
+
+
+def _monitor_inputs(run_dir: Path | None, window: int) -> tuple[Any, Any]:
+    from hybridroute.monitoring.drift import reference_for_run
+    from hybridroute.monitoring.thresholds import MonitorConfig
+
+    return (reference_for_run(run_dir) if run_dir else None), MonitorConfig(window_size=window)
+
+
+@main.command()
+@click.option("--db", required=True, help="Audit database: a path, sqlite:///PATH or postgresql://URL.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("report.html"), show_default=True)
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Run folder: its validation split is the drift reference (built once, saved in the run).",
+)
+@click.option("--window", type=click.IntRange(min=1), default=1000, show_default=True, help="Queries per window.")
+def report(db: str, out: Path, run_dir: Path | None, window: int) -> None:
+    """Write a self-contained HTML health report (plots inlined, PNG copies in OUT_files/)."""
+    from hybridroute.monitoring.report import render_report
+
+    reference, config = _monitor_inputs(run_dir, window)
+    path = render_report(db, out, reference, config=config)
+    click.echo(f"wrote {path} and {path.parent / (path.stem + '_files')}/*.png")
+
+
+def _print_analysis(result: Any) -> None:
+    click.echo(f"health {result.health.score:.0f}/100 {result.health.status} ({result.window.queries} queries)")
+    for alert in result.alerts:
+        click.echo(f"  {alert.severity:8} {alert.name}: {alert.message}")
+    for name, found in result.trends.items():
+        click.echo(f"  trend {name}: {found.direction} (slope {found.slope:+.4g}/h, p={found.p_value:.3f})")
+    for advice in result.recommendations:
+        click.echo(f"- {advice}")
+    c = result.cost
+    click.echo(
+        f"cost: {c.daily_cost:.2f} USD/day, {c.monthly_cost:.2f} USD/month at {c.queries_per_day:.0f} "
+        f"queries/day (cloud only {c.monthly_cloud_only:.2f}; saves {c.savings_pct:.1f}%)"
+    )
+
+
+@main.command()
+@click.option("--db", required=True, help="Audit database: a path, sqlite:///PATH or postgresql://URL.")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None, help="Run folder for drift.")
+@click.option("--window", type=click.IntRange(min=1), default=1000, show_default=True, help="Queries per window.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole analysis as JSON.")
+def monitor(db: str, run_dir: Path | None, window: int, as_json: bool) -> None:
+    """Health, alerts, trends, recommendations and cost of the recent traffic; exit status 2 when critical."""
+    from hybridroute.monitoring.monitor import analyze
+    from hybridroute.monitoring.report import read_records
+
+    reference, config = _monitor_inputs(run_dir, window)
+    result = analyze(read_records(db), reference, config=config)
+    if as_json:
+        _echo_json(result.to_dict())
+    else:
+        _print_analysis(result)
+    if result.critical:
+        raise SystemExit(2)  # lets cron or CI page on a critical alert
+
+
+@bench.command("redaction")
+@click.option("--data", type=click.Path(path_type=Path), multiple=True, required=True, help="CSV with a text column.")
+@click.option("--n", type=int, default=2000, show_default=True, help="Texts in the spliced PII corpus.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--bundle", type=click.Path(path_type=Path), default=None, help="Bundle for the accuracy effect.")
+@click.option("--test", type=click.Path(path_type=Path), default=None, help="Labelled test CSV matching --bundle.")
+@click.option("--max-eval", type=int, default=1000, show_default=True)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the report here.")
+def bench_redaction(
+    data: tuple[Path, ...],
+    n: int,
+    seed: int,
+    bundle: Path | None,
+    test: Path | None,
+    max_eval: int,
+    json_out: Path | None,
+) -> None:
+    """PII redaction: recall and precision per entity type, and its effect on accuracy."""
+    from hybridroute.bench.redaction import RedactionBenchConfig, run_redaction_bench
+
+    config = RedactionBenchConfig(data, n, seed, bundle=bundle, test_csv=test, max_eval=max_eval)
+    report = run_redaction_bench(config)
+    click.echo(report["table"])
+    if "accuracy_effect" in report:
+        click.echo(json.dumps(report["accuracy_effect"], indent=2))
+    if json_out:
+        json_out.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+        click.echo(f"saved {json_out}")
+
+
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True)
 @click.option("--rows", type=int, default=2000, show_default=True, help="Synthetic messages to generate.")

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from hybridroute.errors import RoutingError
+from hybridroute.redaction import RedactionConfig, Redactor
 from hybridroute.routing.cascade import HybridClassifier
 from hybridroute.routing.ledger import CostLedger, PriceConfig
 from hybridroute.routing.router_config import RouterConfig, build_policy, load_router
@@ -37,6 +38,7 @@ class HybridSettings:
     cloud_budget_s: float = 2.0
     threads: int = 0
     seed: int = 0
+    redaction: RedactionConfig = field(default_factory=RedactionConfig)  # on unless configured off
 
 
 def router_for(layout: RunLayout, policy: str | None) -> RouterConfig:
@@ -74,4 +76,7 @@ def open_hybrid(settings: HybridSettings) -> HybridClassifier:
     router = router_for(layout, settings.policy)
     policy = build_policy(router, np.random.default_rng(settings.seed))
     cloud = open_cloud(layout, settings, edge.labels)
-    return HybridClassifier(edge, policy, cloud, CostLedger(settings.prices), router.features)
+    redactor = Redactor(settings.redaction) if settings.redaction.enabled else None
+    if redactor is None:
+        logger.warning("PII redaction is OFF (RedactionConfig.enabled=False): escalated texts reach the cloud as typed")
+    return HybridClassifier(edge, policy, cloud, CostLedger(settings.prices), router.features, redactor=redactor)

@@ -104,11 +104,11 @@ def test_finetune_runs_both_stages_and_restores_best(tmp_path: Path, toy_csv: Pa
 
 
 def test_early_stopping_stops_when_nothing_improves(tmp_path: Path, toy_csv: Path, tiny_bert: Path) -> None:
-    # A learning rate this small cannot move validation accuracy: patience 1 must stop after one epoch.
+    # A learning rate this small cannot move validation accuracy: patience 1 must stop after the second epoch.
     _, result = _finetune(tmp_path, toy_csv, tiny_bert, epochs=6, patience=1, learning_rate=1e-7)
     assert result.stopped_early
-    assert len([h for h in result.history if h.stage == "full"]) == 1
-    assert result.best_epoch == 0
+    assert len([h for h in result.history if h.stage == "full"]) == 2
+    assert result.best_epoch == 1
 
 
 def _copy_run(tiny_run: Path, tmp_path: Path) -> RunLayout:

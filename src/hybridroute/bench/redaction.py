@@ -17,8 +17,9 @@ Steps:
    * **negative controls touched**: inserted non-PII numbers ("$1,250.00", "flight UA 1234",
      "card ending 1234", the allow-listed support address) that a predicted span overlaps;
 
-3. optionally, accuracy of a classifier on a labelled test set four ways: raw, redacted,
-   with PII spliced in, and with PII spliced in then redacted. Until a cloud bundle exists
+3. optionally, accuracy of a classifier on a seeded sample of a labelled test set four ways
+   (paired, text by text): raw, redacted, with PII spliced in (no negative controls), and with
+   PII spliced in then redacted. Until a cloud bundle exists
    the edge bundle stands in for the cloud model; the report says which bundle ran.
 
 Run: ``python -m hybridroute.bench.redaction --data A.csv --data B.csv --n 2000
@@ -36,6 +37,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
 
 from hybridroute.errors import ConfigError
 from hybridroute.redaction.config import RedactionConfig
@@ -167,20 +170,22 @@ def markdown_table(scores: dict[str, Any]) -> str:
 def accuracy_effect(
     classifier: Predictor, texts: Sequence[str], labels: Sequence[str], redactor: Redactor, seed: int = 0
 ) -> dict[str, Any]:
-    """Accuracy on raw, redacted, PII-spliced and PII-spliced-then-redacted versions of ``texts``."""
-    spliced = generate_pii_corpus(texts, len(texts), seed, labels)
+    """Accuracy on raw, redacted, PII-spliced and PII-spliced-then-redacted versions of ``texts``.
+
+    Paired: spliced text ``i`` is text ``i`` with personal data (and its cue phrase) inserted, no
+    negative controls, so the four accuracies differ only by the personal data and its redaction.
+    """
+    spliced = generate_pii_corpus(texts, len(texts), seed, labels, each=True, controls=False)
     versions = {
         "raw": list(texts),
         "redacted": [r.text for r in redactor.redact_many(texts)],
         "with_pii": [e.text for e in spliced],
         "with_pii_redacted": [r.text for r in redactor.redact_many([e.text for e in spliced])],
     }
-    gold = {"raw": labels, "redacted": labels, "with_pii": [e.label for e in spliced]}
-    gold["with_pii_redacted"] = gold["with_pii"]
     accuracy = {}
     for name, version in versions.items():
         predicted = [p.label for p in classifier.predict(version)]
-        accuracy[name] = sum(p == g for p, g in zip(predicted, gold[name], strict=True)) / len(version)
+        accuracy[name] = sum(p == g for p, g in zip(predicted, labels, strict=True)) / len(version)
     changed = sum(a != b for a, b in zip(versions["raw"], versions["redacted"], strict=True))
     return {"n": len(texts), "accuracy": accuracy, "clean_texts_changed_by_redaction": changed}
 
@@ -227,8 +232,10 @@ def _accuracy_for_bundle(config: RedactionBenchConfig, redactor: Redactor) -> di
 
     assert config.bundle is not None and config.test_csv is not None
     classifier = EdgeClassifier.from_dir(config.bundle, threads=1)
-    texts, labels = load_texts(config.test_csv, limit=config.max_eval)
-    effect = accuracy_effect(classifier, texts, labels, redactor, config.seed)
+    texts, labels = load_texts(config.test_csv)
+    # A seeded sample across the whole file: test CSVs are often sorted by label.
+    keep = sorted(np.random.default_rng(config.seed).permutation(len(texts))[: config.max_eval])
+    effect = accuracy_effect(classifier, [texts[i] for i in keep], [labels[i] for i in keep], redactor, config.seed)
     effect["bundle"] = str(config.bundle)
     return effect
 

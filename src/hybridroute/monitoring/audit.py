@@ -129,6 +129,8 @@ class AuditRecord:
         fallback: the cloud was wanted but failed; the edge answered.
         feedback_label: the true label, once feedback arrives.
         feedback_time: when it arrived.
+        redactions: JSON counts of the entities replaced before the text went to the cloud,
+            e.g. ``{"EMAIL": 1}`` (None when nothing was replaced); never the replaced values.
     """
 
     time: float
@@ -150,6 +152,7 @@ class AuditRecord:
     fallback: bool = False
     feedback_label: str | None = None
     feedback_time: float | None = None
+    redactions: str | None = None
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(AuditRecord))
@@ -166,7 +169,7 @@ def _csv_row(record: AuditRecord) -> list[Any]:
     row = list(astuple(record))
     row[0] = iso_time(record.time)
     if record.feedback_time is not None:
-        row[-1] = iso_time(record.feedback_time)
+        row[COLUMNS.index("feedback_time")] = iso_time(record.feedback_time)
     return row
 
 
@@ -232,6 +235,7 @@ _COLUMN_TYPES = {
     "fallback": "BOOLEAN NOT NULL",
     "feedback_label": "TEXT",
     "feedback_time": "DOUBLE PRECISION",
+    "redactions": "TEXT",
 }
 
 
@@ -246,6 +250,16 @@ def schema_statements(id_column: str) -> list[str]:
         # request_id is UNIQUE, which indexes it.
         "CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
     ]
+
+
+def added_column_statements(cursor: Any) -> list[str]:
+    """ALTER TABLE statements for columns newer than an existing audit table (nullable ones only).
+
+    Example: a table made before ``redactions`` existed -> ["ALTER TABLE audit ADD COLUMN redactions TEXT"]
+    """
+    cursor.execute("SELECT * FROM audit LIMIT 0")
+    existing = {d[0] for d in cursor.description}
+    return [f"ALTER TABLE audit ADD COLUMN {n} {_COLUMN_TYPES[n]}" for n in COLUMNS if n not in existing]
 
 
 def select_sql(
@@ -284,6 +298,8 @@ class SqlAuditStore:
         with self._lock:
             cursor = self._connection.cursor()
             for statement in schema_statements(id_column):
+                cursor.execute(statement)
+            for statement in added_column_statements(cursor):
                 cursor.execute(statement)
             self._connection.commit()
 

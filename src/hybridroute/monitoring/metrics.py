@@ -97,6 +97,12 @@ class EdgeMetrics:
             registry=registry,
         )
         self.reloads = Counter("hybridroute_reloads", "Model reload attempts.", ("outcome",), registry=registry)
+        self.redactions = Counter(
+            "hybridroute_redactions",
+            "Personal data replaced before escalation, by entity type.",
+            ("entity",),
+            registry=registry,
+        )
         self.model = Info("hybridroute_model", "The edge model being served.", registry=registry)
         self._share = SlidingShare(edge_share_window)
 
@@ -121,3 +127,8 @@ class EdgeMetrics:
         if cloud_latency_s is not None:
             self.cloud_latency.observe(cloud_latency_s)
         self.edge_share.set(self._share.observe(tier == "edge"))
+
+    def observe_redactions(self, counts: dict[str, int]) -> None:
+        """Count the entities redacted from one escalated text."""
+        for entity, n in counts.items():
+            self.redactions.labels(entity).inc(n)

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from hybridroute.errors import ConfigError, DataError
+from hybridroute.redaction.config import ENTITIES
 from hybridroute.redaction.recognizers import Span
 from hybridroute.redaction.validators import IBAN_LENGTHS, iban_check_digits, luhn_check_digit
 
@@ -333,25 +334,36 @@ def generate_pii_corpus(
     seed: int,
     labels: Sequence[str] | None = None,
     entities: Sequence[str] | None = None,
+    *,
+    each: bool = False,
+    controls: bool = True,
 ) -> list[PiiExample]:
     """``n`` texts drawn from ``texts`` with 1-3 PII fragments and 0-2 negative controls each.
 
     The same arguments give the same corpus. Entity types are drawn uniformly, so each
     type gets about ``2n / len(entities)`` true spans.
-    """
-    from hybridroute.redaction.config import ENTITIES
 
+    Args:
+        texts: Real texts to splice into.
+        n: Corpus size.
+        seed: Seed of the generator.
+        labels: The texts' labels, carried over to the examples.
+        entities: Entity types to insert (all of :data:`ENTITIES` by default).
+        each: Use ``texts[i % len(texts)]`` for example ``i`` instead of a random draw, so that
+            example ``i`` pairs with text ``i`` (for raw-versus-spliced comparisons).
+        controls: Insert negative controls too.
+    """
     if n < 1 or not texts:
         raise ConfigError(f"generate_pii_corpus needs n >= 1 and some texts, got n={n} and {len(texts)} texts")
     kinds = tuple(entities or ENTITIES)
     rng = np.random.default_rng(seed)
     corpus = []
     for _ in range(n):
-        k = int(rng.integers(len(texts)))
+        k = len(corpus) % len(texts) if each else int(rng.integers(len(texts)))
         inserts = [_pii_fragment(rng, _pick(rng, kinds)) for _ in range(int(rng.integers(1, 4)))]
         signatures = [f for f in inserts if f[1]][:1]  # one sign-off per message, after everything else
-        controls = [_negative(rng) for _ in range(int(rng.integers(0, 3)))]
-        inserts += [((neg, [(0, len(neg), "")]), False) for neg in controls]
+        negatives = [_negative(rng) for _ in range(int(rng.integers(0, 3)))] if controls else []
+        inserts += [((neg, [(0, len(neg), "")]), False) for neg in negatives]
         inserts = [f for f in inserts if not f[1]]
         order = rng.permutation(len(inserts))
         text, spans, negatives = _splice(texts[k], [inserts[i] for i in order] + signatures, rng)

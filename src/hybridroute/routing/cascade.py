@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from hybridroute.redaction import Redactor
 from hybridroute.routing.features import EdgeSignal, FeatureConfig, make_signal
 from hybridroute.routing.ledger import CostLedger
 from hybridroute.routing.policies import Decision, RoutingPolicy
@@ -66,6 +67,7 @@ class RoutedAnswer:
     probabilities: dict[str, float] = field(default_factory=dict, repr=False)
     edge_latency_ms: float | None = None  # the edge model's share of its batch
     cloud_latency_ms: float | None = None  # the cloud call's time; None when the cloud was not asked
+    redactions: dict[str, int] = field(default_factory=dict)  # entities replaced before this text went to the cloud
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (without the full distribution)."""
@@ -82,6 +84,7 @@ class RoutedAnswer:
             "cloud_called": self.cloud_called,
             "fallback": self.fallback,
             "edge_cpu_seconds": self.edge_cpu_seconds,
+            "redactions": dict(self.redactions),
         }
 
 
@@ -108,6 +111,8 @@ class HybridClassifier:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     clock: Callable[[], float] = time.perf_counter
     cpu_clock: Callable[[], float] = time.process_time  # includes ONNX Runtime's worker threads
+    # Personal data is replaced before any text leaves the edge; None sends texts as typed (an explicit opt-out).
+    redactor: Redactor | None = field(default_factory=Redactor)
 
     def classify(self, texts: Sequence[str]) -> list[RoutedAnswer]:
         """Answer every text: edge first, escalations to the cloud, fallbacks marked."""
@@ -146,10 +151,18 @@ class HybridClassifier:
     def _ask_cloud(self, texts: Sequence[str], indices: list[int]) -> Any:
         if not indices or self.cloud is None:
             return None
-        result = self.cloud.classify([texts[i] for i in indices])
+        outgoing, redactions = self._redact([texts[i] for i in indices])
+        result = self.cloud.classify(outgoing)
         if not result.ok:
             logger.warning("cloud tier failed (%s); answering %d queries at the edge", result.error, len(indices))
-        return _Indexed(result, indices)
+        return _Indexed(result, indices, redactions)
+
+    def _redact(self, texts: list[str]) -> tuple[list[str], list[dict[str, int]]]:
+        """The texts as they may leave the edge, and the entities replaced in each."""
+        if self.redactor is None:
+            return texts, [{} for _ in texts]
+        redactions = self.redactor.redact_many(texts)
+        return [r.text for r in redactions], [r.counts for r in redactions]
 
     def _answer(self, i: int, edge: _EdgePass, decision: Decision, cloud: Any, cloud_first: bool) -> RoutedAnswer:
         edge_prediction = self._edge_prediction(edge.probabilities[i])
@@ -178,6 +191,7 @@ class HybridClassifier:
             answer.probabilities,
             edge_latency_ms=edge.latency_ms,
             cloud_latency_ms=cloud.result.latency_ms if consulted else None,
+            redactions=cloud.redactions_for(i) if consulted else {},
         )
 
     def _edge_reason(self, decision: Decision, cloud: Any) -> str:
@@ -200,6 +214,7 @@ class _Indexed:
 
     result: Any
     indices: list[int]
+    redactions: list[dict[str, int]] = field(default_factory=list)  # per escalated text, in ``indices`` order
     position: dict[int, int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -207,3 +222,6 @@ class _Indexed:
 
     def prediction(self, original_index: int) -> Prediction:
         return self.result.predictions[self.position[original_index]]
+
+    def redactions_for(self, original_index: int) -> dict[str, int]:
+        return self.redactions[self.position[original_index]] if self.redactions else {}

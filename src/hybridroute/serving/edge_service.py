@@ -20,6 +20,7 @@ commit), shared by every request answered meanwhile.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -264,6 +265,7 @@ class EdgeService:
                     a.edge_label,
                     a.edge_confidence,
                     a.fallback,
+                    redactions=json.dumps(a.redactions, sort_keys=True) if a.redactions else None,
                 )
             )
         return records
@@ -303,6 +305,7 @@ class EdgeService:
                 None if edge_ms is None else edge_ms / 1000.0,
                 None if cloud_ms is None else cloud_ms / 1000.0,
             )
+            self.metrics.observe_redactions(a.redactions)
 
     async def add_feedback(self, request_id: str, label: str) -> bool:
         """Store the true label of an answered text; False when the id is unknown."""

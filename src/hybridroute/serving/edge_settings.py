@@ -8,6 +8,7 @@ from pathlib import Path
 from hybridroute.config import check_positive, check_range
 from hybridroute.errors import ConfigError
 from hybridroute.hybrid import HybridSettings
+from hybridroute.redaction import RedactionConfig
 from hybridroute.routing.ledger import PriceConfig
 
 AUDIT_FILE = "audit.sqlite"
@@ -61,6 +62,7 @@ class EdgeSettings:
     edge_share_window: int = 1000
     threads: int = 0
     prices: PriceConfig = field(default_factory=PriceConfig)
+    redaction: RedactionConfig = field(default_factory=RedactionConfig)  # on; off only when configured off
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "run", Path(self.run))
@@ -92,4 +94,6 @@ class EdgeSettings:
 
     def hybrid_settings(self) -> HybridSettings:
         """The settings :func:`hybridroute.hybrid.open_hybrid` needs."""
-        return HybridSettings(self.run, self.cloud_url, self.policy, self.prices, threads=self.threads)
+        return HybridSettings(
+            self.run, self.cloud_url, self.policy, self.prices, threads=self.threads, redaction=self.redaction
+        )

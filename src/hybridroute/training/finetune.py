@@ -161,11 +161,15 @@ class _Stepper:
 
 @dataclass
 class _EarlyStopping:
-    """Keeps the best weights by (validation accuracy, then lower loss) and counts epochs without progress."""
+    """Keeps the best full-training epoch by (validation accuracy, then lower loss) and counts epochs without progress.
+
+    The warmed-up starting point is not a candidate: with a frozen encoder it can score well, yet the first
+    full epochs, still at a high learning rate, may trail it; counting it would stop training before it settles.
+    """
 
     patience: int
-    best: tuple[float, float]
-    state: dict[str, torch.Tensor]
+    best: tuple[float, float] = (-1.0, float("inf"))
+    state: dict[str, torch.Tensor] | None = None
     epoch: int = 0
     waited: int = 0
 
@@ -214,13 +218,12 @@ def train_full(
 ) -> tuple[list[EpochLog], int, bool]:
     """Stage 2: train everything, early-stop on validation accuracy, restore the best weights.
 
-    Returns the epoch history, the best epoch (0 = the warmed-up starting point) and whether it stopped early.
+    Returns the epoch history, the best epoch (0 when no full epoch ran) and whether it stopped early.
     """
     rng = np.random.default_rng(config.seed)
     total = math.ceil(len(train.tokens) / config.batch_size) * config.epochs
     stepper = _stepper(model, config, total)
-    start_score = score(predict_logits(model, val.tokens, pad_id), val.targets)
-    stopping = _EarlyStopping(config.patience, start_score, copy.deepcopy(model.state_dict()))
+    stopping = _EarlyStopping(config.patience)
     history: list[EpochLog] = []
     started = time.monotonic()
     bar = tqdm(total=total, desc="stage 2: full fine-tuning", unit="batch", disable=not progress)
@@ -232,7 +235,8 @@ def train_full(
         if stopping.update(model, epoch, accuracy, val_loss):
             break
     bar.close()
-    model.load_state_dict(stopping.state)
+    if stopping.state is not None:
+        model.load_state_dict(stopping.state)
     return history, stopping.epoch, len(history) < config.epochs
 
 

@@ -65,3 +65,29 @@ def test_small_corpus_meets_the_issue_targets() -> None:
         assert s["leaked"] == 0, (entity, s)
     assert scores["negative_controls"]["touched"] <= 0.01 * scores["negative_controls"]["total"]
     assert "| EMAIL |" in markdown_table(scores)
+
+
+class DigitSpotter:
+    """Answers "clean" unless a digit or an @ is left in the text."""
+
+    def predict(self, texts):
+        from hybridroute.types import Prediction
+
+        return [Prediction("dirty" if any(c.isdigit() or c == "@" for c in t) else "clean", 1.0, {}) for t in texts]
+
+
+def test_accuracy_effect_is_paired_and_redaction_removes_every_digit() -> None:
+    from hybridroute.bench.redaction import accuracy_effect
+
+    texts = ["where is my card", "how do I top up", "my transfer failed", "is there a fee"] * 10
+    effect = accuracy_effect(DigitSpotter(), texts, ["clean"] * len(texts), Redactor(), seed=2)
+    assert effect["n"] == 40 and effect["clean_texts_changed_by_redaction"] == 0
+    assert effect["accuracy"]["raw"] == effect["accuracy"]["redacted"] == 1.0
+    assert effect["accuracy"]["with_pii"] < 0.8
+    assert effect["accuracy"]["with_pii_redacted"] == 1.0  # no digit or @ of the spliced data survives
+
+
+def test_each_pairs_example_i_with_text_i() -> None:
+    corpus = generate_pii_corpus(BASE, 10, seed=0, each=True, controls=False)
+    assert [e.source for e in corpus] == BASE * 2
+    assert all(e.negatives == () for e in corpus)

@@ -16,6 +16,7 @@ ALLOWED_HYBRIDROUTE = (
     "hybridroute.types",
     "hybridroute.runtime",
     "hybridroute.routing",
+    "hybridroute.redaction",  # pure Python (re, stdlib): redaction before escalation is part of the cascade
 )
 
 
