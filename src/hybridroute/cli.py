@@ -259,8 +259,27 @@ def finetune(
 )
 @click.option("--no-per-channel", is_flag=True, help="Per-tensor instead of per-channel weight scales.")
 @click.option("--keep-fp32-embeddings", is_flag=True, help="Do not quantize the embedding tables.")
-def compress(run_dir: Path, max_accuracy_drop: float, no_per_channel: bool, keep_fp32_embeddings: bool) -> None:
-    """Export to ONNX, check parity, quantize to INT8 and gate into RUN/edge."""
+@click.option(
+    "--auto", is_flag=True, help="Then build every compression variant and install the smallest within --auto-max-drop."
+)
+@click.option(
+    "--auto-max-drop",
+    type=float,
+    default=0.005,
+    show_default=True,
+    help="With --auto: largest validation accuracy loss against ONNX FP32 (0.005 = half a point).",
+)
+@click.option("--variants", "variant_names", default="", help="With --auto: comma-separated variant names.")
+def compress(
+    run_dir: Path,
+    max_accuracy_drop: float,
+    no_per_channel: bool,
+    keep_fp32_embeddings: bool,
+    auto: bool,
+    auto_max_drop: float,
+    variant_names: str,
+) -> None:
+    """Export to ONNX, check parity, quantize to INT8 and gate into RUN/edge (--auto: smallest variant)."""
     from hybridroute.config import CompressConfig
     from hybridroute.workflow import run_compress
 
@@ -275,6 +294,16 @@ def compress(run_dir: Path, max_accuracy_drop: float, no_per_channel: bool, keep
         f"(-{report.size_reduction_pct:.1f}%), validation accuracy {report.fp32_accuracy:.4f} -> "
         f"{report.int8_accuracy:.4f}"
     )
+    if auto:
+        from hybridroute.compression.selection import auto_compress
+
+        names = [n.strip() for n in variant_names.split(",") if n.strip()]
+        chosen, _ = auto_compress(_layout(run_dir), names, auto_max_drop, progress=click.echo)
+        click.echo(
+            f"edge bundle {report.edge_dir}: {chosen.variant.name}, {chosen.size_mb:.2f} MB "
+            f"(-{100 * (1 - chosen.size_mb / report.fp32_mb):.1f}% vs FP32), "
+            f"validation accuracy {chosen.accuracy:.4f}"
+        )
 
 
 # ---------------------------------------------------------------- inference
@@ -480,6 +509,14 @@ def bench() -> None:
 @click.option("--repeats", type=int, default=3, show_default=True, help="Latency passes; medians are reported.")
 @click.option("--threads", type=int, default=0, show_default=True, help="Intra-op threads (0 = default).")
 @click.option("--limit", type=int, default=0, show_default=True, help="Only the first N test rows (0 = all).")
+@click.option(
+    "--variants",
+    "variants",
+    is_flag=True,
+    help="Benchmark the compression variants (one table) instead of the model comparison.",
+)
+@click.option("--variant-names", default="", help="With --variants: comma-separated names (default: all).")
+@click.option("--latency-queries", type=int, default=200, show_default=True)
 def bench_compression(
     run_dir: Path,
     test: Path,
@@ -489,8 +526,14 @@ def bench_compression(
     repeats: int,
     threads: int,
     limit: int,
+    variants: bool,
+    variant_names: str,
+    latency_queries: int,
 ) -> None:
     """PyTorch FP32 vs ONNX FP32 vs ONNX INT8 (and TF-IDF) on a test set."""
+    if variants:
+        _bench_variants(run_dir, test, text_col, label_col, json_out, repeats, limit, variant_names, latency_queries)
+        return
     from hybridroute.bench.compression import (
         CompressionBenchConfig,
         markdown_table,
@@ -501,6 +544,29 @@ def bench_compression(
     config = CompressionBenchConfig(run_dir, test, text_col, label_col, repeats=repeats, threads=threads, limit=limit)
     result = run_compression_bench(config)
     click.echo(markdown_table(result))
+    if json_out:
+        click.echo(f"saved {write_json(result, json_out)}")
+
+
+def _bench_variants(
+    run_dir: Path,
+    test: Path,
+    text_col: str,
+    label_col: str,
+    json_out: Path | None,
+    repeats: int,
+    limit: int,
+    variant_names: str,
+    latency_queries: int,
+) -> None:
+    from hybridroute.bench.compression import write_json
+    from hybridroute.bench.variants import VariantBenchConfig, run_variants_bench
+    from hybridroute.bench.variants import markdown_table as variants_table
+
+    names = [n.strip() for n in variant_names.split(",") if n.strip()]
+    config = VariantBenchConfig(repeats=repeats, latency_queries=latency_queries)
+    result = run_variants_bench(run_dir, test, text_col, label_col, limit, names, config, progress=click.echo)
+    click.echo(variants_table(result))
     if json_out:
         click.echo(f"saved {write_json(result, json_out)}")
 
