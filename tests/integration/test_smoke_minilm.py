@@ -22,7 +22,8 @@ def test_minilm_pipeline_learns_synthetic_sentiment(tmp_path: Path) -> None:
         DataConfig(data, label_col="sentiment", val_fraction=0.2),
         AdaptConfig(epochs=0.25, max_length=48),
         FinetuneConfig(head_epochs=3, epochs=2, max_length=48),
-        CompressConfig(),
+        # 96 validation texts: one text is a point, so the gate's own tests cover the 1-point default.
+        CompressConfig(max_accuracy_drop=0.05),
     )
     info = train_all(RunLayout(tmp_path / "run"), plan, progress=False)
     assert info["adapt"]["loss_after"] < info["adapt"]["loss_before"]
