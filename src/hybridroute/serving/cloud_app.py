@@ -42,6 +42,7 @@ from hybridroute.serving.schemas import (
     accepted_request,
     brief,
     check_limits,
+    status_in,
 )
 from hybridroute.types import Prediction
 
@@ -93,10 +94,7 @@ def status_for(error: HybridError) -> tuple[int, str]:
 
     Example: status_for(InferenceError("x")) -> (500, "inference_error")
     """
-    for cls, status, kind in STATUS_BY_ERROR:
-        if isinstance(error, cls):
-            return status, kind
-    return 400, "bad_request"
+    return status_in(STATUS_BY_ERROR, error)
 
 
 def location(loc: Sequence[Any]) -> str:

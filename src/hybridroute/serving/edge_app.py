@@ -61,7 +61,7 @@ from hybridroute.serving.edge_schemas import (
 )
 from hybridroute.serving.edge_service import Answered, EdgeService, open_hybrid_for
 from hybridroute.serving.edge_settings import EdgeSettings
-from hybridroute.serving.schemas import ErrorBody, RequestTooLarge, check_limits
+from hybridroute.serving.schemas import ErrorBody, RequestTooLarge, check_limits, status_in
 
 logger = logging.getLogger(__name__)
 
@@ -86,10 +86,7 @@ def status_for(error: HybridError) -> tuple[int, str]:
 
     Example: status_for(NotFound("x")) -> (404, "not_found")
     """
-    for cls, status, kind in STATUS_BY_ERROR:
-        if isinstance(error, cls):
-            return status, kind
-    return 400, "bad_request"
+    return status_in(STATUS_BY_ERROR, error)
 
 
 def bearer_token(header: str | None) -> str | None:

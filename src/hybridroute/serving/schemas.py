@@ -12,6 +12,7 @@ app is built.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -147,3 +148,14 @@ class ErrorBody(BaseModel):
     def of(cls, type_: str, message: str) -> ErrorBody:
         """Build an error body."""
         return cls(error=ErrorDetail(type=type_, message=message))
+
+
+def status_in(table: Sequence[tuple[type[Exception], int, str]], error: Exception) -> tuple[int, str]:
+    """HTTP status and error type of ``error`` from the first matching row of ``table``; else (400, "bad_request").
+
+    Example: status_in(((KeyError, 404, "not_found"),), KeyError("x")) -> (404, "not_found")
+    """
+    for cls, status, kind in table:
+        if isinstance(error, cls):
+            return status, kind
+    return 400, "bad_request"
