@@ -361,7 +361,20 @@ def calibrate(run_dir: Path, policy: str, cloud_share: float | None, target_accu
     from hybridroute.workflow import run_calibrate
 
     router = run_calibrate(_layout(run_dir), policy, _target(cloud_share, target_accuracy), seed)
-    click.echo(f"router: {router.policy}, threshold {router.threshold}; validation: {router.metrics}")
+    click.echo(f"router: {router.policy}, threshold {router.threshold:.4f}; {_describe_validation(router.metrics)}")
+
+
+def _describe_validation(metrics: Any) -> str:
+    """One line of the calibrated router's validation figures."""
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.2f}%"
+
+    return (
+        f"on {metrics.n} validation texts: edge-only {pct(metrics.edge_accuracy)}, "
+        f"cloud share {pct(metrics.expected_cloud_share)}, hybrid {pct(metrics.expected_hybrid_accuracy)}, "
+        f"cloud-only {pct(metrics.cloud_accuracy)}"
+    )
 
 
 def _hybrid_settings(run_dir: Path, cloud_url: str | None, policy: str | None, **prices: Any) -> Any:
@@ -434,8 +447,12 @@ def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, threads: in
 @click.option("--admin-token", envvar="HYBRIDROUTE_ADMIN_TOKEN", default=None, help="Enables POST /admin/reload.")
 @click.option("--watch", is_flag=True, help="Reload when RUN/edge/manifest.json changes.")
 @click.option("--threads", type=int, default=0, show_default=True, help="ONNX Runtime intra-op threads.")
-def serve_edge(run_dir: Path, host: str, port: int, **options: Any) -> None:
-    """Serve edge-first answers: POST /v1/classify, /v1/feedback, /admin/reload, /healthz, /readyz, /metrics."""
+@click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log every HTTP request.")
+def serve_edge(run_dir: Path, host: str, port: int, access_log: bool, **options: Any) -> None:
+    """Serve edge-first answers over HTTP.
+
+    POST /v1/classify, /v1/feedback, /admin/reload; GET /healthz, /readyz, /metrics, /v1/monitor.
+    """
     import uvicorn
 
     from hybridroute.serving.edge_app import create_app
@@ -445,7 +462,7 @@ def serve_edge(run_dir: Path, host: str, port: int, **options: Any) -> None:
     settings = EdgeSettings(run_dir, **options)
     app = create_app(settings, open_hybrid_for(settings))  # load first: a bad run fails before binding
     # The graceful timeout lets requests in flight finish (and their audit records commit) on SIGTERM.
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, timeout_graceful_shutdown=30)
 
 
 @main.command()
@@ -611,6 +628,85 @@ def bench_routing(
         click.echo(f"saved {write_json(result, json_out)} and {result['plot']}")
 
 
+@bench.command("load")
+@click.option("--url", default=None, help="A running edge service to load as the batched configuration.")
+@click.option("--unbatched-url", default=None, help="A running edge service started with --max-batch 1.")
+@click.option("--plain-url", default=None, help="A running plain baseline (hybridroute bench plain-server).")
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="Start the server of every configuration without a URL from this run folder, one at a time.",
+)
+@click.option("--concurrency", type=click.IntRange(1, 4096), default=32, show_default=True, help="Concurrent clients.")
+@click.option("--duration", type=click.FloatRange(min=0.1), default=10.0, show_default=True, help="Measured seconds.")
+@click.option("--warmup", type=click.FloatRange(min=0.0), default=2.0, show_default=True, help="Unmeasured seconds.")
+@click.option("--processes", type=click.IntRange(1, 256), default=2, show_default=True, help="Client processes.")
+@click.option(
+    "--max-requests", type=click.IntRange(min=1), default=1_000_000, show_default=True, help="Per configuration."
+)
+@click.option("--timeout", type=click.FloatRange(min=0.001), default=10.0, show_default=True, help="Per request, s.")
+@click.option("--max-batch", type=click.IntRange(2, 4096), default=32, show_default=True, help="Batched server.")
+@click.option(
+    "--max-wait-ms", type=click.FloatRange(0.0, 1000.0), default=2.0, show_default=True, help="Batched server."
+)
+@click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True, help="ONNX Runtime threads.")
+@click.option("--policy", default="always-edge", show_default=True, help="Started services' policy ('' = the run's).")
+@click.option(
+    "--texts",
+    "texts_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="Request texts, one per line [default: the run's validation texts, else built-in messages].",
+)
+@click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False), help="Write the result here.")
+def bench_load(
+    url: str | None,
+    unbatched_url: str | None,
+    plain_url: str | None,
+    run_dir: Path | None,
+    texts_file: Path | None,
+    json_out: Path | None,
+    **options: Any,
+) -> None:
+    """Real HTTP load on loopback: throughput, p50/p95/p99 and errors, batched vs unbatched vs plain."""
+    from hybridroute.bench import load
+
+    o = options
+    config = load.LoadConfig(
+        o["concurrency"], o["duration"], o["warmup"], o["processes"], o["max_requests"], o["timeout"]
+    )
+    plan = None
+    if run_dir is not None:
+        plan = load.ServerPlan(run_dir, o["max_batch"], o["max_wait_ms"], o["threads"], o["policy"] or None)
+    targets = load.plan_targets({"batched": url, "unbatched": unbatched_url, "plain": plain_url}, plan)
+    texts, source = load.request_texts(texts_file, run_dir)
+    result = load.run_load_bench(config, targets, texts, plan, progress=click.echo, text_source=source)
+    click.echo(load.markdown_table(result))
+    if json_out:
+        click.echo(f"saved {load.write_json(result, json_out)}")
+
+
+@bench.command("plain-server", hidden=True)
+@click.option("--run", "run_dir", type=click.Path(path_type=Path, exists=True), required=True, help="Run or bundle.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8002, show_default=True)
+@click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True)
+def bench_plain_server(run_dir: Path, host: str, port: int, threads: int) -> None:
+    """Serve the edge model behind a plain handler without batching (the load benchmark's baseline)."""
+    import uvicorn
+
+    from hybridroute.bench.plain_server import create_plain_app
+    from hybridroute.runtime import EdgeClassifier
+    from hybridroute.serving.reload import warm_up
+
+    bundle = run_dir / "edge" if (run_dir / "edge").is_dir() else run_dir
+    classifier = EdgeClassifier.from_dir(bundle, threads=threads)
+    warm_up(classifier, 3)
+    uvicorn.run(create_plain_app(classifier), host=host, port=port, log_level="warning", access_log=False)
+
+
 # ---------------------------------------------------------------- monitoring
 
 
@@ -674,6 +770,30 @@ def monitor(db: str, run_dir: Path | None, window: int, as_json: bool) -> None:
         _print_analysis(result)
     if result.critical:
         raise SystemExit(2)  # lets cron or CI page on a critical alert
+
+
+@bench.command("fuzz")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
+@click.option("--requests", type=click.IntRange(min=1), default=10_000, show_default=True, help="Per endpoint.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False), help="Write the result here.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--concurrency", type=click.IntRange(1, 256), default=4, show_default=True, help="Requests in flight.")
+@click.option(
+    "--schemathesis-share", type=click.FloatRange(0.0, 1.0), default=0.2, show_default=True, help="Generated by it."
+)
+def bench_fuzz(
+    run_dir: Path, requests: int, json_out: Path | None, seed: int, concurrency: int, schemathesis_share: float
+) -> None:
+    """Hostile and generated requests against the real edge and cloud services; exit 1 on a 5xx or a crash."""
+    from hybridroute.bench.fuzz import FuzzBenchConfig, run_fuzz_bench, summary_table, write_json
+
+    config = FuzzBenchConfig(run_dir, requests, seed, concurrency, schemathesis_share)
+    result = run_fuzz_bench(config, progress=click.echo)
+    click.echo(summary_table(result))
+    if json_out:
+        click.echo(f"saved {write_json(result, json_out)}")
+    if not result["targets"]["passed"]:
+        raise SystemExit(1)
 
 
 @bench.command("redaction")

@@ -123,6 +123,7 @@ def test_calibrate_then_route_with_in_process_cloud(tiny_hybrid_run: Path, tmp_p
     code, output = invoke("calibrate", "--run", str(run), "--policy", "learned", "--cloud-share", "0.3")
     assert code == 0, output
     assert json.loads((run / "router.json").read_text())["policy"] == "learned"
+    assert "router: learned, threshold " in output and "cloud share " in output and "cloud-only " in output
     code, output = invoke("route", "--run", str(run), "--json", "great thanks", "awful broken", "when do you open")
     assert code == 0, output
     rows = json.loads(output)

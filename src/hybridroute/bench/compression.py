@@ -246,10 +246,12 @@ def build_tfidf_pipeline(seed: int = 13) -> Any:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import FeatureUnion, Pipeline
 
-    features = FeatureUnion([
-        ("word", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True)),
-        ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2)),
-    ])
+    features = FeatureUnion(
+        [
+            ("word", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True)),
+            ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2)),
+        ]
+    )
     # C=10: the TF-IDF rows are L2-normalised, and the default C=1 underfits short texts
     classifier = LogisticRegression(C=10.0, max_iter=2000, random_state=seed)
     return Pipeline([("tfidf", features), ("logreg", classifier)])
@@ -311,18 +313,14 @@ def time_each(
     return timings
 
 
-def quality(
-    predictor: Predictor, texts: Sequence[str], labels: Sequence[str], batch_size: int
-) -> dict[str, float]:
+def quality(predictor: Predictor, texts: Sequence[str], labels: Sequence[str], batch_size: int) -> dict[str, float]:
     """Accuracy and macro-F1 of ``predictor`` on labelled texts."""
     best = batched_proba(predictor, texts, batch_size).argmax(axis=1)
     predicted = [predictor.labels[i] for i in best]
     return {"accuracy": accuracy(predicted, labels), "macro_f1": macro_f1(predicted, labels)}
 
 
-def latency_repeats(
-    predictor: Predictor, job: ModelJob, status: Callable[[str], None]
-) -> list[dict[str, float]]:
+def latency_repeats(predictor: Predictor, job: ModelJob, status: Callable[[str], None]) -> list[dict[str, float]]:
     """Single-query end-to-end latency statistics, one dict per repeat, after a warm-up."""
     config = job.config
     time_each(lambda text: predictor.predict_proba([text]), cycled(job.texts, config.warmup))
@@ -335,7 +333,9 @@ def latency_repeats(
 
 
 def throughput_repeats(
-    predictor: Predictor, job: ModelJob, status: Callable[[str], None],
+    predictor: Predictor,
+    job: ModelJob,
+    status: Callable[[str], None],
     clock: Callable[[], float] = time.perf_counter,
 ) -> list[float]:
     """Queries per second over min(test, 2048) texts in batches, one figure per repeat."""
@@ -403,8 +403,10 @@ def measure_model(job: ModelJob, status: Callable[[str], None]) -> dict[str, Any
     result |= {"throughput_qps": float(np.median(rates)), "throughput_qps_repeats": rates}
     if job.kind == "onnx":
         tutorial = tutorial_repeats(predictor, job, status)
-        result |= {"tutorial_protocol_latency_ms": aggregate_repeats(tutorial),
-                   "tutorial_protocol_latency_ms_repeats": tutorial}
+        result |= {
+            "tutorial_protocol_latency_ms": aggregate_repeats(tutorial),
+            "tutorial_protocol_latency_ms_repeats": tutorial,
+        }
     result["peak_memory_mb_all_stages"] = peak_rss_mb()
     return result
 
@@ -433,9 +435,7 @@ def _await_result(process: Any, channel: Any, name: str, progress: Callable[[str
             try:  # it may have exited right after its last message
                 kind, payload = channel.get(timeout=CHILD_POLL_S)
             except queue_module.Empty:
-                raise InferenceError(
-                    f"{name}: benchmark process died (exit code {process.exitcode})"
-                ) from None
+                raise InferenceError(f"{name}: benchmark process died (exit code {process.exitcode})") from None
         if kind == "status":
             progress(payload)
         elif kind == "error":
@@ -475,10 +475,11 @@ def model_jobs(
     layout: RunLayout, baseline: Path, test: LabelledTexts, config: CompressionBenchConfig
 ) -> list[ModelJob]:
     """One job per model, in the order of :data:`MODEL_NAMES`."""
-    places = (("torch", layout.classifier), ("onnx", layout.onnx_fp32), ("onnx", layout.edge),
-              ("sklearn", baseline))
-    return [ModelJob(name, kind, path, test.texts, test.labels, config)
-            for name, (kind, path) in zip(MODEL_NAMES, places, strict=True)]
+    places = (("torch", layout.classifier), ("onnx", layout.onnx_fp32), ("onnx", layout.edge), ("sklearn", baseline))
+    return [
+        ModelJob(name, kind, path, test.texts, test.labels, config)
+        for name, (kind, path) in zip(MODEL_NAMES, places, strict=True)
+    ]
 
 
 def model_sizes_mb(layout: RunLayout) -> dict[str, float]:
@@ -496,14 +497,16 @@ def summarise(models: dict[str, dict[str, Any]]) -> dict[str, Any]:
     for name in ONNX_MODELS:
         figures = models[name]
         figures["speedup_vs_tutorial_p95"] = speedup(
-            figures["tutorial_protocol_latency_ms"]["p95"], figures["latency_ms"]["p95"])
+            figures["tutorial_protocol_latency_ms"]["p95"], figures["latency_ms"]["p95"]
+        )
     return {
         "size_reduction_pct": size_reduction_pct(fp32["size_mb"], int8["size_mb"]),
         "accuracy_retention_pct": accuracy_retention_pct(fp32["accuracy"], int8["accuracy"]),
         "speedup_vs_tutorial_p95": int8["speedup_vs_tutorial_p95"],
         # the deployed INT8 path against a tutorial that serves FP32 with fixed padding
         "speedup_int8_vs_fp32_tutorial_p95": speedup(
-            fp32["tutorial_protocol_latency_ms"]["p95"], int8["latency_ms"]["p95"]),
+            fp32["tutorial_protocol_latency_ms"]["p95"], int8["latency_ms"]["p95"]
+        ),
     }
 
 
@@ -557,12 +560,22 @@ def run_compression_bench(
     manifest = load_manifest(layout.edge)
     test = load_test_set(config, manifest.labels)
     models = measure_all(layout, test, config, progress)
-    return {"models": models} | summarise(models) | {
-        "test_rows": len(test), "machine": machine_info(), "settings": to_jsonable(config),
-        "run": {"model_version": manifest.model_version, "labels": len(manifest.labels),
-                "max_length": manifest.max_length, "base_model": manifest.base_model},
-        "definitions": DEFINITIONS,
-    }
+    return (
+        {"models": models}
+        | summarise(models)
+        | {
+            "test_rows": len(test),
+            "machine": machine_info(),
+            "settings": to_jsonable(config),
+            "run": {
+                "model_version": manifest.model_version,
+                "labels": len(manifest.labels),
+                "max_length": manifest.max_length,
+                "base_model": manifest.base_model,
+            },
+            "definitions": DEFINITIONS,
+        }
+    )
 
 
 # ---------------------------------------------------------------- reporting
@@ -576,10 +589,16 @@ def _row(name: str, figures: dict[str, Any]) -> str:
     latency = figures["latency_ms"]
     tutorial = figures.get("tutorial_protocol_latency_ms", {}).get("p95")
     cells = [
-        name, _cell(100 * figures["accuracy"], 2), _cell(figures["macro_f1"], 4),
+        name,
+        _cell(100 * figures["accuracy"], 2),
+        _cell(figures["macro_f1"], 4),
         _cell(figures["size_mb"], 1),
-        _cell(latency["p50"], 2), _cell(latency["p95"], 2), _cell(latency["p99"], 2),
-        _cell(figures["throughput_qps"], 0), _cell(figures["peak_memory_mb"], 0), _cell(tutorial, 2),
+        _cell(latency["p50"], 2),
+        _cell(latency["p95"], 2),
+        _cell(latency["p99"], 2),
+        _cell(figures["throughput_qps"], 0),
+        _cell(figures["peak_memory_mb"], 0),
+        _cell(tutorial, 2),
     ]
     return "| " + " | ".join(cells) + " |"
 
@@ -600,8 +619,10 @@ def _footnotes(result: dict[str, Any]) -> list[str]:
 
 def markdown_table(result: dict[str, Any]) -> str:
     """The benchmark as a Markdown table, one row per model, then the headline comparisons."""
-    header = ("| Model | Accuracy % | Macro-F1 | Size MB | p50 ms | p95 ms | p99 ms | Throughput q/s "
-              "| Peak MB | Tutorial-protocol p95 ms |")
+    header = (
+        "| Model | Accuracy % | Macro-F1 | Size MB | p50 ms | p95 ms | p99 ms | Throughput q/s "
+        "| Peak MB | Tutorial-protocol p95 ms |"
+    )
     rows = [_row(name, figures) for name, figures in result["models"].items()]
     return "\n".join([header, "|" + "---|" * 10, *rows, "", *_footnotes(result)])
 

@@ -131,8 +131,11 @@ def quality(folder: Path, test: LabelledTexts, rare: Sequence[bool], batch_size:
     logits = classifier.logits(test.texts, batch_size=batch_size)
     predicted = [classifier.labels[i] for i in logits.argmax(axis=1)]
     accuracy = float(np.mean([p == a for p, a in zip(predicted, test.labels, strict=True)]))
-    return {"size_mb": (folder / MODEL_NAME).stat().st_size / 1e6, "accuracy": accuracy,
-            "rare_word_accuracy": subset_accuracy(predicted, test.labels, rare)}
+    return {
+        "size_mb": (folder / MODEL_NAME).stat().st_size / 1e6,
+        "accuracy": accuracy,
+        "rare_word_accuracy": subset_accuracy(predicted, test.labels, rare),
+    }
 
 
 def _single_query_paths(name: str, folder: Path) -> dict[str, Callable[[str], Any]]:
@@ -190,8 +193,11 @@ def _recipe(folder: Path) -> dict[str, Any]:
 def headline(models: dict[str, dict[str, Any]], max_drop: float) -> dict[str, Any]:
     """Smallest and fastest qualifying variant, and their ratios to FP32 and to plain dynamic INT8."""
     fp32, base = models[FP32], models[BASELINE]
-    qualifying = {n: m for n, m in models.items() if n not in (FP32, BASELINE)
-                  and fp32["accuracy"] - m["accuracy"] <= max_drop + 1e-12}
+    qualifying = {
+        n: m
+        for n, m in models.items()
+        if n not in (FP32, BASELINE) and fp32["accuracy"] - m["accuracy"] <= max_drop + 1e-12
+    }
     result: dict[str, Any] = {"qualifying": sorted(qualifying), "max_drop": max_drop}
     if not qualifying:
         return result
@@ -242,12 +248,19 @@ def bench_variants(
         models[name]["throughput_qps"] = throughput(folder, test.texts, config)
     for figures in models.values():
         figures["retention_pct"] = retention_pct(models[FP32]["accuracy"], figures["accuracy"])
-        figures["rare_word_retention_pct"] = _maybe_retention(models[FP32]["rare_word_accuracy"],
-                                                              figures["rare_word_accuracy"])
+        figures["rare_word_retention_pct"] = _maybe_retention(
+            models[FP32]["rare_word_accuracy"], figures["rare_word_accuracy"]
+        )
     for name, paths in latency(bundles, test.texts, config, progress).items():
         models[name]["latency_ms"] = paths
-    return {"models": models, "headline": headline(models, config.max_drop), "test_rows": len(test),
-            "rare_word_rows": int(sum(rare)), "settings": config.__dict__, "machine": machine_info()}
+    return {
+        "models": models,
+        "headline": headline(models, config.max_drop),
+        "test_rows": len(test),
+        "rare_word_rows": int(sum(rare)),
+        "settings": config.__dict__,
+        "machine": machine_info(),
+    }
 
 
 def _maybe_retention(reference: float | None, value: float | None) -> float | None:
@@ -267,16 +280,34 @@ def _latency_cells(latency_ms: dict[str, dict[str, float]], path: str) -> list[s
 
 def markdown_table(result: dict[str, Any]) -> str:
     """One row per model (fast single-query path), then the batch-path rows and the headline."""
-    header = ("| Model | Size MB | Accuracy % | Retention % | Rare-word acc % | p50 ms (1t) | p95 ms (1t) "
-              "| p50 ms (2t) | p95 ms (2t) | Throughput q/s |")
+    header = (
+        "| Model | Size MB | Accuracy % | Retention % | Rare-word acc % | p50 ms (1t) | p95 ms (1t) "
+        "| p50 ms (2t) | p95 ms (2t) | Throughput q/s |"
+    )
     lines = [header, "|" + "---|" * 10]
     for name, m in result["models"].items():
-        lines.append("| " + " | ".join([
-            name, _cell(m["size_mb"], 2), _cell(100 * m["accuracy"], 2), _cell(m["retention_pct"], 2),
-            _cell(None if m["rare_word_accuracy"] is None else 100 * m["rare_word_accuracy"], 2),
-            *_latency_cells(m["latency_ms"], "fast_path"), _cell(m["throughput_qps"], 0)]) + " |")
-    lines += ["", "Batch path (`EdgeClassifier.predict_proba([text])`, as served until now):", "",
-              "| Model | p50 ms (1t) | p95 ms (1t) | p50 ms (2t) | p95 ms (2t) |", "|---|---|---|---|---|"]
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    name,
+                    _cell(m["size_mb"], 2),
+                    _cell(100 * m["accuracy"], 2),
+                    _cell(m["retention_pct"], 2),
+                    _cell(None if m["rare_word_accuracy"] is None else 100 * m["rare_word_accuracy"], 2),
+                    *_latency_cells(m["latency_ms"], "fast_path"),
+                    _cell(m["throughput_qps"], 0),
+                ]
+            )
+            + " |"
+        )
+    lines += [
+        "",
+        "Batch path (`EdgeClassifier.predict_proba([text])`, as served until now):",
+        "",
+        "| Model | p50 ms (1t) | p95 ms (1t) | p50 ms (2t) | p95 ms (2t) |",
+        "|---|---|---|---|---|",
+    ]
     for name, m in result["models"].items():
         if "batch_path_t1" in m["latency_ms"]:
             lines.append("| " + " | ".join([name, *_latency_cells(m["latency_ms"], "batch_path")]) + " |")
@@ -285,8 +316,10 @@ def markdown_table(result: dict[str, Any]) -> str:
 
 def _footnotes(result: dict[str, Any]) -> list[str]:
     h, s = result["headline"], result["settings"]
-    notes = [f"- Qualifying (test accuracy within {100 * h['max_drop']:.2f} points of ONNX FP32): "
-             f"{', '.join(h['qualifying']) or 'none'}"]
+    notes = [
+        f"- Qualifying (test accuracy within {100 * h['max_drop']:.2f} points of ONNX FP32): "
+        f"{', '.join(h['qualifying']) or 'none'}"
+    ]
     if "smallest" in h:
         notes += [
             f"- Smallest qualifying: {h['smallest']}, {_cell(h['smallest_size_reduction_pct'], 1)}% smaller than "

@@ -26,8 +26,12 @@ class BlockSettings:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"bits": self.bits, "block_size": self.block_size, "symmetric": self.symmetric,
-                "accuracy_level": self.accuracy_level}
+        return {
+            "bits": self.bits,
+            "block_size": self.block_size,
+            "symmetric": self.symmetric,
+            "accuracy_level": self.accuracy_level,
+        }
 
 
 def quantize_blockwise(
@@ -44,8 +48,12 @@ def quantize_blockwise(
     )
 
     config = DefaultWeightOnlyQuantConfig(
-        block_size=settings.block_size, is_symmetric=settings.symmetric, accuracy_level=settings.accuracy_level,
-        op_types_to_quantize=op_types, quant_axes=(("MatMul", 0), ("Gather", 1)), bits=settings.bits,
+        block_size=settings.block_size,
+        is_symmetric=settings.symmetric,
+        accuracy_level=settings.accuracy_level,
+        op_types_to_quantize=op_types,
+        quant_axes=(("MatMul", 0), ("Gather", 1)),
+        bits=settings.bits,
     )
     quantizer = MatMulNBitsQuantizer(model, nodes_to_include=nodes, algo_config=config)
     _quiet(quantizer.process)

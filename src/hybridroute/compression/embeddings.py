@@ -51,8 +51,9 @@ def quantize_word_embeddings_int8(model: Any) -> dict[str, Any]:
     quantized, scales = quantize_rows(numpy_helper.to_array(table_init))
     base = table_init.name
     model.graph.initializer.remove(table_init)
-    model.graph.initializer.extend([numpy_helper.from_array(quantized, f"{base}_int8"),
-                                    numpy_helper.from_array(scales, f"{base}_scale")])
+    model.graph.initializer.extend(
+        [numpy_helper.from_array(quantized, f"{base}_int8"), numpy_helper.from_array(scales, f"{base}_scale")]
+    )
     output = gather.output[0]
     nodes = [
         helper.make_node("Gather", [f"{base}_int8", WORD_EMBEDDINGS_INPUT], [f"{output}_q"], name=f"{gather.name}_q"),

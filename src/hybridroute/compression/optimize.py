@@ -61,8 +61,13 @@ def optimize_graph(source: Path, target: Path, shape: EncoderShape, separate_qkv
 
     try:
         optimized = optimize_model(
-            str(source), model_type="bert", num_heads=shape.num_heads, hidden_size=shape.hidden_size,
-            optimization_options=_fusion_options(separate_qkv), opt_level=0, use_gpu=False,
+            str(source),
+            model_type="bert",
+            num_heads=shape.num_heads,
+            hidden_size=shape.hidden_size,
+            optimization_options=_fusion_options(separate_qkv),
+            opt_level=0,
+            use_gpu=False,
         )
     except Exception as exc:  # the optimizer raises assorted errors on graphs it does not recognise
         raise ArtifactError(f"transformer graph optimization failed on {source}: {exc}") from exc

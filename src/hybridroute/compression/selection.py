@@ -43,8 +43,13 @@ class Candidate:
 
     def to_dict(self) -> dict[str, Any]:
         """One row of the candidates table."""
-        return {"name": self.variant.name, "size_mb": round(self.size_mb, 4), "accuracy": self.accuracy,
-                "drop": self.drop, "qualifies": self.qualifies}
+        return {
+            "name": self.variant.name,
+            "size_mb": round(self.size_mb, 4),
+            "accuracy": self.accuracy,
+            "drop": self.drop,
+            "qualifies": self.qualifies,
+        }
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -79,8 +84,13 @@ def validation_logits(bundle_dir: Path, data: LabelledTexts) -> tuple[float, np.
 
 
 def build_candidates(
-    layout: RunLayout, variants: Sequence[Variant], validation: LabelledTexts, reference: float, max_drop: float,
-    work_dir: Path, progress: Callable[[str], None] = logger.info,
+    layout: RunLayout,
+    variants: Sequence[Variant],
+    validation: LabelledTexts,
+    reference: float,
+    max_drop: float,
+    work_dir: Path,
+    progress: Callable[[str], None] = logger.info,
 ) -> list[Candidate]:
     """Build and score every variant under ``work_dir``."""
     candidates = []
@@ -89,10 +99,13 @@ def build_candidates(
         bundle = build_variant(layout, variant, work_dir / variant.name)
         accuracy, _, _ = validation_logits(bundle, validation)
         size_mb = (bundle / MODEL_NAME).stat().st_size / 1e6
-        candidate = Candidate(variant, bundle, size_mb, accuracy, reference - accuracy,
-                              within_drop(reference, accuracy, max_drop))
-        progress(f"  {variant.name}: {size_mb:.2f} MB, accuracy {accuracy:.4f} (drop {100 * candidate.drop:+.2f} "
-                 f"points) {'ok' if candidate.qualifies else 'REJECTED'}")
+        candidate = Candidate(
+            variant, bundle, size_mb, accuracy, reference - accuracy, within_drop(reference, accuracy, max_drop)
+        )
+        progress(
+            f"  {variant.name}: {size_mb:.2f} MB, accuracy {accuracy:.4f} (drop {100 * candidate.drop:+.2f} "
+            f"points) {'ok' if candidate.qualifies else 'REJECTED'}"
+        )
         candidates.append(candidate)
     return candidates
 
@@ -109,8 +122,11 @@ def _install(layout: RunLayout, chosen: Candidate, validation: LabelledTexts, re
     temperature = fit_temperature(logits, [labels.index(y) for y in validation.labels])
     manifest = load_manifest(staging)
     settings = manifest.settings | {"selection": record}
-    metrics = manifest.metrics | {"val_accuracy": chosen.accuracy, "val_accuracy_fp32": record["fp32_accuracy"],
-                                  "size_mb": chosen.size_mb}
+    metrics = manifest.metrics | {
+        "val_accuracy": chosen.accuracy,
+        "val_accuracy_fp32": record["fp32_accuracy"],
+        "size_mb": chosen.size_mb,
+    }
     write_manifest(staging, manifest.with_updates(settings=settings, metrics=metrics, temperature=temperature))
     old = layout.root / ".edge-previous"
     shutil.rmtree(old, ignore_errors=True)
@@ -160,8 +176,13 @@ def select_smallest(
             f"(best: {best.variant.name} at {best.accuracy:.4f}); RUN/edge left unchanged. "
             "Allow a larger drop or add a less aggressive variant."
         )
-    record = {"max_drop": max_drop, "fp32_accuracy": reference, "validation_texts": len(validation),
-              "chosen": chosen.variant.name, "candidates": table}
+    record = {
+        "max_drop": max_drop,
+        "fp32_accuracy": reference,
+        "validation_texts": len(validation),
+        "chosen": chosen.variant.name,
+        "candidates": table,
+    }
     _install(layout, chosen, validation, record)
     progress(f"chose {chosen.variant.name}: {chosen.size_mb:.2f} MB, accuracy {chosen.accuracy:.4f}")
     return chosen, table

@@ -33,9 +33,14 @@ class StaticSettings:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"calibration_texts": self.calibration_texts, "method": self.method,
-                "per_channel": self.per_channel, "quantized_op_types": ["MatMul"],
-                "matmul_const_b_only": True, "kept_float": list(self.excluded_op_types)}
+        return {
+            "calibration_texts": self.calibration_texts,
+            "method": self.method,
+            "per_channel": self.per_channel,
+            "quantized_op_types": ["MatMul"],
+            "matmul_const_b_only": True,
+            "kept_float": list(self.excluded_op_types),
+        }
 
 
 class TextCalibrationReader:
@@ -72,8 +77,9 @@ def declare_float_outputs(source: Path, target: Path) -> int:
     model = onnx.load(str(source))
     known = {v.name for v in model.graph.value_info} | {o.name for o in model.graph.output}
     names = [o for n in model.graph.node if n.domain == "com.microsoft" for o in n.output if o and o not in known]
-    model.graph.value_info.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
-                                  for name in names)
+    model.graph.value_info.extend(
+        onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None) for name in names
+    )
     onnx.save_model(model, str(target))
     return len(names)
 
@@ -90,15 +96,24 @@ def quantize_static_int8(
     sample = list(texts)[: settings.calibration_texts]
     logger.info("static INT8: calibrating on %d texts (%s)", len(sample), settings.method)
     quantize_static(
-        str(source), str(target), TextCalibrationReader(tokenizer, sample, max_length),
-        quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"], per_channel=settings.per_channel,
-        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+        str(source),
+        str(target),
+        TextCalibrationReader(tokenizer, sample, max_length),
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=["MatMul"],
+        per_channel=settings.per_channel,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
         calibrate_method=getattr(CalibrationMethod, settings.method),
-        extra_options={"MatMulConstBOnly": True, "DefaultTensorType": 1,  # 1 = FLOAT, for fused contrib ops
-                       # MatMul outputs stay float, so attention, layer norm and GELU read exact values
-                       # (ORT runs each DQ -> MatMul as MatMulIntegerToFloat)
-                       "OpTypesToExcludeOutputQuantization": ["MatMul"],
-                       "ActivationSymmetric": False, "WeightSymmetric": True},
+        extra_options={
+            "MatMulConstBOnly": True,
+            "DefaultTensorType": 1,  # 1 = FLOAT, for fused contrib ops
+            # MatMul outputs stay float, so attention, layer norm and GELU read exact values
+            # (ORT runs each DQ -> MatMul as MatMulIntegerToFloat)
+            "OpTypesToExcludeOutputQuantization": ["MatMul"],
+            "ActivationSymmetric": False,
+            "WeightSymmetric": True,
+        },
     )
     restored = keep_float_consumers(target)
     logger.info("static INT8: %d float-only inputs restored to their unquantized tensors", restored)

@@ -62,7 +62,8 @@ class Variant:
             raise ConfigError(f"variant {self.name}: weights {self.weights!r} unknown; choose one of {WEIGHTS}")
         if self.embeddings not in EMBEDDINGS:
             raise ConfigError(
-                f"variant {self.name}: embeddings {self.embeddings!r} unknown; choose one of {EMBEDDINGS}")
+                f"variant {self.name}: embeddings {self.embeddings!r} unknown; choose one of {EMBEDDINGS}"
+            )
         if self.keep_general < 0:
             raise ConfigError(f"variant {self.name}: keep_general must be >= 0, got {self.keep_general}")
         if self.min_count < 1:
@@ -89,11 +90,18 @@ def default_variants() -> tuple[Variant, ...]:
         Variant("pruned-int8-opt", "int8-dynamic", "int8", vocab_pruning=True, graph_optimization=True),
         Variant("pruned-static-int8-opt", "int8-static", "int8", vocab_pruning=True, graph_optimization=True),
         Variant("pruned-int4-b32-opt", "int4-block", "int8", vocab_pruning=True, graph_optimization=True),
-        Variant("pruned-int4-b128-opt", "int4-block", "int8", vocab_pruning=True, graph_optimization=True,
-                block_size=128),
+        Variant(
+            "pruned-int4-b128-opt", "int4-block", "int8", vocab_pruning=True, graph_optimization=True, block_size=128
+        ),
         Variant("pruned-int4-b32-int4emb-opt", "int4-block", "int4", vocab_pruning=True, graph_optimization=True),
-        Variant("pruned5k-int4-b32-opt", "int4-block", "int8", vocab_pruning=True, keep_general=5000,
-                graph_optimization=True),
+        Variant(
+            "pruned5k-int4-b32-opt",
+            "int4-block",
+            "int8",
+            vocab_pruning=True,
+            keep_general=5000,
+            graph_optimization=True,
+        ),
     )
 
 
@@ -123,8 +131,14 @@ def _prune(model: Any, layout: RunLayout, variant: Variant, work: Path) -> dict[
         rows = int(word_embedding_initializer(model).dims[0])
         return {"pruned": False, "kept": rows}
     train = load_saved_split(layout).train  # the training texts only: pruning must never see test data
-    pruned = prune_vocabulary(model, layout.onnx_fp32 / TOKENIZER_NAME, work / TOKENIZER_NAME, train.texts,
-                              variant.min_count, variant.keep_general)
+    pruned = prune_vocabulary(
+        model,
+        layout.onnx_fp32 / TOKENIZER_NAME,
+        work / TOKENIZER_NAME,
+        train.texts,
+        variant.min_count,
+        variant.keep_general,
+    )
     return {"pruned": True, **pruned.to_dict()}
 
 
@@ -146,13 +160,20 @@ def _dynamic_int8(source: Path, target: Path) -> tuple[Any, dict[str, Any]]:
 
     ops = ["MatMul", "Attention"]  # the embedding Gather is handled by its own step
     # Fused contrib ops defeat ONNX shape inference; their outputs are float in every graph we build.
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=ops, extra_options={"DefaultTensorType": 1})  # 1 = FLOAT
+    quantize_dynamic(
+        str(source),
+        str(target),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=ops,
+        extra_options={"DefaultTensorType": 1},
+    )  # 1 = FLOAT
     return _load(target), {"method": "dynamic", "per_channel": True, "op_types": ops}
 
 
-def _static_int8(source: Path, target: Path, variant: Variant, work: Path, layout: RunLayout,
-                 max_length: int) -> tuple[Any, dict[str, Any]]:
+def _static_int8(
+    source: Path, target: Path, variant: Variant, work: Path, layout: RunLayout, max_length: int
+) -> tuple[Any, dict[str, Any]]:
     from tokenizers import Tokenizer
 
     settings = StaticSettings(calibration_texts=variant.calibration_texts)
@@ -211,8 +232,10 @@ def build_variant(layout: RunLayout, variant: Variant, out_dir: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix=f"variant-{variant.name}-") as scratch:
         work = Path(scratch)
         model = _load(layout.onnx_fp32 / MODEL_NAME)
-        steps: dict[str, Any] = {"vocabulary": _prune(model, layout, variant, work),
-                                 "positions": trim_position_embeddings(model, fp32.max_length)}
+        steps: dict[str, Any] = {
+            "vocabulary": _prune(model, layout, variant, work),
+            "positions": trim_position_embeddings(model, fp32.max_length),
+        }
         save(model, work / "pruned.onnx")
         del model
         source, steps["fused"] = _optimize(work / "pruned.onnx", layout, variant, work)

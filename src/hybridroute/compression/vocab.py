@@ -83,13 +83,18 @@ def general_ids(vocab: dict[str, int], count: int, prefix: str = "##") -> set[in
 
     Example: general_ids({"[PAD]": 0, "a": 1, "the": 2, "of": 3, "##s": 4}, 1) -> {2}
     """
-    ordinary = sorted(i for t, i in vocab.items()
-                      if not is_fallback_piece(t, prefix) and not (t.startswith("[") and t.endswith("]")))
+    ordinary = sorted(
+        i for t, i in vocab.items() if not is_fallback_piece(t, prefix) and not (t.startswith("[") and t.endswith("]"))
+    )
     return set(ordinary[:count])
 
 
 def choose_kept_ids(
-    vocab: dict[str, int], counts: Counter[int], specials: set[str], min_count: int, prefix: str = "##",
+    vocab: dict[str, int],
+    counts: Counter[int],
+    specials: set[str],
+    min_count: int,
+    prefix: str = "##",
     keep_general: int = 0,
 ) -> PrunedVocab:
     """Old ids to keep, ascending.
@@ -119,8 +124,9 @@ def remap_tokenizer_json(tokenizer_json: dict[str, Any], kept_ids: Sequence[int]
     old_to_new = {old: new for new, old in enumerate(kept_ids)}
     result = copy.deepcopy(tokenizer_json)
     vocab = result["model"]["vocab"]
-    result["model"]["vocab"] = {t: old_to_new[i] for t, i in sorted(vocab.items(), key=lambda x: x[1])
-                                if i in old_to_new}
+    result["model"]["vocab"] = {
+        t: old_to_new[i] for t, i in sorted(vocab.items(), key=lambda x: x[1]) if i in old_to_new
+    }
     for token in result.get("added_tokens", []):
         token["id"] = _new_id(old_to_new, token["id"], token["content"])
     post = result.get("post_processor") or {}
@@ -166,7 +172,11 @@ def prune_embeddings(model: Any, kept_ids: Sequence[int]) -> tuple[int, int]:
 
 
 def prune_vocabulary(
-    model: Any, tokenizer_file: Path, out_tokenizer: Path, texts: Sequence[str], min_count: int = 1,
+    model: Any,
+    tokenizer_file: Path,
+    out_tokenizer: Path,
+    texts: Sequence[str],
+    min_count: int = 1,
     keep_general: int = 0,
 ) -> PrunedVocab:
     """Prune ``model`` (an in-memory ONNX ModelProto, edited in place) and write the matching tokenizer.
@@ -192,10 +202,17 @@ def prune_vocabulary(
     prefix = data["model"].get("continuing_subword_prefix", "##")
     pruned = choose_kept_ids(data["model"]["vocab"], counts, special_tokens(data), min_count, prefix, keep_general)
     prune_embeddings(model, pruned.kept_ids)
-    out_tokenizer.write_text(json.dumps(remap_tokenizer_json(data, pruned.kept_ids), ensure_ascii=False),
-                             encoding="utf-8")
-    logger.info("vocabulary pruned %d -> %d tokens (%d used by %d training texts, %d character fallback)",
-                pruned.original_size, pruned.size, pruned.from_texts, len(texts), pruned.fallback)
+    out_tokenizer.write_text(
+        json.dumps(remap_tokenizer_json(data, pruned.kept_ids), ensure_ascii=False), encoding="utf-8"
+    )
+    logger.info(
+        "vocabulary pruned %d -> %d tokens (%d used by %d training texts, %d character fallback)",
+        pruned.original_size,
+        pruned.size,
+        pruned.from_texts,
+        len(texts),
+        pruned.fallback,
+    )
     return pruned
 
 
@@ -207,5 +224,7 @@ def pruned_words(tokenizer_file: Path, pruned_tokenizer_file: Path, texts: Seque
     for tok in (before, after):
         tok.no_truncation()
         tok.no_padding()
-    return [a.tokens != b.tokens for a, b in zip(before.encode_batch(list(texts)), after.encode_batch(list(texts)),
-                                                   strict=True)]
+    return [
+        a.tokens != b.tokens
+        for a, b in zip(before.encode_batch(list(texts)), after.encode_batch(list(texts)), strict=True)
+    ]

@@ -2,8 +2,9 @@
 
 Every answered text becomes an :class:`AuditRecord`: when, which request, a
 salted hash of the text (the raw text only when configured), the answer, where
-it was answered and why, latencies, cost, model versions, and later the true
-label when feedback arrives.
+it was answered and why, latencies, cost, model versions, the text's length and
+unknown-token rate (for the input drift check), and later the true label when
+feedback arrives. Logs made before a column existed gain it on open (nullable).
 
 Stores (:class:`AuditStore`): :class:`SQLiteAuditStore` (the default; WAL mode)
 and :class:`PostgresAuditStore` (a ``postgresql://`` URL, through psycopg when
@@ -18,6 +19,19 @@ itself committed with the next transaction (the ``dropped`` counter in the
 or part of that counter once its ``done`` callback has said so. The edge
 service answers a request only after that callback (see
 :mod:`hybridroute.serving.edge_app`).
+
+When a transaction fails (disk full, a read-only disk or file, a database
+gone away) nothing is thrown away: the records go back to the front of the
+queue and are retried with backoff until the database takes them. Their
+requests are answered at once with ``retrying`` (and, while the database keeps
+failing, every new request too), because waiting for a disk to be freed would
+stop the service from answering. That is the honest state of those records:
+held in memory, written as soon as the database recovers, lost only if the
+process dies first. The queue bound still holds (beyond it records are dropped
+and counted, as always), and the failure is visible: :attr:`AuditWriter.health`
+(the edge shows it on ``/readyz`` and as metrics) and the log. Only a writer
+closed while the database still fails gives records up; they are counted in
+``failed`` and logged.
 
 Why a salted hash: customer messages are short and repetitive, so a plain
 sha256 of one can be reversed by hashing likely messages (or enumerating order
@@ -36,6 +50,7 @@ import logging
 import secrets
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass, fields
@@ -48,7 +63,8 @@ logger = logging.getLogger(__name__)
 
 COMMITTED = "committed"  # the record is a row in a committed transaction
 DROPPED = "dropped"  # the queue was full: the record was not written, the committed drop counter holds it
-FAILED = "failed"  # the transaction failed (disk full, database gone): neither a row nor counted durably
+FAILED = "failed"  # given up (the writer stopped while the database still failed): lost, and counted as lost
+RETRYING = "retrying"  # a transaction failed (disk full, read-only): kept in memory and retried until it commits
 
 AckCallback = Callable[[str], None]
 
@@ -131,6 +147,8 @@ class AuditRecord:
         feedback_time: when it arrived.
         redactions: JSON counts of the entities replaced before the text went to the cloud,
             e.g. ``{"EMAIL": 1}`` (None when nothing was replaced); never the replaced values.
+        text_length: characters in the text (input drift; None in logs written before it was recorded).
+        unk_rate: share of the text's tokens the tokenizer could not place (input drift; None when unknown).
     """
 
     time: float
@@ -153,6 +171,8 @@ class AuditRecord:
     feedback_label: str | None = None
     feedback_time: float | None = None
     redactions: str | None = None
+    text_length: int | None = None
+    unk_rate: float | None = None
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(AuditRecord))
@@ -236,6 +256,8 @@ _COLUMN_TYPES = {
     "feedback_label": "TEXT",
     "feedback_time": "DOUBLE PRECISION",
     "redactions": "TEXT",
+    "text_length": "INTEGER",
+    "unk_rate": "DOUBLE PRECISION",
 }
 
 
@@ -488,7 +510,10 @@ class AuditWriter:
         capacity: most records waiting at once.
         max_batch: most records per transaction (a single larger submission still goes in one).
         on_dropped: called with the number of records each overflow dropped (a metric).
-        on_failed: called with the number of records a failed transaction lost (a metric).
+        on_failed: called with the number of records given up (closing while the database still fails; a metric).
+        retry_s: pause before retrying a failed transaction, doubled after each failure...
+        max_retry_s: ...up to this (a closing writer gives up once it has waited this long between attempts).
+        clock: unix seconds, for ``failing_since``.
     """
 
     def __init__(
@@ -498,6 +523,9 @@ class AuditWriter:
         max_batch: int = 512,
         on_dropped: Callable[[int], None] | None = None,
         on_failed: Callable[[int], None] | None = None,
+        retry_s: float = 0.05,
+        max_retry_s: float = 2.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if capacity < 1 or max_batch < 1:
             raise ConfigError(f"capacity and max_batch must be >= 1, got {capacity!r} and {max_batch!r}")
@@ -508,9 +536,13 @@ class AuditWriter:
         self._unsaved_drops = 0  # dropped records not yet in a committed counter
         self._drop_waiters: list[AckCallback] = []
         self._closing = False
+        self._last_error: str | None = None  # set while the database refuses transactions
+        self._failing_since: float | None = None
+        self._retry_s = retry_s
         self._condition = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
-        self.committed = self.dropped = self.failed = self.transactions = 0
+        self.committed = self.dropped = self.failed = self.transactions = self.failed_transactions = 0
+        self.min_retry_s, self.max_retry_s, self._clock = retry_s, max_retry_s, clock
 
     # ------------------------------------------------------------ API
 
@@ -533,6 +565,9 @@ class AuditWriter:
             if self._queued + len(records) > self.capacity:
                 self._drop(records, done)
                 return False
+            if self._last_error is not None and done is not None:
+                done(RETRYING)  # the database is failing: do not hold the request until it recovers
+                done = None
             self._entries.append(_Entry(records, done))
             self._queued += len(records)
             self._condition.notify()
@@ -550,8 +585,24 @@ class AuditWriter:
 
     @property
     def queued(self) -> int:
-        """Records waiting for a transaction."""
+        """Records waiting for a transaction (those kept for a retry included)."""
         return self._queued
+
+    @property
+    def failing(self) -> bool:
+        """Whether the last transaction failed (records are being kept and retried)."""
+        return self._last_error is not None
+
+    def health(self) -> dict[str, Any]:
+        """The writer's state for a readiness report: ok, the database's error, since when, records waiting."""
+        return {
+            "ok": self._last_error is None,
+            "error": self._last_error,
+            "failing_since": self._failing_since,
+            "queued": self._queued,
+            "failed_transactions": self.failed_transactions,
+            "lost": self.failed,
+        }
 
     # ------------------------------------------------------------ steps
 
@@ -559,7 +610,9 @@ class AuditWriter:
         # Called with the condition held.
         self._unsaved_drops += len(records)
         self.dropped += len(records)
-        if done:
+        if done and self._last_error is not None:
+            done(RETRYING)  # the drop counter waits for the database like the records do
+        elif done:
             self._drop_waiters.append(done)
         if self._on_dropped:
             self._on_dropped(len(records))
@@ -585,22 +638,59 @@ class AuditWriter:
         records = [r for entry in batch for r in entry.records]
         try:
             self.store.write_many(records, dropped=drops)
-        except Exception:  # a database failure must not kill the writer; the loss is counted
-            logger.exception("audit transaction of %d records (+%d dropped) failed", len(records), drops)
-            self.failed += len(records)
-            if self._on_failed:
-                self._on_failed(len(records))
+        except Exception as exc:  # a database failure must not kill the writer: keep the records, retry
+            self._note_failure(exc, len(records), drops)
             return False
+        if self._last_error is not None:
+            logger.warning("the audit database accepts transactions again; %d records were waiting", self._queued)
+        self._last_error = self._failing_since = None
+        self._retry_s = self.min_retry_s
         self.committed += len(records)
         self.transactions += 1
         return True
 
+    def _note_failure(self, exc: Exception, records: int, drops: int) -> None:
+        self.failed_transactions += 1
+        if self._last_error is None:  # the traceback once per outage, not once per retry
+            logger.exception("audit transaction of %d records (+%d dropped) failed; retrying", records, drops)
+            self._failing_since = self._clock()
+        self._last_error = f"{type(exc).__name__}: {exc}"
+
+    def _keep_for_retry(self, batch: list[_Entry], drops: int, waiters: list[AckCallback]) -> None:
+        """Put a failed batch back at the front of the queue; answer its waiting requests with RETRYING."""
+        for entry in batch:
+            if entry.done:
+                entry.done(RETRYING)
+                entry.done = None
+        for done in waiters:
+            done(RETRYING)
+        with self._condition:
+            self._entries.extendleft(reversed(batch))
+            self._queued += sum(len(entry.records) for entry in batch)
+            self._unsaved_drops += drops
+            self._condition.wait(self._retry_s)  # back off; close() wakes it to make the last attempts
+        self._retry_s = min(2 * self._retry_s, self.max_retry_s)
+
+    def _give_up(self, batch: list[_Entry], drops: int, waiters: list[AckCallback]) -> None:
+        """Closing while the database still fails: the batch is lost; count it and say so."""
+        lost = sum(len(entry.records) for entry in batch)
+        logger.error("the audit writer stops with the database failing: %d records and %d drops lost", lost, drops)
+        self.failed += lost
+        if self._on_failed:
+            self._on_failed(lost)
+        for done in [*(e.done for e in batch if e.done), *waiters]:
+            done(FAILED)
+
     def _run(self) -> None:
         while (taken := self._take()) is not None:
             batch, drops, waiters = taken
-            ok = self._commit(batch, drops)
-            for entry in batch:
-                if entry.done:
-                    entry.done(COMMITTED if ok else FAILED)
-            for done in waiters:
-                done(DROPPED if ok else FAILED)
+            if self._commit(batch, drops):
+                for entry in batch:
+                    if entry.done:
+                        entry.done(COMMITTED)
+                for done in waiters:
+                    done(DROPPED)
+            elif self._closing and self._retry_s >= self.max_retry_s:
+                self._give_up(batch, drops, waiters)
+            else:
+                self._keep_for_retry(batch, drops, waiters)

@@ -8,6 +8,7 @@ histograms, base units). One answered text counts as one request in
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 
@@ -89,7 +90,10 @@ class EdgeMetrics:
             "hybridroute_audit_dropped", "Audit records dropped because the queue was full.", registry=registry
         )
         self.audit_failed = Counter(
-            "hybridroute_audit_failed", "Audit records lost to a failed transaction.", registry=registry
+            "hybridroute_audit_failed",
+            "Audit records lost: the service stopped while the audit database still refused them (failed "
+            "transactions are retried; see hybridroute_audit_failing).",
+            registry=registry,
         )
         self.audit_ack_timeouts = Counter(
             "hybridroute_audit_ack_timeouts",
@@ -104,6 +108,22 @@ class EdgeMetrics:
             registry=registry,
         )
         self.model = Info("hybridroute_model", "The edge model being served.", registry=registry)
+        self.monitor_health = Gauge(
+            "hybridroute_monitor_health_score",
+            "Health score 0-100 of the recent traffic, from the live monitor (100 while it has too little data).",
+            registry=registry,
+        )
+        self.monitor_feedback_accuracy = Gauge(
+            "hybridroute_monitor_feedback_accuracy",
+            "Accuracy of the recent answers that received feedback labels (absent until some have).",
+            registry=registry,
+        )
+        self.monitor_drift_psi = Gauge(
+            "hybridroute_monitor_drift_psi",
+            "PSI of recent text lengths, unknown-token rates and confidences against the validation reference.",
+            ("feature",),
+            registry=registry,
+        )
         self._share = SlidingShare(edge_share_window)
 
     def observe_answer(
@@ -127,6 +147,16 @@ class EdgeMetrics:
         if cloud_latency_s is not None:
             self.cloud_latency.observe(cloud_latency_s)
         self.edge_share.set(self._share.observe(tier == "edge"))
+
+    def observe_monitor(self, health_score: float, feedback_accuracy: float | None, drift: dict[str, float]) -> None:
+        """Publish the live monitor's latest analysis (values that are unknown or NaN are left as they were)."""
+        if math.isfinite(health_score):
+            self.monitor_health.set(health_score)
+        if feedback_accuracy is not None and math.isfinite(feedback_accuracy):
+            self.monitor_feedback_accuracy.set(feedback_accuracy)
+        for feature, value in drift.items():
+            if math.isfinite(value):
+                self.monitor_drift_psi.labels(feature).set(value)
 
     def observe_redactions(self, counts: dict[str, int]) -> None:
         """Count the entities redacted from one escalated text."""

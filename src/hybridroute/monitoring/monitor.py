@@ -10,6 +10,7 @@ running service in memory and analyzes them on demand.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from collections import deque
@@ -299,8 +300,9 @@ class Monitor:
     """The recent records of a running service, analyzed on demand (thread-safe).
 
     Keeps ``window_size × trend_windows`` records (count windows) in memory;
-    the service calls :meth:`observe` with each request's audit records and
-    serves :meth:`report` (e.g. on ``GET /v1/monitor``).
+    the service calls :meth:`observe` with each request's audit records,
+    :meth:`add_feedback` when a true label arrives, and serves :meth:`report`
+    (e.g. on ``GET /v1/monitor``).
     """
 
     def __init__(
@@ -323,6 +325,24 @@ class Monitor:
         """Add answered records (oldest first)."""
         with self._lock:
             self._records.extend(records)
+
+    def add_feedback(self, request_id: str, label: str, at: float) -> bool:
+        """Attach a true label to a held record (newest first); False when it is no longer held.
+
+        Records are frozen dataclasses, so the held one is replaced by a copy that carries the label.
+        """
+        with self._lock:
+            for index in range(len(self._records) - 1, -1, -1):
+                record = self._records[index]
+                if getattr(record, "request_id", None) == request_id:
+                    self._records[index] = dataclasses.replace(record, feedback_label=label, feedback_time=at)
+                    return True
+        return False
+
+    @property
+    def held(self) -> int:
+        """How many records are held."""
+        return len(self._records)
 
     def report(self) -> MonitorReport:
         """Analyze what is held now."""

@@ -14,9 +14,11 @@ IBAN_LENGTHS: dict[str, int] = {
 def digits_of(text: str) -> str:
     """The digits of a string, in order.
 
+    Decimal digits only (``isdecimal``): ``isdigit`` also admits superscripts such as "²", which ``int`` refuses.
+
     Example: digits_of("(415) 555-0132") -> "4155550132"
     """
-    return "".join(c for c in text if c.isdigit())
+    return "".join(c for c in text if c.isdecimal())
 
 
 def luhn_valid(number: str) -> bool:
@@ -50,7 +52,12 @@ def iban_valid(iban: str) -> bool:
     Example: iban_valid("GB82 WEST 1234 5698 7654 32") -> True
     """
     compact = iban.replace(" ", "").upper()
-    if len(compact) < 5 or not compact.isalnum() or IBAN_LENGTHS.get(compact[:2]) != len(compact):
+    # ASCII only: str.isalnum() also admits letters like "é", which base 36 cannot read.
+    if (
+        len(compact) < 5
+        or not (compact.isascii() and compact.isalnum())
+        or IBAN_LENGTHS.get(compact[:2]) != len(compact)
+    ):
         return False
     return _mod97(compact[4:] + compact[:4]) == 1
 

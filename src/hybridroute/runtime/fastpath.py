@@ -105,13 +105,22 @@ class FastClassifier:
         manifest = load_manifest(bundle_dir)
         tuning = tuning or SessionTuning()
         try:
-            session = ort.InferenceSession(str(bundle_dir / MODEL_NAME), tuning.options(),
-                                           providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(
+                str(bundle_dir / MODEL_NAME), tuning.options(), providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:  # onnxruntime raises untyped errors for corrupt files
             raise ArtifactError(f"{bundle_dir / MODEL_NAME}: ONNX Runtime cannot load it ({exc})") from exc
         tokenizer, pad_id = open_tokenizer(bundle_dir / TOKENIZER_NAME, manifest.max_length)
-        return cls(session, tokenizer, manifest.labels, manifest.max_length, manifest.temperature, pad_id,
-                   tuple(buckets), manifest)
+        return cls(
+            session,
+            tokenizer,
+            manifest.labels,
+            manifest.max_length,
+            manifest.temperature,
+            pad_id,
+            tuple(buckets),
+            manifest,
+        )
 
     def encode_one(self, text: str) -> dict[str, np.ndarray]:
         """The session feed for one text, padded only up to its bucket (no padding without buckets)."""
@@ -135,8 +144,9 @@ class FastClassifier:
         try:
             (logits,) = self.session.run(["logits"], feed)
         except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise InferenceError(f"ONNX Runtime failed on one query of {feed['input_ids'].shape[1]} tokens: {exc}") \
-                from exc
+            raise InferenceError(
+                f"ONNX Runtime failed on one query of {feed['input_ids'].shape[1]} tokens: {exc}"
+            ) from exc
         return np.asarray(logits)[0]
 
     def predict_proba_one(self, text: str) -> np.ndarray:

@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hybridroute.config import check_range
 from hybridroute.errors import ConfigError, HybridError, InferenceError
 from hybridroute.runtime.classifier import EdgeClassifier
+from hybridroute.serving.openapi import error_responses, install_openapi, set_text_limits
 from hybridroute.serving.schemas import (
     CloudClassifyRequest,
     CloudClassifyResponse,
@@ -264,14 +265,19 @@ async def readyz(classifier: ClassifierDep) -> dict[str, Any]:
     return {"status": "ready", "model_version": classifier.model_version, "labels": list(classifier.labels)}
 
 
+def publish_limits(document: dict[str, Any], settings: CloudSettings) -> None:
+    """Put the app's size limits (413 beyond them) into its OpenAPI document."""
+    set_text_limits(document, "CloudClassifyRequest", settings.max_batch, settings.max_chars)
+
+
 def add_routes(app: FastAPI) -> None:
     """Register the cloud tier's routes on ``app``."""
-    errors: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 413, 422, 500, 503)}
+    errors = error_responses(400, 413, 422, 500, 503)
     app.add_api_route(
         "/v1/classify", classify, methods=["POST"], response_model=CloudClassifyResponse, responses=errors
     )
     app.add_api_route("/healthz", healthz, methods=["GET"])
-    app.add_api_route("/readyz", readyz, methods=["GET"], responses={503: {"model": ErrorBody}})
+    app.add_api_route("/readyz", readyz, methods=["GET"], responses=error_responses(503))
 
 
 # ---------------------------------------------------------------- error handlers
@@ -301,7 +307,9 @@ async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         f"{request.method} {request.url.path}: {http_error.detail}; "
         "routes are POST /v1/classify, GET /healthz and GET /readyz"
     )
-    return error_response(http_error.status_code, f"http_{http_error.status_code}", message)
+    response = error_response(http_error.status_code, f"http_{http_error.status_code}", message)
+    response.headers.update(http_error.headers or {})  # e.g. the Allow header of a 405 (RFC 9110)
+    return response
 
 
 async def on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -342,4 +350,5 @@ def create_app(settings: CloudSettings, classifier: EdgeClassifier | None = None
     app.state.classifier = classifier
     add_routes(app)
     add_error_handlers(app)
+    install_openapi(app, lambda document: publish_limits(document, settings))
     return app

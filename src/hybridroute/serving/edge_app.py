@@ -19,6 +19,10 @@ Routes:
     ``GET /healthz``: 200 while the process is up.
     ``GET /readyz``: 200 once the model is loaded and warmed, 503 before (and while draining).
     ``GET /metrics``: Prometheus text format.
+    ``GET /v1/monitor``: the live monitor's analysis of the recent traffic this process answered: health score
+        and status, alerts, trends, recommendations, cost projections, the current window (edge share, accuracy
+        from feedback and estimated from confidence, latency percentiles) and drift PSI against the run's
+        validation reference (text length, unknown-token rate, confidence).
 
 Every error answers ``{"error": {"type": ..., "message": ...}}``.
 """
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -34,8 +39,9 @@ from pathlib import Path
 from typing import Annotated, Any, cast
 
 from fastapi import Body, Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -61,7 +67,15 @@ from hybridroute.serving.edge_schemas import (
 )
 from hybridroute.serving.edge_service import Answered, EdgeService, open_hybrid_for
 from hybridroute.serving.edge_settings import EdgeSettings
-from hybridroute.serving.schemas import ErrorBody, RequestTooLarge, check_limits, status_in
+from hybridroute.serving.openapi import (
+    error_responses,
+    header_doc,
+    install_openapi,
+    require_bearer,
+    set_enum,
+    set_text_limits,
+)
+from hybridroute.serving.schemas import RequestTooLarge, check_limits, status_in
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +114,21 @@ def bearer_token(header: str | None) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN: no data yet) replaced by None, numbers as plain floats.
+
+    Example: json_safe({"a": [1.0, float("nan")], "b": "x"}) -> {"a": [1.0, None], "b": "x"}
+    """
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (bool, int, str)) or value is None:
+        return value
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
 def answer_body(item: Answered, request_id: str, latency_ms: float) -> dict[str, Any]:
     """One result on the wire (see :class:`~.edge_schemas.AnswerBody`)."""
     a = item.answer
@@ -119,8 +148,8 @@ def answer_body(item: Answered, request_id: str, latency_ms: float) -> dict[str,
 # ---------------------------------------------------------------- dependencies
 
 
-def get_service(request: Request) -> EdgeService:
-    """The app's running parts."""
+async def get_service(request: Request) -> EdgeService:
+    """The app's running parts (async: FastAPI would run a plain function in its thread pool, per request)."""
     service: EdgeService = request.app.state.service
     return service
 
@@ -151,7 +180,9 @@ async def classify(body: ClassifyRequest, service: ServiceDep) -> Response:
     answered = await service.classify(texts)
     latency_ms = 1000.0 * (service.clock() - started)
     ids = [service.new_id() for _ in texts]
-    audit_status = await service.audit(service.records(texts, answered, ids, latency_ms))
+    records = service.records(texts, answered, ids, latency_ms)
+    service.monitor.observe(records)
+    audit_status = await service.audit(records)
     service.observe(answered, service.clock() - started)
     results = [answer_body(item, i, latency_ms) for item, i in zip(answered, ids, strict=True)]
     return JSONResponse({"results": results}, headers={"X-Audit": audit_status})
@@ -197,19 +228,51 @@ async def readyz(service: ServiceDep) -> dict[str, Any]:
 
 
 async def metrics(service: ServiceDep) -> Response:
-    """Prometheus metrics of this app."""
+    """Prometheus metrics of this app (the live monitor's gauges are refreshed first, at most every 30 s)."""
+    await service.refresh_monitor_gauges()
     return Response(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def monitor_report(service: ServiceDep) -> JSONResponse:
+    """Health, alerts, trends, recommendations, cost and drift over the recent traffic this process answered."""
+    report = await run_in_threadpool(service.monitor.report)  # numpy over thousands of records: off the loop
+    body = report.to_dict() | {
+        "held_records": service.monitor.held,
+        "drift_reference": service.monitor.reference is not None,
+    }
+    return JSONResponse(json_safe(body))
+
+
+def publish_limits(document: dict[str, Any], service: EdgeService) -> None:
+    """Put what the routes check beyond the models into the OpenAPI document: sizes, labels, the admin token."""
+    set_text_limits(document, "ClassifyRequest", service.settings.max_texts, service.settings.max_chars)
+    hybrid = service.holder.current
+    if hybrid is not None:  # the labels are known once the model is loaded
+        set_enum(document, "FeedbackRequest", "label", hybrid.edge.labels)
+    require_bearer(document, "/admin/reload", "post", "the service's admin token (reloading is off without one)")
 
 
 def add_routes(app: FastAPI) -> None:
     """Register the edge service's routes on ``app``."""
-    errors: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 413, 422, 500, 503)}
-    app.add_api_route("/v1/classify", classify, methods=["POST"], response_model=ClassifyResponse, responses=errors)
-    app.add_api_route("/v1/feedback", feedback, methods=["POST"], response_model=FeedbackResponse, responses=errors)
-    app.add_api_route("/admin/reload", admin_reload, methods=["POST"], response_model=ReloadResponse)
+    # Every status each route answers with is documented (schemathesis checks it in the tests).
+    x_audit = header_doc("committed, dropped, pending, queued, retrying or failed: see edge_service")
+    audited = {200: {"headers": {"X-Audit": x_audit}}}
+    classify_responses = audited | error_responses(400, 413, 422, 500, 503)
+    app.add_api_route(
+        "/v1/classify", classify, methods=["POST"], response_model=ClassifyResponse, responses=classify_responses
+    )
+    feedback_responses = error_responses(400, 404, 422, 500, 503)
+    app.add_api_route(
+        "/v1/feedback", feedback, methods=["POST"], response_model=FeedbackResponse, responses=feedback_responses
+    )
+    reload_responses = error_responses(400, 401, 403, 404, 409, 422, 500, 503)
+    app.add_api_route(
+        "/admin/reload", admin_reload, methods=["POST"], response_model=ReloadResponse, responses=reload_responses
+    )
     app.add_api_route("/healthz", healthz, methods=["GET"])
-    app.add_api_route("/readyz", readyz, methods=["GET"], responses={503: {"model": ErrorBody}})
-    app.add_api_route("/metrics", metrics, methods=["GET"])
+    app.add_api_route("/readyz", readyz, methods=["GET"], responses=error_responses(503))
+    app.add_api_route("/metrics", metrics, methods=["GET"], response_class=PlainTextResponse)
+    app.add_api_route("/v1/monitor", monitor_report, methods=["GET"])
 
 
 # ---------------------------------------------------------------- error handlers
@@ -252,10 +315,12 @@ async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
     http_error = cast(StarletteHTTPException, exc)  # registered for HTTPException only
     message = (
         f"{request.method} {request.url.path}: {http_error.detail}; routes are POST /v1/classify, "
-        "POST /v1/feedback, POST /admin/reload, GET /healthz, GET /readyz and GET /metrics"
+        "POST /v1/feedback, POST /admin/reload, GET /healthz, GET /readyz, GET /metrics and GET /v1/monitor"
     )
     _count_error(request, f"http_{http_error.status_code}")
-    return error_response(http_error.status_code, f"http_{http_error.status_code}", message)
+    response = error_response(http_error.status_code, f"http_{http_error.status_code}", message)
+    response.headers.update(http_error.headers or {})  # e.g. the Allow header of a 405 (RFC 9110)
+    return response
 
 
 async def on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -313,4 +378,5 @@ def create_app(
     )
     add_routes(app)
     add_error_handlers(app)
+    install_openapi(app, lambda document: publish_limits(document, app.state.service))
     return app

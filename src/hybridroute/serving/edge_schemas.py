@@ -2,18 +2,26 @@
 
 Unknown fields are rejected everywhere (``extra="forbid"``). Limits that depend
 on settings (texts per request, characters per text) are checked by the app
-with :func:`hybridroute.serving.schemas.check_limits` (413), not by the models.
+with :func:`hybridroute.serving.schemas.check_limits` (413), not by the models;
+the app publishes them in its OpenAPI document (see :mod:`.openapi`), beside
+what the validators check (exactly one of text/texts, no blank text, no null).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from hybridroute.errors import HybridError
+from hybridroute.serving.schemas import not_unicode
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+# A text must hold a character that is not whitespace. In the published schema as the pattern ``\S`` (Python's
+# ``\S`` is exactly "not str.isspace()", the test the validators apply with ``str.strip``).
+NON_BLANK = r"\S"
+Text = Annotated[StrictStr, Field(json_schema_extra={"pattern": NON_BLANK})]
 
 
 class NotFound(HybridError):
@@ -48,13 +56,28 @@ def accepted_classify(max_texts: int, max_chars: int) -> str:
     )
 
 
+def exactly_one_of_text_or_texts(schema: dict[str, Any]) -> None:
+    """Publish what the validators enforce: exactly one of the two fields, and neither may be null."""
+    for field_schema in schema.get("properties", {}).values():
+        field_schema.pop("default", None)
+    schema["oneOf"] = [{"required": ["text"]}, {"required": ["texts"]}]
+
+
 class ClassifyRequest(BaseModel):
-    """``POST /v1/classify`` body: one text or a list of texts."""
+    """``POST /v1/classify`` body: one text or a list of texts (exactly one of them; null is not a value)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=exactly_one_of_text_or_texts)
 
-    text: StrictStr | None = None
-    texts: list[StrictStr] | None = Field(default=None, min_length=1)
+    text: Text | SkipJsonSchema[None] = None
+    texts: Annotated[list[Text], Field(min_length=1)] | SkipJsonSchema[None] = None
+
+    @field_validator("text", "texts", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # An explicit null is neither "given" nor "left out"; the published schema has no null either.
+        if value is None:
+            raise ValueError("null is not accepted; leave the field out instead")
+        return value
 
     @model_validator(mode="after")
     def _exactly_one_non_blank(self) -> ClassifyRequest:
@@ -64,6 +87,10 @@ class ClassifyRequest(BaseModel):
         if blank:
             where = "text is blank" if self.text is not None else f"texts at positions {blank[:10]} are blank"
             raise ValueError(f"{where}; every text must hold a non-whitespace character")
+        broken = not_unicode(self.all_texts())
+        if broken:
+            where = "text holds" if self.text is not None else f"texts at positions {broken[:10]} hold"
+            raise ValueError(f"{where} a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff); send valid Unicode")
         return self
 
     def all_texts(self) -> list[str]:

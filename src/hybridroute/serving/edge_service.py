@@ -15,6 +15,21 @@ those few requests are the only ones a crash could lose uncounted. With
 ``audit_ack_timeout_s=0`` responses do not wait at all (``X-Audit: queued``).
 The wait costs one group commit (WAL, ``synchronous=NORMAL``: no fsync per
 commit), shared by every request answered meanwhile.
+
+When the audit database fails (disk full, read-only) the service keeps
+answering: the records stay queued and are retried (see
+:class:`~hybridroute.monitoring.audit.AuditWriter`), responses say
+``X-Audit: retrying`` without waiting, ``/readyz`` reports the database's error
+under ``audit`` and ``hybridroute_audit_failing`` is 1 until a transaction
+commits again. ``X-Audit: failed`` means the records were given up (only at
+shutdown with the database still failing; counted in
+``hybridroute_audit_failed_total``).
+
+The live monitor (:class:`~hybridroute.monitoring.monitor.Monitor`) holds the
+recent audit records in memory and analyzes them on ``GET /v1/monitor``. Each
+record carries the text's length and unknown-token rate (computed on the batch
+worker thread with the edge bundle's tokenizer, the one the drift reference
+was built with), so input drift is checked on live traffic.
 """
 
 from __future__ import annotations
@@ -40,7 +55,9 @@ from hybridroute.monitoring.audit import (
     open_audit_store,
     text_hash,
 )
+from hybridroute.monitoring.drift import Reference, reference_for_run, text_profile
 from hybridroute.monitoring.metrics import EdgeMetrics
+from hybridroute.monitoring.monitor import Monitor
 from hybridroute.routing.cascade import HybridClassifier, RoutedAnswer
 from hybridroute.serving.batcher import MicroBatcher
 from hybridroute.serving.cloud_app import ModelNotReady
@@ -51,14 +68,26 @@ logger = logging.getLogger(__name__)
 
 QUEUED = "queued"  # X-Audit when responses do not wait for the commit
 PENDING = "pending"  # X-Audit when the wait for the commit timed out
+# The monitor's gauges are recomputed on a scrape at most this often: an analysis of the held records costs
+# tens of ms, and Prometheus alert rules look at minutes anyway.
+MONITOR_GAUGES_EVERY_S = 30.0
 
 
 @dataclass(frozen=True)
 class Answered:
-    """One answer and the edge model that ran for it (a batch runs on one model)."""
+    """One answer, the edge model that ran for it (a batch runs on one model) and its text's input profile.
+
+    Attributes:
+        answer: the routed answer.
+        edge_model_version: the edge model that ran.
+        text_length: characters in the text.
+        unk_rate: share of its tokens the edge tokenizer could not place (None without a tokenizer).
+    """
 
     answer: RoutedAnswer
     edge_model_version: str
+    text_length: int | None = None
+    unk_rate: float | None = None
 
 
 def latency_split(answer: RoutedAnswer) -> tuple[float | None, float | None]:
@@ -88,7 +117,13 @@ def make_batch_classifier(holder: ModelHolder) -> Callable[[list[str]], list[Ans
         if hybrid is None:
             raise ModelNotReady("the model is not loaded yet; retry when GET /readyz answers 200")
         version = hybrid.edge.model_version
-        return [Answered(answer, version) for answer in hybrid.classify(texts)]
+        answers = hybrid.classify(texts)
+        # Here, on the worker thread, rather than on the event loop: the extra tokenization costs tens of µs a text.
+        lengths, unk_rates = text_profile(texts, getattr(hybrid.edge, "tokenizer", None))
+        return [
+            Answered(answer, version, length, unk)
+            for answer, length, unk in zip(answers, lengths, unk_rates, strict=True)
+        ]
 
     return classify
 
@@ -134,10 +169,13 @@ class EdgeService:
         self.writer: AuditWriter | None = None
         self.batcher: MicroBatcher[Answered] | None = None
         self.watcher: BundleWatcher | None = None
+        self.monitor = Monitor(settings.monitor_thresholds, settings.monitor_config)
         self.salt = b""
         self.ready = False
         self.state = "starting"  # starting, loading, warming, ready, failed: ..., draining
         self._loader: asyncio.Task[None] | None = None
+        self._reference_refresh: asyncio.Task[None] | None = None
+        self._gauges_at: float | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -168,8 +206,9 @@ class EdgeService:
     async def stop(self) -> None:
         """Drain: answer what is queued, commit every audit record, release the model and the store."""
         self.ready, self.state = False, "draining"
-        if self._loader is not None and not self._loader.done():
-            self._loader.cancel()
+        for task in (self._loader, self._reference_refresh):
+            if task is not None and not task.done():
+                task.cancel()
         if self.watcher is not None:
             await self.watcher.stop()
         if self.batcher is not None:
@@ -190,6 +229,12 @@ class EdgeService:
         depth.set_function(lambda: self.writer.queued if self.writer else 0)
         pending = Gauge("hybridroute_batcher_pending", "Requests waiting for a model batch.", registry=self.registry)
         pending.set_function(lambda: self.batcher.pending if self.batcher else 0)
+        failing = Gauge(
+            "hybridroute_audit_failing",
+            "1 while the audit database refuses transactions (records are kept and retried), else 0.",
+            registry=self.registry,
+        )
+        failing.set_function(lambda: float(self.writer.failing) if self.writer else 0.0)
 
     async def _load_and_warm(self) -> None:
         try:
@@ -201,6 +246,8 @@ class EdgeService:
             if hybrid is not None:
                 await run_in_threadpool(warm_up, hybrid.edge, self.settings.warmup_rounds)
                 self.metrics.model.info({"model_version": hybrid.edge.model_version})
+            self.state = "loading the drift reference"
+            self.monitor.reference = await run_in_threadpool(self._drift_reference)
         except Exception as exc:  # the service stays up, unready, and says why on /readyz
             logger.exception("the edge model could not be loaded")
             self.state = f"failed: {type(exc).__name__}: {exc}"
@@ -210,6 +257,19 @@ class EdgeService:
         logger.info(
             "edge service ready (model %s)", self.holder.current.edge.model_version if self.holder.current else "?"
         )
+
+    def _drift_reference(self) -> Reference | None:
+        """The run's validation reference for the monitor's drift check, or None (logged) when there is none."""
+        if not self.settings.monitor_reference:
+            return None
+        try:
+            return reference_for_run(self.settings.run, threads=1)  # one thread: built once, beside serving
+        except (HybridError, OSError) as exc:
+            logger.warning("monitoring without a drift reference: %s", exc)
+            return None
+
+    async def _refresh_reference(self) -> None:
+        self.monitor.reference = await run_in_threadpool(self._drift_reference)
 
     def _start_watcher(self) -> None:
         if self.settings.watch:
@@ -266,6 +326,8 @@ class EdgeService:
                     a.edge_confidence,
                     a.fallback,
                     redactions=json.dumps(a.redactions, sort_keys=True) if a.redactions else None,
+                    text_length=item.text_length,
+                    unk_rate=item.unk_rate,
                 )
             )
         return records
@@ -307,11 +369,24 @@ class EdgeService:
             )
             self.metrics.observe_redactions(a.redactions)
 
+    async def refresh_monitor_gauges(self) -> None:
+        """Publish the live monitor's health, feedback accuracy and drift as gauges (at most every 30 s)."""
+        now = self.clock()
+        if self._gauges_at is not None and now - self._gauges_at < MONITOR_GAUGES_EVERY_S:
+            return
+        self._gauges_at = now
+        report = await run_in_threadpool(self.monitor.report)
+        self.metrics.observe_monitor(report.health.score, report.window.feedback_accuracy, report.drift)
+
     async def add_feedback(self, request_id: str, label: str) -> bool:
-        """Store the true label of an answered text; False when the id is unknown."""
+        """Store the true label of an answered text (audit log and live monitor); False when the id is unknown."""
         if self.store is None:
             raise ModelNotReady("the audit log is not open yet")
-        return await run_in_threadpool(self.store.add_feedback, request_id, label, self.wall_clock())
+        at = self.wall_clock()
+        found = await run_in_threadpool(self.store.add_feedback, request_id, label, at)
+        if found:
+            self.monitor.add_feedback(request_id, label, at)
+        return found
 
     async def reload(self, bundle: Path | None = None) -> ReloadOutcome:
         """Swap in a verified edge bundle (the run's edge folder by default); count the outcome."""
@@ -324,6 +399,10 @@ class EdgeService:
             raise
         self.metrics.reloads.labels("ok").inc()
         self.metrics.model.info({"model_version": outcome.model_version})
+        # The confidence reference belongs to a model: rebuild it for the new one, in the background.
+        self._reference_refresh = asyncio.get_running_loop().create_task(
+            self._refresh_reference(), name="monitor-reference"
+        )
         return outcome
 
     def describe(self) -> dict[str, Any]:
@@ -334,6 +413,7 @@ class EdgeService:
             "model_version": hybrid.edge.model_version if hybrid else None,
             "labels": list(hybrid.edge.labels) if hybrid else [],
             "cloud": hybrid is not None and hybrid.cloud is not None,
+            "audit": self.writer.health() if self.writer else None,  # ready even while it fails: answers go on
         }
 
 

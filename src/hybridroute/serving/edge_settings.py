@@ -8,6 +8,7 @@ from pathlib import Path
 from hybridroute.config import check_positive, check_range
 from hybridroute.errors import ConfigError
 from hybridroute.hybrid import HybridSettings
+from hybridroute.monitoring.thresholds import MonitorConfig, MonitorThresholds
 from hybridroute.redaction import RedactionConfig
 from hybridroute.routing.ledger import PriceConfig
 
@@ -40,6 +41,11 @@ class EdgeSettings:
         edge_share_window: answers over which the edge-share gauge is computed.
         threads: ONNX Runtime intra-op threads (0: its default).
         prices: what each tier costs.
+        redaction: what is replaced in texts before they go to the cloud.
+        monitor_thresholds: the live monitor's alert limits (``GET /v1/monitor``).
+        monitor_config: how the live monitor windows recent traffic (it keeps ``window_size × trend_windows``).
+        monitor_reference: compare live inputs and confidences with the run's validation reference (drift);
+            it is read from RUN/monitor_reference.json, or built there once at startup.
     """
 
     run: Path
@@ -63,6 +69,9 @@ class EdgeSettings:
     threads: int = 0
     prices: PriceConfig = field(default_factory=PriceConfig)
     redaction: RedactionConfig = field(default_factory=RedactionConfig)  # on; off only when configured off
+    monitor_thresholds: MonitorThresholds = field(default_factory=MonitorThresholds)
+    monitor_config: MonitorConfig = field(default_factory=MonitorConfig)
+    monitor_reference: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "run", Path(self.run))

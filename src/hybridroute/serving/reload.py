@@ -80,6 +80,17 @@ def warm_up(edge: EdgeClassifier, rounds: int, batch_sizes: Sequence[int] = (1, 
             edge.predict_proba([WARMUP_TEXTS[i % len(WARMUP_TEXTS)] for i in range(size)])
 
 
+def is_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder; False, not an error, for names the OS refuses (too long, a NUL byte).
+
+    Example: is_folder(Path("a" * 5000)) -> False (``Path.is_dir`` raises "File name too long")
+    """
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def load_verified_edge(bundle: Path, labels: Sequence[str], threads: int = 0) -> EdgeClassifier:
     """Load a bundle and check it can replace a model with ``labels``.
 
@@ -87,12 +98,12 @@ def load_verified_edge(bundle: Path, labels: Sequence[str], threads: int = 0) ->
         InvalidBundle: the folder is missing, is not a bundle, fails its checksums or cannot predict.
         Conflict: the bundle's labels differ from the served ones (router and cloud expect those).
     """
-    if not bundle.is_dir():
+    if not is_folder(bundle):
         raise InvalidBundle(f"bundle folder {bundle} does not exist; give a folder holding {MANIFEST_NAME}")
     try:
         edge = EdgeClassifier.from_dir(bundle, threads=threads)
         warm_up(edge, rounds=1)
-    except HybridError as exc:
+    except (HybridError, OSError) as exc:  # OSError: a file the service may not read
         raise InvalidBundle(f"bundle {bundle} refused, the old model keeps serving: {exc}") from exc
     if tuple(edge.labels) != tuple(labels):
         raise Conflict(

@@ -47,6 +47,23 @@ def accepted_request(max_batch: int, max_chars: int) -> str:
     )
 
 
+def not_unicode(texts: Sequence[str]) -> list[int]:
+    r"""Positions of the texts that are not valid Unicode (a lone surrogate).
+
+    JSON lets the escape ``"\ud800"`` through as a lone surrogate, which no UTF-8 encoder
+    (tokenizer, text hash, database, the cloud call) accepts.
+
+    Example: not_unicode(["ok", "\ud800"]) -> [1]
+    """
+    broken = []
+    for index, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            broken.append(index)
+    return broken
+
+
 def check_limits(texts: list[str], max_batch: int, max_chars: int) -> None:
     """Raise :class:`RequestTooLarge` if the batch or one of its texts is too large.
 
@@ -72,7 +89,7 @@ class CloudClassifyRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    texts: list[str] = Field(min_length=1)
+    texts: list[Annotated[str, Field(json_schema_extra={"pattern": r"\S"})]] = Field(min_length=1)  # \S: not blank
 
     @field_validator("texts")
     @classmethod
@@ -82,6 +99,9 @@ class CloudClassifyRequest(BaseModel):
             raise ValueError(
                 f"texts at positions {blank[:10]} are blank; every text must hold a non-whitespace character"
             )
+        broken = not_unicode(texts)
+        if broken:
+            raise ValueError(f"texts at positions {broken[:10]} hold a lone UTF-16 surrogate; send valid Unicode")
         return texts
 
 

@@ -90,11 +90,14 @@ def score(logits: torch.Tensor, targets: torch.Tensor) -> tuple[float, float]:
     return accuracy, float(nn.functional.cross_entropy(logits, targets))
 
 
-def _features(model: SequenceClassifier, data: _Encoded, pad_id: int, batch_size: int) -> torch.Tensor:
+def _features(
+    model: SequenceClassifier, data: _Encoded, pad_id: int, batch_size: int, desc: str, progress: bool
+) -> torch.Tensor:
     model.eval()
     feats = torch.zeros((len(data.tokens), model.head.in_features))
+    batches = sequential_batches(data.lengths, batch_size)
     with torch.no_grad():
-        for batch_idx in sequential_batches(data.lengths, batch_size):
+        for batch_idx in tqdm(batches, desc=desc, unit="batch", disable=not progress):
             feats[batch_idx] = model.features(*pad([data.tokens[i] for i in batch_idx], pad_id))
     return feats
 
@@ -109,8 +112,8 @@ def warm_up_head(
     if config.head_epochs == 0:
         return []
     started = time.monotonic()
-    train_x = _features(model, train, pad_id, 64)
-    val_x = _features(model, val, pad_id, 64)
+    train_x = _features(model, train, pad_id, 64, "stage 1: encoding training texts", progress)
+    val_x = _features(model, val, pad_id, 64, "stage 1: encoding validation texts", progress)
     optimizer = torch.optim.AdamW(model.head.parameters(), lr=config.head_learning_rate)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     generator = torch.Generator().manual_seed(config.seed)

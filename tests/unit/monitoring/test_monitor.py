@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -195,3 +196,16 @@ def test_tracking_compares_confidence_with_accuracy() -> None:
     assert overconfident.window_gaps == pytest.approx((0.15, 0.15))
     with pytest.raises(ValueError, match="non-empty"):
         tracking([], [])
+
+
+def test_monitor_feedback_reaches_the_held_records(traffic: list[ProfiledRecord]) -> None:
+    plain = [dataclasses.replace(r, feedback_label=None, feedback_time=None) for r in traffic[:400]]
+    monitor = Monitor(MonitorThresholds(min_feedback=30), MonitorConfig(window_size=400))
+    monitor.observe(plain)
+    assert monitor.report().window.feedback_count == 0
+    for r in plain[:40]:
+        assert monitor.add_feedback(r.request_id, r.label if r.request_id != plain[0].request_id else "x", 5.0)
+    assert not monitor.add_feedback("no-such-request", "x", 5.0)
+    window = monitor.report().window
+    assert window.feedback_count == 40 and window.feedback_accuracy == pytest.approx(39 / 40)
+    assert window.accuracy(30) == (pytest.approx(39 / 40), "feedback") and monitor.held == 400

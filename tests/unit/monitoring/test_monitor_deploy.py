@@ -74,3 +74,12 @@ def test_grafana_dashboard_uses_exported_metrics() -> None:
         "hybridroute_cost_usd_total",
     ):
         assert needed in used
+
+
+def test_drift_and_feedback_rules_share_the_monitor_thresholds() -> None:
+    t = MonitorThresholds()
+    exprs = {rule["alert"]: str(rule["expr"]) for rule in rules()}
+    assert exprs["HybridrouteDriftModerate"].endswith(f"> {t.psi_warn}")
+    assert exprs["HybridrouteDriftMajor"].endswith(f"> {t.psi_alert}")
+    assert exprs["HybridrouteFeedbackAccuracyLow"].endswith(f"< {t.min_accuracy}")
+    assert exprs["HybridrouteFeedbackAccuracyCritical"].endswith(f"< {t.critical_accuracy}")

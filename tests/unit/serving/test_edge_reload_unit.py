@@ -65,6 +65,12 @@ def test_a_folder_that_is_not_a_bundle_is_refused(tmp_path: Path) -> None:
         load_verified_edge(tmp_path, ("a", "b"))
 
 
+@pytest.mark.parametrize("name", ["a" * 5000, "nul\x00byte", "../" * 2000])
+def test_a_path_the_os_refuses_is_an_invalid_bundle_not_a_crash(name: str) -> None:
+    with pytest.raises(InvalidBundle, match="does not exist"):  # os.stat raised "File name too long" here once
+        load_verified_edge(Path(name), ("a", "b"))
+
+
 def test_the_watcher_reloads_once_per_manifest_change(tmp_path: Path) -> None:
     calls: list[float] = []
 

@@ -1,0 +1,750 @@
+"""The load benchmark (``hybridroute bench load``): real HTTP load on loopback, with and without micro-batching.
+
+How the load is made:
+
+* it comes from ``processes`` separate client processes (spawned, so they share no
+  interpreter lock with each other or with the caller), each running its share of
+  ``concurrency`` client threads; a client holds one keep-alive connection
+  (``http.client``) and sends single-text ``POST /v1/classify`` requests one after
+  another (a closed loop: ``concurrency`` requests are in flight at any time);
+* all clients start together, load for ``warmup_s`` unmeasured, then ``duration_s``
+  measured: a request counts when it completes inside the measured window. Each
+  client also stops at its share of ``max_requests``, so a run is bounded in time
+  and in count;
+* a response other than 200, a timeout or a broken connection is an error, by kind.
+
+What is measured, one configuration after the other on the same model:
+
+* ``batched``: the edge service (``hybridroute serve edge``) with micro-batching;
+* ``unbatched``: the same service with ``--max-batch 1`` (every request its own model call);
+* ``plain``: the edge model behind a plain FastAPI handler (``bench plain-server``): a
+  synchronous route that calls :meth:`EdgeClassifier.predict` on one text, on the
+  server's thread pool, with no batcher, router, audit log or metrics.
+
+Each is a URL the caller gives (an already-running server) or a server this module
+starts from a run folder (:class:`ServerPlan`) on a free loopback port, loads, and
+stops before the next. Started edge services write their audit log to a temporary
+folder, not to the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import math
+import multiprocessing
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from hybridroute.config import check_positive, check_range
+from hybridroute.errors import ConfigError, HybridError
+
+HOST = "127.0.0.1"
+CONFIGURATIONS = ("batched", "unbatched", "plain")
+DESCRIPTIONS = {
+    "batched": "edge service, micro-batching on",
+    "unbatched": "edge service, micro-batching off (max batch 1)",
+    "plain": "the edge model behind a plain FastAPI handler (no batching, no audit)",
+}
+CLASSIFY_PATH = "/v1/classify"
+SERVING_PACKAGES = ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "prometheus-client")
+# Customer-service messages of the usual lengths, used when neither a run nor a text file gives texts.
+DEFAULT_TEXTS = (
+    "where is my order",
+    "I was charged twice for the same purchase, please refund one of the payments",
+    "how do I reset my password?",
+    "my card was declined at the store even though I have money in my account",
+    "thanks, the agent solved it quickly",
+    "can I change the delivery address after ordering",
+    "the app keeps crashing when I open the transfers page",
+    "what is the exchange rate for a transfer to euros",
+    "I lost my card yesterday, block it now",
+    "why is there a fee on my statement",
+    "terrible service, nobody answers the phone",
+    "how long does a bank transfer take to arrive",
+    "I want to close my account",
+    "my top up did not go through but the money left my account",
+    "is there a limit on cash withdrawals per day",
+    "the package arrived damaged and the box was open, what should I do now",
+)
+
+
+# ---------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    """How much load, for how long.
+
+    Attributes:
+        concurrency: client connections with one request in flight each.
+        duration_s: measured seconds per configuration.
+        warmup_s: unmeasured load before the measurement (connections open, caches and allocators warm).
+        processes: client processes the connections are spread over.
+        max_requests: most requests per configuration (warm-up included), split evenly across clients.
+        timeout_s: longest a request may take before it counts as an error.
+    """
+
+    concurrency: int = 32  # the issue's target load: 32 concurrent clients
+    duration_s: float = 10.0
+    warmup_s: float = 2.0
+    processes: int = 2  # one per core of the 2-core target machine; the server shares them
+    max_requests: int = 1_000_000
+    timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        check_range("concurrency", self.concurrency, 1, 4096)
+        check_range("duration_s", self.duration_s, 0.1, 86_400.0)
+        check_range("warmup_s", self.warmup_s, 0.0, 3600.0)
+        check_range("processes", self.processes, 1, 256)
+        check_range("max_requests", self.max_requests, 1, 10**9)
+        check_positive("timeout_s", self.timeout_s)
+        if self.processes > self.concurrency:
+            raise ConfigError(f"processes ({self.processes}) must be <= concurrency ({self.concurrency})")
+        if self.max_requests < self.concurrency:
+            raise ConfigError(f"max_requests ({self.max_requests}) must be >= concurrency ({self.concurrency})")
+
+
+@dataclass(frozen=True)
+class ServerPlan:
+    """How to start the servers from a run folder.
+
+    Attributes:
+        run: the run folder (its ``edge`` bundle is served).
+        max_batch: the batched service's most texts per model call (the unbatched one uses 1).
+        max_wait_ms: the batched service's longest wait to fill a batch.
+        threads: ONNX Runtime intra-op threads for every server (0: its default).
+        policy: routing policy of the edge services; ``always-edge`` measures edge-only traffic.
+        startup_timeout_s: longest a server may take to become ready.
+    """
+
+    run: Path
+    max_batch: int = 32
+    max_wait_ms: float = 2.0
+    threads: int = 0
+    policy: str | None = "always-edge"  # the target is stated for edge-only traffic
+    startup_timeout_s: float = 180.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "run", Path(self.run))
+        check_range("max_batch", self.max_batch, 2, 4096)  # 1 would make "batched" the unbatched baseline
+        check_range("max_wait_ms", self.max_wait_ms, 0.0, 1000.0)
+        check_range("threads", self.threads, 0, 1024)
+        check_positive("startup_timeout_s", self.startup_timeout_s)
+        if not (self.run / "edge").is_dir():
+            raise ConfigError(f"{self.run} has no edge bundle (RUN/edge); give a trained run folder")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One configuration to load: an already-running server (``url``) or one to start (``url`` None)."""
+
+    name: str
+    url: str | None = None
+
+    @property
+    def description(self) -> str:
+        """What the configuration is."""
+        return DESCRIPTIONS[self.name]
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def check_url(url: str) -> str:
+    """The base URL without a trailing slash, or ConfigError for anything but ``http://host:port``.
+
+    Example: check_url("http://127.0.0.1:8000/") -> "http://127.0.0.1:8000"
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ConfigError(f"URL {url!r} must look like http://HOST:PORT (plain HTTP; the load stays on loopback)")
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as exc:
+        raise ConfigError(f"URL {url!r} has a bad port: {exc}") from exc
+    return url.rstrip("/")
+
+
+def address_of(url: str) -> tuple[str, int]:
+    """Host and port of an ``http://`` URL (port 80 when absent).
+
+    Example: address_of("http://127.0.0.1:8000") -> ("127.0.0.1", 8000)
+    """
+    parts = urlsplit(check_url(url))
+    return str(parts.hostname), parts.port or 80
+
+
+def split_clients(concurrency: int, processes: int) -> list[int]:
+    """Clients per process, as even as possible.
+
+    Example: split_clients(32, 3) -> [11, 11, 10]
+    """
+    base, extra = divmod(concurrency, processes)
+    return [base + (1 if i < extra else 0) for i in range(processes)]
+
+
+def percentile(ordered: Sequence[float], q: float) -> float | None:
+    """The ``q``-th percentile of sorted values, interpolated linearly (numpy's default); None when empty.
+
+    Example: percentile([1.0, 2.0, 3.0, 4.0], 50) -> 2.5
+    """
+    if not ordered:
+        return None
+    rank = (len(ordered) - 1) * q / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float | None]:
+    """p50, p95, p99, mean and max of latencies in ms (None each when there are none).
+
+    Example: latency_summary([1.0, 3.0]) -> {"p50": 2.0, "p95": 2.9, "p99": 2.98, "mean": 2.0, "max": 3.0}
+    """
+    ordered = sorted(latencies_ms)
+    summary = {f"p{q}": percentile(ordered, q) for q in (50, 95, 99)}
+    summary["mean"] = sum(ordered) / len(ordered) if ordered else None
+    summary["max"] = ordered[-1] if ordered else None
+    return summary
+
+
+def mean_batch_size(metrics_text: str) -> float | None:
+    r"""Mean texts per model batch from the edge service's Prometheus text (None when it has no batches).
+
+    Example: "hybridroute_batch_size_sum 64.0\nhybridroute_batch_size_count 4.0" -> 16.0
+    """
+    values: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("hybridroute_batch_size_sum", "hybridroute_batch_size_count"):
+            values[name] = float(value)
+    count = values.get("hybridroute_batch_size_count", 0.0)
+    return values.get("hybridroute_batch_size_sum", 0.0) / count if count else None
+
+
+def request_bodies(texts: Sequence[str]) -> list[bytes]:
+    """One JSON body per text: ``{"text": ...}``; blank texts are left out.
+
+    Example: request_bodies(["hi", " "]) -> [b'{"text": "hi"}']
+    """
+    bodies = [json.dumps({"text": t}).encode("utf-8") for t in texts if t.strip()]
+    if not bodies:
+        raise ConfigError("no non-blank texts to send")
+    return bodies
+
+
+def read_texts(path: Path) -> list[str]:
+    """Non-blank lines of a UTF-8 text file, one text per line."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read texts from {path}: {exc}") from exc
+    texts = [line.strip() for line in lines if line.strip()]
+    if not texts:
+        raise ConfigError(f"{path} holds no non-blank lines; give one text per line")
+    return texts
+
+
+def run_texts(run: Path) -> list[str]:
+    """The run's stored validation texts (what the model was checked on), or the built-in messages."""
+    from hybridroute.runs import RunLayout, load_saved_split
+
+    try:
+        return list(load_saved_split(RunLayout(Path(run))).validation.texts)
+    except HybridError:
+        return list(DEFAULT_TEXTS)
+
+
+def plan_targets(urls: dict[str, str | None], plan: ServerPlan | None) -> list[Target]:
+    """The configurations to measure: each one's URL when given, else a server started from ``plan``.
+
+    Example: plan_targets({"batched": "http://h:1"}, None) -> [Target("batched", "http://h:1")]
+    """
+    unknown = set(urls) - set(CONFIGURATIONS)
+    if unknown:
+        raise ConfigError(f"unknown configurations {sorted(unknown)}; known: {', '.join(CONFIGURATIONS)}")
+    targets = []
+    for name in CONFIGURATIONS:
+        url = urls.get(name)
+        if url:
+            targets.append(Target(name, check_url(url)))
+        elif plan is not None:
+            targets.append(Target(name))
+    if not targets:
+        raise ConfigError("nothing to load: give --url of a running edge service, or --run RUN to start the servers")
+    return targets
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass
+class Tally:
+    """What some clients saw: latencies of measured successes, measured errors by kind, requests sent.
+
+    Attributes:
+        latencies_ms: latency of each 200 response that completed in the measured window.
+        errors: measured failures by kind (``http_503``, ``TimeoutError``, ...).
+        sent: requests sent, warm-up included.
+        ran_to_end: clients that were still sending when the measured window closed.
+        last_stop: wall time the last client that hit its request cap stopped (0 when none did).
+        failure: why the client process itself failed (None when it did not).
+    """
+
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    sent: int = 0
+    ran_to_end: int = 0
+    last_stop: float = 0.0
+    failure: str | None = None
+
+    def add(self, other: Tally) -> None:
+        """Fold another tally into this one."""
+        self.latencies_ms.extend(other.latencies_ms)
+        self.errors.update(other.errors)
+        self.sent += other.sent
+        self.ran_to_end += other.ran_to_end
+        self.last_stop = max(self.last_stop, other.last_stop)
+        self.failure = self.failure or other.failure
+
+
+def merge(tallies: Sequence[Tally]) -> Tally:
+    """One tally for many.
+
+    Example: merge([Tally([1.0], sent=1), Tally([2.0], sent=2)]) -> Tally([1.0, 2.0], sent=3)
+    """
+    total = Tally()
+    for tally in tallies:
+        total.add(tally)
+    return total
+
+
+@dataclass(frozen=True)
+class PhaseResult:
+    """One configuration's measurement."""
+
+    name: str
+    url: str
+    throughput_rps: float
+    latency_ms: dict[str, float | None]
+    ok: int
+    errors: int
+    error_kinds: dict[str, int]
+    window_s: float
+    sent: int
+    mean_batch_size: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self) | {"description": DESCRIPTIONS.get(self.name, self.name)}
+
+    def line(self) -> str:
+        """One status line."""
+        lat = {k: ("-" if v is None else f"{v:.1f}") for k, v in self.latency_ms.items()}
+        batch = "" if self.mean_batch_size is None else f", mean batch {self.mean_batch_size:.1f}"
+        return (
+            f"{self.name}: {self.throughput_rps:.1f} req/s, p50 {lat['p50']} ms, p95 {lat['p95']} ms, "
+            f"p99 {lat['p99']} ms, {self.ok} ok, {self.errors} errors{batch}"
+        )
+
+
+def measured_window(tally: Tally, measure_at: float, duration_s: float) -> float:
+    """Seconds the load was measured: the whole duration, or less when every client stopped at its request cap.
+
+    Example: duration 10 s, every client capped 4 s into it -> 4.0
+    """
+    if tally.ran_to_end or not tally.last_stop:
+        return duration_s
+    return min(duration_s, max(tally.last_stop - measure_at, 0.0))
+
+
+def summarize(name: str, url: str, tally: Tally, measure_at: float, duration_s: float) -> PhaseResult:
+    """A phase's result from its merged tally.
+
+    Example: 1000 successes in a 10 s window -> throughput_rps 100.0
+    """
+    ok, errors = len(tally.latencies_ms), sum(tally.errors.values())
+    window = measured_window(tally, measure_at, duration_s)
+    return PhaseResult(
+        name=name,
+        url=url,
+        throughput_rps=ok / window if window > 0 else 0.0,
+        latency_ms=latency_summary(tally.latencies_ms),
+        ok=ok,
+        errors=errors,
+        error_kinds=dict(tally.errors.most_common()),
+        window_s=window,
+        sent=tally.sent,
+    )
+
+
+def speedups(phases: dict[str, PhaseResult | None]) -> dict[str, float | None]:
+    """Throughput of the batched service over the other two.
+
+    Example: batched 400, unbatched 150, plain 100 -> {"batched_vs_unbatched": 2.67, "batched_vs_plain": 4.0}
+    """
+
+    def ratio(other: str) -> float | None:
+        top, bottom = phases.get("batched"), phases.get(other)
+        if top is None or bottom is None or bottom.throughput_rps <= 0:
+            return None
+        return top.throughput_rps / bottom.throughput_rps
+
+    return {"batched_vs_unbatched": ratio("unbatched"), "batched_vs_plain": ratio("plain")}
+
+
+# ---------------------------------------------------------------- clients (in the client processes)
+
+
+@dataclass(frozen=True)
+class ClientPlan:
+    """What one client process does (picklable: it crosses into a spawned process)."""
+
+    url: str
+    bodies: tuple[bytes, ...]
+    clients: int
+    first_client: int
+    cap_per_client: int
+    timeout_s: float
+    warmup_s: float
+    duration_s: float
+
+
+def open_connection(host: str, port: int, timeout_s: float) -> http.client.HTTPConnection:
+    """A connected keep-alive connection with Nagle off (small requests must not wait for a delayed ACK)."""
+    connection = http.client.HTTPConnection(host, port, timeout=timeout_s)
+    connection.connect()
+    connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return connection
+
+
+def post(connection: http.client.HTTPConnection, body: bytes) -> int:
+    """Send one classify request and read the whole response; return its status."""
+    connection.request("POST", CLASSIFY_PATH, body, {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    response.read()
+    return response.status
+
+
+def run_client(plan: ClientPlan, index: int, measure_at: float, end_at: float) -> Tally:
+    """One closed-loop client: send requests until ``end_at`` (wall time) or its cap; tally the measured ones."""
+    host, port = address_of(plan.url)
+    tally, connection = Tally(), None
+    while tally.sent < plan.cap_per_client and time.time() < end_at:
+        body = plan.bodies[(index + tally.sent) % len(plan.bodies)]
+        started = time.perf_counter()
+        try:
+            connection = connection or open_connection(host, port, plan.timeout_s)
+            status = post(connection, body)
+            error = None if status == 200 else f"http_{status}"
+        except (OSError, http.client.HTTPException) as exc:
+            error = type(exc).__name__
+            if connection is not None:
+                connection.close()
+            connection = None
+            time.sleep(0.01)  # a refused connection fails at once: do not spin
+        elapsed_ms, done = 1000.0 * (time.perf_counter() - started), time.time()
+        tally.sent += 1
+        if measure_at <= done <= end_at:
+            if error is None:
+                tally.latencies_ms.append(elapsed_ms)
+            else:
+                tally.errors[error] += 1
+    if connection is not None:
+        connection.close()
+    if tally.sent >= plan.cap_per_client and time.time() < end_at:
+        tally.last_stop = time.time()
+    else:
+        tally.ran_to_end = 1
+    return tally
+
+
+def client_process(plan: ClientPlan, ready: Any, go: Any, start: Any, results: Any) -> None:
+    """A client process: report ready, wait for the common start, run the clients, send back one tally."""
+    try:
+        ready.put(True)
+        go.wait()
+        measure_at = start.value + plan.warmup_s
+        end_at = measure_at + plan.duration_s
+        with ThreadPoolExecutor(plan.clients, thread_name_prefix="client") as pool:
+            indices = range(plan.first_client, plan.first_client + plan.clients)
+            tallies = list(pool.map(lambda i: run_client(plan, i, measure_at, end_at), indices))
+        results.put(merge(tallies))
+    except Exception as exc:  # the parent must hear about it rather than wait for a tally that never comes
+        results.put(Tally(failure=f"{type(exc).__name__}: {exc}"))
+
+
+def client_plans(url: str, bodies: Sequence[bytes], config: LoadConfig) -> list[ClientPlan]:
+    """One plan per client process, with its share of the clients and of the request cap."""
+    cap = max(1, config.max_requests // config.concurrency)
+    plans, first = [], 0
+    for clients in split_clients(config.concurrency, config.processes):
+        plans.append(
+            ClientPlan(url, tuple(bodies), clients, first, cap, config.timeout_s, config.warmup_s, config.duration_s)
+        )
+        first += clients
+    return plans
+
+
+def drive_load(url: str, bodies: Sequence[bytes], config: LoadConfig) -> tuple[Tally, float]:
+    """Load ``url`` from client processes started together; return the merged tally and the measurement start.
+
+    Raises:
+        HybridError: a client process failed or did not report in time.
+    """
+    context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
+    ready, results, go, start = context.Queue(), context.Queue(), context.Event(), context.Value("d", 0.0)
+    plans = client_plans(url, bodies, config)
+    processes = [context.Process(target=client_process, args=(p, ready, go, start, results)) for p in plans]
+    for process in processes:
+        process.start()
+    try:
+        for _ in processes:
+            ready.get(timeout=60.0)
+        start.value = time.time() + 0.05
+        go.set()
+        wait_s = config.warmup_s + config.duration_s + config.timeout_s + 60.0
+        tallies = [results.get(timeout=wait_s) for _ in processes]
+    except Exception as exc:  # queue.Empty: a process hung or died before reporting
+        raise HybridError(f"the load clients did not report back ({type(exc).__name__})") from exc
+    finally:
+        for process in processes:
+            process.join(timeout=10.0)
+            if process.is_alive():
+                process.kill()
+    failures = [t.failure for t in tallies if t.failure]
+    if failures:
+        raise HybridError(f"a load client process failed: {failures[0]}")
+    return merge(tallies), start.value + config.warmup_s
+
+
+# ---------------------------------------------------------------- servers
+
+
+def free_port(host: str = HOST) -> int:
+    """A TCP port free on ``host`` right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def server_command(name: str, plan: ServerPlan, port: int, workdir: Path) -> list[str]:
+    """The command line that serves configuration ``name`` on ``port``.
+
+    Example: "unbatched" -> [python, -m, hybridroute, serve, edge, --run, RUN, ..., --max-batch, 1, ...]
+    """
+    common = ["--run", str(plan.run), "--host", HOST, "--port", str(port), "--threads", str(plan.threads)]
+    if name == "plain":
+        return [sys.executable, "-m", "hybridroute", "bench", "plain-server", *common]
+    batch, wait = (plan.max_batch, plan.max_wait_ms) if name == "batched" else (1, 0.0)
+    command = [sys.executable, "-m", "hybridroute", "serve", "edge", *common, "--max-batch", str(batch)]
+    command += ["--max-wait-ms", str(wait), "--audit-db", str(workdir / f"audit-{name}.sqlite"), "--no-access-log"]
+    return command + (["--policy", plan.policy] if plan.policy else [])
+
+
+def log_tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a log file ('' when unreadable)."""
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def is_ready(url: str) -> bool:
+    """Whether ``GET URL/readyz`` answers 200."""
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=2.0) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float, log: Path) -> None:
+    """Block until the server answers ``/readyz`` with 200; raise with its log if it exits or takes too long."""
+    deadline = time.monotonic() + timeout_s
+    while not is_ready(url):
+        if process.poll() is not None:
+            raise HybridError(f"the server exited with status {process.returncode} during startup:\n{log_tail(log)}")
+        if time.monotonic() > deadline:
+            raise HybridError(f"the server was not ready within {timeout_s:.0f} s:\n{log_tail(log)}")
+        time.sleep(0.1)
+
+
+def stop_process(process: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:
+    """SIGTERM (the service drains and commits its audit log), then SIGKILL after ``grace_s``."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def started_server(command: Sequence[str], url: str, log: Path, timeout_s: float) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``command`` (a server listening at ``url``) until the block ends; yield once it is ready."""
+    with Path(log).open("wb") as handle:
+        process = subprocess.Popen(list(command), stdout=handle, stderr=subprocess.STDOUT)
+        try:
+            wait_ready(url, process, timeout_s, Path(log))
+            yield process
+        finally:
+            stop_process(process)
+
+
+def fetch_text(url: str) -> str | None:
+    """The body of ``GET url``, or None when it cannot be had."""
+    try:
+        with urllib.request.urlopen(url, timeout=5.0) as response:
+            return str(response.read().decode("utf-8", errors="replace"))
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+Progress = Callable[[str], None]
+
+
+def measure(target: Target, url: str, bodies: Sequence[bytes], config: LoadConfig) -> PhaseResult:
+    """Load one running server and summarize; the edge service's mean batch size comes from its /metrics."""
+    tally, measure_at = drive_load(url, bodies, config)
+    result = summarize(target.name, url, tally, measure_at, config.duration_s)
+    metrics = fetch_text(f"{url}/metrics") if target.name != "plain" else None
+    batch = mean_batch_size(metrics) if metrics else None
+    return PhaseResult(**(asdict(result) | {"mean_batch_size": batch}))
+
+
+def run_phase(
+    target: Target,
+    plan: ServerPlan | None,
+    bodies: Sequence[bytes],
+    config: LoadConfig,
+    workdir: Path,
+    progress: Progress,
+) -> PhaseResult:
+    """Measure one configuration, starting (and afterwards stopping) its server when no URL was given."""
+    load = f"{config.warmup_s:g} s warm-up + {config.duration_s:g} s from {config.concurrency} clients"
+    if target.url is not None:
+        if not is_ready(target.url):
+            raise ConfigError(f"{target.name}: GET {target.url}/readyz does not answer 200; is the server running?")
+        progress(f"{target.name} ({target.description}) at {target.url}: {load} ...")
+        return measure(target, target.url, bodies, config)
+    if plan is None:
+        raise ConfigError(f"{target.name}: no URL and no run folder to start a server from")
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    progress(f"{target.name} ({target.description}): starting on {url} ...")
+    command = server_command(target.name, plan, port, workdir)
+    started = time.monotonic()
+    with started_server(command, url, workdir / f"{target.name}.log", plan.startup_timeout_s):
+        progress(f"{target.name}: ready in {time.monotonic() - started:.1f} s; {load} ...")
+        return measure(target, url, bodies, config)
+
+
+def run_load_bench(
+    config: LoadConfig,
+    targets: Sequence[Target],
+    texts: Sequence[str],
+    plan: ServerPlan | None = None,
+    progress: Progress = lambda _line: None,
+    text_source: str = "",
+) -> dict[str, Any]:
+    """Measure every target in turn; return the JSON-ready result (machine, settings, one entry per configuration).
+
+    Args:
+        config: the load.
+        targets: configurations to measure (see :func:`plan_targets`).
+        texts: request texts, sent in turn (each client starts at another offset).
+        plan: how to start servers for targets without a URL.
+        progress: called with one status line per step.
+        text_source: where the texts came from, for the record.
+    """
+    from hybridroute.bench.machine import machine_info, package_versions
+
+    bodies = request_bodies(texts)
+    phases: dict[str, PhaseResult | None] = dict.fromkeys(CONFIGURATIONS)
+    with tempfile.TemporaryDirectory(prefix="hybridroute-load-") as workdir:
+        for step, target in enumerate(targets, start=1):
+            progress(f"[{step}/{len(targets)}] {target.name}")
+            phase = run_phase(target, plan, bodies, config, Path(workdir), progress)
+            phases[target.name] = phase
+            progress(f"[{step}/{len(targets)}] {phase.line()}")
+    settings = asdict(config) | {
+        "texts": {"count": len(bodies), "source": text_source},
+        "server": None if plan is None else asdict(plan) | {"run": str(plan.run)},
+        "serving_versions": package_versions(SERVING_PACKAGES),
+    }
+    return {
+        "benchmark": "load",
+        "machine": machine_info(),
+        "settings": settings,
+        **{name: None if phase is None else phase.to_dict() for name, phase in phases.items()},
+        "speedup": speedups(phases),
+    }
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """The result as a small Markdown table."""
+    rows = [
+        "| configuration | req/s | p50 ms | p95 ms | p99 ms | errors | mean batch |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def cell(value: float | None, digits: int = 1) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    for name in CONFIGURATIONS:
+        phase = result.get(name)
+        if phase is None:
+            rows.append(f"| {name} | not measured | | | | | |")
+            continue
+        lat = phase["latency_ms"]
+        rows.append(
+            f"| {name} | {phase['throughput_rps']:.1f} | {cell(lat['p50'])} | {cell(lat['p95'])} | "
+            f"{cell(lat['p99'])} | {phase['errors']} | {cell(phase['mean_batch_size'])} |"
+        )
+    speed = result.get("speedup", {})
+    if speed.get("batched_vs_unbatched") is not None:
+        rows.append(f"\nbatched / unbatched throughput: {speed['batched_vs_unbatched']:.2f}x")
+    if speed.get("batched_vs_plain") is not None:
+        rows.append(f"batched / plain throughput: {speed['batched_vs_plain']:.2f}x")
+    return "\n".join(rows)
+
+
+def write_json(result: dict[str, Any], path: Path) -> Path:
+    """Write the result as pretty JSON (creating parent folders); return the path."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the result to {path}: {exc}") from exc
+    return path
+
+
+def request_texts(texts_file: Path | None, run: Path | None) -> tuple[list[str], str]:
+    """The request texts and where they came from: a file, the run's validation split, or the built-in messages."""
+    if texts_file is not None:
+        return read_texts(texts_file), str(texts_file)
+    if run is not None:
+        texts = run_texts(run)
+        return texts, (f"{run} validation split" if texts != list(DEFAULT_TEXTS) else "built-in messages")
+    return list(DEFAULT_TEXTS), "built-in messages"

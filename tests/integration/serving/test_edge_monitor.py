@@ -1,0 +1,105 @@
+"""The live monitor of the edge service on the tiny real run: GET /v1/monitor, input profile in the audit log."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hybridroute.monitoring.drift import REFERENCE_FILE
+from hybridroute.monitoring.monitor import TREND_METRICS
+from hybridroute.monitoring.thresholds import MonitorConfig, MonitorThresholds
+from hybridroute.serving.edge_app import create_app
+from hybridroute.serving.edge_settings import EdgeSettings
+from hybridroute.serving.uvicorn_runner import serve_in_thread
+
+ORDINARY = [f"{w} order {i} please" for i, w in enumerate(["great", "awful", "where", "love", "refund"] * 6)]
+ODD = "🦜🦜 ꙮꙮ " * 60  # long, and mostly tokens the vocabulary lacks ([UNK])
+
+
+@pytest.fixture
+def run_copy(tiny_run: Path, tmp_path: Path) -> Path:
+    """The run's edge bundle and stored split (the drift reference is built from them, into this copy)."""
+    root = tmp_path / "run"
+    shutil.copytree(tiny_run / "edge", root / "edge")
+    shutil.copytree(tiny_run / "data", root / "data")
+    return root
+
+
+def wait_ready(client: httpx.Client, url: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if client.get(f"{url}/readyz").status_code == 200:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not ready after {timeout_s} s")
+
+
+def gauge_values(metrics_text: str) -> dict[str, float]:
+    """Series of the monitor's gauges in Prometheus text, by name with labels."""
+    values = {}
+    for line in metrics_text.splitlines():
+        if line.startswith("hybridroute_monitor_"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+def classify(client: httpx.Client, url: str, text: str) -> str:
+    response = client.post(f"{url}/v1/classify", json={"text": text})
+    assert response.status_code == 200, response.text
+    return str(response.json()["results"][0]["request_id"])
+
+
+def test_monitor_reports_live_traffic_feedback_and_input_drift(run_copy: Path, tmp_path: Path) -> None:
+    settings = EdgeSettings(
+        run_copy,
+        hash_salt="test-salt",
+        audit_db=str(tmp_path / "audit.sqlite"),
+        monitor_config=MonitorConfig(window_size=30, trend_windows=4),
+        monitor_thresholds=MonitorThresholds(min_window=20, min_feedback=5),
+    )
+    with serve_in_thread(create_app(settings)) as url, httpx.Client(timeout=30.0) as client:
+        wait_ready(client, url)
+        ids = [classify(client, url, text) for text in ORDINARY]
+        labels = client.get(f"{url}/readyz").json()["labels"]
+        for request_id in ids[:6]:
+            assert client.post(f"{url}/v1/feedback", json={"request_id": request_id, "label": labels[0]}).is_success
+        calm = client.get(f"{url}/v1/monitor").json()
+        odd_ids = [classify(client, url, ODD) for _ in range(30)]
+        drifted = client.get(f"{url}/v1/monitor").json()
+        gauges = gauge_values(client.get(f"{url}/metrics").text)  # the first scrape computes the monitor gauges
+
+    assert (run_copy / REFERENCE_FILE).is_file()  # built once at startup, from the run's validation split
+    assert calm["drift_reference"] is True and calm["held_records"] == len(ORDINARY)
+    assert 0 <= calm["health"]["score"] <= 100 and calm["health"]["status"] in {"healthy", "degraded", "critical"}
+    window = calm["window"]
+    assert window["queries"] == 30 and window["edge_share"] == 1.0  # no cloud tier in this run
+    assert window["feedback_count"] == 6 and 0.0 <= window["feedback_accuracy"] <= 1.0
+    assert 0.0 < window["estimated_accuracy"] <= 1.0
+    assert set(calm["trends"]) == set(TREND_METRICS) and calm["recommendations"]
+    assert {"daily_cost", "monthly_cost", "monthly_cloud_only", "savings_pct"} <= set(calm["cost"])
+    assert set(calm["drift_psi"]) == {"text_length", "unk_rate", "confidence"}
+
+    assert drifted["held_records"] == 60 and drifted["window"]["queries"] == 30
+    assert drifted["drift_psi"]["text_length"] > 0.25 and drifted["drift_psi"]["unk_rate"] > 0.25
+    severity = {a["name"]: a["severity"] for a in drifted["alerts"]}
+    assert severity["drift_text_length"] == severity["drift_unk_rate"] == "critical"
+    assert drifted["health"]["status"] == "critical" and any("drifted" in r for r in drifted["recommendations"])
+
+    assert gauges['hybridroute_monitor_drift_psi{feature="text_length"}'] == pytest.approx(
+        drifted["drift_psi"]["text_length"]
+    )
+    assert gauges["hybridroute_monitor_health_score"] == drifted["health"]["score"]
+    assert 0.0 <= gauges["hybridroute_monitor_feedback_accuracy"] <= 1.0
+
+    with sqlite3.connect(tmp_path / "audit.sqlite") as db:
+        profile = dict(
+            (row[0], row[1:]) for row in db.execute("SELECT request_id, text_length, unk_rate FROM audit").fetchall()
+        )
+    assert profile[ids[0]][0] == len(ORDINARY[0]) and profile[ids[0]][1] == 0.0
+    assert profile[odd_ids[0]][0] == len(ODD) and profile[odd_ids[0]][1] > 0.5

@@ -1,0 +1,91 @@
+"""``hybridroute bench fuzz`` on the tiny run: both services started for real, every endpoint fuzzed, no 5xx."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hybridroute.bench.fuzz import FuzzBenchConfig, shadow_run, summary_table
+from hybridroute.bench.fuzz_cases import (
+    CLOUD_ENDPOINTS,
+    EDGE_ENDPOINTS,
+    HOSTILE,
+    RANDOM,
+    SCHEMATHESIS,
+    Context,
+    cases_for,
+    hostile_cases,
+    mutate_bytes,
+    nested,
+    random_cases,
+)
+from hybridroute.cli import main
+from hybridroute.errors import ConfigError
+
+CONTEXT = Context(8, 300, 8, ("negative", "neutral", "positive"), ("a" * 32,), "t" * 20, "/run/edge")
+
+
+def test_hostile_cases_cover_the_issue_list() -> None:
+    classify, feedback, reload = (hostile_cases(e, CONTEXT) for e in EDGE_ENDPOINTS[:3])
+    notes = " | ".join(c.note for c in classify)
+    for wanted in ("non-UTF-8", "control character", "one over the limit", "nested", "unknown field", "surrogate"):
+        assert wanted in notes, wanted
+    feedback_notes = " | ".join(c.note for c in feedback)
+    assert "unknown request id" in feedback_notes and "unknown label" in feedback_notes
+    assert any("wrong token" in c.note for c in reload) and any(c.method == "PUT" for c in classify)
+
+
+def test_random_cases_are_reproducible_and_varied() -> None:
+    endpoint = EDGE_ENDPOINTS[0]
+    first, again = random_cases(endpoint, CONTEXT, 200, seed=3), random_cases(endpoint, CONTEXT, 200, seed=3)
+    assert first == again and first != random_cases(endpoint, CONTEXT, 200, seed=4)
+    assert len({c.content for c in first}) > 150 and all(c.source == RANDOM for c in first)
+    assert mutate_bytes(random.Random(0), b'{"text": "hi"}') != b'{"text": "hi"}'
+    assert nested(3) == b"[[[]]]"
+
+
+def test_cases_for_reaches_the_count_without_schemathesis() -> None:
+    for endpoint in (*EDGE_ENDPOINTS, *CLOUD_ENDPOINTS):
+        cases = cases_for(endpoint, CONTEXT, 120, 0, None, 0.0)
+        assert len(cases) >= 120 and {c.source for c in cases} <= {HOSTILE, RANDOM}
+
+
+def test_config_checks_its_values(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no edge bundle"):
+        FuzzBenchConfig(tmp_path)
+    (tmp_path / "edge").mkdir()
+    with pytest.raises(ConfigError, match="requests"):
+        FuzzBenchConfig(tmp_path, requests=0)
+
+
+def test_shadow_run_links_everything_but_the_audit_files(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "edge").mkdir(parents=True)
+    (run / "audit.sqlite").write_text("x")
+    (run / "router.json").write_text("{}")
+    shadow = shadow_run(run, tmp_path / "out")
+    assert sorted(p.name for p in shadow.iterdir()) == ["edge", "router.json"]
+    assert (shadow / "edge").is_symlink()
+
+
+@pytest.mark.timeout(600)
+def test_bench_fuzz_on_the_tiny_run_finds_no_5xx_and_no_crash(tiny_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "fuzz.json"
+    args = ["bench", "fuzz", "--run", str(tiny_run), "--requests", "20", "--json", str(out)]
+    result = CliRunner().invoke(main, [*args, "--schemathesis-share", "0.3", "--concurrency", "3"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["targets"]["passed"], summary_table(report)
+    assert len(report["endpoints"]) == len(EDGE_ENDPOINTS) + len(CLOUD_ENDPOINTS)
+    assert all(e["sent"] >= 20 and e["server_errors"] == 0 for e in report["endpoints"].values())
+    classify = report["endpoints"]["edge POST /v1/classify"]
+    assert {HOSTILE, SCHEMATHESIS} <= set(classify["sources"])  # the hostile list alone is longer than 20
+    assert RANDOM in report["endpoints"]["edge GET /healthz"]["sources"]
+    assert {"200", "413", "422"} <= set(classify["statuses"])
+    assert report["audit"]["rows"] >= report["audit"]["acknowledged_texts"] > 0
+    assert not (tiny_run / "audit.sqlite").exists()  # the run folder is left as it was
+    assert "all targets: met" in result.output

@@ -1,0 +1,54 @@
+"""``hybridroute bench load`` through real servers on loopback with the tiny run: a given URL and started servers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+from click.testing import CliRunner
+
+from hybridroute.cli import main
+from hybridroute.serving.edge_app import create_app
+from hybridroute.serving.edge_settings import EdgeSettings
+from hybridroute.serving.uvicorn_runner import serve_in_thread
+
+
+def wait_ready(url: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if httpx.get(f"{url}/readyz").status_code == 200:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not ready after {timeout_s} s")
+
+
+def test_bench_load_measures_all_three_configurations(tiny_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run / "edge", run / "edge")
+    shutil.copytree(tiny_run / "data", run / "data")
+    settings = EdgeSettings(run, hash_salt="test-salt", audit_db=str(tmp_path / "given.sqlite"), policy="always-edge")
+    out = tmp_path / "load.json"
+    with serve_in_thread(create_app(settings)) as url:  # the batched service is given by URL ...
+        wait_ready(url)
+        args = ["bench", "load", "--url", url, "--run", str(run), "--concurrency", "4", "--processes", "2"]
+        args += ["--duration", "1", "--warmup", "0.3", "--json", str(out)]
+        result = CliRunner().invoke(main, args)  # ... the other two are started from the run
+    assert result.exit_code == 0, result.output
+    assert "[1/3] batched" in result.output and "[3/3] plain" in result.output and "| plain |" in result.output
+
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["batched"]["url"] == url and report["unbatched"]["url"] != url
+    for name in ("batched", "unbatched", "plain"):
+        phase = report[name]
+        assert phase["errors"] == 0 and phase["ok"] > 0 and phase["throughput_rps"] > 0, phase
+        latency = phase["latency_ms"]
+        assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
+    assert report["batched"]["mean_batch_size"] >= 1.0 and report["unbatched"]["mean_batch_size"] == 1.0
+    assert report["plain"]["mean_batch_size"] is None
+    assert set(report["speedup"]) == {"batched_vs_unbatched", "batched_vs_plain"}
+    assert report["machine"]["logical_cores"] and report["settings"]["concurrency"] == 4
+    assert report["settings"]["texts"]["source"].endswith("validation split")
+    assert not (run / "audit.sqlite").exists()  # the started services audit into a temporary folder

@@ -1,0 +1,226 @@
+"""The load benchmark's pure parts: splitting, percentiles, aggregation, settings, commands and CLI arguments."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from hybridroute.bench.load import (
+    DEFAULT_TEXTS,
+    ClientPlan,
+    LoadConfig,
+    PhaseResult,
+    ServerPlan,
+    Tally,
+    Target,
+    address_of,
+    check_url,
+    client_plans,
+    free_port,
+    latency_summary,
+    markdown_table,
+    mean_batch_size,
+    measured_window,
+    merge,
+    percentile,
+    plan_targets,
+    read_texts,
+    request_bodies,
+    request_texts,
+    run_client,
+    server_command,
+    speedups,
+    split_clients,
+    summarize,
+)
+from hybridroute.cli import main
+from hybridroute.errors import ConfigError
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    (tmp_path / "run" / "edge").mkdir(parents=True)
+    return tmp_path / "run"
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def test_clients_are_split_as_evenly_as_possible() -> None:
+    assert split_clients(32, 2) == [16, 16]
+    assert split_clients(32, 3) == [11, 11, 10]
+    assert split_clients(1, 1) == [1]
+
+
+@pytest.mark.parametrize("q", [0, 1, 50, 95, 99, 100])
+def test_percentile_matches_numpy(q: float) -> None:
+    values = sorted(np.random.default_rng(0).exponential(5.0, 101).tolist())
+    assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
+
+
+def test_latency_summary_and_its_empty_case() -> None:
+    assert latency_summary([3.0, 1.0]) == pytest.approx({"p50": 2.0, "p95": 2.9, "p99": 2.98, "mean": 2.0, "max": 3.0})
+    assert latency_summary([]) == dict.fromkeys(("p50", "p95", "p99", "mean", "max"))
+
+
+def test_mean_batch_size_reads_the_prometheus_histogram() -> None:
+    text = (
+        "# TYPE hybridroute_batch_size histogram\n"
+        'hybridroute_batch_size_bucket{le="1.0"} 1.0\n'
+        "hybridroute_batch_size_count 4.0\n"
+        "hybridroute_batch_size_sum 64.0\n"
+    )
+    assert mean_batch_size(text) == 16.0
+    assert mean_batch_size("hybridroute_batch_size_count 0.0\n") is None
+    assert mean_batch_size("") is None
+
+
+def test_urls_must_be_plain_http_with_a_host() -> None:
+    assert check_url("http://127.0.0.1:8000/") == "http://127.0.0.1:8000"
+    assert address_of("http://127.0.0.1:8123") == ("127.0.0.1", 8123)
+    assert address_of("http://localhost") == ("localhost", 80)
+    for bad in ("https://h:1", "127.0.0.1:8000", "http://:80", "http://h:99999"):
+        with pytest.raises(ConfigError, match="URL"):
+            check_url(bad)
+
+
+def test_tallies_merge_and_summarize_into_throughput_and_percentiles() -> None:
+    a = Tally([10.0, 20.0], Counter({"http_503": 1}), sent=5, ran_to_end=1)
+    b = Tally([30.0], Counter({"http_503": 1, "TimeoutError": 1}), sent=4, ran_to_end=1)
+    total = merge([a, b])
+    assert total.latencies_ms == [10.0, 20.0, 30.0] and total.sent == 9 and total.ran_to_end == 2
+    result = summarize("batched", "http://h:1", total, measure_at=100.0, duration_s=2.0)
+    assert result.throughput_rps == 1.5 and result.ok == 3 and result.errors == 3 and result.window_s == 2.0
+    assert result.error_kinds == {"http_503": 2, "TimeoutError": 1}
+    assert result.latency_ms["p50"] == 20.0 and result.latency_ms["max"] == 30.0
+    assert "1.5 req/s" in result.line() and result.to_dict()["description"].startswith("edge service")
+
+
+def test_the_window_shrinks_only_when_every_client_hit_its_cap() -> None:
+    capped = Tally([1.0] * 40, sent=40, last_stop=104.0)
+    assert measured_window(capped, measure_at=100.0, duration_s=10.0) == 4.0
+    assert measured_window(merge([capped, Tally(ran_to_end=1)]), 100.0, 10.0) == 10.0
+    assert summarize("plain", "u", capped, 100.0, 10.0).throughput_rps == 10.0
+
+
+def test_speedups_compare_the_batched_service_with_the_others() -> None:
+    def phase(rps: float) -> PhaseResult:
+        return PhaseResult("x", "u", rps, latency_summary([1.0]), 1, 0, {}, 1.0, 1)
+
+    assert speedups({"batched": phase(400.0), "unbatched": phase(100.0), "plain": phase(0.0)}) == {
+        "batched_vs_unbatched": 4.0,
+        "batched_vs_plain": None,
+    }
+    assert speedups({"batched": None, "unbatched": phase(1.0)})["batched_vs_unbatched"] is None
+
+
+def test_markdown_table_marks_what_was_not_measured() -> None:
+    phase = PhaseResult("batched", "u", 400.0, latency_summary([1.0, 2.0]), 2, 0, {}, 1.0, 2, 8.0).to_dict()
+    table = markdown_table({"batched": phase, "unbatched": None, "plain": None, "speedup": {}})
+    assert "| batched | 400.0 |" in table and "| unbatched | not measured |" in table
+
+
+# ---------------------------------------------------------------- settings and plans
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"concurrency": 0}, "concurrency"),
+        ({"duration_s": 0.0}, "duration_s"),
+        ({"processes": 5, "concurrency": 4}, "processes"),
+        ({"max_requests": 3, "concurrency": 4}, "max_requests"),
+        ({"timeout_s": 0.0}, "timeout_s"),
+    ],
+)
+def test_load_config_rejects_bad_values(changes: dict[str, float], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        LoadConfig(**changes)  # type: ignore[arg-type]
+
+
+def test_server_plan_needs_an_edge_bundle_and_a_real_batch(run_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no edge bundle"):
+        ServerPlan(tmp_path)
+    with pytest.raises(ConfigError, match="max_batch"):
+        ServerPlan(run_dir, max_batch=1)
+
+
+def test_targets_use_given_urls_and_start_the_rest_from_the_run(run_dir: Path) -> None:
+    assert plan_targets({"batched": "http://h:1/"}, None) == [Target("batched", "http://h:1")]
+    started = plan_targets({"plain": "http://h:2"}, ServerPlan(run_dir))
+    assert started == [Target("batched"), Target("unbatched"), Target("plain", "http://h:2")]
+    with pytest.raises(ConfigError, match="nothing to load"):
+        plan_targets({"batched": None}, None)
+    with pytest.raises(ConfigError, match="unknown configurations"):
+        plan_targets({"turbo": "http://h:1"}, None)
+
+
+def test_server_commands_differ_only_in_batching_or_handler(run_dir: Path, tmp_path: Path) -> None:
+    plan = ServerPlan(run_dir, max_batch=16, max_wait_ms=3.0, threads=2)
+    batched = server_command("batched", plan, 8001, tmp_path)
+    unbatched = server_command("unbatched", plan, 8002, tmp_path)
+    plain = server_command("plain", plan, 8003, tmp_path)
+    assert batched[2:5] == ["hybridroute", "serve", "edge"] and plain[2:5] == ["hybridroute", "bench", "plain-server"]
+    assert batched[batched.index("--max-batch") + 1] == "16" and unbatched[unbatched.index("--max-batch") + 1] == "1"
+    assert unbatched[unbatched.index("--max-wait-ms") + 1] == "0.0"
+    assert batched[batched.index("--policy") + 1] == "always-edge" and "--no-access-log" in batched
+    assert all(c[c.index("--threads") + 1] == "2" for c in (batched, unbatched, plain))
+    assert str(tmp_path / "audit-batched.sqlite") in batched  # never the run's own audit log
+
+
+def test_client_plans_share_clients_and_the_request_cap() -> None:
+    plans = client_plans("http://h:1", [b"{}"], LoadConfig(concurrency=5, processes=2, max_requests=100))
+    assert [(p.clients, p.first_client, p.cap_per_client) for p in plans] == [(3, 0, 20), (2, 3, 20)]
+
+
+def test_texts_come_from_a_file_the_run_or_the_built_in_set(tmp_path: Path, run_dir: Path) -> None:
+    (tmp_path / "texts.txt").write_text("hello\n\n  where is my card  \n", encoding="utf-8")
+    assert request_texts(tmp_path / "texts.txt", None) == (["hello", "where is my card"], str(tmp_path / "texts.txt"))
+    assert request_texts(None, run_dir) == (list(DEFAULT_TEXTS), "built-in messages")  # no stored split
+    (tmp_path / "empty.txt").write_text("\n \n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="no non-blank lines"):
+        read_texts(tmp_path / "empty.txt")
+    assert request_bodies(["hi", " "]) == [b'{"text": "hi"}']
+
+
+def test_a_client_counts_refused_connections_as_errors() -> None:
+    plan = ClientPlan(f"http://127.0.0.1:{free_port()}", (b"{}",), 1, 0, 1000, 1.0, 0.0, 0.2)
+    now = time.time()
+    tally = run_client(plan, 0, now, now + 0.2)
+    assert tally.latencies_ms == [] and set(tally.errors) == {"ConnectionRefusedError"} and tally.ran_to_end == 1
+
+
+# ---------------------------------------------------------------- CLI arguments
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "nothing to load"),
+        (["--url", "ftp://127.0.0.1:1"], "must look like http://HOST:PORT"),
+        (["--url", "http://127.0.0.1:1", "--concurrency", "4", "--processes", "8"], "must be <= concurrency"),
+        (["--url", "http://127.0.0.1:1", "--concurrency", "0"], "--concurrency"),
+        (["--url", "http://127.0.0.1:1", "--duration", "0"], "--duration"),
+        (["--run", "/no/such/run"], "--run"),
+        (["--url", "http://127.0.0.1:1", "--max-batch", "1"], "--max-batch"),
+    ],
+)
+def test_bad_arguments_are_clear_errors_without_tracebacks(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, ["bench", "load", *args])
+    assert result.exit_code in (1, 2) and isinstance(result.exception, SystemExit)
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_a_run_without_an_edge_bundle_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["bench", "load", "--run", str(tmp_path)])
+    assert result.exit_code == 1 and "no edge bundle" in result.output
+
+
+def test_a_url_where_nothing_answers_is_refused_before_any_load() -> None:
+    result = CliRunner().invoke(main, ["bench", "load", "--url", f"http://127.0.0.1:{free_port()}", "--duration", "1"])
+    assert result.exit_code == 1 and "does not answer 200; is the server running?" in result.output
