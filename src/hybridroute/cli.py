@@ -37,11 +37,14 @@ class HybridGroup(click.Group):
 
 
 def _setup_logging(verbose: bool) -> None:
+    # Libraries stay at WARNING (ONNX Runtime's quantizer logs every tensor at INFO on the root logger);
+    # hybridroute's own progress is INFO, or DEBUG with --verbose.
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "%(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("hybridroute").setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("transformers", "torch", "httpx", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
@@ -828,7 +831,7 @@ def bench_redaction(
 
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True)
-@click.option("--rows", type=int, default=2000, show_default=True, help="Synthetic messages to generate.")
+@click.option("--rows", type=int, default=1500, show_default=True, help="Synthetic messages to generate.")
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--quick", is_flag=True, help="Fewer epochs and rows: a faster, rougher demo.")
 def demo(out: Path, rows: int, seed: int, quick: bool) -> None:

@@ -29,7 +29,7 @@ class DemoConfig:
     """Size and place of the demo run."""
 
     out: Path = Path("runs/demo")
-    rows: int = 2000  # enough for the small model to learn the synthetic language in three epochs
+    rows: int = 1500  # enough for the small model to learn the synthetic language in two epochs
     seed: int = 7
     quick: bool = False  # fewer rows and epochs, for tests and impatient people
 
@@ -55,7 +55,7 @@ def _write_data(config: DemoConfig) -> tuple[Path, Path]:
 def _plan(config: DemoConfig, train_csv: Path) -> Any:
     from hybridroute.workflow import TrainPlan
 
-    epochs = 1 if config.quick else 3  # keeps `make demo` within 15 minutes on 2 cores, set-up included
+    epochs = 1 if config.quick else 2  # keeps `make demo` near 15 minutes on 2 cores, set-up included
     return TrainPlan(
         data=DataConfig(train_csv, "text", "sentiment", seed=config.seed),
         adapt=AdaptConfig(epochs=1.0, seed=config.seed),
