@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import socket
+import struct
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,3 +81,43 @@ def fake_cloud_url(fake_classifier: EdgeClassifier) -> Iterator[str]:
     """The real cloud app around the fake classifier, with small limits, on loopback."""
     with serve_in_thread(create_app(SMALL_LIMITS, fake_classifier)) as url:
         yield url
+
+
+ResettingServer = Callable[..., AbstractContextManager[str]]
+
+
+@contextmanager
+def _resetting_server(read_first: bool = False) -> Iterator[str]:
+    """A raw TCP server that accepts each connection and resets it, at once or after reading the request."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.02)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            if read_first:
+                conn.settimeout(1.0)
+                conn.recv(65536)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, not FIN
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+@pytest.fixture
+def resetting_server() -> ResettingServer:
+    """Starts a raw TCP server that resets every connection (``read_first``: after reading the request)."""
+    return _resetting_server

@@ -6,13 +6,10 @@ import asyncio
 import json
 import socket
 import statistics
-import struct
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -137,37 +134,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@contextmanager
-def resetting_server(read_first: bool = False) -> Iterator[str]:
-    """A raw TCP server that accepts each connection and resets it, at once or after reading the request."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.settimeout(0.02)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            if read_first:
-                conn.settimeout(1.0)
-                conn.recv(65536)
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, not FIN
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join()
-        listener.close()
-
-
 # ---------------------------------------------------------------- happy paths
 
 
@@ -264,7 +230,9 @@ def test_a_timeout_longer_than_the_budget_is_cut_to_the_budget(client_for: Clien
     assert elapsed <= 0.3 + 0.2
 
 
-def test_a_connection_reset_on_accept_is_retried_then_reported(http: httpx.Client) -> None:
+def test_a_connection_reset_on_accept_is_retried_then_reported(
+    http: httpx.Client, resetting_server: Callable[..., Any]
+) -> None:
     with resetting_server() as url:
         result, elapsed = timed(CloudClient(ClientConfig(url, **FAST), http_client=http))
     # httpx reports a reset that lands while it sets the connection up as a connect error
@@ -272,7 +240,9 @@ def test_a_connection_reset_on_accept_is_retried_then_reported(http: httpx.Clien
     assert result.attempts == 2 and elapsed < 0.5
 
 
-def test_a_connection_reset_after_the_request_is_retried_then_reported(http: httpx.Client) -> None:
+def test_a_connection_reset_after_the_request_is_retried_then_reported(
+    http: httpx.Client, resetting_server: Callable[..., Any]
+) -> None:
     with resetting_server(read_first=True) as url:
         result, elapsed = timed(CloudClient(ClientConfig(url, **FAST), http_client=http))
     assert (result.error, result.attempts) == ("connection_error", 2)

@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import struct
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -73,38 +70,7 @@ def cloud_app() -> Starlette:
 
 
 @contextmanager
-def resetting_server(read_first: bool) -> Iterator[str]:
-    """A raw TCP server that accepts each connection and resets it (RST), at once or after reading the request."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.settimeout(0.02)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            if read_first:
-                conn.settimeout(1.0)
-                conn.recv(65536)
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join()
-        listener.close()
-
-
-@contextmanager
-def cloud_url_for(mode: str) -> Iterator[str]:
+def cloud_url_for(mode: str, resetting_server: Callable[..., Any]) -> Iterator[str]:
     """A base URL whose /v1/classify misbehaves as ``mode`` says."""
     if mode == "down":
         sock = bind_socket("127.0.0.1", 0)  # bound, never listening: connections are refused
@@ -159,9 +125,9 @@ def timed_post(client: httpx.Client, url: str, body: dict[str, Any]) -> tuple[ht
     ],
 )
 def test_every_query_is_answered_as_a_fallback_within_the_budget(
-    mode: str, cause: str, fake_classifier: EdgeClassifier, tmp_path: Path
+    mode: str, cause: str, fake_classifier: EdgeClassifier, tmp_path: Path, resetting_server: Callable[..., Any]
 ) -> None:
-    with cloud_url_for(mode) as cloud_url:
+    with cloud_url_for(mode, resetting_server) as cloud_url:
         # Responses do not wait for their audit commit here: that wait has its own bound (audit_ack_timeout_s,
         # tested with the audit faults below); this test times what the cloud's failures cost.
         app = create_app(settings(tmp_path, audit_ack_timeout_s=0.0), always_cloud(fake_classifier, cloud_url))
