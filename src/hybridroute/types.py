@@ -24,7 +24,3 @@ class Prediction:
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         return {"label": self.label, "confidence": self.confidence, "probabilities": self.probabilities}
-
-
-# The reason a cloud call was not even tried: the circuit breaker is open (cascade and cloud client share it).
-CIRCUIT_OPEN = "circuit_open"

@@ -21,7 +21,7 @@ from hybridroute.routing.features import EdgeSignal, FeatureConfig, make_signal
 from hybridroute.routing.ledger import CostLedger
 from hybridroute.routing.policies import Decision, RoutingPolicy
 from hybridroute.runtime.classifier import EdgeClassifier
-from hybridroute.types import CIRCUIT_OPEN, Prediction, Tier
+from hybridroute.types import Prediction, Tier
 
 logger = logging.getLogger(__name__)
 
@@ -153,10 +153,8 @@ class HybridClassifier:
             return None
         outgoing, redactions = self._redact([texts[i] for i in indices])
         result = self.cloud.classify(outgoing)
-        if not result.ok:
-            # An open circuit was announced when it opened; repeating it for every batch would flood the log.
-            log = logger.debug if result.error == CIRCUIT_OPEN else logger.warning
-            log("cloud tier failed (%s); answering %d queries at the edge", result.error, len(indices))
+        if not result.ok:  # the cloud client has logged the failure itself (open circuits only when they open)
+            logger.debug("cloud tier failed (%s); answering %d queries at the edge", result.error, len(indices))
         return _Indexed(result, indices, redactions)
 
     def _redact(self, texts: list[str]) -> tuple[list[str], list[dict[str, int]]]:

@@ -39,7 +39,7 @@ from hybridroute.config import check_positive, check_range
 from hybridroute.errors import ConfigError, InferenceError
 from hybridroute.runtime.classifier import EdgeClassifier
 from hybridroute.serving.schemas import CloudClassifyResponse, ErrorBody, brief
-from hybridroute.types import CIRCUIT_OPEN, Prediction
+from hybridroute.types import Prediction
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ TRANSPORT_ERROR = "transport_error"
 MALFORMED_RESPONSE = "malformed_response"
 LABEL_MISMATCH = "label_mismatch"
 BUDGET_EXHAUSTED = "budget_exhausted"
+CIRCUIT_OPEN = "circuit_open"
 INFERENCE_ERROR = "inference_error"
 
 # Transient failures worth another try. A 4xx is our request's fault and would fail again.

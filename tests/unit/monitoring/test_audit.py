@@ -223,6 +223,15 @@ class BlockingStore:
         self.inner.write_many(records, dropped)
 
 
+@pytest.fixture
+def blocking(store: SQLiteAuditStore) -> BlockingStore:
+    """A store whose every transaction fails (``disk full``) until ``fail`` is set back to False."""
+    failing = BlockingStore(store)
+    failing.fail = True
+    failing.release.set()
+    return failing
+
+
 def test_writer_commits_everything_in_batches_before_close_returns(store: SQLiteAuditStore) -> None:
     writer = AuditWriter(store, capacity=1000, max_batch=50)
     writer.start()
@@ -255,11 +264,8 @@ def test_writer_overflow_is_dropped_counted_durably_and_acknowledged(store: SQLi
 
 
 def test_a_failed_transaction_is_kept_retried_and_committed_once_the_database_recovers(
-    store: SQLiteAuditStore,
+    store: SQLiteAuditStore, blocking: BlockingStore
 ) -> None:
-    blocking = BlockingStore(store)
-    blocking.fail = True
-    blocking.release.set()
     failed: list[int] = []
     writer = AuditWriter(blocking, on_failed=failed.append, retry_s=0.01, max_retry_s=0.05)  # type: ignore[arg-type]
     writer.start()
@@ -283,11 +289,8 @@ def test_a_failed_transaction_is_kept_retried_and_committed_once_the_database_re
 
 
 def test_while_failing_the_queue_stays_bounded_and_the_overflow_count_is_committed_later(
-    store: SQLiteAuditStore,
+    store: SQLiteAuditStore, blocking: BlockingStore
 ) -> None:
-    blocking = BlockingStore(store)
-    blocking.fail = True
-    blocking.release.set()
     writer = AuditWriter(blocking, capacity=3, retry_s=0.01, max_retry_s=0.05)  # type: ignore[arg-type]
     writer.start()
     acks = Acks()
@@ -302,11 +305,8 @@ def test_while_failing_the_queue_stays_bounded_and_the_overflow_count_is_committ
 
 
 def test_records_still_failing_at_close_are_given_up_counted_and_logged(
-    store: SQLiteAuditStore, caplog: pytest.LogCaptureFixture
+    store: SQLiteAuditStore, blocking: BlockingStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    blocking = BlockingStore(store)
-    blocking.fail = True
-    blocking.release.set()
     failed: list[int] = []
     writer = AuditWriter(blocking, on_failed=failed.append, retry_s=0.01, max_retry_s=0.04)  # type: ignore[arg-type]
     writer.start()
