@@ -217,6 +217,22 @@ def adapt(
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--max-length", type=int, default=64, show_default=True)
 @click.option("--patience", type=int, default=2, show_default=True)
+@click.option(
+    "--teacher",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Bundle folder to distill from, e.g. RUN/cloud (knowledge distillation).",
+)
+@click.option(
+    "--distill-weight",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.5,
+    show_default=True,
+    help="With --teacher: share of the loss that matches the teacher.",
+)
+@click.option(
+    "--distill-temperature", type=float, default=2.0, show_default=True, help="With --teacher: softening temperature."
+)
 def finetune(
     out: Path,
     encoder: str | None,
@@ -226,9 +242,12 @@ def finetune(
     batch_size: int,
     max_length: int,
     patience: int,
+    teacher: Path | None,
+    distill_weight: float,
+    distill_temperature: float,
     **data: Any,
 ) -> None:
-    """Two-stage fine-tuning into RUN/classifier."""
+    """Two-stage fine-tuning into RUN/classifier (optionally distilled from a teacher bundle)."""
     from hybridroute.config import FinetuneConfig
     from hybridroute.workflow import prepare_data, run_finetune
 
@@ -240,11 +259,13 @@ def finetune(
         max_length=max_length,
         patience=patience,
         seed=data["seed"],
+        distill_weight=distill_weight,
+        distill_temperature=distill_temperature,
     )
     layout = _layout(out)
     if data["data"] is not None:
         prepare_data(layout, _data_config(**data))
-    result = run_finetune(layout, config, encoder)
+    result = run_finetune(layout, config, encoder, teacher=teacher)
     click.echo(
         f"validation accuracy {result.val_accuracy:.4f} (best epoch {result.best_epoch}, "
         f"{result.seconds:.0f}s); saved {result.out_dir}"
@@ -442,6 +463,9 @@ def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, threads: in
 @click.option("--policy", default=None, help="Override the calibrated policy (always-edge, always-cloud, tutorial).")
 @click.option("--max-batch", type=int, default=32, show_default=True, help="Most texts per model call.")
 @click.option("--max-wait-ms", type=float, default=2.0, show_default=True, help="Longest wait to fill a batch.")
+@click.option(
+    "--workers", type=int, default=1, show_default=True, help="Model batches at once (use with --threads 1 per core)."
+)
 @click.option("--max-chars", type=int, default=10_000, show_default=True, help="Most characters per text (413).")
 @click.option(
     "--audit-db", default=None, help="Audit path, sqlite:///PATH or postgresql://URL [default: RUN/audit.sqlite]."
@@ -650,11 +674,20 @@ def bench_routing(
     "--max-requests", type=click.IntRange(min=1), default=1_000_000, show_default=True, help="Per configuration."
 )
 @click.option("--timeout", type=click.FloatRange(min=0.001), default=10.0, show_default=True, help="Per request, s.")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Open loop: offer this many requests/s in all (latency counts from when each was due). Default: closed loop.",
+)
 @click.option("--max-batch", type=click.IntRange(2, 4096), default=32, show_default=True, help="Batched server.")
 @click.option(
     "--max-wait-ms", type=click.FloatRange(0.0, 1000.0), default=2.0, show_default=True, help="Batched server."
 )
 @click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True, help="ONNX Runtime threads.")
+@click.option(
+    "--workers", type=click.IntRange(1, 256), default=1, show_default=True, help="Edge services' concurrent batches."
+)
 @click.option("--policy", default="always-edge", show_default=True, help="Started services' policy ('' = the run's).")
 @click.option(
     "--texts",
@@ -678,11 +711,13 @@ def bench_load(
 
     o = options
     config = load.LoadConfig(
-        o["concurrency"], o["duration"], o["warmup"], o["processes"], o["max_requests"], o["timeout"]
+        o["concurrency"], o["duration"], o["warmup"], o["processes"], o["max_requests"], o["timeout"], o["rate"]
     )
     plan = None
     if run_dir is not None:
-        plan = load.ServerPlan(run_dir, o["max_batch"], o["max_wait_ms"], o["threads"], o["policy"] or None)
+        plan = load.ServerPlan(
+            run_dir, o["max_batch"], o["max_wait_ms"], o["threads"], o["workers"], o["policy"] or None
+        )
     targets = load.plan_targets({"batched": url, "unbatched": unbatched_url, "plain": plain_url}, plan)
     texts, source = load.request_texts(texts_file, run_dir)
     result = load.run_load_bench(config, targets, texts, plan, progress=click.echo, text_source=source)

@@ -116,6 +116,10 @@ class FinetuneConfig:
     pooling: str = "mean"  # MiniLM was trained as a mean-pooled sentence encoder
     dropout: float = 0.1
     seed: int = 13
+    # With a teacher (e.g. the cloud tier), the loss mixes the label cross-entropy with the KL divergence to
+    # the teacher's softened distribution; distill_weight is that term's share. Without a teacher both are unused.
+    distill_weight: float = 0.5
+    distill_temperature: float = 2.0
 
     def __post_init__(self) -> None:
         check_range("head_epochs", self.head_epochs, 0, 1000)
@@ -130,6 +134,8 @@ class FinetuneConfig:
         check_range("patience", self.patience, 1, 1000)
         check_choice("pooling", self.pooling, POOLING_CHOICES)
         check_probability("dropout", self.dropout)
+        check_probability("distill_weight", self.distill_weight)
+        check_range("distill_temperature", self.distill_temperature, 0.1, 100.0)
         if self.head_epochs == 0 and self.epochs == 0:
             raise ConfigError("head_epochs and epochs are both 0: nothing would be trained")
 

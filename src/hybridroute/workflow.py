@@ -19,6 +19,8 @@ from hybridroute.runs import RunLayout, load_saved_split, save_split
 
 logger = logging.getLogger(__name__)
 
+TEACHER_CHUNK = 512  # texts per progress step while a teacher scores the training set
+
 
 @dataclass(frozen=True)
 class TrainPlan:
@@ -82,14 +84,51 @@ def run_adapt(layout: RunLayout, config: AdaptConfig, corpus: Path | None = None
     return result
 
 
-def run_finetune(layout: RunLayout, config: FinetuneConfig, encoder: str | None = None, progress: bool = True) -> Any:
-    """Two-stage fine-tuning of ``encoder`` (default: the adapted one, else the base) into ``RUN/classifier``."""
+def teacher_logits(teacher: Path, split: Split, progress: bool = True) -> np.ndarray:
+    """A teacher bundle's logits on the training texts, columns in the split's label order."""
+    from hybridroute.errors import DataError
+    from hybridroute.runtime import EdgeClassifier
+
+    model = EdgeClassifier.from_dir(teacher)
+    if sorted(model.labels) != sorted(split.labels):
+        raise DataError(
+            f"teacher {teacher} predicts labels {sorted(model.labels)}, the run has {sorted(split.labels)}; "
+            "distill from a model trained on the same labels"
+        )
+    from tqdm.auto import tqdm
+
+    texts = list(split.train.texts)
+    chunks = range(0, len(texts), TEACHER_CHUNK)
+    parts = [
+        model.logits(texts[i : i + TEACHER_CHUNK], batch_size=64)
+        for i in tqdm(
+            chunks, desc=f"teacher {teacher.name}: scoring training texts", unit="chunk", disable=not progress
+        )
+    ]
+    logits = np.concatenate(parts) if parts else np.zeros((0, len(model.labels)), dtype=np.float32)
+    return logits[:, [model.labels.index(label) for label in split.labels]]
+
+
+def run_finetune(
+    layout: RunLayout,
+    config: FinetuneConfig,
+    encoder: str | None = None,
+    progress: bool = True,
+    teacher: Path | None = None,
+) -> Any:
+    """Two-stage fine-tuning of ``encoder`` (default: the adapted one, else the base) into ``RUN/classifier``.
+
+    With ``teacher`` (a bundle folder such as ``RUN/cloud``) the student is distilled from it.
+    """
     from hybridroute.training.finetune import finetune
 
     info = layout.read_info()
     encoder = encoder or (str(layout.adapted) if layout.adapted.exists() else str(info.get("base_model", "minilm")))
-    result = finetune(load_saved_split(layout), encoder, config, layout.classifier, progress)
-    layout.update_info(finetune={"config": to_jsonable(config), "encoder": encoder} | _public(asdict(result)))
+    split = load_saved_split(layout)
+    soft = teacher_logits(teacher, split, progress) if teacher else None
+    result = finetune(split, encoder, config, layout.classifier, progress, soft)
+    record = {"config": to_jsonable(config), "encoder": encoder, "teacher": str(teacher) if teacher else None}
+    layout.update_info(finetune=record | _public(asdict(result)))
     if "base_model" not in info:
         layout.update_info(base_model=encoder)
     return result

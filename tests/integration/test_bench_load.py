@@ -52,3 +52,23 @@ def test_bench_load_measures_all_three_configurations(tiny_run: Path, tmp_path: 
     assert report["machine"]["logical_cores"] and report["settings"]["concurrency"] == 4
     assert report["settings"]["texts"]["source"].endswith("validation split")
     assert not (run / "audit.sqlite").exists()  # the started services audit into a temporary folder
+
+
+def test_bench_load_open_loop_offers_the_given_rate(tiny_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run / "edge", run / "edge")
+    settings = EdgeSettings(
+        run, hash_salt="test-salt", audit_db=str(tmp_path / "a.sqlite"), policy="always-edge", workers=2, threads=1
+    )
+    out = tmp_path / "load.json"
+    with serve_in_thread(create_app(settings)) as url:
+        wait_ready(url)
+        args = ["bench", "load", "--url", url, "--concurrency", "4", "--processes", "1", "--rate", "40"]
+        args += ["--duration", "2", "--warmup", "0.5", "--json", str(out)]
+        result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "offering 40 req/s" in result.output
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["settings"]["rate_rps"] == 40
+    batched = report["batched"]
+    assert batched["errors"] == 0 and 30 <= batched["throughput_rps"] <= 44, batched  # the offered rate, not more

@@ -158,3 +158,54 @@ def test_saved_split_is_reused(tiny_run: Path) -> None:
     split = load_saved_split(RunLayout(tiny_run))
     assert len(split.train) + len(split.validation) == 120
     assert set(split.validation.labels) == set(split.labels)
+
+
+def test_teacher_logits_come_in_the_run_label_order(tiny_run: Path) -> None:
+    from hybridroute.workflow import teacher_logits
+
+    split = load_saved_split(RunLayout(tiny_run))
+    direct = EdgeClassifier.from_dir(tiny_run / "edge").logits(split.train.texts, batch_size=64)
+    np.testing.assert_allclose(teacher_logits(tiny_run / "edge", split), direct, atol=1e-4)
+    reversed_split = type(split)(split.train, split.validation, split.labels[::-1])
+    np.testing.assert_allclose(teacher_logits(tiny_run / "edge", reversed_split), direct[:, ::-1], atol=1e-4)
+
+
+def test_distilled_student_follows_its_teacher(tmp_path: Path, toy_csv: Path, tiny_bert: Path) -> None:
+    from hybridroute.training.finetune import finetune
+
+    layout = _fresh_run(tmp_path, toy_csv)
+    split = load_saved_split(layout)
+    # A teacher that calls everything "positive": with distill_weight 1 the labels are ignored.
+    teacher = np.tile(np.array([-4.0, -4.0, 4.0], dtype=np.float32), (len(split.train), 1))
+    config = FinetuneConfig(head_epochs=5, epochs=1, learning_rate=1e-3, batch_size=16, distill_weight=1.0)
+    finetune(split, str(tiny_bert), config, layout.classifier, progress=False, teacher_logits=teacher)
+    from hybridroute.training.batching import tokenize
+    from hybridroute.training.finetune import predict_logits
+    from hybridroute.training.models import load_classifier
+
+    model, tokenizer = load_classifier(layout.classifier)
+    tokens = tokenize(tokenizer, split.validation.texts, model.spec.max_length)
+    predicted = predict_logits(model, tokens, tokenizer.pad_token_id).argmax(dim=1)
+    assert float((predicted == 2).float().mean()) == 1.0
+    assert set(split.validation.labels) != {"positive"}  # the labels alone would not teach this
+
+
+def test_finetune_records_its_teacher(tiny_run: Path, tmp_path: Path, tiny_bert: Path) -> None:
+    layout = _copy_run(tiny_run, tmp_path)
+    config = FinetuneConfig(head_epochs=1, epochs=1, learning_rate=1e-3, batch_size=16)
+    run_finetune(layout, config, str(tiny_bert), progress=False, teacher=tiny_run / "edge")
+    info = json.loads(layout.info_file.read_text())["finetune"]
+    assert info["teacher"] == str(tiny_run / "edge") and info["config"]["distill_weight"] == 0.5
+
+
+def test_distillation_refuses_a_teacher_with_other_labels(tiny_run: Path) -> None:
+    from hybridroute.errors import DataError
+    from hybridroute.training.finetune import finetune
+    from hybridroute.workflow import teacher_logits
+
+    split = load_saved_split(RunLayout(tiny_run))
+    other = type(split)(split.train, split.validation, ("a", "b", "c"))
+    with pytest.raises(DataError, match="distill from a model trained on the same labels"):
+        teacher_logits(tiny_run / "edge", other)
+    with pytest.raises(DataError, match="teacher logits must have shape"):
+        finetune(split, "unused", FinetuneConfig(), tiny_run / "never", False, np.zeros((2, 3)))

@@ -7,6 +7,12 @@ How the load is made:
   ``concurrency`` client threads; a client holds one keep-alive connection
   (``http.client``) and sends single-text ``POST /v1/classify`` requests one after
   another (a closed loop: ``concurrency`` requests are in flight at any time);
+* or, with ``rate_rps``, an open loop: the clients together offer that many requests
+  a second, each sending at its share of the rate on a fixed schedule. A request's
+  latency counts from the moment it was due, so a server that falls behind is
+  charged for the queue it causes (no "coordinated omission"). This is how a
+  latency target at a given throughput is checked: by Little's law, 32 closed-loop
+  clients at 400 requests/s wait 80 ms on average, whatever the server;
 * all clients start together, load for ``warmup_s`` unmeasured, then ``duration_s``
   measured: a request counts when it completes inside the measured window. Each
   client also stops at its share of ``max_requests``, so a run is bounded in time
@@ -97,6 +103,7 @@ class LoadConfig:
         processes: client processes the connections are spread over.
         max_requests: most requests per configuration (warm-up included), split evenly across clients.
         timeout_s: longest a request may take before it counts as an error.
+        rate_rps: open loop at this many requests/s in all; None: closed loop.
     """
 
     concurrency: int = 32  # the issue's target load: 32 concurrent clients
@@ -105,9 +112,12 @@ class LoadConfig:
     processes: int = 2  # one per core of the 2-core target machine; the server shares them
     max_requests: int = 1_000_000
     timeout_s: float = 10.0
+    rate_rps: float | None = None
 
     def __post_init__(self) -> None:
         check_range("concurrency", self.concurrency, 1, 4096)
+        if self.rate_rps is not None:
+            check_range("rate_rps", self.rate_rps, 0.1, 1_000_000.0)
         check_range("duration_s", self.duration_s, 0.1, 86_400.0)
         check_range("warmup_s", self.warmup_s, 0.0, 3600.0)
         check_range("processes", self.processes, 1, 256)
@@ -128,6 +138,7 @@ class ServerPlan:
         max_batch: the batched service's most texts per model call (the unbatched one uses 1).
         max_wait_ms: the batched service's longest wait to fill a batch.
         threads: ONNX Runtime intra-op threads for every server (0: its default).
+        workers: model batches at once in the edge services (the unbatched one too: only batching differs).
         policy: routing policy of the edge services; ``always-edge`` measures edge-only traffic.
         startup_timeout_s: longest a server may take to become ready.
     """
@@ -136,6 +147,7 @@ class ServerPlan:
     max_batch: int = 32
     max_wait_ms: float = 2.0
     threads: int = 0
+    workers: int = 1
     policy: str | None = "always-edge"  # the target is stated for edge-only traffic
     startup_timeout_s: float = 180.0
 
@@ -144,6 +156,7 @@ class ServerPlan:
         check_range("max_batch", self.max_batch, 2, 4096)  # 1 would make "batched" the unbatched baseline
         check_range("max_wait_ms", self.max_wait_ms, 0.0, 1000.0)
         check_range("threads", self.threads, 0, 1024)
+        check_range("workers", self.workers, 1, 256)
         check_positive("startup_timeout_s", self.startup_timeout_s)
         if not (self.run / "edge").is_dir():
             raise ConfigError(f"{self.run} has no edge bundle (RUN/edge); give a trained run folder")
@@ -423,6 +436,19 @@ class ClientPlan:
     timeout_s: float
     warmup_s: float
     duration_s: float
+    interval_s: float | None = None  # open loop: each client sends one request every interval_s
+    concurrency: int = 1
+
+
+def due_times(start: float, index: int, concurrency: int, interval_s: float) -> Iterator[float]:
+    """When an open-loop client's requests are due: every ``interval_s``, clients spread evenly over one interval.
+
+    Example: start 0, client 1 of 4, interval 1.0 -> 0.25, 1.25, 2.25, ...
+    """
+    due = start + interval_s * (index % concurrency) / concurrency
+    while True:
+        yield due
+        due += interval_s
 
 
 def open_connection(host: str, port: int, timeout_s: float) -> http.client.HTTPConnection:
@@ -441,13 +467,30 @@ def post(connection: http.client.HTTPConnection, body: bytes) -> int:
     return response.status
 
 
+def wait_until(due: float) -> float:
+    """Sleep until wall time ``due`` (at once when it has passed); return the perf_counter time it was due."""
+    delay = due - time.time()
+    if delay > 0:
+        time.sleep(delay)
+    return time.perf_counter() - max(0.0, time.time() - due)
+
+
 def run_client(plan: ClientPlan, index: int, measure_at: float, end_at: float) -> Tally:
-    """One closed-loop client: send requests until ``end_at`` (wall time) or its cap; tally the measured ones."""
+    """One client: send requests until ``end_at`` (wall time) or its cap; tally the measured ones.
+
+    Closed loop: the next request goes as soon as the last one is answered. Open loop (``plan.interval_s``):
+    each request goes when it is due (or at once when late) and its latency counts from when it was due.
+    """
     host, port = address_of(plan.url)
     tally, connection = Tally(), None
+    schedule = None
+    if plan.interval_s is not None:
+        schedule = due_times(measure_at - plan.warmup_s, index, plan.concurrency, plan.interval_s)
     while tally.sent < plan.cap_per_client and time.time() < end_at:
         body = plan.bodies[(index + tally.sent) % len(plan.bodies)]
-        started = time.perf_counter()
+        started = time.perf_counter() if schedule is None else wait_until(next(schedule))
+        if time.time() >= end_at:
+            break
         try:
             connection = connection or open_connection(host, port, plan.timeout_s)
             status = post(connection, body)
@@ -492,10 +535,22 @@ def client_process(plan: ClientPlan, ready: Any, go: Any, start: Any, results: A
 def client_plans(url: str, bodies: Sequence[bytes], config: LoadConfig) -> list[ClientPlan]:
     """One plan per client process, with its share of the clients and of the request cap."""
     cap = max(1, config.max_requests // config.concurrency)
+    interval = None if config.rate_rps is None else config.concurrency / config.rate_rps
     plans, first = [], 0
     for clients in split_clients(config.concurrency, config.processes):
         plans.append(
-            ClientPlan(url, tuple(bodies), clients, first, cap, config.timeout_s, config.warmup_s, config.duration_s)
+            ClientPlan(
+                url,
+                tuple(bodies),
+                clients,
+                first,
+                cap,
+                config.timeout_s,
+                config.warmup_s,
+                config.duration_s,
+                interval,
+                config.concurrency,
+            )
         )
         first += clients
     return plans
@@ -553,6 +608,7 @@ def server_command(name: str, plan: ServerPlan, port: int, workdir: Path) -> lis
         return [sys.executable, "-m", "hybridroute", "bench", "plain-server", *common]
     batch, wait = (plan.max_batch, plan.max_wait_ms) if name == "batched" else (1, 0.0)
     command = [sys.executable, "-m", "hybridroute", "serve", "edge", *common, "--max-batch", str(batch)]
+    command += ["--workers", str(plan.workers)]
     command += ["--max-wait-ms", str(wait), "--audit-db", str(workdir / f"audit-{name}.sqlite"), "--no-access-log"]
     return command + (["--policy", plan.policy] if plan.policy else [])
 
@@ -642,6 +698,8 @@ def run_phase(
 ) -> PhaseResult:
     """Measure one configuration, starting (and afterwards stopping) its server when no URL was given."""
     load = f"{config.warmup_s:g} s warm-up + {config.duration_s:g} s from {config.concurrency} clients"
+    if config.rate_rps is not None:
+        load += f" offering {config.rate_rps:g} req/s"
     if target.url is not None:
         if not is_ready(target.url):
             raise ConfigError(f"{target.name}: GET {target.url}/readyz does not answer 200; is the server running?")

@@ -199,6 +199,7 @@ class EdgeService:
             self.settings.max_wait_ms,
             on_batch=lambda size, _seconds: self.metrics.batch_size.observe(size),
             clock=self.clock,
+            workers=self.settings.workers,
         )
         self.batcher.start()
         self._loader = asyncio.get_running_loop().create_task(self._load_and_warm(), name="model-loader")

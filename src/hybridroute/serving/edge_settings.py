@@ -26,6 +26,7 @@ class EdgeSettings:
         policy: overrides router.json's policy (always-edge, always-cloud, tutorial).
         max_batch: most texts per model call (micro-batching).
         max_wait_ms: longest a request waits for others to share its batch.
+        workers: model batches that may run at once, each on its own thread (see ``threads``).
         max_chars: most characters per text (413 beyond); the tokenizer truncates for the model.
         max_texts: most texts per request (413 beyond).
         audit_db: file path, ``sqlite:///PATH`` or ``postgresql://...``; None: RUN/audit.sqlite.
@@ -39,7 +40,7 @@ class EdgeSettings:
         watch_interval_s: how often the watched manifest is checked.
         warmup_rounds: model calls before the service reports ready.
         edge_share_window: answers over which the edge-share gauge is computed.
-        threads: ONNX Runtime intra-op threads (0: its default).
+        threads: ONNX Runtime intra-op threads per batch (0: its default, one per core).
         prices: what each tier costs.
         redaction: what is replaced in texts before they go to the cloud.
         monitor_thresholds: the live monitor's alert limits (``GET /v1/monitor``).
@@ -53,6 +54,7 @@ class EdgeSettings:
     policy: str | None = None
     max_batch: int = 32  # one ONNX call for 32 short texts costs little more than for a few
     max_wait_ms: float = 2.0  # small against the 50 ms p99 target; batches form mostly while a batch runs
+    workers: int = 1
     max_chars: int = 10_000  # far above any customer message; bounds work and memory per request
     max_texts: int = 64
     audit_db: str | None = None
@@ -77,6 +79,7 @@ class EdgeSettings:
         object.__setattr__(self, "run", Path(self.run))
         check_range("max_batch", self.max_batch, 1, 4096)
         check_range("max_wait_ms", self.max_wait_ms, 0.0, 1000.0)
+        check_range("workers", self.workers, 1, 256)
         check_range("max_chars", self.max_chars, 1, 10_000_000)
         check_range("max_texts", self.max_texts, 1, 4096)
         check_range("audit_queue", self.audit_queue, 1, 10_000_000)

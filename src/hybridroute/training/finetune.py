@@ -6,6 +6,10 @@ smaller learning rate with warm-up and linear decay, evaluates after every
 epoch, stops after ``patience`` epochs without improvement and restores the
 best weights. Without stage 1 the random head's large gradients would wreck
 the pretrained encoder in the first steps.
+
+Given a teacher's logits on the training texts (knowledge distillation, e.g.
+from the cloud tier), both stages also pull the student towards the teacher's
+softened distribution (Hinton et al., 2015).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from tqdm.auto import tqdm
 
 from hybridroute.config import FinetuneConfig
 from hybridroute.data import Split
+from hybridroute.errors import DataError
 from hybridroute.training.batching import bucketed_batches, pad, sequential_batches, tokenize
 from hybridroute.training.models import ClassifierSpec, SequenceClassifier, load_encoder, load_tokenizer
 from hybridroute.training.schedule import linear_warmup_decay
@@ -63,6 +68,7 @@ class FinetuneResult:
 class _Encoded:
     tokens: list[list[int]]
     targets: torch.Tensor
+    teacher: torch.Tensor | None = None  # teacher logits, one row per text
 
     @property
     def lengths(self) -> list[int]:
@@ -102,6 +108,44 @@ def _features(
     return feats
 
 
+# ---------------------------------------------------------------- loss
+
+
+@dataclass(frozen=True)
+class ClassifierLoss:
+    """Label cross-entropy, mixed with distillation towards teacher logits when a batch carries them."""
+
+    label_smoothing: float = 0.0
+    distill_weight: float = 0.0
+    temperature: float = 1.0
+
+    @classmethod
+    def from_config(cls, config: FinetuneConfig) -> ClassifierLoss:
+        """The loss a fine-tuning configuration asks for."""
+        return cls(config.label_smoothing, config.distill_weight, config.distill_temperature)
+
+    def __call__(
+        self, logits: torch.Tensor, targets: torch.Tensor, teacher: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Mean loss of a batch; ``teacher`` holds the teacher's logits for the same rows."""
+        hard = nn.functional.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
+        if teacher is None or self.distill_weight == 0.0:
+            return hard
+        t = self.temperature
+        soft = nn.functional.kl_div(
+            nn.functional.log_softmax(logits / t, dim=1),
+            nn.functional.log_softmax(teacher / t, dim=1),
+            log_target=True,
+            reduction="batchmean",
+        )
+        # T^2 keeps the soft term's gradients on the scale of the hard term's.
+        return (1.0 - self.distill_weight) * hard + self.distill_weight * t * t * soft
+
+
+def _rows(values: torch.Tensor | None, index: torch.Tensor | list[int]) -> torch.Tensor | None:
+    return None if values is None else values[index]
+
+
 # ---------------------------------------------------------------- stages
 
 
@@ -115,14 +159,14 @@ def warm_up_head(
     train_x = _features(model, train, pad_id, 64, "stage 1: encoding training texts", progress)
     val_x = _features(model, val, pad_id, 64, "stage 1: encoding validation texts", progress)
     optimizer = torch.optim.AdamW(model.head.parameters(), lr=config.head_learning_rate)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    loss_fn = ClassifierLoss.from_config(config)
     generator = torch.Generator().manual_seed(config.seed)
     history = []
     for epoch in tqdm(range(1, config.head_epochs + 1), desc="stage 1: head warm-up", disable=not progress):
         model.head.train()
         losses = []
         for batch in torch.randperm(len(train_x), generator=generator).split(config.batch_size):
-            loss = loss_fn(model.head(model.dropout(train_x[batch])), train.targets[batch])
+            loss = loss_fn(model.head(model.dropout(train_x[batch])), train.targets[batch], _rows(train.teacher, batch))
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
@@ -150,10 +194,17 @@ class _Stepper:
 
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
-    loss_fn: nn.Module
+    loss_fn: ClassifierLoss
 
-    def step(self, model: SequenceClassifier, input_ids: torch.Tensor, mask: torch.Tensor, y: torch.Tensor) -> float:
-        loss = self.loss_fn(model(input_ids, mask), y)
+    def step(
+        self,
+        model: SequenceClassifier,
+        input_ids: torch.Tensor,
+        mask: torch.Tensor,
+        y: torch.Tensor,
+        teacher: torch.Tensor | None = None,
+    ) -> float:
+        loss = self.loss_fn(model(input_ids, mask), y, teacher)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         self.optimizer.step()
@@ -204,7 +255,7 @@ def _train_epoch(
     losses = []
     for batch_idx in bucketed_batches(train.lengths, batch_size, rng):
         input_ids, mask = pad([train.tokens[i] for i in batch_idx], pad_id)
-        losses.append(stepper.step(model, input_ids, mask, train.targets[batch_idx]))
+        losses.append(stepper.step(model, input_ids, mask, train.targets[batch_idx], _rows(train.teacher, batch_idx)))
         bar.update(1)
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
     return float(np.mean(losses))
@@ -213,7 +264,7 @@ def _train_epoch(
 def _stepper(model: SequenceClassifier, config: FinetuneConfig, total: int) -> _Stepper:
     optimizer = _optimizer(model, config)
     scheduler = linear_warmup_decay(optimizer, int(config.warmup_ratio * total), total)
-    return _Stepper(optimizer, scheduler, nn.CrossEntropyLoss(label_smoothing=config.label_smoothing))
+    return _Stepper(optimizer, scheduler, ClassifierLoss.from_config(config))
 
 
 def train_full(
@@ -246,14 +297,31 @@ def train_full(
 # ---------------------------------------------------------------- orchestration
 
 
+def _check_teacher(logits: np.ndarray, texts: int, labels: int) -> None:
+    if logits.shape != (texts, labels):
+        raise DataError(f"teacher logits must have shape ({texts}, {labels}) (texts, labels); got {logits.shape}")
+    if not np.isfinite(logits).all():
+        raise DataError("teacher logits contain NaN or infinite values")
+
+
 def _encode(tokenizer: object, texts: Sequence[str], labels: Sequence[str], index: dict[str, int], n: int) -> _Encoded:
     return _Encoded(tokenize(tokenizer, texts, n), torch.tensor([index[x] for x in labels], dtype=torch.long))
 
 
 def finetune(
-    split: Split, encoder: str, config: FinetuneConfig, out_dir: Path, progress: bool = True
+    split: Split,
+    encoder: str,
+    config: FinetuneConfig,
+    out_dir: Path,
+    progress: bool = True,
+    teacher_logits: np.ndarray | None = None,
 ) -> FinetuneResult:
-    """Fine-tune ``encoder`` (a base name or folder) on ``split`` and save the classifier in ``out_dir``."""
+    """Fine-tune ``encoder`` (a base name or folder) on ``split`` and save the classifier in ``out_dir``.
+
+    ``teacher_logits`` (one row per training text, columns in ``split.labels`` order) turn on distillation.
+    """
+    if teacher_logits is not None:
+        _check_teacher(teacher_logits, len(split.train), len(split.labels))
     started = time.monotonic()
     torch.manual_seed(config.seed)
     tokenizer = load_tokenizer(encoder)
@@ -262,6 +330,8 @@ def finetune(
     model = SequenceClassifier(load_encoder(encoder), spec)
     index = {label: i for i, label in enumerate(split.labels)}
     train = _encode(tokenizer, split.train.texts, split.train.labels, index, config.max_length)
+    if teacher_logits is not None:
+        train.teacher = torch.as_tensor(teacher_logits, dtype=torch.float32)
     val = _encode(tokenizer, split.validation.texts, split.validation.labels, index, config.max_length)
     for param in model.encoder.parameters():
         param.requires_grad_(False)

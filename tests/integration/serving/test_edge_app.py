@@ -254,8 +254,9 @@ def test_metrics_are_exported_and_move_with_requests(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- load and shutdown
 
 
-def test_concurrent_requests_are_batched_answered_and_all_audited(tmp_path: Path) -> None:
-    app = create_app(settings(tmp_path, max_wait_ms=5.0), fake_hybrid(delay_s=0.005))
+@pytest.mark.parametrize("workers", [1, 2])
+def test_concurrent_requests_are_batched_answered_and_all_audited(tmp_path: Path, workers: int) -> None:
+    app = create_app(settings(tmp_path, max_wait_ms=5.0, workers=workers), fake_hybrid(delay_s=0.005))
     with running(app) as (url, client):
 
         def post(i: int) -> httpx.Response:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +25,7 @@ from hybridroute.bench.load import (
     address_of,
     check_url,
     client_plans,
+    due_times,
     free_port,
     latency_summary,
     markdown_table,
@@ -136,6 +141,7 @@ def test_markdown_table_marks_what_was_not_measured() -> None:
         ({"processes": 5, "concurrency": 4}, "processes"),
         ({"max_requests": 3, "concurrency": 4}, "max_requests"),
         ({"timeout_s": 0.0}, "timeout_s"),
+        ({"rate_rps": 0.0}, "rate_rps"),
     ],
 )
 def test_load_config_rejects_bad_values(changes: dict[str, float], message: str) -> None:
@@ -193,6 +199,60 @@ def test_a_client_counts_refused_connections_as_errors() -> None:
     now = time.time()
     tally = run_client(plan, 0, now, now + 0.2)
     assert tally.latencies_ms == [] and set(tally.errors) == {"ConnectionRefusedError"} and tally.ran_to_end == 1
+
+
+def test_open_loop_clients_are_due_on_a_fixed_schedule_spread_over_one_interval() -> None:
+    first = [next(due_times(100.0, i, 4, 1.0)) for i in range(4)]
+    assert first == [100.0, 100.25, 100.5, 100.75]
+    schedule = due_times(0.0, 5, 4, 2.0)  # client 5 of 4 wraps to the slot of client 1
+    assert [next(schedule) for _ in range(3)] == [0.5, 2.5, 4.5]
+
+
+class _SlowHandler(BaseHTTPRequestHandler):
+    delay_s = 0.0
+
+    def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+        self.rfile.read(int(self.headers["Content-Length"]))
+        time.sleep(self.delay_s)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def _http_server(delay_s: float) -> Iterator[str]:
+    handler = type("Handler", (_SlowHandler,), {"delay_s": delay_s, "protocol_version": "HTTP/1.1"})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_open_loop_client_sends_at_its_rate_not_as_fast_as_it_can() -> None:
+    with _http_server(delay_s=0.0) as url:
+        plan = ClientPlan(url, (b"{}",), 1, 0, 10_000, 1.0, 0.0, 1.0, interval_s=0.1, concurrency=1)
+        now = time.time()
+        tally = run_client(plan, 0, now, now + 1.0)
+    assert 9 <= tally.sent <= 11 and not tally.errors  # a closed loop would send hundreds in a second
+
+
+def test_open_loop_latency_counts_the_queue_a_slow_server_causes() -> None:
+    # Requests are due every 50 ms but take 150 ms: each waits longer than the last (no coordinated omission).
+    with _http_server(delay_s=0.15) as url:
+        plan = ClientPlan(url, (b"{}",), 1, 0, 10_000, 5.0, 0.0, 1.2, interval_s=0.05, concurrency=1)
+        now = time.time()
+        tally = run_client(plan, 0, now, now + 1.2)
+    latencies = tally.latencies_ms
+    assert len(latencies) >= 5
+    assert latencies[0] >= 150 and latencies[-1] > latencies[0] + 300
 
 
 # ---------------------------------------------------------------- CLI arguments

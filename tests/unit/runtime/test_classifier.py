@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hybridroute.errors import ArtifactError, InferenceError
 from hybridroute.runtime.bundle import (
@@ -19,8 +21,10 @@ from hybridroute.runtime.bundle import (
     write_manifest,
 )
 from hybridroute.runtime.classifier import (
+    PADDING_BUDGET,
     EdgeClassifier,
     TextTokenizer,
+    length_groups,
     open_tokenizer,
     pad_batch,
     softmax,
@@ -175,30 +179,57 @@ def test_temperature_lowers_confidence(tokenizer: TextTokenizer) -> None:
     assert hot.confidence < cold.confidence
 
 
-def test_dynamic_padding_to_longest_in_batch(tokenizer: TextTokenizer) -> None:
+def test_calls_group_texts_of_similar_length_and_pad_to_the_longest(tokenizer: TextTokenizer) -> None:
     session = FakeSession()
-    _classifier(tokenizer, session).logits([SHORT, LONG, SHORT, SHORT], batch_size=2)
-    first, second = session.feeds
-    assert first["input_ids"].shape == (2, _n_tokens(tokenizer, LONG))
-    assert second["input_ids"].shape == (2, _n_tokens(tokenizer, SHORT))
     n_short, n_long = _n_tokens(tokenizer, SHORT), _n_tokens(tokenizer, LONG)
-    assert first["attention_mask"].sum(axis=1).tolist() == [n_short, n_long]
-    assert (first["input_ids"][0, n_short:] == 0).all()  # padded with [PAD]
+    logits = _classifier(tokenizer, session).logits([SHORT, LONG, SHORT, SHORT, SHORT + " x"], batch_size=2)
+    shapes = [feed["input_ids"].shape for feed in session.feeds]
+    # Shortest first, at most 2 a call; the long text runs alone instead of padding three short ones.
+    assert shapes == [(2, n_short), (2, n_short + 1), (1, n_long)]
+    second = session.feeds[1]
+    assert second["attention_mask"].sum(axis=1).tolist() == [n_short, n_short + 1]
+    assert (second["input_ids"][0, n_short:] == 0).all()  # padded with [PAD]
     for feed in session.feeds:
         assert feed["input_ids"].dtype == np.int64
         assert feed["attention_mask"].dtype == np.int64
         assert feed["token_type_ids"].shape == feed["input_ids"].shape
         assert not feed["token_type_ids"].any()
-    assert session.output_names == [["logits"], ["logits"]]
+    assert session.output_names == [["logits"]] * 3
+    # Answers come back in the callers' order, whatever order the calls ran in.
+    assert logits[:, 0].tolist() == [n - 6.0 for n in (n_short, n_long, n_short, n_short, n_short + 1)]
+
+
+@pytest.mark.parametrize(
+    ("lengths", "batch_size", "expected"),
+    [
+        ([3, 20, 4, 3], 8, [[0, 3, 2], [1]]),
+        ([5, 5, 5, 5, 5], 2, [[0, 1], [2, 3], [4]]),
+        ([10, 16], 8, [[0, 1]]),  # 32 padded for 26 real tokens: within 25%
+        ([10, 17], 8, [[0], [1]]),  # 34 for 27: over it
+        ([], 4, []),
+    ],
+)
+def test_length_groups(lengths: list[int], batch_size: int, expected: list[list[int]]) -> None:
+    assert length_groups(lengths, batch_size) == expected
+
+
+@given(st.lists(st.integers(1, 64), max_size=80), st.integers(1, 40))
+def test_length_groups_cover_every_text_once_within_the_padding_budget(lengths: list[int], batch_size: int) -> None:
+    groups = length_groups(lengths, batch_size)
+    assert sorted(i for group in groups for i in group) == list(range(len(lengths)))
+    for group in groups:
+        sizes = [lengths[i] for i in group]
+        assert len(group) <= batch_size
+        assert len(group) == 1 or max(sizes) * len(group) <= (1 + PADDING_BUDGET) * sum(sizes)
 
 
 def test_truncation_at_max_length(tokenizer: TextTokenizer) -> None:
     assert _n_tokens(tokenizer, LONG) > 10
     session = FakeSession()
-    _classifier(tokenizer, session, max_length=10).logits([LONG, SHORT])
-    (feed,) = session.feeds
+    _classifier(tokenizer, session, max_length=10).logits([LONG, LONG + " again"])
+    (feed,) = session.feeds  # both truncated to 10 tokens: one call, no padding
     assert feed["input_ids"].shape == (2, 10)
-    assert feed["attention_mask"][0].sum() == 10
+    assert feed["attention_mask"].sum() == 20
 
 
 def test_no_token_type_ids_when_graph_lacks_them(tokenizer: TextTokenizer) -> None:
@@ -212,11 +243,9 @@ def test_no_token_type_ids_when_graph_lacks_them(tokenizer: TextTokenizer) -> No
 )
 def test_batches_split_into_chunks(tokenizer: TextTokenizer, n: int, batch_size: int, sizes: list[int]) -> None:
     session = FakeSession()
-    texts = [SHORT if i % 2 else LONG for i in range(n)]
-    probs = _classifier(tokenizer, session).predict_proba(texts, batch_size=batch_size)
-    assert [f["input_ids"].shape[0] for f in session.feeds] == sizes
+    probs = _classifier(tokenizer, session).predict_proba([SHORT] * n, batch_size=batch_size)
+    assert [f["input_ids"].shape[0] for f in session.feeds] == sizes  # texts of one length: only the size limits
     assert probs.shape == (n, len(LABELS))
-    assert probs.argmax(axis=1).tolist() == [1 if i % 2 else 0 for i in range(n)]  # order kept
 
 
 def test_batched_equals_one_by_one(tokenizer: TextTokenizer) -> None:

@@ -161,3 +161,41 @@ def test_on_batch_reports_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
 
     asyncio.run(_with_batcher(model, scenario, max_batch=4, max_wait_ms=5.0, on_batch=lambda n, s: seen.append(n)))
     assert sum(seen) == 10 and max(seen) == 4
+
+
+def test_two_workers_run_two_batches_at_once_on_two_threads() -> None:
+    def timed(workers: int) -> tuple[float, FakeModel]:
+        model = FakeModel(delay_s=0.2)
+
+        async def scenario(batcher: MicroBatcher[str]) -> float:
+            started = time.perf_counter()
+            answers = await asyncio.gather(batcher.submit(["a"]), batcher.submit(["b"]))
+            assert sorted(answers) == [["A"], ["B"]]
+            return time.perf_counter() - started
+
+        return asyncio.run(_with_batcher(model, scenario, max_batch=1, max_wait_ms=0.0, workers=workers)), model
+
+    serial, one = timed(1)
+    parallel, two = timed(2)
+    assert serial >= 0.4 and len(one.threads) == 1
+    assert parallel < 0.35 and len(two.threads) == 2
+
+
+def test_close_waits_for_every_running_batch() -> None:
+    model = FakeModel(delay_s=0.1)
+
+    async def scenario() -> list[list[str]]:
+        batcher: MicroBatcher[str] = MicroBatcher(model, max_batch=1, max_wait_ms=0.0, workers=3)
+        batcher.start()
+        pending = [asyncio.ensure_future(batcher.submit([t])) for t in "xyz"]
+        await asyncio.sleep(0.02)  # all three running
+        await batcher.close()
+        assert all(p.done() for p in pending)
+        return [p.result() for p in pending]
+
+    assert asyncio.run(scenario()) == [["X"], ["Y"], ["Z"]]
+
+
+def test_workers_are_checked() -> None:
+    with pytest.raises(ConfigError, match="workers"):
+        MicroBatcher(FakeModel(), workers=0)
