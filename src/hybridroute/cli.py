@@ -464,7 +464,11 @@ def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, threads: in
 @click.option("--max-batch", type=int, default=32, show_default=True, help="Most texts per model call.")
 @click.option("--max-wait-ms", type=float, default=2.0, show_default=True, help="Longest wait to fill a batch.")
 @click.option(
-    "--workers", type=int, default=1, show_default=True, help="Model batches at once (use with --threads 1 per core)."
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Model batches at once (use with --threads 1 per core).",
 )
 @click.option("--max-chars", type=int, default=10_000, show_default=True, help="Most characters per text (413).")
 @click.option(
