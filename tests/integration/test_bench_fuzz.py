@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import random
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from hybridroute.bench.fuzz import FuzzBenchConfig, shadow_run, summary_table
+from hybridroute.bench.fuzz import FuzzBenchConfig, fuzz_endpoint, shadow_run, summary_table
 from hybridroute.bench.fuzz_cases import (
     CLOUD_ENDPOINTS,
     EDGE_ENDPOINTS,
@@ -17,6 +19,8 @@ from hybridroute.bench.fuzz_cases import (
     RANDOM,
     SCHEMATHESIS,
     Context,
+    Endpoint,
+    FuzzRequest,
     cases_for,
     hostile_cases,
     mutate_bytes,
@@ -89,3 +93,35 @@ def test_bench_fuzz_on_the_tiny_run_finds_no_5xx_and_no_crash(tiny_run: Path, tm
     assert report["audit"]["rows"] >= report["audit"]["acknowledged_texts"] > 0
     assert not (tiny_run / "audit.sqlite").exists()  # the run folder is left as it was
     assert "all targets: met" in result.output
+
+
+class _Healthz(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_cases_the_client_cannot_send_do_not_count_as_reaching_the_server(tmp_path: Path) -> None:
+    (tmp_path / "edge").mkdir()
+    config = FuzzBenchConfig(tmp_path, requests=2, concurrency=1)
+    endpoint = Endpoint("edge", "GET", "/healthz")
+    good = FuzzRequest("GET", "/healthz", RANDOM)
+    bad = FuzzRequest("GET", "/healthz", SCHEMATHESIS, headers=(("Authorization", "Bearer "),))  # h11 refuses it
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Healthz)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        tally = fuzz_endpoint(endpoint, url, [good, bad], config, lambda _line: None)
+        assert tally.sent == 2 and tally.kinds["unsendable"] == 1 and tally.on_the_wire == 1
+        fuzz_endpoint(endpoint, url, [good], config, lambda _line: None, tally)  # a top-up counts into the same tally
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert tally.on_the_wire == 2 and tally.statuses == {200: 2}
+    assert tally.sources == {RANDOM: 2, SCHEMATHESIS: 1}
