@@ -125,3 +125,12 @@ def test_cases_the_client_cannot_send_do_not_count_as_reaching_the_server(tmp_pa
         server.server_close()
     assert tally.on_the_wire == 2 and tally.statuses == {200: 2}
     assert tally.sources == {RANDOM: 2, SCHEMATHESIS: 1}
+
+
+def test_a_share_too_small_for_one_schemathesis_case_generates_none() -> None:
+    endpoint = Endpoint("edge", "GET", "/healthz")
+    operation = {"get": {"responses": {"200": {"description": "alive"}}}}
+    document = {"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {"/healthz": operation}}
+    assert any(case.source == SCHEMATHESIS for case in cases_for(endpoint, CONTEXT, 1, 0, document, 1.0))
+    cases = cases_for(endpoint, CONTEXT, 1, 0, document, 0.05)  # 1 x 5% rounds to zero cases: nothing to ask for
+    assert cases and all(case.source != SCHEMATHESIS for case in cases)

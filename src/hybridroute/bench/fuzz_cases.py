@@ -495,7 +495,8 @@ def cases_for(
 ) -> list[FuzzRequest]:
     """At least ``n`` requests: the hostile ones, up to ``share`` of ``n`` from schemathesis, random for the rest."""
     hostile = hostile_cases(endpoint, context)
-    generated = schemathesis_cases(document, endpoint, int(n * share), seed) if document and share > 0 else []
+    wanted = int(n * share)  # schemathesis refuses to generate zero examples
+    generated = schemathesis_cases(document, endpoint, wanted, seed) if document and wanted > 0 else []
     rest = max(0, n - len(hostile) - len(generated))
     return hostile + generated + random_cases(endpoint, context, rest, seed)
 
