@@ -87,6 +87,13 @@ def data_options(required: bool) -> Callable[[F], F]:
     return decorate
 
 
+def distill_weight_option(default: float, help_text: str) -> Callable[[F], F]:
+    """--distill-weight: the share of the loss that matches a teacher's softened distribution."""
+    return click.option(
+        "--distill-weight", type=click.FloatRange(0.0, 1.0), default=default, show_default=True, help=help_text
+    )
+
+
 def _data_config(data: Path, text_col: str, label_col: str, strict: bool, val_fraction: float, seed: int) -> Any:
     from hybridroute.config import DataConfig
 
@@ -223,13 +230,7 @@ def adapt(
     default=None,
     help="Bundle folder to distill from, e.g. RUN/cloud (knowledge distillation).",
 )
-@click.option(
-    "--distill-weight",
-    type=click.FloatRange(0.0, 1.0),
-    default=0.5,
-    show_default=True,
-    help="With --teacher: share of the loss that matches the teacher.",
-)
+@distill_weight_option(0.5, "With --teacher: share of the loss that matches the teacher.")
 @click.option(
     "--distill-temperature", type=float, default=2.0, show_default=True, help="With --teacher: softening temperature."
 )
@@ -328,6 +329,56 @@ def compress(
             f"(-{100 * (1 - chosen.size_mb / report.fp32_mb):.1f}% vs FP32), "
             f"validation accuracy {chosen.accuracy:.4f}"
         )
+
+
+@main.command()
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Trained run folder.")
+@click.option(
+    "--layers",
+    type=click.IntRange(min=1),
+    required=True,
+    help="Transformer layers the student keeps (from the bottom).",
+)
+@click.option("--epochs", type=click.IntRange(min=0), default=4, show_default=True, help="Full distillation epochs.")
+@click.option("--head-epochs", type=click.IntRange(min=0), default=5, show_default=True)
+@click.option("--learning-rate", type=float, default=1e-4, show_default=True)
+@click.option(
+    "--teacher",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Bundle folder to distill from (default: RUN/onnx_fp32, the full model; RUN/cloud also works).",
+)
+@distill_weight_option(0.7, "Share of the loss that matches the teacher.")
+@click.option("--seed", type=int, default=13, show_default=True)
+def shrink(
+    run_dir: Path,
+    layers: int,
+    epochs: int,
+    head_epochs: int,
+    learning_rate: float,
+    teacher: Path | None,
+    distill_weight: float,
+    seed: int,
+) -> None:
+    """Distill a shallower student (the first N layers) from RUN into RUN/students/L<N>, then compress it."""
+    from dataclasses import replace
+
+    from hybridroute.workflow import run_shrink, shrink_defaults
+
+    config = replace(
+        shrink_defaults(layers),
+        epochs=epochs,
+        head_epochs=head_epochs,
+        learning_rate=learning_rate,
+        distill_weight=distill_weight,
+        seed=seed,
+    )
+    student, result, report = run_shrink(_layout(run_dir), config, teacher)
+    click.echo(
+        f"student {student.root}: {layers} layers, validation accuracy {result.val_accuracy:.4f} "
+        f"(best epoch {result.best_epoch}, {result.seconds:.0f}s); INT8 {report.int8_mb:.1f} MB, "
+        f"validation accuracy {report.int8_accuracy:.4f}. Variants named L{layers}-... now build from it."
+    )
 
 
 # ---------------------------------------------------------------- inference

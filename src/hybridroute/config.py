@@ -120,9 +120,11 @@ class FinetuneConfig:
     # the teacher's softened distribution; distill_weight is that term's share. Without a teacher both are unused.
     distill_weight: float = 0.5
     distill_temperature: float = 2.0
+    layers: int = 0  # keep only the encoder's first N transformer layers (a shallower student); 0 = all
 
     def __post_init__(self) -> None:
         check_range("head_epochs", self.head_epochs, 0, 1000)
+        check_range("layers", self.layers, 0, 1000)
         check_range("epochs", self.epochs, 0, 1000)
         check_range("head_learning_rate", self.head_learning_rate, 1e-7, 1.0)
         check_range("learning_rate", self.learning_rate, 1e-7, 1.0)

@@ -11,6 +11,7 @@ RUN/
   cloud_classifier/   the fine-tuned cloud-tier PyTorch classifier (``train --tier cloud``)
   cloud/              the cloud tier's FP32 ONNX bundle
   router.json         the calibrated routing policy (``calibrate``)
+  students/L3/        a shallower student distilled from this run (``shrink --layers 3``), itself a run folder
 ```
 """
 
@@ -77,6 +78,19 @@ class RunLayout:
     def router(self) -> Path:
         """The calibrated router."""
         return self.root / "router.json"
+
+    def student(self, layers: int) -> RunLayout:
+        """The run folder of the ``layers``-layer student distilled from this run."""
+        return RunLayout(self.root / "students" / f"L{layers}")
+
+    def students(self) -> tuple[int, ...]:
+        """Layer counts of the students that have an FP32 ONNX bundle, smallest first."""
+        found = []
+        for folder in (self.root / "students").glob("L*"):
+            depth = folder.name[1:]
+            if depth.isdigit() and (self.student(int(depth)).onnx_fp32 / "manifest.json").is_file():
+                found.append(int(depth))
+        return tuple(sorted(found))
 
     def read_info(self) -> dict[str, Any]:
         """The run's record, or an empty one for a new run."""

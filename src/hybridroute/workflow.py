@@ -134,6 +134,53 @@ def run_finetune(
     return result
 
 
+def shrink_defaults(layers: int) -> FinetuneConfig:
+    """Distillation settings for a shallower student of a fine-tuned run.
+
+    The student starts from the teacher's own fine-tuned lower layers, so it needs few epochs;
+    the teacher's full distribution carries more than the labels, so it gets most of the loss.
+    """
+    return FinetuneConfig(head_epochs=5, epochs=4, learning_rate=1e-4, patience=2, distill_weight=0.7, layers=layers)
+
+
+def run_shrink(
+    layout: RunLayout, config: FinetuneConfig, teacher: Path | None = None, progress: bool = True
+) -> tuple[RunLayout, Any, Any]:
+    """Distill ``RUN/classifier`` into a ``config.layers``-layer student at ``RUN/students/L<n>``.
+
+    The student is a run folder of its own: the parent's split (copied), its classifier (the
+    parent's first ``layers`` layers, trained against ``teacher``'s logits: the parent's FP32
+    ONNX bundle by default, or e.g. ``RUN/cloud``), then the usual export, INT8 quantization and
+    gates. Compression variants with ``layers=n`` build from it.
+    """
+    import shutil
+
+    from hybridroute.errors import ConfigError
+
+    if config.layers < 1:
+        raise ConfigError(f"shrink needs layers >= 1, got {config.layers}")
+    teacher = teacher or layout.require(layout.onnx_fp32, "compress --run")
+    parent = layout.require(layout.classifier, "finetune")
+    student = layout.student(config.layers)
+    shutil.rmtree(student.root, ignore_errors=True)
+    shutil.copytree(layout.require(layout.data_dir, "train"), student.data_dir)
+    info = layout.read_info()
+    student.update_info(data=info.get("data", {}), base_model=info.get("base_model", ""), parent=str(layout.root))
+    split = load_saved_split(student)
+    soft = teacher_logits(teacher, split, progress)
+    from hybridroute.training.finetune import finetune
+
+    result = finetune(split, str(parent / "encoder"), config, student.classifier, progress, soft)
+    record = {"config": to_jsonable(config), "encoder": str(parent / "encoder"), "teacher": str(teacher)}
+    student.update_info(finetune=record | _public(asdict(result)))
+    report = run_compress(student, CompressConfig())
+    layout.update_info(
+        students=layout.read_info().get("students", {})
+        | {f"L{config.layers}": {"val_accuracy": result.val_accuracy, "seconds": result.seconds}}
+    )
+    return student, result, report
+
+
 def run_compress(layout: RunLayout, config: CompressConfig) -> Any:
     """Export, check, quantize and gate into ``RUN/edge``."""
     from hybridroute.compression.pipeline import compress_run

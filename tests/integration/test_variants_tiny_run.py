@@ -141,3 +141,21 @@ def test_bench_variants_reports_one_table(tiny_run: Path, built: dict[str, Path]
     assert result["models"]["onnx_fp32"]["retention_pct"] == 100.0
     table = markdown_table(result)
     assert f"| {names[1]} |" in table and "Smallest qualifying" in table
+
+
+def test_a_built_variant_is_reused_only_for_the_same_recipe_and_source(
+    tiny_run: Path, built: dict[str, Path], tmp_path: Path
+) -> None:
+    from hybridroute.bench.variants import built_from_current_source
+    from hybridroute.runtime.bundle import write_manifest
+
+    variant = variants_by_name(["pruned-int8-opt"])[0]
+    folder = built[variant.name]
+    assert built_from_current_source(RunLayout(tiny_run), variant, folder)
+    assert not built_from_current_source(RunLayout(tiny_run), Variant(variant.name, "int4-block"), folder)
+    retrained = tmp_path / variant.name  # as if the run's model had been trained again since
+    shutil.copytree(folder, retrained)
+    manifest = load_manifest(retrained)
+    write_manifest(retrained, manifest.with_updates(settings=manifest.settings | {"source": {"onnx_fp32": "older"}}))
+    assert not built_from_current_source(RunLayout(tiny_run), variant, retrained)
+    assert not built_from_current_source(RunLayout(tiny_run), variant, tmp_path / "never-built")

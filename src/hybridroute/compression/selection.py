@@ -198,5 +198,5 @@ def auto_compress(
     from hybridroute.compression.variants import variants_by_name
     from hybridroute.runs import load_saved_split
 
-    variants = variants_by_name(list(variant_names) if variant_names else None)
+    variants = variants_by_name(list(variant_names) if variant_names else None, layout.students())
     return select_smallest(layout, variants, load_saved_split(layout).validation, max_drop, progress=progress)

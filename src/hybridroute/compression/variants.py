@@ -1,7 +1,8 @@
 """Compression recipes ("variants") and how to build each into an edge bundle.
 
 A :class:`Variant` names one combination of the techniques below; :func:`build_variant`
-applies them in a fixed order to ``RUN/onnx_fp32``:
+applies them in a fixed order to ``RUN/onnx_fp32``, or to a shallower student's
+(``RUN/students/L<n>/onnx_fp32``, made by ``hybridroute shrink``) when the recipe sets ``layers``:
 
 1. vocabulary pruning to the wordpieces of the training texts (embedding rows + tokenizer), and
    position embeddings cut to the bundle's max length (lossless: the tokenizer truncates there);
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -54,10 +56,13 @@ class Variant:
     block_size: int = 32  # 4-bit block size (weights and embeddings)
     accuracy_level: int = 4  # MatMulNBits compute type: 4 = INT8 (fastest on CPU), 0 = as the model
     calibration_texts: int = 256  # static INT8 only
+    layers: int = 0  # build from the n-layer student of the run (``shrink --layers n``); 0 = the run itself
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ConfigError("variant name must be non-empty")
+        if self.layers < 0:
+            raise ConfigError(f"variant {self.name}: layers must be >= 0, got {self.layers}")
         if self.weights not in WEIGHTS:
             raise ConfigError(f"variant {self.name}: weights {self.weights!r} unknown; choose one of {WEIGHTS}")
         if self.embeddings not in EMBEDDINGS:
@@ -95,6 +100,14 @@ def default_variants() -> tuple[Variant, ...]:
         ),
         Variant("pruned-int4-b32-int4emb-opt", "int4-block", "int4", vocab_pruning=True, graph_optimization=True),
         Variant(
+            "pruned-int4-b128-int4emb-opt",
+            "int4-block",
+            "int4",
+            vocab_pruning=True,
+            graph_optimization=True,
+            block_size=128,
+        ),
+        Variant(
             "pruned5k-int4-b32-opt",
             "int4-block",
             "int8",
@@ -105,9 +118,50 @@ def default_variants() -> tuple[Variant, ...]:
     )
 
 
-def variants_by_name(names: list[str] | None = None) -> tuple[Variant, ...]:
-    """Default variants, optionally only those named (in the given order)."""
-    known = {v.name: v for v in default_variants()}
+def student_variants(layers: int) -> tuple[Variant, ...]:
+    """The recipes tried on a ``layers``-layer student: fused INT8, pruned INT8, pruned 4-bit.
+
+    Pruned INT8 is fast and small; *pruned5k* keeps 5,000 general wordpieces more for unseen words;
+    4-bit is the smallest.
+
+    Example: student_variants(3) -> (L3-int8-opt, L3-pruned-int8-opt, L3-pruned5k-int8-opt, L3-pruned-int4-b128-opt)
+    """
+    return (
+        Variant(f"L{layers}-int8-opt", "int8-dynamic", "int8", graph_optimization=True, layers=layers),
+        Variant(
+            f"L{layers}-pruned-int8-opt",
+            "int8-dynamic",
+            "int8",
+            vocab_pruning=True,
+            graph_optimization=True,
+            layers=layers,
+        ),
+        Variant(
+            f"L{layers}-pruned5k-int8-opt",
+            "int8-dynamic",
+            "int8",
+            vocab_pruning=True,
+            keep_general=5000,
+            graph_optimization=True,
+            layers=layers,
+        ),
+        Variant(
+            f"L{layers}-pruned-int4-b128-opt",
+            "int4-block",
+            "int8",
+            vocab_pruning=True,
+            graph_optimization=True,
+            block_size=128,
+            layers=layers,
+        ),
+    )
+
+
+def variants_by_name(names: list[str] | None = None, students: Sequence[int] = ()) -> tuple[Variant, ...]:
+    """Default variants plus those of the given students, optionally only those named (in the given order)."""
+    known = {v.name: v for v in default_variants()} | {
+        v.name: v for layers in students for v in student_variants(layers)
+    }
     if not names:
         return tuple(known.values())
     unknown = [n for n in names if n not in known]
@@ -123,6 +177,19 @@ def _load(path: Path) -> Any:
     import onnx
 
     return onnx.load(str(path))
+
+
+def source_layout(layout: RunLayout, variant: Variant) -> RunLayout:
+    """The run whose ONNX FP32 model ``variant`` starts from: the run itself or one of its students."""
+    if not variant.layers:
+        return layout
+    student = layout.student(variant.layers)
+    if not (student.onnx_fp32 / "manifest.json").is_file():
+        raise ConfigError(
+            f"variant {variant.name} needs the {variant.layers}-layer student {student.root}: "
+            f"run `hybridroute shrink --run {layout.root} --layers {variant.layers}` first"
+        )
+    return student
 
 
 def _prune(model: Any, layout: RunLayout, variant: Variant, work: Path) -> dict[str, Any]:
@@ -227,6 +294,7 @@ def build_variant(layout: RunLayout, variant: Variant, out_dir: Path) -> Path:
     ``settings["recipe"]`` is the variant and ``settings["steps"]`` what each step did.
     Temperature and labels are those of the FP32 bundle (selection refits temperature).
     """
+    layout = source_layout(layout, variant)
     fp32 = load_manifest(layout.require(layout.onnx_fp32, "compress"))
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix=f"variant-{variant.name}-") as scratch:

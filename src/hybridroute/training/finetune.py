@@ -31,7 +31,13 @@ from hybridroute.config import FinetuneConfig
 from hybridroute.data import Split
 from hybridroute.errors import DataError
 from hybridroute.training.batching import bucketed_batches, pad, sequential_batches, tokenize
-from hybridroute.training.models import ClassifierSpec, SequenceClassifier, load_encoder, load_tokenizer
+from hybridroute.training.models import (
+    ClassifierSpec,
+    SequenceClassifier,
+    keep_bottom_layers,
+    load_encoder,
+    load_tokenizer,
+)
 from hybridroute.training.schedule import linear_warmup_decay
 
 logger = logging.getLogger(__name__)
@@ -327,7 +333,8 @@ def finetune(
     tokenizer = load_tokenizer(encoder)
     pad_id = int(tokenizer.pad_token_id)  # type: ignore[attr-defined]
     spec = ClassifierSpec(split.labels, config.pooling, config.max_length, encoder, config.dropout)
-    model = SequenceClassifier(load_encoder(encoder), spec)
+    base = load_encoder(encoder)
+    model = SequenceClassifier(keep_bottom_layers(base, config.layers) if config.layers else base, spec)
     index = {label: i for i, label in enumerate(split.labels)}
     train = _encode(tokenizer, split.train.texts, split.train.labels, index, config.max_length)
     if teacher_logits is not None:

@@ -113,6 +113,33 @@ def load_encoder(name_or_path: str, eager: bool = False) -> nn.Module:
         raise ArtifactError(f"cannot load encoder {name_or_path!r}: {exc}") from exc
 
 
+def transformer_layers(encoder: nn.Module) -> nn.ModuleList:
+    """The encoder's stack of transformer layers (``encoder.layer`` in BERT, MPNet, RoBERTa and their kin)."""
+    stack = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if not isinstance(stack, nn.ModuleList):
+        raise ConfigError(
+            f"{type(encoder).__name__} keeps its transformer layers somewhere other than encoder.layer; "
+            "layer reduction supports BERT-style encoders"
+        )
+    return stack
+
+
+def keep_bottom_layers(encoder: nn.Module, layers: int) -> nn.Module:
+    """Cut ``encoder`` to its first ``layers`` transformer layers, in place; return it.
+
+    The lower layers of a fine-tuned encoder carry most of what the upper ones refine, so a
+    student started from them and distilled from the full model recovers quickly.
+
+    Example: a 6-layer MiniLM with layers=3 keeps layers 0, 1 and 2.
+    """
+    stack = transformer_layers(encoder)
+    if not 1 <= layers <= len(stack):
+        raise ConfigError(f"layers must be between 1 and the encoder's {len(stack)} layers, got {layers}")
+    del stack[layers:]
+    encoder.config.num_hidden_layers = layers  # type: ignore[union-attr]
+    return encoder
+
+
 def load_tokenizer(name_or_path: str) -> object:
     """Load the fast tokenizer that belongs to a base model or encoder folder."""
     from transformers import AutoTokenizer

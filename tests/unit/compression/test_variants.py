@@ -6,9 +6,16 @@ import pytest
 
 from hybridroute.compression.embeddings import quantize_rows
 from hybridroute.compression.selection import Candidate, smallest_qualifying, within_drop
-from hybridroute.compression.variants import Variant, default_variants, variants_by_name
+from hybridroute.compression.variants import (
+    Variant,
+    default_variants,
+    source_layout,
+    student_variants,
+    variants_by_name,
+)
 from hybridroute.compression.vocab import choose_kept_ids, general_ids, is_fallback_piece, remap_tokenizer_json
 from hybridroute.errors import ArtifactError, ConfigError
+from hybridroute.runs import RunLayout
 from hybridroute.runtime.fastpath import bucket_length, softmax_row, suggested_buckets
 
 
@@ -75,6 +82,23 @@ def test_default_variants_have_unique_names_and_lookup_works():
     assert [v.name for v in variants_by_name(names[:2])] == names[:2]
     with pytest.raises(ConfigError, match="unknown variants"):
         variants_by_name(["nope"])
+
+
+def test_student_variants_are_known_only_for_students_named():
+    names = [v.name for v in student_variants(3)]
+    assert names == ["L3-int8-opt", "L3-pruned-int8-opt", "L3-pruned5k-int8-opt", "L3-pruned-int4-b128-opt"]
+    assert all(v.layers == 3 for v in student_variants(3))
+    assert [v.name for v in variants_by_name(names, students=(3,))] == names
+    with pytest.raises(ConfigError, match="unknown variants"):
+        variants_by_name(names)  # no 3-layer student in this run
+    with pytest.raises(ConfigError, match="layers"):
+        Variant("x", layers=-1)
+
+
+def test_a_student_variant_without_its_student_names_the_command(tmp_path: Path):
+    with pytest.raises(ConfigError, match="shrink --run .* --layers 3"):
+        source_layout(RunLayout(tmp_path), student_variants(3)[0])
+    assert source_layout(RunLayout(tmp_path), Variant("plain")).root == tmp_path
 
 
 def _candidate(name: str, size: float, qualifies: bool) -> Candidate:
