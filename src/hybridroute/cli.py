@@ -94,6 +94,13 @@ def distill_weight_option(default: float, help_text: str) -> Callable[[F], F]:
     )
 
 
+def teacher_option(help_text: str) -> Callable[[F], F]:
+    """--teacher: a bundle folder whose logits a student is distilled towards."""
+    return click.option(
+        "--teacher", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None, help=help_text
+    )
+
+
 def _data_config(data: Path, text_col: str, label_col: str, strict: bool, val_fraction: float, seed: int) -> Any:
     from hybridroute.config import DataConfig
 
@@ -224,12 +231,7 @@ def adapt(
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--max-length", type=int, default=64, show_default=True)
 @click.option("--patience", type=int, default=2, show_default=True)
-@click.option(
-    "--teacher",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=None,
-    help="Bundle folder to distill from, e.g. RUN/cloud (knowledge distillation).",
-)
+@teacher_option("Bundle folder to distill from, e.g. RUN/cloud (knowledge distillation).")
 @distill_weight_option(0.5, "With --teacher: share of the loss that matches the teacher.")
 @click.option(
     "--distill-temperature", type=float, default=2.0, show_default=True, help="With --teacher: softening temperature."
@@ -342,12 +344,7 @@ def compress(
 @click.option("--epochs", type=click.IntRange(min=0), default=4, show_default=True, help="Full distillation epochs.")
 @click.option("--head-epochs", type=click.IntRange(min=0), default=5, show_default=True)
 @click.option("--learning-rate", type=float, default=1e-4, show_default=True)
-@click.option(
-    "--teacher",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=None,
-    help="Bundle folder to distill from (default: RUN/onnx_fp32, the full model; RUN/cloud also works).",
-)
+@teacher_option("Bundle folder to distill from (default: RUN/onnx_fp32, the full model; RUN/cloud also works).")
 @distill_weight_option(0.7, "Share of the loss that matches the teacher.")
 @click.option("--seed", type=int, default=13, show_default=True)
 def shrink(

@@ -12,6 +12,7 @@ RUN/
   cloud/              the cloud tier's FP32 ONNX bundle
   router.json         the calibrated routing policy (``calibrate``)
   students/L3/        a shallower student distilled from this run (``shrink --layers 3``), itself a run folder
+  cache/              teacher logits on the training texts, reused by every distillation from the same teacher
 ```
 """
 
@@ -78,6 +79,11 @@ class RunLayout:
     def router(self) -> Path:
         """The calibrated router."""
         return self.root / "router.json"
+
+    @property
+    def cache(self) -> Path:
+        """Recomputable intermediate results (teacher logits)."""
+        return self.root / "cache"
 
     def student(self, layers: int) -> RunLayout:
         """The run folder of the ``layers``-layer student distilled from this run."""

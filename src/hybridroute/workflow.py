@@ -109,6 +109,31 @@ def teacher_logits(teacher: Path, split: Split, progress: bool = True) -> np.nda
     return logits[:, [model.labels.index(label) for label in split.labels]]
 
 
+def cached_teacher_logits(cache: Path, teacher: Path, split: Split, progress: bool = True) -> np.ndarray:
+    """``teacher_logits``, kept in ``cache`` under a key of the teacher's model file, texts and labels.
+
+    Scoring ten thousand texts with the cloud tier takes minutes on two cores; every later
+    distillation from the same teacher on the same split reads them back instead.
+    """
+    import hashlib
+
+    from hybridroute.runtime.bundle import MODEL_NAME, load_manifest
+
+    key = hashlib.sha256(load_manifest(teacher).files.get(MODEL_NAME, "").encode())
+    for part in (*split.labels, *split.train.texts):
+        key.update(b"\x00" + part.encode())
+    path = cache / f"teacher-{key.hexdigest()[:16]}.npy"
+    if path.is_file():
+        logger.info("teacher %s: reusing its logits from %s", teacher, path)
+        return np.load(path)
+    logits = teacher_logits(teacher, split, progress)
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = path.with_suffix(".tmp.npy")
+    np.save(staging, logits)
+    staging.replace(path)
+    return logits
+
+
 def run_finetune(
     layout: RunLayout,
     config: FinetuneConfig,
@@ -125,7 +150,7 @@ def run_finetune(
     info = layout.read_info()
     encoder = encoder or (str(layout.adapted) if layout.adapted.exists() else str(info.get("base_model", "minilm")))
     split = load_saved_split(layout)
-    soft = teacher_logits(teacher, split, progress) if teacher else None
+    soft = cached_teacher_logits(layout.cache, teacher, split, progress) if teacher else None
     result = finetune(split, encoder, config, layout.classifier, progress, soft)
     record = {"config": to_jsonable(config), "encoder": encoder, "teacher": str(teacher) if teacher else None}
     layout.update_info(finetune=record | _public(asdict(result)))
@@ -167,7 +192,7 @@ def run_shrink(
     info = layout.read_info()
     student.update_info(data=info.get("data", {}), base_model=info.get("base_model", ""), parent=str(layout.root))
     split = load_saved_split(student)
-    soft = teacher_logits(teacher, split, progress)
+    soft = cached_teacher_logits(layout.cache, teacher, split, progress)
     from hybridroute.training.finetune import finetune
 
     result = finetune(split, str(parent / "encoder"), config, student.classifier, progress, soft)

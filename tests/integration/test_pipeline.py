@@ -111,6 +111,16 @@ def test_early_stopping_stops_when_nothing_improves(tmp_path: Path, toy_csv: Pat
     assert result.best_epoch == 1
 
 
+def test_the_warmed_up_head_wins_when_no_full_epoch_beats_it(tmp_path: Path, toy_csv: Path, tiny_bert: Path) -> None:
+    # A learning rate this large wrecks the encoder in the first full epoch: the warmed-up weights must come back.
+    _, result = _finetune(tmp_path, toy_csv, tiny_bert, head_epochs=8, epochs=2, learning_rate=0.5)
+    warmed = [h.val_accuracy for h in result.history if h.stage == "head"][-1]
+    full = [h.val_accuracy for h in result.history if h.stage == "full"]
+    assert max(full) < warmed
+    assert result.best_epoch == 0
+    assert result.val_accuracy == pytest.approx(warmed, abs=1e-6)
+
+
 def _copy_run(tiny_run: Path, tmp_path: Path) -> RunLayout:
     root = tmp_path / "copy"
     shutil.copytree(tiny_run, root)

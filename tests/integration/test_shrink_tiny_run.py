@@ -90,3 +90,23 @@ def test_shrink_distills_from_the_teacher_it_is_given(tiny_run: Path, tmp_path: 
     result = CliRunner().invoke(main, [*args, "--teacher", str(teacher)])
     assert result.exit_code == 0, result.output
     assert RunLayout(root).student(1).read_info()["finetune"]["teacher"] == str(teacher)
+
+
+def test_teacher_logits_are_scored_once_per_teacher_and_split(
+    shrunk: RunLayout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hybridroute import workflow
+
+    split = load_saved_split(shrunk)
+    cache = tmp_path / "cache"
+    first = workflow.cached_teacher_logits(cache, shrunk.onnx_fp32, split, progress=False)
+    assert first.shape == (len(split.train), len(split.labels)) and len(list(cache.glob("teacher-*.npy"))) == 1
+
+    def must_not_score(*_: object) -> None:
+        raise AssertionError("the cached logits should have been reused")
+
+    monkeypatch.setattr(workflow, "teacher_logits", must_not_score)
+    again = workflow.cached_teacher_logits(cache, shrunk.onnx_fp32, split, progress=False)
+    assert (again == first).all()
+    with pytest.raises(AssertionError, match="reused"):  # another teacher is another key
+        workflow.cached_teacher_logits(cache, shrunk.edge, split, progress=False)

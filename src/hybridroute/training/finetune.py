@@ -223,8 +223,9 @@ class _Stepper:
 class _EarlyStopping:
     """Keeps the best full-training epoch by (validation accuracy, then lower loss) and counts epochs without progress.
 
-    The warmed-up starting point is not a candidate: with a frozen encoder it can score well, yet the first
-    full epochs, still at a high learning rate, may trail it; counting it would stop training before it settles.
+    The warmed-up starting point does not count towards patience: with a frozen encoder it can score well, yet
+    the first full epochs, still at a high learning rate, may trail it; counting it would stop training before it
+    settles. ``train_full`` compares it with the best full epoch only at the end.
     """
 
     patience: int
@@ -274,12 +275,22 @@ def _stepper(model: SequenceClassifier, config: FinetuneConfig, total: int) -> _
 
 
 def train_full(
-    model: SequenceClassifier, train: _Encoded, val: _Encoded, pad_id: int, config: FinetuneConfig, progress: bool
+    model: SequenceClassifier,
+    train: _Encoded,
+    val: _Encoded,
+    pad_id: int,
+    config: FinetuneConfig,
+    progress: bool,
+    start: EpochLog | None = None,
 ) -> tuple[list[EpochLog], int, bool]:
     """Stage 2: train everything, early-stop on validation accuracy, restore the best weights.
 
-    Returns the epoch history, the best epoch (0 when no full epoch ran) and whether it stopped early.
+    ``start`` is the warmed-up model's validation score. When no full epoch beats it (a student
+    whose layers were already fine-tuned can only lose by moving them), the warmed-up weights come
+    back. Returns the epoch history, the best epoch (0: the warmed-up weights, or no full epoch
+    ran) and whether it stopped early.
     """
+    warmed = copy.deepcopy(model.state_dict()) if start is not None and config.epochs else None
     rng = np.random.default_rng(config.seed)
     total = math.ceil(len(train.tokens) / config.batch_size) * config.epochs
     stepper = _stepper(model, config, total)
@@ -295,9 +306,18 @@ def train_full(
         if stopping.update(model, epoch, accuracy, val_loss):
             break
     bar.close()
+    stopped = len(history) < config.epochs
+    if warmed is not None and start is not None and start.val_accuracy > stopping.best[0]:
+        logger.info(
+            "no full epoch beat the warmed-up head (validation %.4f against %.4f): keeping the warmed-up weights",
+            stopping.best[0],
+            start.val_accuracy,
+        )
+        model.load_state_dict(warmed)
+        return history, 0, stopped
     if stopping.state is not None:
         model.load_state_dict(stopping.state)
-    return history, stopping.epoch, len(history) < config.epochs
+    return history, stopping.epoch, stopped
 
 
 # ---------------------------------------------------------------- orchestration
@@ -345,7 +365,8 @@ def finetune(
     history = warm_up_head(model, train, val, pad_id, config, progress)
     for param in model.encoder.parameters():
         param.requires_grad_(True)
-    full_history, best_epoch, stopped = train_full(model, train, val, pad_id, config, progress)
+    start = history[-1] if history else None
+    full_history, best_epoch, stopped = train_full(model, train, val, pad_id, config, progress, start)
     accuracy, _ = score(predict_logits(model, val.tokens, pad_id), val.targets)
     model.save(out_dir, tokenizer)
     seconds = time.monotonic() - started
