@@ -34,6 +34,7 @@ test-all: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy src
 
 fix: $(STAMP)
 	$(BIN)/ruff check --fix src tests

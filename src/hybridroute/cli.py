@@ -155,7 +155,10 @@ def train(
     """Adapt, fine-tune, export and quantize into one run folder (or add the cloud tier)."""
     from hybridroute.config import build_train_sections
 
-    overrides = {"adapt": {"base_model": base_model, "epochs": adapt_epochs}, "finetune": {"epochs": epochs}}
+    overrides: dict[str, dict[str, Any]] = {
+        "adapt": {"base_model": base_model, "epochs": adapt_epochs},
+        "finetune": {"epochs": epochs},
+    }
     if tier == "cloud":
         _train_cloud(out, config_file, base_model or "mpnet", epochs, _data_config(**data))
         return
@@ -568,7 +571,7 @@ def audit(
         raise click.BadParameter(f"{db} does not exist", param_hint="--db")
     store = open_audit_store(db)
     try:
-        filters = {
+        filters: dict[str, Any] = {
             "since": parse_time(since) if since else None,
             "until": parse_time(until) if until else None,
             "tier": tier,

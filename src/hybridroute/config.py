@@ -212,11 +212,12 @@ def build_train_sections(
     unknown = sorted(set(values) - set(TRAIN_SECTIONS))
     if unknown:
         raise ConfigError(f"unknown config sections {unknown}; known sections: {sorted(TRAIN_SECTIONS)}")
-    built = []
-    for name, cls in TRAIN_SECTIONS.items():
-        section = values.get(name, {})
-        if not isinstance(section, dict):
-            raise ConfigError(f"config section {name!r} must be an object, got {type(section).__name__}")
-        given = {k: v for k, v in overrides.get(name, {}).items() if v is not None}
-        built.append(config_from_dict(cls, section | given))
-    return built[0], built[1], built[2]  # type: ignore[return-value]
+
+    def section(name: str, cls: type[T]) -> T:
+        given = values.get(name, {})
+        if not isinstance(given, dict):
+            raise ConfigError(f"config section {name!r} must be an object, got {type(given).__name__}")
+        flags = {k: v for k, v in overrides.get(name, {}).items() if v is not None}
+        return config_from_dict(cls, given | flags)
+
+    return section("adapt", AdaptConfig), section("finetune", FinetuneConfig), section("compress", CompressConfig)

@@ -130,10 +130,10 @@ def _rows(path: Path, text_col: str, label_col: str) -> Iterator[tuple[int, obje
         for number, row in enumerate(_iter_csv(path), start=2):
             yield number, row.get(text_col), row.get(label_col)
         return
-    for index, (number, row) in enumerate(_iter_jsonl(path)):
+    for index, (number, record) in enumerate(_iter_jsonl(path)):
         if index == 0:
-            _check_columns(path, list(row), (text_col, label_col))
-        yield number, row.get(text_col), row.get(label_col)
+            _check_columns(path, list(record), (text_col, label_col))
+        yield number, record.get(text_col), record.get(label_col)
 
 
 # ---------------------------------------------------------------- loading

@@ -533,7 +533,12 @@ def http_check(layout: RunLayout, texts: Sequence[str], config: RoutingBenchConf
     from hybridroute.hybrid import HybridSettings
     from hybridroute.serving.uvicorn_runner import serve_in_thread
 
-    common = {"run": layout.root, "policy": "always-cloud", "threads": config.threads, "seed": config.seed}
+    common: dict[str, Any] = {
+        "run": layout.root,
+        "policy": "always-cloud",
+        "threads": config.threads,
+        "seed": config.seed,
+    }
     with (
         serve_in_thread(cloud_service(layout, config)) as url,
         opened(HybridSettings(cloud_url=url, **common)) as remote,

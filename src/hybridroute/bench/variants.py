@@ -20,6 +20,7 @@ import math
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -149,13 +150,18 @@ def quality(folder: Path, test: LabelledTexts, rare: Sequence[bool], batch_size:
     }
 
 
+def _predict_alone(classifier: EdgeClassifier, text: str) -> Any:
+    """One text through the batch path, as a caller with a single query uses it."""
+    return classifier.predict_proba([text])
+
+
 def _single_query_paths(name: str, folder: Path) -> dict[str, Callable[[str], Any]]:
     """Timed callables per (path, threads): the batch path for the reference rows, the fast path for all."""
     paths: dict[str, Callable[[str], Any]] = {}
     for threads in THREADS:
         if name in (FP32, BASELINE):
             batch = EdgeClassifier.from_dir(folder, threads=threads)
-            paths[f"batch_path_t{threads}"] = lambda text, c=batch: c.predict_proba([text])
+            paths[f"batch_path_t{threads}"] = partial(_predict_alone, batch)
         fast = FastClassifier.from_dir(folder, SessionTuning(threads=threads))
         paths[f"fast_path_t{threads}"] = fast.predict_proba_one
     return paths

@@ -624,7 +624,8 @@ class AuditWriter:
                 self._condition.wait()
             if not self._entries and not self._unsaved_drops:
                 return None  # closing and drained
-            batch, size = [], 0
+            batch: list[_Entry] = []
+            size = 0
             while self._entries and (not batch or size + len(self._entries[0].records) <= self.max_batch):
                 entry = self._entries.popleft()
                 batch.append(entry)

@@ -19,18 +19,57 @@ from hybridroute.monitoring.thresholds import MonitorConfig
 
 
 class RecordLike(Protocol):
-    """The attributes of an audit record the monitor reads."""
+    """The attributes of an audit record the monitor reads (read-only, as on the frozen record)."""
 
-    time: float
-    label: str
-    confidence: float
-    tier: str
-    reason: str
-    latency_ms: float
-    cost: float
-    edge_confidence: float
-    fallback: bool
-    feedback_label: str | None
+    @property
+    def time(self) -> float:
+        """Unix seconds of the answer."""
+        ...
+
+    @property
+    def label(self) -> str:
+        """The answer."""
+        ...
+
+    @property
+    def confidence(self) -> float:
+        """Its calibrated probability."""
+        ...
+
+    @property
+    def tier(self) -> str:
+        """Where it was answered: "edge" or "cloud"."""
+        ...
+
+    @property
+    def reason(self) -> str:
+        """Why it went there."""
+        ...
+
+    @property
+    def latency_ms(self) -> float:
+        """Server time for the request."""
+        ...
+
+    @property
+    def cost(self) -> float:
+        """USD charged."""
+        ...
+
+    @property
+    def edge_confidence(self) -> float:
+        """The edge's confidence."""
+        ...
+
+    @property
+    def fallback(self) -> bool:
+        """The cloud failed and the edge answered."""
+        ...
+
+    @property
+    def feedback_label(self) -> str | None:
+        """The true label, once feedback arrives."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -311,12 +311,14 @@ def _insertion_point(words: list[Fragment], rng: np.random.Generator) -> int:
     return position
 
 
-def _splice(base: str, inserts: list[tuple[Fragment, bool]], rng: np.random.Generator) -> tuple[str, list, list]:
+def _splice(
+    base: str, inserts: list[tuple[Fragment, bool]], rng: np.random.Generator
+) -> tuple[str, list[Span], list[tuple[int, int]]]:
     """Insert fragments between words of ``base`` (signatures last); return text, entity spans, negatives."""
     words: list[Fragment] = [(w, []) for w in base.split()]
     for fragment, at_end in inserts:
         words.insert(len(words) if at_end else _insertion_point(words, rng), fragment)
-    text, spans, negatives = "", [], []
+    text, spans, negatives = "", list[Span](), list[tuple[int, int]]()
     for piece, inner in words:
         offset = len(text) + (1 if text else 0)
         text = f"{text} {piece}" if text else piece
@@ -357,13 +359,13 @@ def generate_pii_corpus(
         raise ConfigError(f"generate_pii_corpus needs n >= 1 and some texts, got n={n} and {len(texts)} texts")
     kinds = tuple(entities or ENTITIES)
     rng = np.random.default_rng(seed)
-    corpus = []
+    corpus: list[PiiExample] = []
     for _ in range(n):
         k = len(corpus) % len(texts) if each else int(rng.integers(len(texts)))
         inserts = [_pii_fragment(rng, _pick(rng, kinds)) for _ in range(int(rng.integers(1, 4)))]
         signatures = [f for f in inserts if f[1]][:1]  # one sign-off per message, after everything else
-        negatives = [_negative(rng) for _ in range(int(rng.integers(0, 3)))] if controls else []
-        inserts += [((neg, [(0, len(neg), "")]), False) for neg in negatives]
+        decoys = [_negative(rng) for _ in range(int(rng.integers(0, 3)))] if controls else []
+        inserts += [((decoy, [(0, len(decoy), "")]), False) for decoy in decoys]
         inserts = [f for f in inserts if not f[1]]
         order = rng.permutation(len(inserts))
         text, spans, negatives = _splice(texts[k], [inserts[i] for i in order] + signatures, rng)

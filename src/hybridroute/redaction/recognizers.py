@@ -51,8 +51,15 @@ class Span:
 class Recognizer(Protocol):
     """Finds one entity type; the redactor resolves overlaps and applies the allow-list."""
 
-    entity: str
-    priority: int
+    @property
+    def entity(self) -> str:
+        """The entity type this recognizer finds, e.g. "EMAIL"."""
+        ...
+
+    @property
+    def priority(self) -> int:
+        """Wins overlaps against lower priorities."""
+        ...
 
     def find(self, text: str) -> list[Span]:
         """Every span of ``self.entity`` in ``text``."""

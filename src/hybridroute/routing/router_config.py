@@ -259,12 +259,12 @@ def build_policy(config: RouterConfig, rng: np.random.Generator) -> RoutingPolic
 
     Example: build_policy(RouterConfig("confidence", threshold=0.8), rng) -> ConfidencePolicy(threshold=0.8)
     """
-    params: dict[str, Any] = {
+    params_by_policy: dict[str, dict[str, Any]] = {
         "always-edge": {},
         "always-cloud": {},
         "random": {"cloud_share": config.threshold, "rng": rng},
         "confidence": {"threshold": config.threshold},
         "learned": {"model": config.learned_model, "threshold": config.threshold},
         "tutorial": {"rng": rng},
-    }[config.policy]
-    return make_policy(config.policy, **params)
+    }
+    return make_policy(config.policy, **params_by_policy[config.policy])

@@ -187,7 +187,8 @@ def warm_up_head(
 
 def _optimizer(model: nn.Module, config: FinetuneConfig) -> torch.optim.Optimizer:
     # Biases and LayerNorm weights are not decayed, as in BERT's recipe.
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for name, param in model.named_parameters():
         (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ from hybridroute.config import AdaptConfig
 from hybridroute.errors import DataError
 from hybridroute.training.batching import bucketed_batches, pad, sequential_batches, tokenize
 from hybridroute.training.models import load_tokenizer, resolve_base_model
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 from hybridroute.training.schedule import linear_warmup_decay
 
 logger = logging.getLogger(__name__)
@@ -81,7 +85,7 @@ class _Masker:
         return {"input_ids": corrupted, "attention_mask": attention, "labels": labels}
 
 
-def _lm_head(model: torch.nn.Module) -> torch.nn.Module:
+def _lm_head(model: PreTrainedModel) -> torch.nn.Module:
     """The prediction head of a ``*ForMaskedLM`` model: its one child that is not the encoder."""
     base = model.base_model
     heads = [child for child in model.children() if child is not base]
@@ -90,7 +94,7 @@ def _lm_head(model: torch.nn.Module) -> torch.nn.Module:
     return heads[0]
 
 
-def masked_lm_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+def masked_lm_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     """Cross-entropy over the masked positions only, and how many there were.
 
     The vocabulary projection is applied only where a token is predicted:
@@ -106,7 +110,7 @@ def masked_lm_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tu
     return torch.nn.functional.cross_entropy(logits, batch["labels"][where]), n
 
 
-def heldout_loss(model: torch.nn.Module, masker: _Masker, tokens: list[list[int]], seed: int, batch_size: int) -> float:
+def heldout_loss(model: PreTrainedModel, masker: _Masker, tokens: list[list[int]], seed: int, batch_size: int) -> float:
     """Mean MLM loss over held-out texts with masks fixed by ``seed``."""
     generator = torch.Generator().manual_seed(seed)
     model.eval()
@@ -153,7 +157,7 @@ def adapt(texts: Sequence[str], config: AdaptConfig, out_dir: Path, progress: bo
 
 
 def _train_mlm(
-    model: torch.nn.Module, masker: _Masker, tokens: list[list[int]], config: AdaptConfig, progress: bool
+    model: PreTrainedModel, masker: _Masker, tokens: list[list[int]], config: AdaptConfig, progress: bool
 ) -> int:
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed + 1)

@@ -11,11 +11,15 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from hybridroute.errors import ArtifactError, ConfigError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +74,7 @@ class ClassifierSpec:
 class SequenceClassifier(nn.Module):
     """Encoder + pooling + linear head; ``forward(input_ids, attention_mask) -> logits``."""
 
-    def __init__(self, encoder: nn.Module, spec: ClassifierSpec) -> None:
+    def __init__(self, encoder: PreTrainedModel, spec: ClassifierSpec) -> None:
         super().__init__()
         self.encoder = encoder
         self.spec = spec
@@ -102,11 +106,11 @@ class SequenceClassifier(nn.Module):
         return out_dir
 
 
-def load_encoder(name_or_path: str, eager: bool = False) -> nn.Module:
+def load_encoder(name_or_path: str, eager: bool = False) -> PreTrainedModel:
     """Load a Hugging Face encoder without any task head (offline)."""
     from transformers import AutoModel
 
-    kwargs = {"attn_implementation": "eager"} if eager else {}
+    kwargs: dict[str, Any] = {"attn_implementation": "eager"} if eager else {}
     try:
         return AutoModel.from_pretrained(resolve_base_model(name_or_path), **kwargs)
     except OSError as exc:
@@ -124,7 +128,7 @@ def transformer_layers(encoder: nn.Module) -> nn.ModuleList:
     return stack
 
 
-def keep_bottom_layers(encoder: nn.Module, layers: int) -> nn.Module:
+def keep_bottom_layers(encoder: PreTrainedModel, layers: int) -> PreTrainedModel:
     """Cut ``encoder`` to its first ``layers`` transformer layers, in place; return it.
 
     The lower layers of a fine-tuned encoder carry most of what the upper ones refine, so a
@@ -136,7 +140,7 @@ def keep_bottom_layers(encoder: nn.Module, layers: int) -> nn.Module:
     if not 1 <= layers <= len(stack):
         raise ConfigError(f"layers must be between 1 and the encoder's {len(stack)} layers, got {layers}")
     del stack[layers:]
-    encoder.config.num_hidden_layers = layers  # type: ignore[union-attr]
+    encoder.config.num_hidden_layers = layers
     return encoder
 
 

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import zipfile
+from functools import partial
 from pathlib import Path
 
 from hybridroute.errors import ArtifactError
@@ -54,7 +55,7 @@ def join_parts(parts: list[Path], target: Path) -> str:
     with target.open("wb") as out:
         for part in parts:
             with part.open("rb") as handle:
-                for chunk in iter(lambda h=handle: h.read(1 << 22), b""):
+                for chunk in iter(partial(handle.read, 1 << 22), b""):
                     digest.update(chunk)
                     out.write(chunk)
     return digest.hexdigest()
