@@ -195,10 +195,12 @@ def _train_cloud(out: Path, config_file: Path | None, base_model: str, epochs: i
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder.")
 @click.option("--base-model", default="minilm", show_default=True, help="Encoder to adapt.")
 @click.option("--corpus", type=click.Path(path_type=Path), help="Unlabelled domain text (.txt/.csv/.jsonl).")
-@click.option("--epochs", type=float, default=1.0, show_default=True)
-@click.option("--max-length", type=int, default=64, show_default=True)
-@click.option("--mlm-probability", type=float, default=0.15, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--epochs", type=float, default=1.0, show_default=True, help="Masked-LM passes over the corpus.")
+@click.option(
+    "--max-length", type=int, default=64, show_default=True, help="Tokens per text; longer texts are truncated."
+)
+@click.option("--mlm-probability", type=float, default=0.15, show_default=True, help="Share of tokens masked.")
+@click.option("--batch-size", type=int, default=32, show_default=True, help="Texts per training step.")
 def adapt(
     out: Path,
     base_model: str,
@@ -230,10 +232,16 @@ def adapt(
 @click.option("--encoder", default=None, help="Encoder to fine-tune (default: RUN/adapted, else the base model).")
 @click.option("--epochs", type=int, default=5, show_default=True, help="Maximum full fine-tuning epochs.")
 @click.option("--head-epochs", type=int, default=10, show_default=True, help="Frozen-encoder head warm-up epochs.")
-@click.option("--learning-rate", type=float, default=1e-4, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--max-length", type=int, default=64, show_default=True)
-@click.option("--patience", type=int, default=2, show_default=True)
+@click.option(
+    "--learning-rate", type=float, default=1e-4, show_default=True, help="Peak learning rate of full fine-tuning."
+)
+@click.option("--batch-size", type=int, default=32, show_default=True, help="Texts per training step.")
+@click.option(
+    "--max-length", type=int, default=64, show_default=True, help="Tokens per text; longer texts are truncated."
+)
+@click.option(
+    "--patience", type=int, default=2, show_default=True, help="Epochs without a validation gain before stopping."
+)
 @teacher_option("Bundle folder to distill from, e.g. RUN/cloud (knowledge distillation).")
 @distill_weight_option(0.5, "With --teacher: share of the loss that matches the teacher.")
 @click.option(
@@ -345,11 +353,19 @@ def compress(
     help="Transformer layers the student keeps (from the bottom).",
 )
 @click.option("--epochs", type=click.IntRange(min=0), default=4, show_default=True, help="Full distillation epochs.")
-@click.option("--head-epochs", type=click.IntRange(min=0), default=5, show_default=True)
-@click.option("--learning-rate", type=float, default=1e-4, show_default=True)
+@click.option(
+    "--head-epochs",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Frozen-encoder head warm-up epochs.",
+)
+@click.option(
+    "--learning-rate", type=float, default=1e-4, show_default=True, help="Peak learning rate of full distillation."
+)
 @teacher_option("Bundle folder to distill from (default: RUN/onnx_fp32, the full model; RUN/cloud also works).")
 @distill_weight_option(0.7, "Share of the loss that matches the teacher.")
-@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--seed", type=int, default=13, show_default=True, help="Seed for training.")
 def shrink(
     run_dir: Path,
     layers: int,
@@ -430,7 +446,7 @@ def _target(cloud_share: float | None, accuracy: float | None) -> dict[str, floa
     "--cloud-share", type=float, default=None, help="Target share of queries sent to the cloud [default: 0.05]."
 )
 @click.option("--target-accuracy", type=float, default=None, help="Target hybrid accuracy instead of a share.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the random and tutorial policies.")
 def calibrate(run_dir: Path, policy: str, cloud_share: float | None, target_accuracy: float | None, seed: int) -> None:
     """Calibrate the router on the validation split and save RUN/router.json."""
     from hybridroute.workflow import run_calibrate
@@ -490,9 +506,9 @@ def serve() -> None:
 
 @serve.command("cloud")
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Run folder or cloud bundle.")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True)
-@click.option("--max-batch", type=int, default=64, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True, help="Port to listen on.")
+@click.option("--max-batch", type=int, default=64, show_default=True, help="Most texts per model call.")
 @click.option("--threads", type=int, default=0, show_default=True, help="ONNX Runtime intra-op threads.")
 def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, threads: int) -> None:
     """Serve the cloud-tier model: POST /v1/classify, /healthz, /readyz."""
@@ -508,8 +524,8 @@ def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, threads: in
 
 @serve.command("edge")
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Run folder.")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
 @click.option("--cloud-url", default=None, help="Cloud service URL; default: the run's cloud bundle in process.")
 @click.option("--policy", default=None, help="Override the calibrated policy (always-edge, always-cloud, tutorial).")
 @click.option("--max-batch", type=int, default=32, show_default=True, help="Most texts per model call.")
@@ -551,7 +567,7 @@ def serve_edge(run_dir: Path, host: str, port: int, access_log: bool, **options:
 @click.option("--db", required=True, help="Audit database: a path, sqlite:///PATH or postgresql://URL.")
 @click.option("--since", default=None, help="From this ISO 8601 time (UTC unless an offset is given).")
 @click.option("--until", default=None, help="Up to (not including) this ISO 8601 time.")
-@click.option("--tier", type=click.Choice(["edge", "cloud"]), default=None)
+@click.option("--tier", type=click.Choice(["edge", "cloud"]), default=None, help="Only records answered on this tier.")
 @click.option("--reason", default=None, help="Only this routing reason (e.g. low_confidence, fallback:timeout).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N records.")
 @click.option("--csv", "csv_out", type=click.Path(path_type=Path), default=None, help="Write the records to CSV.")
@@ -600,10 +616,10 @@ def bench() -> None:
 
 
 @bench.command("compression")
-@click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Trained run folder.")
 @click.option("--test", type=click.Path(path_type=Path), required=True, help="Labelled test CSV/JSONL.")
-@click.option("--text-col", default="text", show_default=True)
-@click.option("--label-col", default="label", show_default=True)
+@click.option("--text-col", default="text", show_default=True, help="Column holding the text.")
+@click.option("--label-col", default="label", show_default=True, help="Column holding the label.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the full result here.")
 @click.option("--repeats", type=int, default=3, show_default=True, help="Latency passes; medians are reported.")
 @click.option("--threads", type=int, default=0, show_default=True, help="Intra-op threads (0 = default).")
@@ -615,7 +631,7 @@ def bench() -> None:
     help="Benchmark the compression variants (one table) instead of the model comparison.",
 )
 @click.option("--variant-names", default="", help="With --variants: comma-separated names (default: all).")
-@click.option("--latency-queries", type=int, default=200, show_default=True)
+@click.option("--latency-queries", type=int, default=200, show_default=True, help="Single queries timed per repeat.")
 def bench_compression(
     run_dir: Path,
     test: Path,
@@ -671,15 +687,25 @@ def _bench_variants(
 
 
 @bench.command("routing")
-@click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Run folder with edge, cloud and router."
+)
 @click.option("--test", type=click.Path(path_type=Path), required=True, help="Labelled test CSV/JSONL.")
-@click.option("--text-col", default="text", show_default=True)
-@click.option("--label-col", default="label", show_default=True)
+@click.option("--text-col", default="text", show_default=True, help="Column holding the text.")
+@click.option("--label-col", default="label", show_default=True, help="Column holding the label.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the result here (plot beside it).")
 @click.option("--plot", type=click.Path(path_type=Path), default=None, help="PNG path (default: beside --json).")
 @click.option("--limit", type=int, default=0, show_default=True, help="Only the first N test rows (0 = all).")
-@click.option("--http-sample", type=int, default=200, show_default=True)
-@click.option("--outage-sample", type=int, default=200, show_default=True)
+@click.option(
+    "--http-sample",
+    type=int,
+    default=200,
+    show_default=True,
+    help="Texts sent through the real cloud service (0 skips the check).",
+)
+@click.option(
+    "--outage-sample", type=int, default=200, show_default=True, help="Texts routed per outage scenario (0 skips them)."
+)
 def bench_routing(
     run_dir: Path,
     test: Path,
@@ -783,9 +809,15 @@ def bench_load(
 
 @bench.command("plain-server", hidden=True)
 @click.option("--run", "run_dir", type=click.Path(path_type=Path, exists=True), required=True, help="Run or bundle.")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(0, 65535), default=8002, show_default=True)
-@click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8002, show_default=True, help="Port to listen on.")
+@click.option(
+    "--threads",
+    type=click.IntRange(0, 1024),
+    default=0,
+    show_default=True,
+    help="ONNX Runtime intra-op threads (0: its default).",
+)
 def bench_plain_server(run_dir: Path, host: str, port: int, threads: int) -> None:
     """Serve the edge model behind a plain handler without batching (the load benchmark's baseline)."""
     import uvicorn
@@ -812,7 +844,9 @@ def _monitor_inputs(run_dir: Path | None, window: int) -> tuple[Any, Any]:
 
 @main.command()
 @click.option("--db", required=True, help="Audit database: a path, sqlite:///PATH or postgresql://URL.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("report.html"), show_default=True)
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("report.html"), show_default=True, help="HTML file to write."
+)
 @click.option(
     "--run",
     "run_dir",
@@ -866,10 +900,16 @@ def monitor(db: str, run_dir: Path | None, window: int, as_json: bool) -> None:
 
 
 @bench.command("fuzz")
-@click.option("--run", "run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    required=True,
+    help="Run folder whose edge and cloud bundles are served.",
+)
 @click.option("--requests", type=click.IntRange(min=1), default=10_000, show_default=True, help="Per endpoint.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False), help="Write the result here.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the generated requests.")
 @click.option("--concurrency", type=click.IntRange(1, 256), default=4, show_default=True, help="Requests in flight.")
 @click.option(
     "--schemathesis-share", type=click.FloatRange(0.0, 1.0), default=0.2, show_default=True, help="Generated by it."
@@ -892,10 +932,10 @@ def bench_fuzz(
 @bench.command("redaction")
 @click.option("--data", type=click.Path(path_type=Path), multiple=True, required=True, help="CSV with a text column.")
 @click.option("--n", type=int, default=2000, show_default=True, help="Texts in the spliced PII corpus.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the corpus and the sample.")
 @click.option("--bundle", type=click.Path(path_type=Path), default=None, help="Bundle for the accuracy effect.")
 @click.option("--test", type=click.Path(path_type=Path), default=None, help="Labelled test CSV matching --bundle.")
-@click.option("--max-eval", type=int, default=1000, show_default=True)
+@click.option("--max-eval", type=int, default=1000, show_default=True, help="Most test texts classified per condition.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the report here.")
 def bench_redaction(
     data: tuple[Path, ...],
@@ -920,9 +960,11 @@ def bench_redaction(
 
 
 @main.command()
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True)
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True, help="Run folder to create."
+)
 @click.option("--rows", type=int, default=1500, show_default=True, help="Synthetic messages to generate.")
-@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True, help="Seed for the synthetic data and training.")
 @click.option("--quick", is_flag=True, help="Fewer epochs and rows: a faster, rougher demo.")
 def demo(out: Path, rows: int, seed: int, quick: bool) -> None:
     """Generate synthetic customer-service data, run the whole pipeline, benchmark it, print a summary."""

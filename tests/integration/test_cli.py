@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -161,3 +162,19 @@ def test_route_with_unreachable_cloud_still_answers(tiny_hybrid_run: Path) -> No
 def test_routing_commands_reject_bad_input(tiny_hybrid_run: Path, args: list[str], message: str) -> None:
     code, output = invoke(*[a.format(run=tiny_hybrid_run) for a in args])
     assert code != 0 and message in output and "Traceback" not in output
+
+
+def _leaf_commands(command: click.Command, path: tuple[str, ...] = ()) -> list[tuple[str, click.Command]]:
+    if isinstance(command, click.Group):
+        return [leaf for name, sub in command.commands.items() for leaf in _leaf_commands(sub, (*path, name))]
+    return [(" ".join(path), command)]
+
+
+def test_every_command_and_option_says_what_it_is_for() -> None:
+    undocumented = [
+        f"{name} {param.opts[0]}" if isinstance(param, click.Option) else name
+        for name, command in _leaf_commands(main)
+        for param in [*command.params, None]
+        if (param is None and not command.help) or (isinstance(param, click.Option) and not param.help)
+    ]
+    assert undocumented == []
