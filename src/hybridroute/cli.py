@@ -59,32 +59,74 @@ def main(verbose: bool) -> None:
 # ---------------------------------------------------------------- shared options
 
 
-def data_options(required: bool) -> Callable[[F], F]:
-    """--data, --text-col, --label-col, --strict, --val-fraction, --seed."""
+def _stacked(options: list[Callable[[F], F]]) -> Callable[[F], F]:
+    """Apply ``options`` so that they show in ``--help`` in the order given."""
 
     def decorate(func: F) -> F:
-        for option in reversed(
-            [
-                click.option(
-                    "--data", type=click.Path(path_type=Path), required=required, help="Labelled CSV or JSONL file."
-                ),
-                click.option("--text-col", default="text", show_default=True, help="Column holding the text."),
-                click.option("--label-col", default="label", show_default=True, help="Column holding the label."),
-                click.option("--strict", is_flag=True, help="Blank texts are an error instead of being dropped."),
-                click.option(
-                    "--val-fraction",
-                    type=float,
-                    default=0.1,
-                    show_default=True,
-                    help="Share of each class held out for validation.",
-                ),
-                click.option("--seed", type=int, default=13, show_default=True, help="Seed for split and training."),
-            ]
-        ):
+        for option in reversed(options):
             func = option(func)
         return func
 
     return decorate
+
+
+def column_options() -> Callable[[F], F]:
+    """--text-col and --label-col: where a CSV/JSONL file keeps its texts and labels."""
+    return _stacked(
+        [
+            click.option("--text-col", default="text", show_default=True, help="Column holding the text."),
+            click.option("--label-col", default="label", show_default=True, help="Column holding the label."),
+        ]
+    )
+
+
+def data_options(required: bool) -> Callable[[F], F]:
+    """--data, --text-col, --label-col, --strict, --val-fraction, --seed."""
+    return _stacked(
+        [
+            click.option(
+                "--data", type=click.Path(path_type=Path), required=required, help="Labelled CSV or JSONL file."
+            ),
+            column_options(),
+            click.option("--strict", is_flag=True, help="Blank texts are an error instead of being dropped."),
+            click.option(
+                "--val-fraction",
+                type=float,
+                default=0.1,
+                show_default=True,
+                help="Share of each class held out for validation.",
+            ),
+            click.option("--seed", type=int, default=13, show_default=True, help="Seed for split and training."),
+        ]
+    )
+
+
+def batch_options() -> Callable[[F], F]:
+    """--batch-size and --max-length of a training job."""
+    return _stacked(
+        [
+            click.option("--batch-size", type=int, default=32, show_default=True, help="Texts per training step."),
+            click.option(
+                "--max-length",
+                type=int,
+                default=64,
+                show_default=True,
+                help="Tokens per text; longer texts are truncated.",
+            ),
+        ]
+    )
+
+
+def listen_options(port: int) -> Callable[[F], F]:
+    """--host and --port a server listens on."""
+    return _stacked(
+        [
+            click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on."),
+            click.option(
+                "--port", type=click.IntRange(0, 65535), default=port, show_default=True, help="Port to listen on."
+            ),
+        ]
+    )
 
 
 def distill_weight_option(default: float, help_text: str) -> Callable[[F], F]:
@@ -196,11 +238,8 @@ def _train_cloud(out: Path, config_file: Path | None, base_model: str, epochs: i
 @click.option("--base-model", default="minilm", show_default=True, help="Encoder to adapt.")
 @click.option("--corpus", type=click.Path(path_type=Path), help="Unlabelled domain text (.txt/.csv/.jsonl).")
 @click.option("--epochs", type=float, default=1.0, show_default=True, help="Masked-LM passes over the corpus.")
-@click.option(
-    "--max-length", type=int, default=64, show_default=True, help="Tokens per text; longer texts are truncated."
-)
 @click.option("--mlm-probability", type=float, default=0.15, show_default=True, help="Share of tokens masked.")
-@click.option("--batch-size", type=int, default=32, show_default=True, help="Texts per training step.")
+@batch_options()
 def adapt(
     out: Path,
     base_model: str,
@@ -235,10 +274,7 @@ def adapt(
 @click.option(
     "--learning-rate", type=float, default=1e-4, show_default=True, help="Peak learning rate of full fine-tuning."
 )
-@click.option("--batch-size", type=int, default=32, show_default=True, help="Texts per training step.")
-@click.option(
-    "--max-length", type=int, default=64, show_default=True, help="Tokens per text; longer texts are truncated."
-)
+@batch_options()
 @click.option(
     "--patience", type=int, default=2, show_default=True, help="Epochs without a validation gain before stopping."
 )
@@ -506,8 +542,7 @@ def serve() -> None:
 
 @serve.command("cloud")
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Run folder or cloud bundle.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True, help="Port to listen on.")
+@listen_options(8001)
 @click.option("--max-batch", type=int, default=64, show_default=True, help="Most texts per model call.")
 @click.option("--threads", type=int, default=0, show_default=True, help="ONNX Runtime intra-op threads.")
 def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, threads: int) -> None:
@@ -524,8 +559,7 @@ def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, threads: in
 
 @serve.command("edge")
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Run folder.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
+@listen_options(8000)
 @click.option("--cloud-url", default=None, help="Cloud service URL; default: the run's cloud bundle in process.")
 @click.option("--policy", default=None, help="Override the calibrated policy (always-edge, always-cloud, tutorial).")
 @click.option("--max-batch", type=int, default=32, show_default=True, help="Most texts per model call.")
@@ -618,8 +652,7 @@ def bench() -> None:
 @bench.command("compression")
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Trained run folder.")
 @click.option("--test", type=click.Path(path_type=Path), required=True, help="Labelled test CSV/JSONL.")
-@click.option("--text-col", default="text", show_default=True, help="Column holding the text.")
-@click.option("--label-col", default="label", show_default=True, help="Column holding the label.")
+@column_options()
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the full result here.")
 @click.option("--repeats", type=int, default=3, show_default=True, help="Latency passes; medians are reported.")
 @click.option("--threads", type=int, default=0, show_default=True, help="Intra-op threads (0 = default).")
@@ -691,8 +724,7 @@ def _bench_variants(
     "--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Run folder with edge, cloud and router."
 )
 @click.option("--test", type=click.Path(path_type=Path), required=True, help="Labelled test CSV/JSONL.")
-@click.option("--text-col", default="text", show_default=True, help="Column holding the text.")
-@click.option("--label-col", default="label", show_default=True, help="Column holding the label.")
+@column_options()
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the result here (plot beside it).")
 @click.option("--plot", type=click.Path(path_type=Path), default=None, help="PNG path (default: beside --json).")
 @click.option("--limit", type=int, default=0, show_default=True, help="Only the first N test rows (0 = all).")
@@ -809,8 +841,7 @@ def bench_load(
 
 @bench.command("plain-server", hidden=True)
 @click.option("--run", "run_dir", type=click.Path(path_type=Path, exists=True), required=True, help="Run or bundle.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8002, show_default=True, help="Port to listen on.")
+@listen_options(8002)
 @click.option(
     "--threads",
     type=click.IntRange(0, 1024),

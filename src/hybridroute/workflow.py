@@ -110,7 +110,7 @@ def teacher_logits(teacher: Path, split: Split, progress: bool = True) -> np.nda
 
 
 def cached_teacher_logits(cache: Path, teacher: Path, split: Split, progress: bool = True) -> np.ndarray:
-    """``teacher_logits``, kept in ``cache`` under a key of the teacher's model file, texts and labels.
+    """``teacher_logits``, kept in ``cache`` under a key of the teacher's model checksum, texts and labels.
 
     Scoring ten thousand texts with the cloud tier takes minutes on two cores; every later
     distillation from the same teacher on the same split reads them back instead.
@@ -119,7 +119,7 @@ def cached_teacher_logits(cache: Path, teacher: Path, split: Split, progress: bo
 
     from hybridroute.runtime.bundle import MODEL_NAME, load_manifest
 
-    key = hashlib.sha256(load_manifest(teacher).files.get(MODEL_NAME, "").encode())
+    key = hashlib.sha256(load_manifest(teacher).files[MODEL_NAME].encode())
     for part in (*split.labels, *split.train.texts):
         key.update(b"\x00" + part.encode())
     path = cache / f"teacher-{key.hexdigest()[:16]}.npy"

@@ -291,7 +291,8 @@ def train_full(
     back. Returns the epoch history, the best epoch (0: the warmed-up weights, or no full epoch
     ran) and whether it stopped early.
     """
-    warmed = copy.deepcopy(model.state_dict()) if start is not None and config.epochs else None
+    # (its validation accuracy, its weights): the candidate the full epochs must beat
+    warmed = (start.val_accuracy, copy.deepcopy(model.state_dict())) if start is not None and config.epochs else None
     rng = np.random.default_rng(config.seed)
     total = math.ceil(len(train.tokens) / config.batch_size) * config.epochs
     stepper = _stepper(model, config, total)
@@ -308,13 +309,14 @@ def train_full(
             break
     bar.close()
     stopped = len(history) < config.epochs
-    if warmed is not None and start is not None and start.val_accuracy > stopping.best[0]:
+    if warmed is not None and warmed[0] > stopping.best[0]:
         logger.info(
-            "no full epoch beat the warmed-up head (validation %.4f against %.4f): keeping the warmed-up weights",
+            "no full epoch beat the warmed-up head (best full epoch %.4f, warmed-up head %.4f on validation): "
+            "keeping the warmed-up weights",
             stopping.best[0],
-            start.val_accuracy,
+            warmed[0],
         )
-        model.load_state_dict(warmed)
+        model.load_state_dict(warmed[1])
         return history, 0, stopped
     if stopping.state is not None:
         model.load_state_dict(stopping.state)

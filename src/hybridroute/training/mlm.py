@@ -24,10 +24,10 @@ from hybridroute.config import AdaptConfig
 from hybridroute.errors import DataError
 from hybridroute.training.batching import bucketed_batches, pad, sequential_batches, tokenize
 from hybridroute.training.models import load_tokenizer, resolve_base_model
+from hybridroute.training.schedule import linear_warmup_decay
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
-from hybridroute.training.schedule import linear_warmup_decay
 
 logger = logging.getLogger(__name__)
 
