@@ -143,6 +143,17 @@ def teacher_option(help_text: str) -> Callable[[F], F]:
     )
 
 
+def max_drop_option() -> Callable[[F], F]:
+    """--max-accuracy-drop: the INT8 gate's allowance against the FP32 model on validation."""
+    return click.option(
+        "--max-accuracy-drop",
+        type=click.FloatRange(0.0, 1.0),
+        default=0.01,
+        show_default=True,
+        help="Largest validation accuracy loss INT8 may have (0.01 = 1 point).",
+    )
+
+
 def _data_config(data: Path, text_col: str, label_col: str, strict: bool, val_fraction: float, seed: int) -> Any:
     from hybridroute.config import DataConfig
 
@@ -324,13 +335,7 @@ def finetune(
 
 @main.command()
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Run folder.")
-@click.option(
-    "--max-accuracy-drop",
-    type=float,
-    default=0.01,
-    show_default=True,
-    help="Largest validation accuracy loss INT8 may have (0.01 = 1 point).",
-)
+@max_drop_option()
 @click.option("--no-per-channel", is_flag=True, help="Per-tensor instead of per-channel weight scales.")
 @click.option("--keep-fp32-embeddings", is_flag=True, help="Do not quantize the embedding tables.")
 @click.option(
@@ -401,6 +406,7 @@ def compress(
 )
 @teacher_option("Bundle folder to distill from (default: RUN/onnx_fp32, the full model; RUN/cloud also works).")
 @distill_weight_option(0.7, "Share of the loss that matches the teacher.")
+@max_drop_option()
 @click.option("--seed", type=int, default=13, show_default=True, help="Seed for training.")
 def shrink(
     run_dir: Path,
@@ -410,11 +416,13 @@ def shrink(
     learning_rate: float,
     teacher: Path | None,
     distill_weight: float,
+    max_accuracy_drop: float,
     seed: int,
 ) -> None:
     """Distill a shallower student (the first N layers) from RUN into RUN/students/L<N>, then compress it."""
     from dataclasses import replace
 
+    from hybridroute.config import CompressConfig
     from hybridroute.workflow import run_shrink, shrink_defaults
 
     config = replace(
@@ -425,7 +433,8 @@ def shrink(
         distill_weight=distill_weight,
         seed=seed,
     )
-    student, result, report = run_shrink(_layout(run_dir), config, teacher)
+    gate = CompressConfig(max_accuracy_drop=max_accuracy_drop)
+    student, result, report = run_shrink(_layout(run_dir), config, teacher, gate)
     click.echo(
         f"student {student.root}: {layers} layers, validation accuracy {result.val_accuracy:.4f} "
         f"(best epoch {result.best_epoch}, {result.seconds:.0f}s); INT8 {report.int8_mb:.1f} MB, "

@@ -169,14 +169,19 @@ def shrink_defaults(layers: int) -> FinetuneConfig:
 
 
 def run_shrink(
-    layout: RunLayout, config: FinetuneConfig, teacher: Path | None = None, progress: bool = True
+    layout: RunLayout,
+    config: FinetuneConfig,
+    teacher: Path | None = None,
+    compress: CompressConfig | None = None,
+    progress: bool = True,
 ) -> tuple[RunLayout, Any, Any]:
     """Distill ``RUN/classifier`` into a ``config.layers``-layer student at ``RUN/students/L<n>``.
 
     The student is a run folder of its own: the parent's split (copied), its classifier (the
     parent's first ``layers`` layers, trained against ``teacher``'s logits: the parent's FP32
     ONNX bundle by default, or e.g. ``RUN/cloud``), then the usual export, INT8 quantization and
-    gates. Compression variants with ``layers=n`` build from it.
+    gates (``compress``, default ``CompressConfig()``). Compression variants with ``layers=n``
+    build from it.
     """
     import shutil
 
@@ -198,7 +203,7 @@ def run_shrink(
     result = finetune(split, str(parent / "encoder"), config, student.classifier, progress, soft)
     record = {"config": to_jsonable(config), "encoder": str(parent / "encoder"), "teacher": str(teacher)}
     student.update_info(finetune=record | _public(asdict(result)))
-    report = run_compress(student, CompressConfig())
+    report = run_compress(student, compress or CompressConfig())
     layout.update_info(
         students=layout.read_info().get("students", {})
         | {f"L{config.layers}": {"val_accuracy": result.val_accuracy, "seconds": result.seconds}}
