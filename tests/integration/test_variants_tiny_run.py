@@ -59,7 +59,10 @@ def test_int4_graph_holds_matmulnbits(built: dict[str, Path]) -> None:
     ops = _ops(built["pruned-int4-b32-opt"])
     assert ops.count("MatMulNBits") >= 12  # 2 layers x (q, k, v, out, ffn in, ffn out)
     assert "MultiHeadAttention" in ops
-    assert "GatherBlockQuantized" in _ops(built["pruned-int4-b32-int4emb-opt"])
+    graph = onnx.load(str(built["pruned-int4-b32-int4emb-opt"] / "model.onnx")).graph
+    four_bit = [n.input[0] for n in graph.node if n.op_type == "GatherBlockQuantized"]
+    # the word embeddings only: 4-bit position and token-type rows cost accuracy and save almost nothing
+    assert len(four_bit) == 1 and "word_embeddings" in four_bit[0]
 
 
 def test_static_int8_quantizes_weight_matmuls_and_keeps_sensitive_ops_float(built: dict[str, Path]) -> None:

@@ -55,7 +55,9 @@ def quantize_blockwise(
         quant_axes=(("MatMul", 0), ("Gather", 1)),
         bits=settings.bits,
     )
-    quantizer = MatMulNBitsQuantizer(model, nodes_to_include=nodes, algo_config=config)
+    # The quantizer's own nodes_to_include *adds* nodes to op_types; exclude the others to limit it.
+    excluded = [] if nodes is None else [n.name for n in model.graph.node if n.op_type in op_types and n.name not in nodes]
+    quantizer = MatMulNBitsQuantizer(model, nodes_to_exclude=excluded, algo_config=config)
     _quiet(quantizer.process)
     return quantizer.model.model
 
