@@ -143,6 +143,14 @@ def teacher_option(help_text: str) -> Callable[[F], F]:
     )
 
 
+THREADS_HELP = "ONNX Runtime intra-op threads (0: its default, one per core)."
+
+
+def threads_option(help_text: str = THREADS_HELP) -> Callable[[F], F]:
+    """--threads: ONNX Runtime intra-op threads."""
+    return click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True, help=help_text)
+
+
 def max_drop_option() -> Callable[[F], F]:
     """--max-accuracy-drop: the INT8 gate's allowance against the FP32 model on validation."""
     return click.option(
@@ -552,17 +560,21 @@ def serve() -> None:
 @serve.command("cloud")
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Run folder or cloud bundle.")
 @listen_options(8001)
-@click.option("--max-batch", type=int, default=64, show_default=True, help="Most texts per model call.")
-@click.option("--threads", type=int, default=0, show_default=True, help="ONNX Runtime intra-op threads.")
+@click.option(
+    "--max-batch", type=click.IntRange(1, 4096), default=64, show_default=True, help="Most texts per model call."
+)
+@threads_option()
 def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, threads: int) -> None:
     """Serve the cloud-tier model: POST /v1/classify, /healthz, /readyz."""
     import uvicorn
 
     from hybridroute.serving.cloud_app import CloudSettings, create_app, load_classifier
+    from hybridroute.serving.uvicorn_runner import freeze_startup_heap
 
     bundle = run_dir / "cloud" if (run_dir / "cloud").is_dir() else run_dir
     settings = CloudSettings(bundle=bundle, max_batch=max_batch, threads=threads)
     app = create_app(settings, load_classifier(settings))  # load first: a bad bundle fails before binding
+    freeze_startup_heap()
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 
@@ -571,8 +583,16 @@ def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, threads: in
 @listen_options(8000)
 @click.option("--cloud-url", default=None, help="Cloud service URL; default: the run's cloud bundle in process.")
 @click.option("--policy", default=None, help="Override the calibrated policy (always-edge, always-cloud, tutorial).")
-@click.option("--max-batch", type=int, default=32, show_default=True, help="Most texts per model call.")
-@click.option("--max-wait-ms", type=float, default=2.0, show_default=True, help="Longest wait to fill a batch.")
+@click.option(
+    "--max-batch", type=click.IntRange(1, 4096), default=32, show_default=True, help="Most texts per model call."
+)
+@click.option(
+    "--max-wait-ms",
+    type=click.FloatRange(0.0, 1000.0),
+    default=2.0,
+    show_default=True,
+    help="Longest wait to fill a batch.",
+)
 @click.option(
     "--workers",
     type=click.IntRange(1, 256),
@@ -580,14 +600,20 @@ def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, threads: in
     show_default=True,
     help="Model batches at once (use with --threads 1 per core).",
 )
-@click.option("--max-chars", type=int, default=10_000, show_default=True, help="Most characters per text (413).")
+@click.option(
+    "--max-chars",
+    type=click.IntRange(1, 10_000_000),
+    default=10_000,
+    show_default=True,
+    help="Most characters per text (413).",
+)
 @click.option(
     "--audit-db", default=None, help="Audit path, sqlite:///PATH or postgresql://URL [default: RUN/audit.sqlite]."
 )
 @click.option("--store-raw-text", is_flag=True, help="Keep raw texts in the audit log (default: salted hashes only).")
 @click.option("--admin-token", envvar="HYBRIDROUTE_ADMIN_TOKEN", default=None, help="Enables POST /admin/reload.")
 @click.option("--watch", is_flag=True, help="Reload when RUN/edge/manifest.json changes.")
-@click.option("--threads", type=int, default=0, show_default=True, help="ONNX Runtime intra-op threads.")
+@threads_option()
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log every HTTP request.")
 def serve_edge(run_dir: Path, host: str, port: int, access_log: bool, **options: Any) -> None:
     """Serve edge-first answers over HTTP.
@@ -599,9 +625,11 @@ def serve_edge(run_dir: Path, host: str, port: int, access_log: bool, **options:
     from hybridroute.serving.edge_app import create_app
     from hybridroute.serving.edge_service import open_hybrid_for
     from hybridroute.serving.edge_settings import EdgeSettings
+    from hybridroute.serving.uvicorn_runner import freeze_startup_heap
 
     settings = EdgeSettings(run_dir, **options)
     app = create_app(settings, open_hybrid_for(settings))  # load first: a bad run fails before binding
+    freeze_startup_heap()
     # The graceful timeout lets requests in flight finish (and their audit records commit) on SIGTERM.
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, timeout_graceful_shutdown=30)
 
@@ -664,7 +692,7 @@ def bench() -> None:
 @column_options()
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the full result here.")
 @click.option("--repeats", type=int, default=3, show_default=True, help="Latency passes; medians are reported.")
-@click.option("--threads", type=int, default=0, show_default=True, help="Intra-op threads (0 = default).")
+@threads_option()
 @click.option("--limit", type=int, default=0, show_default=True, help="Only the first N test rows (0 = all).")
 @click.option(
     "--variants",
@@ -806,7 +834,7 @@ def bench_routing(
 @click.option(
     "--max-wait-ms", type=click.FloatRange(0.0, 1000.0), default=2.0, show_default=True, help="Batched server."
 )
-@click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True, help="ONNX Runtime threads.")
+@threads_option()
 @click.option(
     "--workers", type=click.IntRange(1, 256), default=1, show_default=True, help="Edge services' concurrent batches."
 )
@@ -851,13 +879,7 @@ def bench_load(
 @bench.command("plain-server", hidden=True)
 @click.option("--run", "run_dir", type=click.Path(path_type=Path, exists=True), required=True, help="Run or bundle.")
 @listen_options(8002)
-@click.option(
-    "--threads",
-    type=click.IntRange(0, 1024),
-    default=0,
-    show_default=True,
-    help="ONNX Runtime intra-op threads (0: its default).",
-)
+@threads_option()
 def bench_plain_server(run_dir: Path, host: str, port: int, threads: int) -> None:
     """Serve the edge model behind a plain handler without batching (the load benchmark's baseline)."""
     import uvicorn

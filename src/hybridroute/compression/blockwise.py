@@ -56,7 +56,7 @@ def quantize_blockwise(
         bits=settings.bits,
     )
     # The quantizer's own nodes_to_include *adds* nodes to op_types; exclude the others to limit it.
-    excluded = [] if nodes is None else [n.name for n in model.graph.node if n.op_type in op_types and n.name not in nodes]
+    excluded = [n.name for n in model.graph.node if n.op_type in op_types and nodes is not None and n.name not in nodes]
     quantizer = MatMulNBitsQuantizer(model, nodes_to_exclude=excluded, algo_config=config)
     _quiet(quantizer.process)
     return quantizer.model.model

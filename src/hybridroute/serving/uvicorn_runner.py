@@ -6,6 +6,7 @@ that needs a real HTTP server next to itself, on loopback, for a while.
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import threading
@@ -19,6 +20,19 @@ import uvicorn
 from hybridroute.errors import HybridError
 
 logger = logging.getLogger(__name__)
+
+
+def freeze_startup_heap() -> int:
+    """Move every object alive now (imports, model, app) out of the garbage collector's view.
+
+    Call it once in a serving process, after loading and before serving: the collector's
+    full passes then stop rescanning tens of thousands of long-lived objects. In a served
+    edge model under load (banking77, 400 req/s) the longest full pass fell from 44-49 ms,
+    a p99-sized stall, to 20 ms. Returns how many objects were frozen.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
