@@ -71,7 +71,8 @@ def test_the_variants_bench_measures_students_against_the_full_model(shrunk: Run
     config = VariantBenchConfig(repeats=1, latency_queries=5, warmup=1, throughput_texts=16, max_drop=1.0)
     test = load_saved_split(shrunk).validation
     result = bench_variants(shrunk, test, None, config)
-    assert {"L1-int8-opt", "L1-pruned-int8-opt", "L1-pruned-int4-b128-opt"} <= set(result["models"])
+    assert {"L1-int8-opt", "L1-int8", "L1-pruned-int8-opt", "L1-pruned-int4-b128-opt"} <= set(result["models"])
+    assert _layer_norms(shrunk.root / "variants" / "L1-int8") == 3  # unfused: the student's own norms, one INT8 graph
     fp32 = result["models"]["onnx_fp32"]
     student = result["models"]["L1-int8-opt"]
     assert student["retention_pct"] == pytest.approx(100 * student["accuracy"] / fp32["accuracy"])

@@ -86,7 +86,13 @@ def test_default_variants_have_unique_names_and_lookup_works():
 
 def test_student_variants_are_known_only_for_students_named():
     names = [v.name for v in student_variants(3)]
-    assert names == ["L3-int8-opt", "L3-pruned-int8-opt", "L3-pruned5k-int8-opt", "L3-pruned-int4-b128-opt"]
+    assert names == [
+        "L3-int8-opt",
+        "L3-int8",
+        "L3-pruned-int8-opt",
+        "L3-pruned5k-int8-opt",
+        "L3-pruned-int4-b128-opt",
+    ]
     assert all(v.layers == 3 for v in student_variants(3))
     assert [v.name for v in variants_by_name(names, students=(3,))] == names
     with pytest.raises(ConfigError, match="unknown variants"):
