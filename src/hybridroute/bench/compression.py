@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -539,6 +539,25 @@ def _require_run(layout: RunLayout) -> None:
     layout.require(layout.edge / MODEL_NAME, "compress")
 
 
+def fit_tutorial_length(
+    config: CompressionBenchConfig, models: Sequence[Path], progress: Callable[[str], None]
+) -> CompressionBenchConfig:
+    """``config`` with the tutorial protocol's padding cut to the shortest position table among ``models``.
+
+    A model with 128 positions cannot take 256 tokens; the protocol then pads to 128 and says so.
+    """
+    import onnx
+
+    from hybridroute.compression.embeddings import position_rows
+
+    rows = [r for r in (position_rows(onnx.load(str(m))) for m in models) if r is not None]
+    if not rows or min(rows) >= config.tutorial_length:
+        return config
+    shortest = min(rows)
+    progress(f"the model has {shortest} positions: the tutorial protocol pads to them, not {config.tutorial_length}")
+    return replace(config, tutorial_length=shortest)
+
+
 def run_compression_bench(
     config: CompressionBenchConfig, progress: Callable[[str], None] = print_status
 ) -> dict[str, Any]:
@@ -559,6 +578,7 @@ def run_compression_bench(
     _require_run(layout)
     manifest = load_manifest(layout.edge)
     test = load_test_set(config, manifest.labels)
+    config = fit_tutorial_length(config, [layout.onnx_fp32 / MODEL_NAME, layout.edge / MODEL_NAME], progress)
     models = measure_all(layout, test, config, progress)
     return (
         {"models": models}

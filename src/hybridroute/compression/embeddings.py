@@ -69,6 +69,14 @@ def quantize_word_embeddings_int8(model: Any) -> dict[str, Any]:
     return {"embeddings": "int8", "scales": "per-row symmetric", "rows": int(quantized.shape[0])}
 
 
+def position_rows(model: Any) -> int | None:
+    """Rows of the position-embedding table: the longest input the model accepts (None: no such table)."""
+    for init in model.graph.initializer:
+        if init.name.endswith("position_embeddings.weight") and len(init.dims) == 2:
+            return int(init.dims[0])
+    return None
+
+
 def trim_position_embeddings(model: Any, max_length: int) -> dict[str, Any]:
     """Keep only the first ``max_length`` rows of the position-embedding table, in place.
 

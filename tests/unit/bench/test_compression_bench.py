@@ -287,10 +287,12 @@ def test_whole_bench_on_a_tiny_run(tiny_run: dict[str, Path]) -> None:
         repeats=1,
         latency_queries=10,
         warmup=2,
-        tutorial_length=64,  # the tiny BERT has only 128 positions
     )
     result = run_compression_bench(config, progress=lines.append)
 
+    # the tiny BERT has only 128 positions: the tutorial's 256 tokens cannot go in, so it pads to 128
+    assert result["settings"]["tutorial_length"] == 128
+    assert "the model has 128 positions: the tutorial protocol pads to them, not 256" in lines
     assert result["test_rows"] == 40
     assert set(result["models"]) == set(MODEL_NAMES)
     for name, figures in result["models"].items():
