@@ -55,8 +55,9 @@ def quantize_blockwise(
         quant_axes=(("MatMul", 0), ("Gather", 1)),
         bits=settings.bits,
     )
-    # The quantizer's own nodes_to_include *adds* nodes to op_types; exclude the others to limit it.
-    excluded = [n.name for n in model.graph.node if n.op_type in op_types and nodes is not None and n.name not in nodes]
+    excluded: list[str] = []
+    if nodes is not None:  # the quantizer's own nodes_to_include *adds* nodes to op_types: exclude the rest
+        excluded = [n.name for n in model.graph.node if n.op_type in op_types and n.name not in nodes]
     quantizer = MatMulNBitsQuantizer(model, nodes_to_exclude=excluded, algo_config=config)
     _quiet(quantizer.process)
     return quantizer.model.model

@@ -1,7 +1,8 @@
 """Run an ASGI app with uvicorn on a background thread (tests, benchmarks, notebooks).
 
-The CLI serves in the foreground with ``uvicorn.run``; this helper is for code
-that needs a real HTTP server next to itself, on loopback, for a while.
+The CLI serves in the foreground with ``uvicorn.run`` (after :func:`freeze_startup_heap`);
+:func:`serve_in_thread` is for code that needs a real HTTP server next to itself, on
+loopback, for a while.
 """
 
 from __future__ import annotations
