@@ -117,8 +117,20 @@ class RunLayout:
     def require(self, path: Path, step: str) -> Path:
         """Raise with the command to run when an earlier step's output is missing."""
         if not path.exists():
-            raise ArtifactError(f"{path} is missing: run `hybridroute {step} --out {self.root}` first")
+            raise ArtifactError(f"{path} is missing: run `{step_command(step, self.root)}` first")
         return path
+
+
+def step_command(step: str, root: Path) -> str:
+    """The command line that produces step ``step``'s output in the run folder ``root``.
+
+    Example: step_command("compress", Path("runs/a")) -> "hybridroute compress --run runs/a";
+    step_command("finetune", Path("runs/a")) -> "hybridroute finetune --out runs/a"
+    """
+    if step == "train":
+        return f"hybridroute train --data FILE --out {root}"
+    flag = "--run" if step in {"compress", "calibrate"} else "--out"  # these read a run; the rest build one
+    return f"hybridroute {step} {flag} {root}"
 
 
 def _write_jsonl(path: Path, data: LabelledTexts) -> None:

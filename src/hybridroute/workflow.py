@@ -189,7 +189,7 @@ def run_shrink(
 
     if config.layers < 1:
         raise ConfigError(f"shrink needs layers >= 1, got {config.layers}")
-    teacher = teacher or layout.require(layout.onnx_fp32, "compress --run")
+    teacher = teacher or layout.require(layout.onnx_fp32, "compress")
     parent = layout.require(layout.classifier, "finetune")
     student = layout.student(config.layers)
     shutil.rmtree(student.root, ignore_errors=True)
