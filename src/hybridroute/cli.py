@@ -351,7 +351,7 @@ def finetune(
 )
 @click.option(
     "--auto-max-drop",
-    type=float,
+    type=click.FloatRange(0.0, 1.0),
     default=0.005,
     show_default=True,
     help="With --auto: largest validation accuracy loss against ONNX FP32 (0.005 = half a point).",
@@ -367,9 +367,16 @@ def compress(
     variant_names: str,
 ) -> None:
     """Export to ONNX, check parity, quantize to INT8 and gate into RUN/edge (--auto: smallest variant)."""
+    from hybridroute.compression.variants import variants_by_name
     from hybridroute.config import CompressConfig
     from hybridroute.workflow import run_compress
 
+    names = [n.strip() for n in variant_names.split(",") if n.strip()]
+    if names and not auto:
+        message = "variant names only apply with --auto; add --auto or drop them"
+        raise click.BadParameter(message, param_hint="--variants")
+    if auto:
+        variants_by_name(names, _layout(run_dir).students())  # unknown names fail now, not after the export
     config = CompressConfig(
         max_accuracy_drop=max_accuracy_drop,
         per_channel=not no_per_channel,
@@ -384,7 +391,6 @@ def compress(
     if auto:
         from hybridroute.compression.selection import auto_compress
 
-        names = [n.strip() for n in variant_names.split(",") if n.strip()]
         chosen, _ = auto_compress(_layout(run_dir), names, auto_max_drop, progress=click.echo)
         click.echo(
             f"edge bundle {report.edge_dir}: {chosen.variant.name}, {chosen.size_mb:.2f} MB "

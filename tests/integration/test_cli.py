@@ -91,6 +91,9 @@ def test_steps_as_separate_commands(tmp_path: Path, toy_csv: Path, tiny_bert: Pa
         (["classify", "--run", "nowhere", "hello"], "does not exist"),
         (["classify", "--run", "{tmp}", "hello"], "manifest.json is missing"),
         (["compress", "--run", "{tmp}"], "hybridroute finetune"),
+        # checked before any work: the run here has nothing to compress, yet the names are what fails
+        (["compress", "--run", "{tmp}", "--auto", "--variants", "nope"], "unknown variants ['nope']"),
+        (["compress", "--run", "{tmp}", "--variants", "int8-opt"], "only apply with --auto"),
         (["finetune", "--out", "{tmp}"], "no stored data split"),
     ],
 )
