@@ -151,6 +151,18 @@ def threads_option(help_text: str = THREADS_HELP) -> Callable[[F], F]:
     return click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True, help=help_text)
 
 
+def check_base_model(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Refuse a base model that cannot be found before any work starts."""
+    if value is not None:
+        from hybridroute.training.models import resolve_base_model
+
+        try:
+            resolve_base_model(value)
+        except HybridError as exc:
+            raise click.BadParameter(str(exc)) from exc
+    return value
+
+
 def max_drop_option() -> Callable[[F], F]:
     """--max-accuracy-drop: the INT8 gate's allowance against the FP32 model on validation."""
     return click.option(
@@ -190,7 +202,12 @@ def _layout(out: Path) -> Any:
     type=click.Path(path_type=Path),
     help="JSON file with sections adapt/finetune/compress overriding defaults.",
 )
-@click.option("--base-model", default=None, help="Base encoder: 'minilm' (default), 'mpnet' or a model folder.")
+@click.option(
+    "--base-model",
+    default=None,
+    callback=check_base_model,
+    help="Base encoder: 'minilm' (default), 'mpnet' or a model folder.",
+)
 @click.option("--corpus", type=click.Path(path_type=Path), help="Unlabelled domain text (.txt/.csv/.jsonl).")
 @click.option("--no-adapt", is_flag=True, help="Skip masked-LM domain adaptation.")
 @click.option("--epochs", type=int, default=None, help="Maximum full fine-tuning epochs.")
@@ -254,7 +271,7 @@ def _train_cloud(out: Path, config_file: Path | None, base_model: str, epochs: i
 @main.command()
 @data_options(required=False)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder.")
-@click.option("--base-model", default="minilm", show_default=True, help="Encoder to adapt.")
+@click.option("--base-model", default="minilm", show_default=True, callback=check_base_model, help="Encoder to adapt.")
 @click.option("--corpus", type=click.Path(path_type=Path), help="Unlabelled domain text (.txt/.csv/.jsonl).")
 @click.option("--epochs", type=float, default=1.0, show_default=True, help="Masked-LM passes over the corpus.")
 @click.option("--mlm-probability", type=float, default=0.15, show_default=True, help="Share of tokens masked.")

@@ -222,13 +222,22 @@ def check_trainable(data: LabelledTexts) -> None:
         )
 
 
+def some_labels(labels: Sequence[str], shown: int = 5) -> str:
+    """A label list short enough for one error line.
+
+    Example: some_labels(["a", "b"]) -> "['a', 'b']"; some_labels(list("abcdefg"), 2) -> "7 labels (e.g. ['a', 'b'])"
+    """
+    if len(labels) <= shown:
+        return str(list(labels))
+    return f"{len(labels)} labels (e.g. {list(labels)[:shown]})"
+
+
 def check_known_labels(data: LabelledTexts, known: Sequence[str]) -> None:
     """Refuse evaluation data whose labels the model never saw."""
     unseen = sorted(set(data.labels) - set(known))
     if unseen:
         raise DataError(
-            f"{data.source}: labels never seen in training: {unseen[:10]}; the model knows {len(known)} labels"
-            f" (e.g. {list(known)[:5]})"
+            f"{data.source}: labels never seen in training: {unseen[:10]}; the model knows {some_labels(known)}"
         )
 
 

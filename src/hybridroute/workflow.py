@@ -86,13 +86,15 @@ def run_adapt(layout: RunLayout, config: AdaptConfig, corpus: Path | None = None
 
 def teacher_logits(teacher: Path, split: Split, progress: bool = True) -> np.ndarray:
     """A teacher bundle's logits on the training texts, columns in the split's label order."""
+    from hybridroute.data import some_labels
     from hybridroute.errors import DataError
     from hybridroute.runtime import EdgeClassifier
 
     model = EdgeClassifier.from_dir(teacher)
     if sorted(model.labels) != sorted(split.labels):
         raise DataError(
-            f"teacher {teacher} predicts labels {sorted(model.labels)}, the run has {sorted(split.labels)}; "
+            f"teacher {teacher} predicts {some_labels(sorted(model.labels))}, "
+            f"the run has {some_labels(sorted(split.labels))}; "
             "distill from a model trained on the same labels"
         )
     from tqdm.auto import tqdm
@@ -191,13 +193,13 @@ def run_shrink(
         raise ConfigError(f"shrink needs layers >= 1, got {config.layers}")
     teacher = teacher or layout.require(layout.onnx_fp32, "compress")
     parent = layout.require(layout.classifier, "finetune")
+    split = load_saved_split(layout)  # the student's split: a copy of the parent's, made below
+    soft = cached_teacher_logits(layout.cache, teacher, split, progress)  # a bad teacher fails before any deletion
     student = layout.student(config.layers)
     shutil.rmtree(student.root, ignore_errors=True)
     shutil.copytree(layout.require(layout.data_dir, "train"), student.data_dir)
     info = layout.read_info()
     student.update_info(data=info.get("data", {}), base_model=info.get("base_model", ""), parent=str(layout.root))
-    split = load_saved_split(student)
-    soft = cached_teacher_logits(layout.cache, teacher, split, progress)
     from hybridroute.training.finetune import finetune
 
     result = finetune(split, str(parent / "encoder"), config, student.classifier, progress, soft)

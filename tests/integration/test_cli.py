@@ -107,6 +107,15 @@ def test_bad_input_gets_one_clear_line(tmp_path: Path, toy_csv: Path, args: list
     assert "Traceback" not in output
 
 
+@pytest.mark.parametrize("tier", ["edge", "cloud"])
+def test_a_missing_base_model_fails_before_any_work(tmp_path: Path, toy_csv: Path, tier: str) -> None:
+    out = tmp_path / "run"
+    args = ["train", "--data", str(toy_csv), "--out", str(out), "--tier", tier, "--base-model", "/no/such/model"]
+    code, output = invoke(*args)
+    assert code != 0 and "base model folder /no/such/model does not exist" in output
+    assert not out.exists()  # the data split was not even written
+
+
 def test_module_entry_point_reports_errors_without_traceback(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "hybridroute", "classify", "--run", str(tmp_path), "hi"],

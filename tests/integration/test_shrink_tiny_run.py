@@ -98,6 +98,18 @@ def test_shrink_distills_from_the_teacher_it_is_given(tiny_run: Path, tmp_path: 
     assert RunLayout(root).student(1).read_info()["finetune"]["teacher"] == str(teacher)
 
 
+def test_a_bad_teacher_leaves_the_existing_student_alone(shrunk: RunLayout, tmp_path: Path) -> None:
+    root = tmp_path / "run"
+    shutil.copytree(shrunk.root, root, ignore=shutil.ignore_patterns("variants"))
+    before = (RunLayout(root).student(1).edge / "manifest.json").read_text()
+    not_a_bundle = tmp_path / "empty"
+    not_a_bundle.mkdir()
+    args = ["shrink", "--run", str(root), "--layers", "1", "--teacher", str(not_a_bundle)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and "manifest.json is missing" in result.output
+    assert (RunLayout(root).student(1).edge / "manifest.json").read_text() == before
+
+
 def test_teacher_logits_are_scored_once_per_teacher_and_split(
     shrunk: RunLayout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

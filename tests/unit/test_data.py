@@ -19,6 +19,7 @@ from hybridroute.data import (
     load_labelled,
     load_split,
     load_texts,
+    some_labels,
     stratified_split,
 )
 from hybridroute.errors import DataError
@@ -336,7 +337,13 @@ def test_check_known_labels_names_unseen() -> None:
         check_known_labels(_data(["a", "zeta", "b", "omega"]), ["a", "b", "c"])
     message = str(info.value)
     assert "labels never seen in training: ['omega', 'zeta']" in message
-    assert "the model knows 3 labels" in message
+    assert "the model knows ['a', 'b', 'c']" in message
+
+
+def test_long_label_lists_are_cut_to_a_few() -> None:
+    labels = [f"intent_{i:02d}" for i in range(77)]
+    assert some_labels(labels) == "77 labels (e.g. ['intent_00', 'intent_01', 'intent_02', 'intent_03', 'intent_04'])"
+    assert some_labels(labels[:3]) == "['intent_00', 'intent_01', 'intent_02']"
 
 
 # ---------------------------------------------------------------- unlabelled texts

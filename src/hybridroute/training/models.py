@@ -48,10 +48,12 @@ def resolve_base_model(name: str) -> str:
         from hybridroute.training.packaged import mpnet_folder
 
         return str(mpnet_folder())
-    path = Path(name)
+    path = Path(name).expanduser()
+    if name.startswith(("/", ".", "~")) and not path.exists():  # a hub name is "model" or "namespace/model"
+        raise ConfigError(f"base model folder {path} does not exist; give a Hugging Face model folder, minilm or mpnet")
     if path.exists() and not (path / "config.json").is_file():
         raise ConfigError(f"base model folder {path} has no config.json; is it a Hugging Face model folder?")
-    return name
+    return str(path) if path.exists() else name
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
