@@ -675,11 +675,9 @@ def audit(
     csv_out: Path | None,
 ) -> None:
     """Query the audit log by time, tier and reason; print records or export them as CSV."""
-    from hybridroute.monitoring.audit import iso_time, open_audit_store, parse_time
+    from hybridroute.monitoring.audit import iso_time, open_audit_reader, parse_time
 
-    if "://" not in db and not Path(db).is_file():
-        raise click.BadParameter(f"{db} does not exist", param_hint="--db")
-    store = open_audit_store(db)
+    store = open_audit_reader(db)
     try:
         filters: dict[str, Any] = {
             "since": parse_time(since) if since else None,

@@ -42,6 +42,7 @@ alone, or a copy of it, reveals nothing, and hashes do not link across sites.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import hashlib
@@ -482,6 +483,31 @@ def open_audit_store(url: str | Path) -> SqlAuditStore:
             f"audit database {redact_url(text)}: unknown scheme; use a file path, sqlite:///PATH or postgresql://..."
         )
     return SQLiteAuditStore(text)
+
+
+def open_audit_reader(url: str | Path) -> SqlAuditStore:
+    """:func:`open_audit_store` for commands that read an existing log (``audit``, ``monitor``, ``report``).
+
+    A SQLite path must already hold an audit log: a missing file, or any other file, is refused
+    before it is opened for writing, so a mistyped ``--db`` never gains an audit schema.
+
+    Raises:
+        ConfigError: the file is missing, is not SQLite, or has no ``audit`` table.
+    """
+    text = str(url)
+    if "://" in text and not text.startswith("sqlite:///"):
+        return open_audit_store(text)
+    path = Path(text.removeprefix("sqlite:///"))
+    if not path.is_file():
+        raise ConfigError(f"audit database {path} does not exist; pass the file the edge service writes (--db)")
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error as exc:
+        raise ConfigError(f"cannot open the audit database {path}: {exc}") from exc
+    if "audit" not in tables:
+        raise ConfigError(f"{path} holds no audit log (no 'audit' table); pass the file the edge service writes")
+    return SQLiteAuditStore(path)
 
 
 # ---------------------------------------------------------------- the writer

@@ -200,6 +200,11 @@ def recommendations(
     Example: edge share 0.62 -> ["edge share 0.62 below 0.80: the router escalates too much ... --cloud-share 0.1`"]
     """
     t = thresholds or MonitorThresholds()
+    if window.queries < t.min_window:
+        return [
+            f"only {window.queries} queries in the current window, fewer than the {t.min_window} needed to judge "
+            "it: no verdict yet (send traffic, or lower min_window)"
+        ]
     by_name = {a.name: a for a in alerts}
     fell = _accuracy_fall_points(series)
     advice = [_advice_for(a, window, by_name, fell, t) for a in alerts]

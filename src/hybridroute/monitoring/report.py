@@ -28,7 +28,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from hybridroute.errors import ConfigError
-from hybridroute.monitoring.audit import open_audit_store
+from hybridroute.monitoring.audit import open_audit_reader
 from hybridroute.monitoring.drift import Reference
 from hybridroute.monitoring.health import CRITICAL, Alert, evaluate
 from hybridroute.monitoring.monitor import MonitorReport, analyze
@@ -273,11 +273,8 @@ def make_plots(
 
 
 def read_records(db: str | Path) -> list[Any]:
-    """Every record in an audit store (path or URL), oldest first; a missing SQLite file is an error."""
-    text = str(db)
-    if "://" not in text and not Path(text).is_file():
-        raise ConfigError(f"audit database {text} does not exist; pass the file the edge service writes (--db)")
-    store = open_audit_store(db)
+    """Every record in an audit store (path or URL), oldest first; see :func:`open_audit_reader`."""
+    store = open_audit_reader(db)
     try:
         return store.query()
     finally:

@@ -26,6 +26,7 @@ from hybridroute.monitoring.audit import (
     PostgresAuditStore,
     SQLiteAuditStore,
     load_or_create_salt,
+    open_audit_reader,
     open_audit_store,
     parse_time,
     redact_url,
@@ -105,6 +106,32 @@ def test_redact_url_hides_the_password() -> None:
 
 
 # ---------------------------------------------------------------- SQLite store
+
+
+def test_the_reader_reads_an_existing_log(store: SQLiteAuditStore) -> None:
+    store.write_many([record(1), record(2)])
+    reader = open_audit_reader(store.path)
+    try:
+        assert [r.request_id for r in reader.query()] == ["req-1", "req-2"]
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "holds no audit log"),  # SQLite would take an empty file as a new database
+        (b"time,label\n1,positive\n", "file is not a database"),
+    ],
+)
+def test_the_reader_refuses_other_files_and_leaves_them_unchanged(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "not-an-audit-log"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=message):
+        open_audit_reader(path)
+    assert path.read_bytes() == content  # no audit schema written into a mistyped --db
+    with pytest.raises(ConfigError, match="does not exist"):
+        open_audit_reader(tmp_path / "missing.db")
 
 
 def test_sqlite_store_uses_wal_and_indexes(store: SQLiteAuditStore) -> None:

@@ -94,6 +94,16 @@ def test_recommendations_are_concrete(traffic: list[ProfiledRecord], reference: 
     assert "trending" not in text  # every adverse trend here already has its alert
 
 
+def test_too_little_traffic_gets_no_verdict_rather_than_an_all_clear(traffic: list[ProfiledRecord]) -> None:
+    for records in (traffic[:0], traffic[:10]):
+        report = analyze(records, config=CONFIG)
+        assert report.health.status == "insufficient_data"
+        assert report.recommendations == [
+            f"only {len(records)} queries in the current window, fewer than the 50 needed to judge it: "
+            "no verdict yet (send traffic, or lower min_window)"
+        ]
+
+
 def test_label_free_estimate_tracks_feedback_accuracy(traffic: list[ProfiledRecord]) -> None:
     for n in (4000, 8000):
         window = window_stats(traffic[n - 4000 : n])
