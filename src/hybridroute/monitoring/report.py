@@ -141,8 +141,8 @@ def plot_alerts(series: Sequence[Window], series_alerts: Sequence[Sequence[Alert
         for alert in alerts:
             colour = "#cf222e" if alert.severity == CRITICAL else "#d4a72c"
             axes.scatter(_times([window.mid]), [names.index(alert.name)], color=colour, s=25)
-    axes.set_yticks(range(len(names)), names or ["(none)"])
-    if not names:
+    axes.set_yticks(range(len(names)), names)
+    if not names:  # a healthy log: nothing to plot (an empty scatter has no ticks to label)
         axes.text(0.5, 0.5, "no alerts", transform=axes.transAxes, ha="center")
     figure.autofmt_xdate()
     return Plot("alerts", "Alerts per window (red: critical, amber: warning).", _png(figure))

@@ -47,6 +47,13 @@ def test_report_has_every_section(degraded_report: Path) -> None:
     assert "hybridroute calibrate --run RUN --cloud-share 0.1" in page
 
 
+def test_a_healthy_log_gets_a_report_too(tmp_path: Path) -> None:
+    db = write_log(tmp_path / "audit.db", [Phase(200)])  # no plotted window breaks a threshold: no alert to plot
+    page = render_report(db, tmp_path / "report.html", config=MonitorConfig(window_size=500)).read_text()
+    assert "healthy" in page and "every metric is within its thresholds" in page
+    assert (tmp_path / "report_files" / "alerts.png").read_bytes().startswith(PNG_MAGIC)
+
+
 def test_report_is_self_contained(degraded_report: Path) -> None:
     page = degraded_report.read_text(encoding="utf-8")
     assert not re.search(r"""(src|href)=["']?(https?:|//)""", page)
