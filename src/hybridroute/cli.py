@@ -34,6 +34,15 @@ class HybridGroup(click.Group):
             raise click.ClickException(f"file not found: {exc.filename}") from exc
         except KeyboardInterrupt as exc:
             raise click.ClickException("interrupted") from exc
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:  # a bug: still one line, the traceback only with --verbose
+            if ctx.params.get("verbose"):
+                raise
+            raise click.ClickException(
+                f"unexpected {type(exc).__name__}: {exc} (a bug in hybridroute: rerun with -v for the traceback "
+                "and report it)"
+            ) from exc
 
 
 def _setup_logging(verbose: bool) -> None:

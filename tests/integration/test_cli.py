@@ -116,6 +116,23 @@ def test_a_missing_base_model_fails_before_any_work(tmp_path: Path, toy_csv: Pat
     assert not out.exists()  # the data split was not even written
 
 
+def test_a_bug_still_reaches_the_user_as_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hybridroute.monitoring import report
+
+    def broken(*_: object, **__: object) -> None:
+        raise ValueError("boom")
+
+    monkeypatch.setattr(report, "render_report", broken)
+    args = ["report", "--db", str(tmp_path / "a.db"), "--out", str(tmp_path / "r.html")]
+    code, output = invoke(*args)
+    assert code == 1 and "Traceback" not in output
+    assert output.strip().endswith(
+        "Error: unexpected ValueError: boom (a bug in hybridroute: rerun with -v for the traceback and report it)"
+    )
+    verbose = CliRunner().invoke(main, ["-v", *args])
+    assert isinstance(verbose.exception, ValueError)  # -v lets the traceback through
+
+
 def test_module_entry_point_reports_errors_without_traceback(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "hybridroute", "classify", "--run", str(tmp_path), "hi"],
