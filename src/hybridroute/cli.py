@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from hybridroute.errors import HybridError
+from hybridroute.errors import ArtifactError, HybridError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -604,6 +604,11 @@ def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, threads: in
     from hybridroute.serving.uvicorn_runner import freeze_startup_heap
 
     bundle = run_dir / "cloud" if (run_dir / "cloud").is_dir() else run_dir
+    if not (bundle / "manifest.json").is_file() and (run_dir / "edge").is_dir():  # a run without its cloud tier
+        raise ArtifactError(
+            f"{run_dir} has no cloud tier ({run_dir / 'cloud'} is missing): run "
+            f"`hybridroute train --tier cloud --data FILE --out {run_dir}` first, or pass a cloud bundle folder"
+        )
     settings = CloudSettings(bundle=bundle, max_batch=max_batch, threads=threads)
     app = create_app(settings, load_classifier(settings))  # load first: a bad bundle fails before binding
     freeze_startup_heap()

@@ -17,6 +17,7 @@ from hybridroute.errors import RoutingError
 from hybridroute.redaction import RedactionConfig, Redactor
 from hybridroute.routing.cascade import HybridClassifier
 from hybridroute.routing.ledger import CostLedger, PriceConfig
+from hybridroute.routing.policies import POLICIES
 from hybridroute.routing.router_config import RouterConfig, build_policy, load_router
 from hybridroute.runs import RunLayout
 from hybridroute.runtime.classifier import EdgeClassifier
@@ -48,6 +49,8 @@ def router_for(layout: RunLayout, policy: str | None) -> RouterConfig:
         return router
     if policy in {"always-edge", "always-cloud", "tutorial"}:
         return RouterConfig(policy=policy, features=router.features, temperature=router.temperature)
+    if policy not in POLICIES:
+        raise RoutingError(f"unknown routing policy {policy!r}; available: {', '.join(sorted(POLICIES))}")
     raise RoutingError(
         f"policy {policy!r} needs calibration: run `hybridroute calibrate --run {layout.root} --policy {policy}`; "
         f"this run's router.json holds {router.policy!r}"

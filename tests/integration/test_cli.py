@@ -95,12 +95,15 @@ def test_steps_as_separate_commands(tmp_path: Path, toy_csv: Path, tiny_bert: Pa
         (["compress", "--run", "{tmp}", "--auto", "--variants", "nope"], "unknown variants ['nope']"),
         (["compress", "--run", "{tmp}", "--variants", "int8-opt"], "only apply with --auto"),
         (["finetune", "--out", "{tmp}"], "no stored data split"),
+        (["serve", "cloud", "--run", "{run}"], "has no cloud tier"),
     ],
 )
-def test_bad_input_gets_one_clear_line(tmp_path: Path, toy_csv: Path, args: list[str], message: str) -> None:
+def test_bad_input_gets_one_clear_line(
+    tmp_path: Path, toy_csv: Path, tiny_run: Path, args: list[str], message: str
+) -> None:
     bad_config = tmp_path / "bad.json"
     bad_config.write_text(json.dumps({"finetune": {"epochz": 3}}))
-    values = {"toy": str(toy_csv), "bad_config": str(bad_config), "tmp": str(tmp_path)}
+    values = {"toy": str(toy_csv), "bad_config": str(bad_config), "tmp": str(tmp_path), "run": str(tiny_run)}
     code, output = invoke(*[a.format(**values) for a in args])
     assert code != 0
     assert message in output
@@ -184,7 +187,7 @@ def test_route_with_unreachable_cloud_still_answers(tiny_hybrid_run: Path) -> No
         (["calibrate", "--run", "{run}", "--cloud-share", "1.5"], "share"),
         (["calibrate", "--run", "{run}", "--cloud-share", "0.1", "--target-accuracy", "0.9"], "not both"),
         (["route", "--run", "{run}", "--policy", "learned", "hi"], "needs calibration"),
-        (["route", "--run", "{run}", "--policy", "nonsense", "hi"], "nonsense"),
+        (["route", "--run", "{run}", "--policy", "nonsense", "hi"], "unknown routing policy 'nonsense'; available:"),
         (["route", "--run", "{run}", "   "], "blank"),
     ],
 )
