@@ -383,6 +383,14 @@ def finetune(
     help="With --auto: largest validation accuracy loss against ONNX FP32 (0.005 = half a point).",
 )
 @click.option("--variants", "variant_names", default="", help="With --auto: comma-separated variant names.")
+@click.option(
+    "--prefer",
+    type=click.Choice(["size", "speed"]),
+    default="size",
+    show_default=True,
+    help="With --auto: install the smallest qualifying variant, or the fastest for single queries "
+    "(p95 on validation texts, one thread).",
+)
 def compress(
     run_dir: Path,
     max_accuracy_drop: float,
@@ -391,6 +399,7 @@ def compress(
     auto: bool,
     auto_max_drop: float,
     variant_names: str,
+    prefer: str,
 ) -> None:
     """Export to ONNX, check parity, quantize to INT8 and gate into RUN/edge (--auto: smallest variant)."""
     from hybridroute.compression.variants import variants_by_name
@@ -401,6 +410,8 @@ def compress(
     if names and not auto:
         message = "variant names only apply with --auto; add --auto or drop them"
         raise click.BadParameter(message, param_hint="--variants")
+    if prefer != "size" and not auto:
+        raise click.BadParameter("--prefer chooses among --auto's variants; add --auto", param_hint="--prefer")
     if auto:
         variants_by_name(names, _layout(run_dir).students())  # unknown names fail now, not after the export
     config = CompressConfig(
@@ -417,7 +428,7 @@ def compress(
     if auto:
         from hybridroute.compression.selection import auto_compress
 
-        chosen, _ = auto_compress(_layout(run_dir), names, auto_max_drop, progress=click.echo)
+        chosen, _ = auto_compress(_layout(run_dir), names, auto_max_drop, progress=click.echo, prefer=prefer)
         click.echo(
             f"edge bundle {report.edge_dir}: {chosen.variant.name}, {chosen.size_mb:.2f} MB "
             f"(-{100 * (1 - chosen.size_mb / report.fp32_mb):.1f}% vs FP32), "

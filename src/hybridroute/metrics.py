@@ -1,8 +1,10 @@
-"""Classification metrics on plain sequences (numpy only)."""
+"""Classification metrics on plain sequences, and latency samples (numpy only)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -45,3 +47,15 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
         "p95": float(np.percentile(array, 95)),
         "p99": float(np.percentile(array, 99)),
     }
+
+
+def time_each(
+    call: Callable[[Any], Any], items: Sequence[Any], clock: Callable[[], float] = time.perf_counter
+) -> list[float]:
+    """Milliseconds each ``call(item)`` took."""
+    timings = []
+    for item in items:
+        started = clock()
+        call(item)
+        timings.append((clock() - started) * 1000.0)
+    return timings

@@ -94,6 +94,7 @@ def test_steps_as_separate_commands(tmp_path: Path, toy_csv: Path, tiny_bert: Pa
         # checked before any work: the run here has nothing to compress, yet the names are what fails
         (["compress", "--run", "{tmp}", "--auto", "--variants", "nope"], "unknown variants ['nope']"),
         (["compress", "--run", "{tmp}", "--variants", "int8-opt"], "only apply with --auto"),
+        (["compress", "--run", "{tmp}", "--prefer", "speed"], "add --auto"),
         (["finetune", "--out", "{tmp}"], "no stored data split"),
         (["serve", "cloud", "--run", "{run}"], "has no cloud tier"),
     ],

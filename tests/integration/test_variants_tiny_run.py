@@ -10,7 +10,7 @@ import onnx
 import pytest
 from tokenizers import Tokenizer
 
-from hybridroute.compression.selection import select_smallest
+from hybridroute.compression.selection import select_variant
 from hybridroute.compression.variants import Variant, build_variant, variants_by_name
 from hybridroute.errors import ArtifactError
 from hybridroute.runs import RunLayout, load_saved_split
@@ -112,7 +112,7 @@ SMALL = (Variant("int8"), Variant("pruned-int4", "int4-block", "int8", vocab_pru
 
 def test_selection_installs_the_smallest_qualifying_variant(run_copy: RunLayout) -> None:
     validation = load_saved_split(run_copy).validation
-    chosen, table = select_smallest(run_copy, SMALL, validation, max_drop=1.0)
+    chosen, table = select_variant(run_copy, SMALL, validation, max_drop=1.0)
     assert chosen.variant.name == "pruned-int4" and [row["name"] for row in table] == ["int8", "pruned-int4"]
     manifest = load_manifest(run_copy.edge)
     assert manifest.settings["recipe"]["name"] == "pruned-int4"
@@ -121,10 +121,20 @@ def test_selection_installs_the_smallest_qualifying_variant(run_copy: RunLayout)
     EdgeClassifier.from_dir(run_copy.edge).predict(TEXTS)
 
 
+def test_selection_by_speed_times_the_qualifying_variants_and_installs_the_fastest(run_copy: RunLayout) -> None:
+    validation = load_saved_split(run_copy).validation
+    chosen, table = select_variant(run_copy, SMALL, validation, max_drop=1.0, prefer="speed")
+    p95 = {row["name"]: row["p95_ms"] for row in table}
+    assert all(value is not None and value > 0 for value in p95.values())
+    assert chosen.variant.name == min(p95, key=lambda name: p95[name])
+    selection = load_manifest(run_copy.edge).settings["selection"]
+    assert selection["prefer"] == "speed" and selection["chosen"] == chosen.variant.name
+
+
 def test_selection_refuses_when_none_qualifies_and_keeps_the_old_edge(run_copy: RunLayout) -> None:
     before = sha256_file(run_copy.edge / "model.onnx")
     with pytest.raises(ArtifactError, match="no compression variant"):
-        select_smallest(run_copy, SMALL[:1], load_saved_split(run_copy).validation, max_drop=-1.0)
+        select_variant(run_copy, SMALL[:1], load_saved_split(run_copy).validation, max_drop=-1.0)
     assert sha256_file(run_copy.edge / "model.onnx") == before
     load_manifest(run_copy.edge)
 

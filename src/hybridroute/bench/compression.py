@@ -35,7 +35,7 @@ from hybridroute.bench.machine import machine_info, machine_summary
 from hybridroute.config import DataConfig, check_range, to_jsonable
 from hybridroute.data import LabelledTexts, check_known_labels, load_labelled
 from hybridroute.errors import ConfigError, HybridError, InferenceError
-from hybridroute.metrics import accuracy, macro_f1, percentiles
+from hybridroute.metrics import accuracy, macro_f1, percentiles, time_each
 from hybridroute.runs import RunLayout, load_saved_split
 from hybridroute.runtime.bundle import MODEL_NAME, load_manifest
 from hybridroute.runtime.classifier import softmax
@@ -299,18 +299,6 @@ def load_predictor(job: ModelJob) -> Predictor:
         pipeline = pickle.loads(job.path.read_bytes())  # our own file, written by train_tfidf moments ago
         return SklearnPredictor(pipeline, tuple(str(c) for c in pipeline.classes_))
     raise ConfigError(f"unknown model kind {job.kind!r}; expected torch, onnx or sklearn")
-
-
-def time_each(
-    call: Callable[[Any], Any], items: Sequence[Any], clock: Callable[[], float] = time.perf_counter
-) -> list[float]:
-    """Milliseconds each ``call(item)`` took."""
-    timings = []
-    for item in items:
-        started = clock()
-        call(item)
-        timings.append((clock() - started) * 1000.0)
-    return timings
 
 
 def quality(predictor: Predictor, texts: Sequence[str], labels: Sequence[str], batch_size: int) -> dict[str, float]:

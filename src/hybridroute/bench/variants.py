@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from hybridroute.bench.compression import aggregate_repeats, cycled, time_each
+from hybridroute.bench.compression import aggregate_repeats, cycled
 from hybridroute.bench.machine import machine_info, machine_summary
 from hybridroute.config import CompressConfig, check_range
 from hybridroute.data import LabelledTexts
-from hybridroute.metrics import percentiles
+from hybridroute.metrics import percentiles, time_each
 from hybridroute.runs import RunLayout
 from hybridroute.runtime.bundle import MODEL_NAME, TOKENIZER_NAME, load_manifest, write_manifest
 from hybridroute.runtime.classifier import EdgeClassifier

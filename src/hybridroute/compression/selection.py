@@ -1,9 +1,11 @@
-"""The accuracy gate over compression variants: build each, keep the smallest that loses no more than allowed.
+"""The accuracy gate over compression variants: build each, keep the smallest (or fastest) within the allowed loss.
 
 Each candidate is built from ``RUN/onnx_fp32`` and scored on the validation split against
-the FP32 bundle. The smallest candidate whose accuracy drop is within ``max_drop`` becomes
-``RUN/edge`` (staged, then renamed into place); its manifest records the recipe and the
-whole candidates table. When none qualifies, the old edge bundle stays untouched.
+the FP32 bundle. Among the candidates whose accuracy drop is within ``max_drop``, the
+smallest model file (``prefer="size"``) or the lowest single-query p95 on validation texts
+(``prefer="speed"``) becomes ``RUN/edge`` (staged, then renamed into place); its manifest
+records the recipe and the whole candidates table. When none qualifies, the old edge
+bundle stays untouched.
 """
 
 from __future__ import annotations
@@ -20,14 +22,19 @@ import numpy as np
 from hybridroute.calibration import fit_temperature
 from hybridroute.compression.variants import Variant, build_variant
 from hybridroute.data import LabelledTexts
-from hybridroute.errors import ArtifactError
+from hybridroute.errors import ArtifactError, ConfigError
+from hybridroute.metrics import percentiles, time_each
 from hybridroute.runs import RunLayout
 from hybridroute.runtime.bundle import MODEL_NAME, load_manifest, write_manifest
 from hybridroute.runtime.classifier import EdgeClassifier
+from hybridroute.runtime.fastpath import FastClassifier
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_DROP = 0.005  # half a point of validation accuracy: ~99.5% retention at 90%+ accuracy
+PREFERENCES = ("size", "speed")
+LATENCY_QUERIES = 200  # single queries timed per qualifying candidate when speed is preferred
+LATENCY_WARMUP = 20
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class Candidate:
     accuracy: float
     drop: float  # FP32 accuracy minus this accuracy (absolute)
     qualifies: bool
+    p95_ms: float | None = None  # single-query p95 on validation texts, measured when speed is preferred
 
     def to_dict(self) -> dict[str, Any]:
         """One row of the candidates table."""
@@ -49,6 +57,7 @@ class Candidate:
             "accuracy": self.accuracy,
             "drop": self.drop,
             "qualifies": self.qualifies,
+            "p95_ms": None if self.p95_ms is None else round(self.p95_ms, 3),
         }
 
 
@@ -72,7 +81,31 @@ def smallest_qualifying(candidates: Sequence[Candidate]) -> Candidate | None:
     return min(qualifying, key=lambda c: c.size_mb) if qualifying else None
 
 
+def fastest_qualifying(candidates: Sequence[Candidate]) -> Candidate | None:
+    """The qualifying candidate with the lowest single-query p95; ties go to the smaller model.
+
+    Example: (p95 3.0, 20 MB, q), (2.0, 17 MB, not q), (2.5, 19 MB, q) -> the 2.5 ms one
+    """
+    timed = [c for c in candidates if c.qualifies and c.p95_ms is not None]
+    return min(timed, key=lambda c: (c.p95_ms, c.size_mb)) if timed else None
+
+
+def check_preference(prefer: str) -> str:
+    """``prefer`` when it is one of :data:`PREFERENCES`."""
+    if prefer not in PREFERENCES:
+        raise ConfigError(f"prefer must be one of {PREFERENCES}, got {prefer!r}")
+    return prefer
+
+
 # ---------------------------------------------------------------- measuring
+
+
+def single_query_p95(bundle_dir: Path, texts: Sequence[str], queries: int = LATENCY_QUERIES) -> float:
+    """p95 milliseconds of one text at a time through the single-query fast path (one thread)."""
+    classifier = FastClassifier.from_dir(bundle_dir)
+    sample = [texts[i % len(texts)] for i in range(LATENCY_WARMUP + queries)]
+    time_each(classifier.predict_one, sample[:LATENCY_WARMUP])
+    return percentiles(time_each(classifier.predict_one, sample[LATENCY_WARMUP:]))["p95"]
 
 
 def validation_logits(bundle_dir: Path, data: LabelledTexts) -> tuple[float, np.ndarray, tuple[str, ...]]:
@@ -91,20 +124,21 @@ def build_candidates(
     max_drop: float,
     work_dir: Path,
     progress: Callable[[str], None] = logger.info,
+    timed: bool = False,
 ) -> list[Candidate]:
-    """Build and score every variant under ``work_dir``."""
+    """Build and score every variant under ``work_dir``; ``timed``: also time the qualifying ones."""
     candidates = []
     for number, variant in enumerate(variants, start=1):
         progress(f"[{number}/{len(variants)}] building {variant.name}")
         bundle = build_variant(layout, variant, work_dir / variant.name)
         accuracy, _, _ = validation_logits(bundle, validation)
         size_mb = (bundle / MODEL_NAME).stat().st_size / 1e6
-        candidate = Candidate(
-            variant, bundle, size_mb, accuracy, reference - accuracy, within_drop(reference, accuracy, max_drop)
-        )
+        qualifies = within_drop(reference, accuracy, max_drop)
+        p95 = single_query_p95(bundle, validation.texts) if timed and qualifies else None
+        candidate = Candidate(variant, bundle, size_mb, accuracy, reference - accuracy, qualifies, p95)
         progress(
             f"  {variant.name}: {size_mb:.2f} MB, accuracy {accuracy:.4f} (drop {100 * candidate.drop:+.2f} "
-            f"points) {'ok' if candidate.qualifies else 'REJECTED'}"
+            f"points){'' if p95 is None else f', single-query p95 {p95:.2f} ms'} {'ok' if qualifies else 'REJECTED'}"
         )
         candidates.append(candidate)
     return candidates
@@ -137,15 +171,16 @@ def _install(layout: RunLayout, chosen: Candidate, validation: LabelledTexts, re
     return layout.edge
 
 
-def select_smallest(
+def select_variant(
     layout: RunLayout,
     variants: Sequence[Variant],
     validation: LabelledTexts,
     max_drop: float = DEFAULT_MAX_DROP,
     work_dir: Path | None = None,
     progress: Callable[[str], None] = logger.info,
+    prefer: str = "size",
 ) -> tuple[Candidate, list[dict[str, Any]]]:
-    """Build every variant, install the smallest within ``max_drop`` of FP32 as ``RUN/edge``.
+    """Build every variant, install the smallest (or fastest) within ``max_drop`` of FP32 as ``RUN/edge``.
 
     Args:
         layout: the run; ``RUN/onnx_fp32`` must exist.
@@ -154,6 +189,8 @@ def select_smallest(
         max_drop: largest allowed absolute accuracy loss against ONNX FP32 (0.005 = half a point).
         work_dir: where candidates are built (default ``RUN/variants``); kept for benchmarks.
         progress: receives one line per step.
+        prefer: "size" installs the smallest model file; "speed" the lowest single-query p95
+            (one thread, :data:`LATENCY_QUERIES` validation texts, timed for qualifying candidates only).
 
     Returns:
         The chosen candidate and the candidates table (one dict per variant).
@@ -163,12 +200,14 @@ def select_smallest(
     """
     if not variants:
         raise ArtifactError("no compression variants to choose from")
+    check_preference(prefer)
     work_dir = Path(work_dir) if work_dir else layout.root / "variants"
     reference, _, _ = validation_logits(layout.require(layout.onnx_fp32, "compress"), validation)
     progress(f"ONNX FP32 validation accuracy {reference:.4f} on {len(validation)} texts; allowed drop {max_drop}")
-    candidates = build_candidates(layout, variants, validation, reference, max_drop, work_dir, progress)
+    timed = prefer == "speed"
+    candidates = build_candidates(layout, variants, validation, reference, max_drop, work_dir, progress, timed)
     table = [c.to_dict() for c in candidates]
-    chosen = smallest_qualifying(candidates)
+    chosen = fastest_qualifying(candidates) if timed else smallest_qualifying(candidates)
     if chosen is None:
         best = max(candidates, key=lambda c: c.accuracy)
         raise ArtifactError(
@@ -178,13 +217,17 @@ def select_smallest(
         )
     record = {
         "max_drop": max_drop,
+        "prefer": prefer,
         "fp32_accuracy": reference,
         "validation_texts": len(validation),
         "chosen": chosen.variant.name,
         "candidates": table,
     }
     _install(layout, chosen, validation, record)
-    progress(f"chose {chosen.variant.name}: {chosen.size_mb:.2f} MB, accuracy {chosen.accuracy:.4f}")
+    latency = "" if chosen.p95_ms is None else f", single-query p95 {chosen.p95_ms:.2f} ms"
+    progress(
+        f"chose {chosen.variant.name} (by {prefer}): {chosen.size_mb:.2f} MB, accuracy {chosen.accuracy:.4f}{latency}"
+    )
     return chosen, table
 
 
@@ -193,10 +236,12 @@ def auto_compress(
     variant_names: Sequence[str] | None = None,
     max_drop: float = DEFAULT_MAX_DROP,
     progress: Callable[[str], None] = logger.info,
+    prefer: str = "size",
 ) -> tuple[Candidate, list[dict[str, Any]]]:
     """``compress --auto``: the default (or named) variants against the run's stored validation split."""
     from hybridroute.compression.variants import variants_by_name
     from hybridroute.runs import load_saved_split
 
     variants = variants_by_name(list(variant_names) if variant_names else None, layout.students())
-    return select_smallest(layout, variants, load_saved_split(layout).validation, max_drop, progress=progress)
+    validation = load_saved_split(layout).validation
+    return select_variant(layout, variants, validation, max_drop, progress=progress, prefer=prefer)

@@ -29,11 +29,11 @@ from hybridroute.bench.compression import (
     run_compression_bench,
     size_reduction_pct,
     speedup,
-    time_each,
     write_json,
 )
 from hybridroute.bench.machine import machine_info, machine_summary, parse_cpu_model, parse_mem_total_gb
 from hybridroute.errors import ArtifactError, ConfigError, DataError
+from hybridroute.metrics import time_each
 
 STATS = ("mean", "p50", "p95", "p99")
 TINY_LABELS = {

@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 from hybridroute.compression.embeddings import quantize_rows
-from hybridroute.compression.selection import Candidate, smallest_qualifying, within_drop
+from hybridroute.compression.selection import (
+    Candidate,
+    check_preference,
+    fastest_qualifying,
+    smallest_qualifying,
+    within_drop,
+)
 from hybridroute.compression.variants import (
     Variant,
     default_variants,
@@ -107,8 +113,22 @@ def test_a_student_variant_without_its_student_names_the_command(tmp_path: Path)
     assert source_layout(RunLayout(tmp_path), Variant("plain")).root == tmp_path
 
 
-def _candidate(name: str, size: float, qualifies: bool) -> Candidate:
-    return Candidate(Variant(name), Path(name), size, 0.9, 0.0, qualifies)
+def _candidate(name: str, size: float, qualifies: bool, p95: float | None = None) -> Candidate:
+    return Candidate(Variant(name), Path(name), size, 0.9, 0.0, qualifies, p95)
+
+
+def test_fastest_qualifying_ignores_rejected_and_untimed_ones_and_breaks_ties_by_size():
+    candidates = [_candidate("a", 20, True, 3.0), _candidate("b", 17, False, 2.0), _candidate("c", 19, True, 2.5)]
+    assert fastest_qualifying([*candidates, _candidate("d", 1, True)]).variant.name == "c"  # type: ignore[union-attr]
+    tie = fastest_qualifying([_candidate("big", 20, True, 2.5), _candidate("small", 19, True, 2.5)])
+    assert tie is not None and tie.variant.name == "small"
+    assert fastest_qualifying([_candidate("b", 17, False, 2.0)]) is None
+
+
+def test_an_unknown_preference_is_refused():
+    assert check_preference("speed") == "speed"
+    with pytest.raises(ConfigError, match=r"prefer must be one of \('size', 'speed'\), got 'fast'"):
+        check_preference("fast")
 
 
 def test_smallest_qualifying_ignores_rejected_ones():
