@@ -72,3 +72,5 @@ def test_bench_load_open_loop_offers_the_given_rate(tiny_run: Path, tmp_path: Pa
     assert report["settings"]["rate_rps"] == 40
     batched = report["batched"]
     assert batched["errors"] == 0 and 30 <= batched["throughput_rps"] <= 44, batched  # the offered rate, not more
+    assert report["kept_up"] == {"batched": batched["throughput_rps"] >= 0.98 * 40}
+    assert "batched: offered 40.0 req/s, served" in result.output

@@ -406,6 +406,14 @@ def summarize(name: str, url: str, tally: Tally, measure_at: float, duration_s: 
     )
 
 
+def kept_up(offered_rps: float, served_rps: float, tolerance: float = 0.02) -> bool:
+    """Whether an open-loop run served what it offered (within ``tolerance``); if not, the service saturated.
+
+    Example: kept_up(400, 399.9) -> True; kept_up(400, 389.6) -> False
+    """
+    return served_rps >= (1.0 - tolerance) * offered_rps
+
+
 def speedups(phases: dict[str, PhaseResult | None]) -> dict[str, float | None]:
     """Throughput of the batched service over the other two.
 
@@ -750,13 +758,17 @@ def run_load_bench(
         "server": None if plan is None else asdict(plan) | {"run": str(plan.run)},
         "serving_versions": package_versions(SERVING_PACKAGES),
     }
-    return {
+    result = {
         "benchmark": "load",
         "machine": machine_info(),
         "settings": settings,
         **{name: None if phase is None else phase.to_dict() for name, phase in phases.items()},
         "speedup": speedups(phases),
     }
+    if config.rate_rps is not None:  # open loop: latency means something only where the rate was kept up
+        measured = {name: phase for name, phase in phases.items() if phase is not None}
+        result["kept_up"] = {name: kept_up(config.rate_rps, phase.throughput_rps) for name, phase in measured.items()}
+    return result
 
 
 def markdown_table(result: dict[str, Any]) -> str:
@@ -779,6 +791,10 @@ def markdown_table(result: dict[str, Any]) -> str:
             f"| {name} | {phase['throughput_rps']:.1f} | {cell(lat['p50'])} | {cell(lat['p95'])} | "
             f"{cell(lat['p99'])} | {phase['errors']} | {cell(phase['mean_batch_size'])} |"
         )
+    offered = result.get("settings", {}).get("rate_rps")
+    for name, ok in result.get("kept_up", {}).items():
+        verdict = "kept up" if ok else "SATURATED: the latencies above include the queue that built up"
+        rows.append(f"\n{name}: offered {offered:.1f} req/s, served {result[name]['throughput_rps']:.1f} ({verdict})")
     speed = result.get("speedup", {})
     if speed.get("batched_vs_unbatched") is not None:
         rows.append(f"\nbatched / unbatched throughput: {speed['batched_vs_unbatched']:.2f}x")

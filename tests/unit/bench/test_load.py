@@ -27,6 +27,7 @@ from hybridroute.bench.load import (
     client_plans,
     due_times,
     free_port,
+    kept_up,
     latency_summary,
     markdown_table,
     mean_batch_size,
@@ -128,6 +129,14 @@ def test_markdown_table_marks_what_was_not_measured() -> None:
     phase = PhaseResult("batched", "u", 400.0, latency_summary([1.0, 2.0]), 2, 0, {}, 1.0, 2, 8.0).to_dict()
     table = markdown_table({"batched": phase, "unbatched": None, "plain": None, "speedup": {}})
     assert "| batched | 400.0 |" in table and "| unbatched | not measured |" in table
+
+
+def test_an_open_loop_run_says_whether_it_kept_up_with_the_offered_rate() -> None:
+    assert kept_up(400.0, 399.9) and kept_up(400.0, 392.0)
+    assert not kept_up(400.0, 389.6)
+    phase = PhaseResult("batched", "u", 389.6, latency_summary([1.0, 2.0]), 2, 0, {}, 1.0, 2, 8.0).to_dict()
+    result = {"settings": {"rate_rps": 400.0}, "batched": phase, "kept_up": {"batched": False}, "speedup": {}}
+    assert "batched: offered 400.0 req/s, served 389.6 (SATURATED" in markdown_table(result)
 
 
 # ---------------------------------------------------------------- settings and plans
