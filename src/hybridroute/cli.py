@@ -1037,6 +1037,34 @@ def bench_fuzz(
         raise SystemExit(1)
 
 
+@bench.command("tracking")
+@click.option(
+    "--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Run folder with an edge bundle."
+)
+@click.option("--test", type=click.Path(path_type=Path), required=True, help="Labelled test CSV/JSONL.")
+@column_options()
+@click.option("--window", type=click.IntRange(min=10), default=300, show_default=True, help="Answers per window.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Order in which the texts arrive.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the result here.")
+def bench_tracking(
+    run_dir: Path, test: Path, text_col: str, label_col: str, window: int, seed: int, json_out: Path | None
+) -> None:
+    """How closely the label-free accuracy estimate (mean calibrated confidence) tracks measured accuracy."""
+    from hybridroute.bench.machine import machine_info
+    from hybridroute.monitoring.estimate import measure_tracking, summary, verdicts
+
+    found = measure_tracking(run_dir, test, text_col, label_col, window, seed=seed)
+    within = verdicts(found)
+    click.echo(summary(found))
+    click.echo("within 2 points: " + ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in within.items()))
+    if json_out:
+        settings = {"run": str(run_dir), "test": str(test), "window": window, "seed": seed}
+        record = {"tracking": found.to_dict(), "within_2_points": within, "settings": settings}
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(record | {"machine": machine_info()}, indent=2), encoding="utf-8")
+        click.echo(f"saved {json_out}")
+
+
 @bench.command("redaction")
 @click.option("--data", type=click.Path(path_type=Path), multiple=True, required=True, help="CSV with a text column.")
 @click.option("--n", type=int, default=2000, show_default=True, help="Texts in the spliced PII corpus.")

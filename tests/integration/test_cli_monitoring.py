@@ -68,3 +68,14 @@ def test_audit_exports_csv(degraded_db: Path, tmp_path: Path) -> None:
 def test_missing_database_is_one_clear_line(command: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, [command, "--db", str(tmp_path / "none.sqlite")])
     assert result.exit_code == 1 and "Error:" in result.output and "Traceback" not in result.output
+
+
+def test_bench_tracking_measures_the_label_free_estimate(tiny_run: Path, toy_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tracking.json"
+    args = ["bench", "tracking", "--run", str(tiny_run), "--test", str(toy_csv), "--window", "20", "--json", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "label-free estimate on 120 answers" in result.output and "within 2 points: overall" in result.output
+    record = json.loads(out.read_text())
+    assert record["tracking"]["queries"] == 120 and len(record["tracking"]["window_gaps"]) == 6
+    assert set(record["within_2_points"]) == {"overall", "mean_window", "every_window"}

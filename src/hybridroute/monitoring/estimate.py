@@ -30,6 +30,8 @@ class Tracking:
         window: answers per window.
         window_gaps: ``estimated - measured`` per full window, in order.
         max_abs_window_gap, mean_abs_window_gap: over the windows (0 when there are none).
+        sampling_abs_window_gap: the mean |gap| a perfectly calibrated estimate would still show per window,
+            from sampling alone (each answer right with its confidence's probability; 0 without windows).
     """
 
     queries: int
@@ -40,6 +42,7 @@ class Tracking:
     window_gaps: tuple[float, ...]
     max_abs_window_gap: float
     mean_abs_window_gap: float
+    sampling_abs_window_gap: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -61,6 +64,12 @@ def tracking(confidence: Sequence[float], correct: Sequence[bool], window: int =
         float(c[i : i + window].mean() - y[i : i + window].mean()) for i in range(0, c.size - window + 1, window)
     )
     absolute = np.abs(gaps) if gaps else np.zeros(1)
+    # A calibrated window's accuracy is a sum of Bernoulli(c_i): its spread is sqrt(sum c(1-c)) / window, and the
+    # mean absolute value of a normal deviation is sqrt(2 / pi) times its spread.
+    spreads = [
+        float(np.sqrt((c[i : i + window] * (1 - c[i : i + window])).sum()) / window)
+        for i in range(0, c.size - window + 1, window)
+    ]
     return Tracking(
         int(c.size),
         float(c.mean()),
@@ -70,6 +79,31 @@ def tracking(confidence: Sequence[float], correct: Sequence[bool], window: int =
         gaps,
         float(absolute.max()),
         float(absolute.mean()),
+        float(np.sqrt(2 / np.pi) * np.mean(spreads)) if spreads else 0.0,
+    )
+
+
+def verdicts(found: Tracking, limit: float = 0.02) -> dict[str, bool]:
+    """Whether the estimate stays within ``limit`` (0.02 = 2 points) overall, on average per window, in every window.
+
+    A window of 300 answers at 94% accuracy has a sampling spread of about 1.4 points by itself, so the
+    worst window says more about the window size than about the estimate.
+    """
+    return {
+        "overall": abs(found.gap) <= limit,
+        "mean_window": found.mean_abs_window_gap <= limit,
+        "every_window": found.max_abs_window_gap <= limit,
+    }
+
+
+def summary(found: Tracking) -> str:
+    """One line for people."""
+    return (
+        f"label-free estimate on {found.queries} answers: estimated {100 * found.estimated:.2f}%, measured "
+        f"{100 * found.measured:.2f}%, gap {100 * found.gap:+.2f} points; {len(found.window_gaps)} windows of "
+        f"{found.window}: mean |gap| {100 * found.mean_abs_window_gap:.2f}, max |gap| "
+        f"{100 * found.max_abs_window_gap:.2f} points (sampling alone would give a mean |gap| of "
+        f"{100 * found.sampling_abs_window_gap:.2f})"
     )
 
 

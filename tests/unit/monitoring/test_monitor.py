@@ -10,7 +10,7 @@ import pytest
 
 from hybridroute.errors import ConfigError
 from hybridroute.monitoring.drift import Reference
-from hybridroute.monitoring.estimate import tracking
+from hybridroute.monitoring.estimate import summary, tracking, verdicts
 from hybridroute.monitoring.monitor import (
     Monitor,
     MonitorConfig,
@@ -206,6 +206,24 @@ def test_tracking_compares_confidence_with_accuracy() -> None:
     assert overconfident.window_gaps == pytest.approx((0.15, 0.15))
     with pytest.raises(ValueError, match="non-empty"):
         tracking([], [])
+
+
+def test_tracking_knows_how_far_sampling_alone_moves_a_window() -> None:
+    found = tracking([0.9] * 300, [True] * 270 + [False] * 30, window=100)
+    # each window: sqrt(100 * 0.9 * 0.1) / 100 = 0.03 spread; a normal's mean |deviation| is sqrt(2/pi) of it
+    assert found.sampling_abs_window_gap == pytest.approx(np.sqrt(2 / np.pi) * 0.03)
+    rng = np.random.default_rng(11)
+    confidence = rng.uniform(0.6, 1.0, 60_000)
+    calibrated = tracking(confidence, rng.random(60_000) < confidence, window=300)
+    assert calibrated.mean_abs_window_gap == pytest.approx(calibrated.sampling_abs_window_gap, rel=0.15)
+
+
+def test_verdicts_hold_the_two_point_limit_overall_on_average_and_per_window() -> None:
+    found = tracking([0.9] * 600, [True] * 270 + [False] * 30 + [True] * 255 + [False] * 45, window=300)
+    # windows: 0.90 vs 0.90 and 0.90 vs 0.85; overall 0.90 vs 0.875
+    assert verdicts(found) == {"overall": False, "mean_window": False, "every_window": False}
+    assert verdicts(found, limit=0.03) == {"overall": True, "mean_window": True, "every_window": False}
+    assert "estimated 90.00%, measured 87.50%, gap +2.50 points; 2 windows of 300" in summary(found)
 
 
 def test_monitor_feedback_reaches_the_held_records(traffic: list[ProfiledRecord]) -> None:
