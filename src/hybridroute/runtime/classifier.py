@@ -98,6 +98,20 @@ def length_groups(lengths: Sequence[int], batch_size: int, max_padding: float = 
     return groups
 
 
+def check_texts(texts: Sequence[str]) -> list[str]:
+    """``texts`` as a list, refusing what is not a sequence of strings (a bare string would be read letter by letter).
+
+    Example: check_texts(("a", "b")) -> ["a", "b"]; check_texts("ab") -> TypeError("... got one str ...")
+    """
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"texts must be a sequence of strings, got one {type(texts).__name__}: pass [text] for one")
+    items = list(texts)
+    for number, text in enumerate(items, start=1):
+        if not isinstance(text, str):
+            raise TypeError(f"text {number} is a {type(text).__name__}, not a str")
+    return items
+
+
 def to_predictions(probabilities: np.ndarray, labels: Sequence[str]) -> list[Prediction]:
     """Turn a (n, k) probability matrix into predictions."""
     best = probabilities.argmax(axis=1)
@@ -188,6 +202,7 @@ class EdgeClassifier:
 
     def logits(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Raw logits for ``texts`` in their order, computed in calls of similar length (:func:`length_groups`)."""
+        texts = check_texts(texts)
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         if not texts:
             return out

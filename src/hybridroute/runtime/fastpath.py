@@ -23,7 +23,7 @@ import numpy as np
 
 from hybridroute.errors import ArtifactError, InferenceError
 from hybridroute.runtime.bundle import MODEL_NAME, TOKENIZER_NAME, Manifest, load_manifest
-from hybridroute.runtime.classifier import Session, open_tokenizer, to_predictions
+from hybridroute.runtime.classifier import Session, check_texts, open_tokenizer, to_predictions
 from hybridroute.types import Prediction
 
 
@@ -124,6 +124,8 @@ class FastClassifier:
 
     def encode_one(self, text: str) -> dict[str, np.ndarray]:
         """The session feed for one text, padded only up to its bucket (no padding without buckets)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got a {type(text).__name__}")
         ids = self.tokenizer.encode(text).ids
         width = bucket_length(len(ids), self.buckets)
         if width == len(ids):
@@ -159,6 +161,7 @@ class FastClassifier:
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities of several texts, one query at a time (the bench's predictor interface)."""
+        texts = check_texts(texts)
         if not texts:
             return np.zeros((0, len(self.labels)))
         return np.stack([self.predict_proba_one(t) for t in texts])

@@ -375,3 +375,19 @@ def test_manifest_with_wrong_label_count_is_refused(edge_copy: Path) -> None:
     write_manifest(edge_copy, manifest.with_updates(labels=(*manifest.labels, "extra")))
     with pytest.raises(ArtifactError, match="model outputs 3 classes but the manifest lists 4 labels"):
         EdgeClassifier.from_dir(edge_copy)
+
+
+def test_a_bare_string_or_a_non_string_is_refused_not_read_letter_by_letter(tiny_run: Path) -> None:
+    from hybridroute.runtime.fastpath import FastClassifier
+
+    classifier = EdgeClassifier.from_dir(tiny_run / "edge", threads=1)
+    with pytest.raises(TypeError, match=r"got one str: pass \[text\] for one"):
+        classifier.predict("where is my card?")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="text 2 is a NoneType, not a str"):
+        classifier.predict(["fine", None])  # type: ignore[list-item]
+    assert len(classifier.predict(("a tuple", "of texts"))) == 2
+    fast = FastClassifier.from_dir(tiny_run / "edge")
+    with pytest.raises(TypeError, match="text must be a str, got a int"):
+        fast.predict_one(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="got one str"):
+        fast.predict_proba("abc")  # type: ignore[arg-type]
