@@ -79,6 +79,8 @@ class Redactor:
 
     def find(self, text: str) -> list[Span]:
         """The spans that would be replaced: recognized, not allow-listed, overlaps resolved."""
+        if not isinstance(text, str):
+            raise TypeError(f"redaction takes a str, got a {type(text).__name__}")
         if not self.config.enabled or not text:
             return []
         assert self.recognizers is not None  # set in __post_init__

@@ -100,3 +100,10 @@ def test_config_errors_name_the_field_and_the_choices(kwargs: dict, message: str
 def test_config_is_frozen() -> None:
     with pytest.raises(AttributeError):
         RedactionConfig().enabled = False  # type: ignore[misc]
+
+
+def test_a_non_string_is_refused_with_its_type() -> None:
+    with pytest.raises(TypeError, match="redaction takes a str, got a NoneType"):
+        Redactor().redact(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="got a bytes"):
+        Redactor(RedactionConfig(enabled=False)).find(b"raw")  # type: ignore[arg-type]
