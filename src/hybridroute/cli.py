@@ -172,6 +172,17 @@ def check_base_model(_ctx: click.Context, _param: click.Parameter, value: str | 
     return value
 
 
+def max_batch_option(default: int) -> Callable[[F], F]:
+    """--max-batch: most texts one model call of a service takes."""
+    return click.option(
+        "--max-batch",
+        type=click.IntRange(1, 4096),
+        default=default,
+        show_default=True,
+        help="Most texts per model call.",
+    )
+
+
 def max_drop_option() -> Callable[[F], F]:
     """--max-accuracy-drop: the INT8 gate's allowance against the FP32 model on validation."""
     return click.option(
@@ -603,9 +614,7 @@ def serve() -> None:
 @serve.command("cloud")
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Run folder or cloud bundle.")
 @listen_options(8001)
-@click.option(
-    "--max-batch", type=click.IntRange(1, 4096), default=64, show_default=True, help="Most texts per model call."
-)
+@max_batch_option(64)
 @threads_option()
 def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, threads: int) -> None:
     """Serve the cloud-tier model: POST /v1/classify, /healthz, /readyz."""
@@ -631,9 +640,7 @@ def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, threads: in
 @listen_options(8000)
 @click.option("--cloud-url", default=None, help="Cloud service URL; default: the run's cloud bundle in process.")
 @click.option("--policy", default=None, help="Override the calibrated policy (always-edge, always-cloud, tutorial).")
-@click.option(
-    "--max-batch", type=click.IntRange(1, 4096), default=32, show_default=True, help="Most texts per model call."
-)
+@max_batch_option(32)
 @click.option(
     "--max-wait-ms",
     type=click.FloatRange(0.0, 1000.0),
@@ -1050,6 +1057,7 @@ def bench_tracking(
     run_dir: Path, test: Path, text_col: str, label_col: str, window: int, seed: int, json_out: Path | None
 ) -> None:
     """How closely the label-free accuracy estimate (mean calibrated confidence) tracks measured accuracy."""
+    from hybridroute.bench.load import write_json
     from hybridroute.bench.machine import machine_info
     from hybridroute.monitoring.estimate import measure_tracking, summary, verdicts
 
@@ -1060,9 +1068,7 @@ def bench_tracking(
     if json_out:
         settings = {"run": str(run_dir), "test": str(test), "window": window, "seed": seed}
         record = {"tracking": found.to_dict(), "within_2_points": within, "settings": settings}
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(record | {"machine": machine_info()}, indent=2), encoding="utf-8")
-        click.echo(f"saved {json_out}")
+        click.echo(f"saved {write_json(record | {'machine': machine_info()}, json_out)}")
 
 
 @bench.command("redaction")
