@@ -14,6 +14,7 @@ from hybridroute.config import AdaptConfig, CompressConfig, DataConfig, Finetune
 from hybridroute.errors import ArtifactError
 from hybridroute.runs import RunLayout, load_saved_split
 from hybridroute.runtime import EdgeClassifier, load_manifest
+from hybridroute.training.finetune import LOSS_MIN_DELTA, EpochLog
 from hybridroute.workflow import prepare_data, run_adapt, run_compress, run_finetune
 
 
@@ -103,12 +104,26 @@ def test_finetune_runs_both_stages_and_restores_best(tmp_path: Path, toy_csv: Pa
     assert result.val_accuracy >= max(full) - 1e-6
 
 
-def test_early_stopping_stops_when_nothing_improves(tmp_path: Path, toy_csv: Path, tiny_bert: Path) -> None:
-    # A learning rate this small cannot move validation accuracy: patience 1 must stop after the second epoch.
+def _last_progress(full: list[EpochLog]) -> int:
+    """The last full epoch that counted as progress under the stopping rule (higher accuracy, or equal and lower loss)."""
+    best, last = (-1.0, float("inf")), 0
+    for log in full:
+        if log.val_accuracy > best[0] or (log.val_accuracy == best[0] and log.val_loss < best[1] - LOSS_MIN_DELTA):
+            best, last = (log.val_accuracy, log.val_loss), log.epoch
+    return last
+
+
+def test_early_stopping_stops_patience_epochs_after_the_last_progress(
+    tmp_path: Path, toy_csv: Path, tiny_bert: Path
+) -> None:
+    # A learning rate this small barely moves the model, so validation stops improving within a few epochs (one text
+    # near the boundary may still flip once, as on one CI machine): training must end one epoch (the patience) after
+    # the last epoch that made progress, well before the sixth, with that epoch's weights restored.
     _, result = _finetune(tmp_path, toy_csv, tiny_bert, epochs=6, patience=1, learning_rate=1e-7)
-    assert result.stopped_early
-    assert len([h for h in result.history if h.stage == "full"]) == 2
-    assert result.best_epoch == 1
+    full = [h for h in result.history if h.stage == "full"]
+    assert result.stopped_early and len(full) < 6
+    assert len(full) == _last_progress(full) + 1
+    assert result.best_epoch in (0, _last_progress(full))
 
 
 def test_the_warmed_up_head_wins_when_no_full_epoch_beats_it(tmp_path: Path, toy_csv: Path, tiny_bert: Path) -> None:
