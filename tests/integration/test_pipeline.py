@@ -105,7 +105,7 @@ def test_finetune_runs_both_stages_and_restores_best(tmp_path: Path, toy_csv: Pa
 
 
 def _last_progress(full: list[EpochLog]) -> int:
-    """The last full epoch that counted as progress under the stopping rule (higher accuracy, or equal and lower loss)."""
+    """The last full epoch that made progress under the stopping rule (higher accuracy, or equal and lower loss)."""
     best, last = (-1.0, float("inf")), 0
     for log in full:
         if log.val_accuracy > best[0] or (log.val_accuracy == best[0] and log.val_loss < best[1] - LOSS_MIN_DELTA):
