@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -339,6 +339,13 @@ def adapt(
 @click.option(
     "--distill-temperature", type=float, default=2.0, show_default=True, help="With --teacher: softening temperature."
 )
+@click.option(
+    "--augment",
+    type=click.IntRange(0, 10),
+    default=0,
+    show_default=True,
+    help="With --teacher: perturbed copies of each training text (words dropped and swapped) the teacher labels.",
+)
 def finetune(
     out: Path,
     encoder: str | None,
@@ -351,12 +358,15 @@ def finetune(
     teacher: Path | None,
     distill_weight: float,
     distill_temperature: float,
+    augment: int,
     **data: Any,
 ) -> None:
     """Two-stage fine-tuning into RUN/classifier (optionally distilled from a teacher bundle)."""
     from hybridroute.config import FinetuneConfig
     from hybridroute.workflow import prepare_data, run_finetune
 
+    if augment and teacher is None:
+        raise click.BadParameter(f"{augment} copies need --teacher, which labels them", param_hint="--augment")
     config = FinetuneConfig(
         head_epochs=head_epochs,
         epochs=epochs,
@@ -367,6 +377,7 @@ def finetune(
         seed=data["seed"],
         distill_weight=distill_weight,
         distill_temperature=distill_temperature,
+        augment_copies=augment,
     )
     layout = _layout(out)
     if data["data"] is not None:
@@ -772,18 +783,20 @@ def bench_compression(
     if variants:
         _bench_variants(run_dir, test, text_col, label_col, json_out, repeats, limit, variant_names, latency_queries)
         return
-    from hybridroute.bench.compression import (
-        CompressionBenchConfig,
-        markdown_table,
-        run_compression_bench,
-        write_json,
-    )
+    from hybridroute.bench.compression import CompressionBenchConfig, markdown_table, run_compression_bench
 
     config = CompressionBenchConfig(run_dir, test, text_col, label_col, repeats=repeats, threads=threads, limit=limit)
     result = run_compression_bench(config)
     click.echo(markdown_table(result))
-    if json_out:
-        click.echo(f"saved {write_json(result, json_out)}")
+    _save_json(result, json_out)
+
+
+def _save_json(result: Mapping[str, Any], json_out: Path | None, also: str = "") -> None:
+    """Save a benchmark's result where --json asked (nothing without it) and say where."""
+    if json_out is not None:
+        from hybridroute.bench.output import write_json
+
+        click.echo(f"saved {write_json(result, json_out)}{also}")
 
 
 def _bench_variants(
@@ -797,7 +810,6 @@ def _bench_variants(
     variant_names: str,
     latency_queries: int,
 ) -> None:
-    from hybridroute.bench.compression import write_json
     from hybridroute.bench.variants import VariantBenchConfig, run_variants_bench
     from hybridroute.bench.variants import markdown_table as variants_table
 
@@ -805,8 +817,7 @@ def _bench_variants(
     config = VariantBenchConfig(repeats=repeats, latency_queries=latency_queries)
     result = run_variants_bench(run_dir, test, text_col, label_col, limit, names, config, progress=click.echo)
     click.echo(variants_table(result))
-    if json_out:
-        click.echo(f"saved {write_json(result, json_out)}")
+    _save_json(result, json_out)
 
 
 @bench.command("routing")
@@ -840,7 +851,7 @@ def bench_routing(
     outage_sample: int,
 ) -> None:
     """Every routing policy on a test set: accuracy, cost, cascade curves, HTTP agreement, outages."""
-    from hybridroute.bench.routing import RoutingBenchConfig, markdown_table, run_routing_bench, write_json
+    from hybridroute.bench.routing import RoutingBenchConfig, markdown_table, run_routing_bench
 
     config = RoutingBenchConfig(
         run_dir,
@@ -854,8 +865,7 @@ def bench_routing(
     )
     result = run_routing_bench(config, json_out=json_out)
     click.echo(markdown_table(result))
-    if json_out:
-        click.echo(f"saved {write_json(result, json_out)} and {result['plot']}")
+    _save_json(result, json_out, also=f" and {result['plot']}")
 
 
 @bench.command("load")
@@ -925,8 +935,7 @@ def bench_load(
     texts, source = load.request_texts(texts_file, run_dir)
     result = load.run_load_bench(config, targets, texts, plan, progress=click.echo, text_source=source)
     click.echo(load.markdown_table(result))
-    if json_out:
-        click.echo(f"saved {load.write_json(result, json_out)}")
+    _save_json(result, json_out)
 
 
 @bench.command("plain-server", hidden=True)
@@ -1033,13 +1042,12 @@ def bench_fuzz(
     run_dir: Path, requests: int, json_out: Path | None, seed: int, concurrency: int, schemathesis_share: float
 ) -> None:
     """Hostile and generated requests against the real edge and cloud services; exit 1 on a 5xx or a crash."""
-    from hybridroute.bench.fuzz import FuzzBenchConfig, run_fuzz_bench, summary_table, write_json
+    from hybridroute.bench.fuzz import FuzzBenchConfig, run_fuzz_bench, summary_table
 
     config = FuzzBenchConfig(run_dir, requests, seed, concurrency, schemathesis_share)
     result = run_fuzz_bench(config, progress=click.echo)
     click.echo(summary_table(result))
-    if json_out:
-        click.echo(f"saved {write_json(result, json_out)}")
+    _save_json(result, json_out)
     if not result["targets"]["passed"]:
         raise SystemExit(1)
 
@@ -1057,7 +1065,6 @@ def bench_tracking(
     run_dir: Path, test: Path, text_col: str, label_col: str, window: int, seed: int, json_out: Path | None
 ) -> None:
     """How closely the label-free accuracy estimate (mean calibrated confidence) tracks measured accuracy."""
-    from hybridroute.bench.load import write_json
     from hybridroute.bench.machine import machine_info
     from hybridroute.monitoring.estimate import measure_tracking, summary, verdicts
 
@@ -1068,7 +1075,7 @@ def bench_tracking(
     if json_out:
         settings = {"run": str(run_dir), "test": str(test), "window": window, "seed": seed}
         record = {"tracking": found.to_dict(), "within_2_points": within, "settings": settings}
-        click.echo(f"saved {write_json(record | {'machine': machine_info()}, json_out)}")
+        _save_json(record | {"machine": machine_info()}, json_out)
 
 
 @bench.command("redaction")
@@ -1096,9 +1103,7 @@ def bench_redaction(
     click.echo(report["table"])
     if "accuracy_effect" in report:
         click.echo(json.dumps(report["accuracy_effect"], indent=2))
-    if json_out:
-        json_out.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
-        click.echo(f"saved {json_out}")
+    _save_json(report, json_out)
 
 
 @main.command()

@@ -120,6 +120,9 @@ class FinetuneConfig:
     # the teacher's softened distribution; distill_weight is that term's share. Without a teacher both are unused.
     distill_weight: float = 0.5
     distill_temperature: float = 2.0
+    # With a teacher: perturbed copies of each training text (words dropped and swapped) that the teacher labels,
+    # so the student sees more of the teacher's function; 0 = none. Each copy adds a training set's worth of work.
+    augment_copies: int = 0
     layers: int = 0  # keep only the encoder's first N transformer layers (a shallower student); 0 = all
 
     def __post_init__(self) -> None:
@@ -138,6 +141,7 @@ class FinetuneConfig:
         check_probability("dropout", self.dropout)
         check_probability("distill_weight", self.distill_weight)
         check_range("distill_temperature", self.distill_temperature, 0.1, 100.0)
+        check_range("augment_copies", self.augment_copies, 0, 10)
         if self.head_epochs == 0 and self.epochs == 0:
             raise ConfigError("head_epochs and epochs are both 0: nothing would be trained")
 

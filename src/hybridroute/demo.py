@@ -76,7 +76,8 @@ def _plan(config: DemoConfig, train_csv: Path) -> Any:
 
 def run_demo(config: DemoConfig) -> str:
     """Generate data, train, compress, benchmark; return the printable summary."""
-    from hybridroute.bench.compression import CompressionBenchConfig, run_compression_bench, write_json
+    from hybridroute.bench.compression import CompressionBenchConfig, run_compression_bench
+    from hybridroute.bench.output import write_json
     from hybridroute.workflow import train_all
 
     started = time.monotonic()

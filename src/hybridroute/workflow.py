@@ -7,14 +7,15 @@ settings and results in ``run.json``. ``train_all`` runs them in order.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hybridroute.config import AdaptConfig, CompressConfig, DataConfig, FinetuneConfig, to_jsonable
-from hybridroute.data import Split, load_split, load_texts
+from hybridroute.data import Split, load_split, load_texts, some_labels
+from hybridroute.errors import ConfigError, DataError
 from hybridroute.runs import RunLayout, load_saved_split, save_split
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,6 @@ def reuse_or_prepare_data(layout: RunLayout, config: DataConfig) -> Split:
     A cloud tier trained on other data than the edge tier would make every comparison between them meaningless.
     """
     from hybridroute.data import file_sha256
-    from hybridroute.errors import DataError
 
     stored = layout.read_info().get("data", {}).get("checksum")
     if not stored:
@@ -86,8 +86,6 @@ def run_adapt(layout: RunLayout, config: AdaptConfig, corpus: Path | None = None
 
 def teacher_logits(teacher: Path, split: Split, progress: bool = True) -> np.ndarray:
     """A teacher bundle's logits on the training texts, columns in the split's label order."""
-    from hybridroute.data import some_labels
-    from hybridroute.errors import DataError
     from hybridroute.runtime import EdgeClassifier
 
     model = EdgeClassifier.from_dir(teacher)
@@ -136,6 +134,20 @@ def cached_teacher_logits(cache: Path, teacher: Path, split: Split, progress: bo
     return logits
 
 
+def _with_perturbed_copies(
+    layout: RunLayout, split: Split, soft: np.ndarray, teacher: Path, config: FinetuneConfig, progress: bool
+) -> tuple[Split, np.ndarray]:
+    """``split`` and the teacher's logits, both extended by ``config.augment_copies`` perturbed copies of the texts."""
+    if not config.augment_copies:
+        return split, soft
+    from hybridroute.training.augment import perturbed_copies, with_training_texts
+
+    copies = perturbed_copies(split.train, config.augment_copies, config.seed)
+    copies_soft = cached_teacher_logits(layout.cache, teacher, replace(split, train=copies), progress)
+    logger.info("distilling on %d training texts and %d perturbed copies", len(split.train), len(copies))
+    return with_training_texts(split, copies), np.concatenate([soft, copies_soft])
+
+
 def run_finetune(
     layout: RunLayout,
     config: FinetuneConfig,
@@ -152,9 +164,22 @@ def run_finetune(
     info = layout.read_info()
     encoder = encoder or (str(layout.adapted) if layout.adapted.exists() else str(info.get("base_model", "minilm")))
     split = load_saved_split(layout)
-    soft = cached_teacher_logits(layout.cache, teacher, split, progress) if teacher else None
+    soft = None
+    if teacher is not None:
+        soft = cached_teacher_logits(layout.cache, teacher, split, progress)
+        split, soft = _with_perturbed_copies(layout, split, soft, teacher, config, progress)
+    elif config.augment_copies:
+        raise ConfigError(
+            f"augment_copies={config.augment_copies} needs a teacher (--teacher RUN/cloud): "
+            "the teacher labels the perturbed copies"
+        )
     result = finetune(split, encoder, config, layout.classifier, progress, soft)
-    record = {"config": to_jsonable(config), "encoder": encoder, "teacher": str(teacher) if teacher else None}
+    record = {
+        "config": to_jsonable(config),
+        "encoder": encoder,
+        "teacher": str(teacher) if teacher else None,
+        "training_texts": len(split.train),
+    }
     layout.update_info(finetune=record | _public(asdict(result)))
     if "base_model" not in info:
         layout.update_info(base_model=encoder)
@@ -186,8 +211,6 @@ def run_shrink(
     build from it.
     """
     import shutil
-
-    from hybridroute.errors import ConfigError
 
     if config.layers < 1:
         raise ConfigError(f"shrink needs layers >= 1, got {config.layers}")

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from hybridroute.bench.output import write_json
 from hybridroute.bench.routing import (
     POLICY_ORDER,
     RoutingBenchConfig,
@@ -21,7 +22,6 @@ from hybridroute.bench.routing import (
     random_line,
     require_routing_run,
     run_routing_bench,
-    write_json,
 )
 from hybridroute.errors import ArtifactError, ConfigError
 from hybridroute.routing.curve import cascade_curve

@@ -96,6 +96,8 @@ def test_steps_as_separate_commands(tmp_path: Path, toy_csv: Path, tiny_bert: Pa
         (["compress", "--run", "{tmp}", "--variants", "int8-opt"], "only apply with --auto"),
         (["compress", "--run", "{tmp}", "--prefer", "speed"], "add --auto"),
         (["finetune", "--out", "{tmp}"], "no stored data split"),
+        (["finetune", "--out", "{tmp}", "--augment", "2"], "2 copies need --teacher"),
+        (["finetune", "--out", "{tmp}", "--augment", "11", "--teacher", "{run}"], "not in the range 0<=x<=10"),
         (["serve", "cloud", "--run", "{run}"], "has no cloud tier"),
     ],
 )

@@ -11,7 +11,7 @@ import onnx
 import pytest
 
 from hybridroute.config import AdaptConfig, CompressConfig, DataConfig, FinetuneConfig
-from hybridroute.errors import ArtifactError
+from hybridroute.errors import ArtifactError, ConfigError
 from hybridroute.runs import RunLayout, load_saved_split
 from hybridroute.runtime import EdgeClassifier, load_manifest
 from hybridroute.training.finetune import LOSS_MIN_DELTA, EpochLog
@@ -221,6 +221,27 @@ def test_finetune_records_its_teacher(tiny_run: Path, tmp_path: Path, tiny_bert:
     run_finetune(layout, config, str(tiny_bert), progress=False, teacher=tiny_run / "edge")
     info = json.loads(layout.info_file.read_text())["finetune"]
     assert info["teacher"] == str(tiny_run / "edge") and info["config"]["distill_weight"] == 0.5
+
+
+def test_distillation_with_perturbed_copies_trains_on_them_with_the_teachers_labels(
+    tiny_run: Path, tmp_path: Path, tiny_bert: Path
+) -> None:
+    layout = _copy_run(tiny_run, tmp_path)
+    train = len(load_saved_split(layout).train)
+    config = FinetuneConfig(head_epochs=1, epochs=1, learning_rate=1e-3, batch_size=16, augment_copies=2)
+    run_finetune(layout, config, str(tiny_bert), progress=False, teacher=tiny_run / "edge")
+    info = json.loads(layout.info_file.read_text())["finetune"]
+    assert info["training_texts"] == 3 * train and info["config"]["augment_copies"] == 2
+    # the teacher scored the texts and the copies separately: a later run without copies reuses the first file
+    logits = sorted(layout.cache.glob("teacher-*.npy"), key=lambda path: len(np.load(path)))
+    assert [len(np.load(path)) for path in logits] == [train, 2 * train]
+
+
+def test_perturbed_copies_without_a_teacher_are_refused(tiny_run: Path, tmp_path: Path, tiny_bert: Path) -> None:
+    layout = _copy_run(tiny_run, tmp_path)
+    config = FinetuneConfig(head_epochs=1, epochs=1, augment_copies=1)
+    with pytest.raises(ConfigError, match="needs a teacher"):
+        run_finetune(layout, config, str(tiny_bert), progress=False)
 
 
 def test_distillation_refuses_a_teacher_with_other_labels(tiny_run: Path) -> None:

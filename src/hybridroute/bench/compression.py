@@ -14,7 +14,6 @@ reported, because a shared machine moves individual passes by ±30%.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import multiprocessing
@@ -633,11 +632,3 @@ def markdown_table(result: dict[str, Any]) -> str:
     )
     rows = [_row(name, figures) for name, figures in result["models"].items()]
     return "\n".join([header, "|" + "---|" * 10, *rows, "", *_footnotes(result)])
-
-
-def write_json(result: dict[str, Any], path: Path) -> Path:
-    """Write the result as pretty JSON (creating parent folders); return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return path

@@ -15,7 +15,6 @@ a row in its audit log. Targets: zero 5xx, zero crashes (a process that died or 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -481,11 +480,3 @@ def summary_table(result: dict[str, Any]) -> str:
             lines.append(f"- {name}: {'met' if check['met'] else 'NOT MET'} ({check['value']}; goal {check['goal']})")
     lines.append(f"- all targets: {'met' if result['targets']['passed'] else 'NOT MET'}")
     return "\n".join(lines)
-
-
-def write_json(result: dict[str, Any], path: Path) -> Path:
-    """Save the result as JSON; return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
-    return path

@@ -803,17 +803,6 @@ def markdown_table(result: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def write_json(result: dict[str, Any], path: Path) -> Path:
-    """Write the result as pretty JSON (creating parent folders); return the path."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write the result to {path}: {exc}") from exc
-    return path
-
-
 def request_texts(texts_file: Path | None, run: Path | None) -> tuple[list[str], str]:
     """The request texts and where they came from: a file, the run's validation split, or the built-in messages."""
     if texts_file is not None:

@@ -40,6 +40,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from hybridroute.bench.output import write_json
 from hybridroute.errors import ConfigError
 from hybridroute.redaction.config import RedactionConfig
 from hybridroute.redaction.corpus import COMPANY_ALLOW_LIST, PiiExample, generate_pii_corpus, load_texts, usable_base
@@ -272,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "accuracy_effect" in report:
         print(json.dumps(report["accuracy_effect"], indent=2))
     if args.out:
-        args.out.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+        write_json(report, args.out)
     return 0 if report["all_targets_met"] else 1
 
 

@@ -26,7 +26,6 @@ Steps, each reported through ``progress``:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -947,11 +946,3 @@ def markdown_table(result: Mapping[str, Any]) -> str:
     calibrated = result["operating_point"]["policy"]
     rows = [_policy_row(name, figures, calibrated) for name, figures in result["policies"].items()]
     return "\n".join([header, "|" + "---|" * 8, *rows, "", *_footnotes(result)])
-
-
-def write_json(result: Mapping[str, Any], path: Path) -> Path:
-    """Write the result as pretty, strict JSON (creating parent folders); return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
-    return path

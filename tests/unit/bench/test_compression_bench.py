@@ -29,7 +29,6 @@ from hybridroute.bench.compression import (
     run_compression_bench,
     size_reduction_pct,
     speedup,
-    write_json,
 )
 from hybridroute.bench.machine import machine_info, machine_summary, parse_cpu_model, parse_mem_total_gb
 from hybridroute.errors import ArtifactError, ConfigError, DataError
@@ -250,11 +249,6 @@ def test_markdown_table_has_a_row_per_model_and_the_headlines() -> None:
     assert "| 89.00 |" in table and "12.00" in table  # INT8 accuracy %, tutorial p95 = 3 x 4.0
     assert "74.4%" in table and "98.90%" in table and "3.00×" in table and "Test CPU" in table
     assert table.count("| — |") == 2  # no tutorial protocol for PyTorch and TF-IDF
-
-
-def test_write_json_round_trips(tmp_path: Path) -> None:
-    path = write_json(_fake_result(), tmp_path / "deep" / "bench.json")
-    assert json.loads(path.read_text(encoding="utf-8")) == _fake_result()
 
 
 # ---------------------------------------------------------------- errors
