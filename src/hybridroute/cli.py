@@ -1072,10 +1072,9 @@ def bench_tracking(
     within = verdicts(found)
     click.echo(summary(found))
     click.echo("within 2 points: " + ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in within.items()))
-    if json_out:
-        settings = {"run": str(run_dir), "test": str(test), "window": window, "seed": seed}
-        record = {"tracking": found.to_dict(), "within_2_points": within, "settings": settings}
-        _save_json(record | {"machine": machine_info()}, json_out)
+    settings = {"run": str(run_dir), "test": str(test), "window": window, "seed": seed}
+    record = {"tracking": found.to_dict(), "within_2_points": within, "settings": settings}
+    _save_json(record | {"machine": machine_info()}, json_out)
 
 
 @bench.command("redaction")

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from hybridroute.config import AdaptConfig, CompressConfig, DataConfig, FinetuneConfig
 from hybridroute.errors import ArtifactError, ConfigError
 from hybridroute.runs import RunLayout, load_saved_split
 from hybridroute.runtime import EdgeClassifier, load_manifest
-from hybridroute.training.finetune import LOSS_MIN_DELTA, EpochLog
+from hybridroute.training.finetune import EpochLog, _EarlyStopping
 from hybridroute.workflow import prepare_data, run_adapt, run_compress, run_finetune
 
 
@@ -104,13 +105,12 @@ def test_finetune_runs_both_stages_and_restores_best(tmp_path: Path, toy_csv: Pa
     assert result.val_accuracy >= max(full) - 1e-6
 
 
-def _last_progress(full: list[EpochLog]) -> int:
-    """The last full epoch that made progress under the stopping rule (higher accuracy, or equal and lower loss)."""
-    best, last = (-1.0, float("inf")), 0
+def _last_progress(full: list[EpochLog], patience: int) -> int:
+    """The last full epoch that made progress, replaying the history through the stopping rule itself."""
+    rule, model = _EarlyStopping(patience), torch.nn.Linear(1, 1)
     for log in full:
-        if log.val_accuracy > best[0] or (log.val_accuracy == best[0] and log.val_loss < best[1] - LOSS_MIN_DELTA):
-            best, last = (log.val_accuracy, log.val_loss), log.epoch
-    return last
+        rule.update(model, log.epoch, log.val_accuracy, log.val_loss)
+    return rule.epoch
 
 
 def test_early_stopping_stops_patience_epochs_after_the_last_progress(
@@ -122,8 +122,8 @@ def test_early_stopping_stops_patience_epochs_after_the_last_progress(
     _, result = _finetune(tmp_path, toy_csv, tiny_bert, epochs=6, patience=1, learning_rate=1e-7)
     full = [h for h in result.history if h.stage == "full"]
     assert result.stopped_early and len(full) < 6
-    assert len(full) == _last_progress(full) + 1
-    assert result.best_epoch in (0, _last_progress(full))
+    assert len(full) == _last_progress(full, patience=1) + 1
+    assert result.best_epoch in (0, _last_progress(full, patience=1))
 
 
 def test_the_warmed_up_head_wins_when_no_full_epoch_beats_it(tmp_path: Path, toy_csv: Path, tiny_bert: Path) -> None:
