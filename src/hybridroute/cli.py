@@ -839,6 +839,13 @@ def _bench_variants(
 @click.option(
     "--outage-sample", type=int, default=200, show_default=True, help="Texts routed per outage scenario (0 skips them)."
 )
+@click.option(
+    "--edge-batch-size",
+    type=click.IntRange(1, 4096),
+    default=64,
+    show_default=True,
+    help="Texts per edge call in the test pass (1: each alone, as a single query is answered).",
+)
 def bench_routing(
     run_dir: Path,
     test: Path,
@@ -849,6 +856,7 @@ def bench_routing(
     limit: int,
     http_sample: int,
     outage_sample: int,
+    edge_batch_size: int,
 ) -> None:
     """Every routing policy on a test set: accuracy, cost, cascade curves, HTTP agreement, outages."""
     from hybridroute.bench.routing import RoutingBenchConfig, markdown_table, run_routing_bench
@@ -862,6 +870,7 @@ def bench_routing(
         http_sample=http_sample,
         outage_sample=outage_sample,
         plot=plot,
+        edge_batch_size=edge_batch_size,
     )
     result = run_routing_bench(config, json_out=json_out)
     click.echo(markdown_table(result))

@@ -18,15 +18,20 @@ from hybridroute.bench.routing import (
     gap_summary,
     markdown_table,
     max_probability_diff,
+    measure_outcomes,
     outage_indices,
     random_line,
     require_routing_run,
     run_routing_bench,
 )
+from hybridroute.config import DataConfig
+from hybridroute.data import load_labelled
 from hybridroute.errors import ArtifactError, ConfigError
 from hybridroute.routing.curve import cascade_curve
+from hybridroute.routing.features import FeatureConfig
 from hybridroute.routing.ledger import PriceConfig
 from hybridroute.runs import RunLayout
+from hybridroute.runtime.classifier import EdgeClassifier
 
 POLICY_KEYS = ("accuracy", "edge_share", "cost_per_query", "savings_pct", "savings_pct_measured")
 OPERATING_KEYS = ("policy", "accuracy", "edge_share", "savings_pct", "savings_pct_measured")
@@ -59,6 +64,31 @@ def bench(
     result = run_routing_bench(config, progress=lines.append, json_out=json_path)
     write_json(result, json_path)
     return result, json_path, lines
+
+
+def test_edge_batch_size_one_sends_each_text_alone(
+    cloud_run: Path, tmp_path: Path, toy_csv_writer: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dynamic INT8 answers depend on the batch, so the single-query protocol must really run one text per call."""
+    calls: list[tuple[int, int]] = []  # (model, texts in the call)
+    real_run = EdgeClassifier.run
+
+    def recording_run(self: EdgeClassifier, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        calls.append((id(self), input_ids.shape[0]))
+        return real_run(self, input_ids, mask)
+
+    monkeypatch.setattr(EdgeClassifier, "run", recording_run)
+    test_csv = toy_csv_writer(tmp_path / "test.csv", per_class=4, seed=5)
+    test = load_labelled(DataConfig(test_csv))
+    config = RoutingBenchConfig(cloud_run, test_csv, edge_batch_size=1, timing_queries=2, warmup=0)
+    lines: list[str] = []
+    outcomes, _, _ = measure_outcomes(RunLayout(cloud_run), test, FeatureConfig(), config, lines.append)
+
+    edge = calls[0][0]
+    edge_sizes = [size for model, size in calls if model == edge]
+    assert set(edge_sizes) == {1} and len(edge_sizes) >= len(test) + 2  # the test pass, then the timed queries
+    assert max(size for model, size in calls if model != edge) > 1  # the cloud pass stays batched
+    assert len(outcomes.edge_correct) == len(test) and "1 per call" in lines[0]
 
 
 # ---------------------------------------------------------------- end to end
@@ -178,6 +208,7 @@ def test_missing_cloud_and_router_name_the_command_to_run(tiny_run: Path, tmp_pa
         {"text_col": "label"},
         {"cpu_hour_price": -1.0},
         {"timing_queries": 0},
+        {"edge_batch_size": 0},
         {"prices": {"cloud_per_query": 1}},
     ],
 )

@@ -109,6 +109,9 @@ class RoutingBenchConfig:
     timing_queries: int = 200  # single-query CPU timing sample (after warm-up)
     warmup: int = 10  # first calls allocate arenas and fill caches: not timed
     batch_size: int = 64  # the probability passes over the test set
+    # texts per edge call in its pass: 1 answers each alone, as a single query at the edge is;
+    # dynamic INT8 scales activations per batch, so a text's answer can change with its neighbours
+    edge_batch_size: int = 64
     threads: int = 0  # ONNX Runtime intra-op threads for the edge (0 = its default, as `route` uses)
 
     def __post_init__(self) -> None:
@@ -134,6 +137,7 @@ class RoutingBenchConfig:
             ("timing_queries", 1, 10**6),
             ("warmup", 0, 10**5),
             ("batch_size", 1, 4096),
+            ("edge_batch_size", 1, 4096),
             ("threads", 0, 1024),
         ):
             check_range(name, getattr(self, name), low, high)
@@ -345,8 +349,8 @@ def measure_outcomes(
 ) -> tuple[TestOutcomes, dict[str, Any], dict[str, str]]:
     """Edge and cloud answers for the whole test set, the edge's measured cost, and both model versions."""
     edge = EdgeClassifier.from_dir(layout.edge, threads=config.threads)
-    progress(f"[1/8] edge: calibrated probabilities for {len(test)} texts")
-    probabilities = edge.predict_proba(test.texts, batch_size=config.batch_size)
+    progress(f"[1/8] edge: calibrated probabilities for {len(test)} texts, {config.edge_batch_size} per call")
+    probabilities = edge.predict_proba(test.texts, batch_size=config.edge_batch_size)
     progress(f"[2/8] edge: CPU time of {config.timing_queries} single queries")
     edge_cost = measure_edge_cost(edge, test.texts, config)
     progress(f"[3/8] cloud: in-process predictions for {len(test)} texts")

@@ -156,6 +156,26 @@ def test_batched_proba_and_quality() -> None:
     figures = quality(FakePredictor(), texts, ["yes", "no", "yes", "yes", "yes"], batch_size=2)
     assert figures["accuracy"] == pytest.approx(0.8)
     assert 0 < figures["macro_f1"] < 1
+    assert figures["accuracy_single_query"] == pytest.approx(0.8) and figures["batch_label_changes"] == 0
+
+
+@dataclass
+class BatchSensitivePredictor(FakePredictor):
+    """Like dynamic INT8 at its worst: in a batch of several, every second text's answer flips."""
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        probabilities = super().predict_proba(texts)
+        if len(texts) > 1:
+            probabilities[1::2] = probabilities[1::2, ::-1]
+        return probabilities
+
+
+def test_quality_counts_labels_that_change_with_the_batch() -> None:
+    texts = ["yes a", "no b", "yes c", "no d", "yes e"]
+    figures = quality(BatchSensitivePredictor(), texts, ["yes", "no", "yes", "no", "yes"], batch_size=2)
+    assert figures["accuracy_single_query"] == pytest.approx(1.0)  # alone, every text is answered right
+    assert figures["accuracy"] == pytest.approx(0.6)  # "no b" and "no d" sit second in their batches
+    assert figures["batch_label_changes"] == 2
 
 
 # ---------------------------------------------------------------- config
@@ -213,6 +233,8 @@ def _figures(accuracy: float, size: float, onnx: bool) -> dict[str, Any]:
     stats = {"mean": 2.0, "p50": 1.5, "p95": 4.0, "p99": 6.0}
     figures = {
         "accuracy": accuracy,
+        "accuracy_single_query": accuracy - 0.002,
+        "batch_label_changes": 7 if onnx else 0,
         "macro_f1": accuracy - 0.01,
         "size_mb": size,
         "latency_ms": stats,
@@ -246,7 +268,7 @@ def test_markdown_table_has_a_row_per_model_and_the_headlines() -> None:
     table = markdown_table(_fake_result())
     for name in MODEL_NAMES:
         assert f"| {name} |" in table
-    assert "| 89.00 |" in table and "12.00" in table  # INT8 accuracy %, tutorial p95 = 3 x 4.0
+    assert "| 89.00 | 88.80 | 7 |" in table and "12.00" in table  # INT8 accuracy %, tutorial p95 = 3 x 4.0
     assert "74.4%" in table and "98.90%" in table and "3.00×" in table and "Test CPU" in table
     assert table.count("| — |") == 2  # no tutorial protocol for PyTorch and TF-IDF
 
@@ -291,6 +313,7 @@ def test_whole_bench_on_a_tiny_run(tiny_run: dict[str, Path]) -> None:
     assert set(result["models"]) == set(MODEL_NAMES)
     for name, figures in result["models"].items():
         assert 0.0 <= figures["accuracy"] <= 1.0 and 0.0 <= figures["macro_f1"] <= 1.0, name
+        assert 0.0 <= figures["accuracy_single_query"] <= 1.0 and 0 <= figures["batch_label_changes"] <= 40, name
         assert figures["size_mb"] > 0 and figures["peak_memory_mb"] > 0, name
         assert figures["throughput_qps"] > 0, name
         assert set(figures["latency_ms"]) == set(STATS) and len(figures["latency_ms_repeats"]) == 1, name
@@ -300,6 +323,7 @@ def test_whole_bench_on_a_tiny_run(tiny_run: dict[str, Path]) -> None:
     assert result["models"]["onnx_int8"]["size_mb"] < result["models"]["onnx_fp32"]["size_mb"]
     assert 0 < result["size_reduction_pct"] < 100 and result["accuracy_retention_pct"] is not None
     assert result["settings"]["limit"] == 40 and "cpu_model" in result["machine"]
-    assert any(line.startswith("[3/4] onnx_int8: accuracy on 40 texts") for line in lines)
+    assert result["models"]["tfidf_logreg"]["batch_label_changes"] == 0  # a linear model is batch-invariant
+    assert any(line.startswith("[3/4] onnx_int8: accuracy on 40 texts (batches of 32") for line in lines)
     assert "| onnx_int8 |" in markdown_table(result)
     json.dumps(result)  # JSON-ready
