@@ -15,6 +15,7 @@ from hybridroute.bench.output import write_json
 from hybridroute.bench.routing import (
     POLICY_ORDER,
     RoutingBenchConfig,
+    gap_in_words,
     gap_summary,
     markdown_table,
     max_probability_diff,
@@ -256,6 +257,12 @@ def test_outage_sample_alternates_escalated_and_kept_queries() -> None:
     assert outage_indices(escalated, 4) == [1, 0, 3, 2]
     assert outage_indices(escalated, 100) == [1, 0, 3, 2, 4, 5]
     assert outage_indices(np.ones(5, dtype=bool), 3) == [0, 1, 2]
+
+
+def testgap_in_words_say_above_for_a_lead_over_cloud_only() -> None:
+    assert gap_in_words(0.214) == "0.21 points below cloud only"
+    assert gap_in_words(-0.292) == "0.29 points above cloud only"
+    assert gap_in_words(0.0) == "0.00 points below cloud only"
 
 
 def test_max_probability_diff() -> None:

@@ -888,6 +888,12 @@ def service_checks(
 # ---------------------------------------------------------------- reporting
 
 
+def gap_in_words(points_below_cloud: float) -> str:
+    """The operating point against cloud-only in words: a negative gap is a lead."""
+    side = "below" if points_below_cloud >= 0 else "above"
+    return f"{_cell(abs(points_below_cloud), 2)} points {side} cloud only"
+
+
 def _cell(value: float | None, digits: int) -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
@@ -921,7 +927,7 @@ def _footnotes(result: Mapping[str, Any]) -> list[str]:
         f"CPT(80%) {_cell(result['cpt80'], 3)}{gap}",
         f"- Operating point ({point['policy']}, threshold {_cell(point['threshold'], 4)}): accuracy "
         f"{_cell(100 * point['accuracy'], 2)}%, edge share {_cell(100 * point['edge_share'], 1)}%, "
-        f"{_cell(point['accuracy_gap_vs_cloud_points'], 2)} points below cloud only, savings "
+        f"{gap_in_words(point['accuracy_gap_vs_cloud_points'])}, savings "
         f"{_cell(point['savings_pct'], 1)}% fixed / {_cell(point['savings_pct_measured'], 1)}% measured",
         f"- Edge cost measured: {result['edge_cost']['cpu_seconds_per_query'] * 1000:.2f} CPU ms per query",
     ]
