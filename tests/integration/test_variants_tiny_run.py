@@ -152,6 +152,9 @@ def test_bench_variants_reports_one_table(tiny_run: Path, built: dict[str, Path]
     assert "batch_path_t1" in result["models"]["int8_dynamic"]["latency_ms"]
     assert result["headline"]["smallest"] == names[1]
     assert result["models"]["onnx_fp32"]["retention_pct"] == 100.0
+    for name, figures in result["models"].items():
+        assert 0.0 <= figures["accuracy_single_query"] <= 1.0, name
+        assert 0 <= figures["batch_label_changes"] <= len(test), name
     table = markdown_table(result)
     assert f"| {names[1]} |" in table and "Smallest qualifying" in table
 

@@ -303,21 +303,34 @@ def load_predictor(job: ModelJob) -> Predictor:
     raise ConfigError(f"unknown model kind {job.kind!r}; expected torch, onnx or sklearn")
 
 
-def quality(predictor: Predictor, texts: Sequence[str], labels: Sequence[str], batch_size: int) -> dict[str, Any]:
-    """Accuracy and macro-F1 in batches of ``batch_size``, and the accuracy one query at a time.
+def single_query_quality(
+    scores: Callable[[Sequence[str]], np.ndarray],
+    texts: Sequence[str],
+    labels: Sequence[str],
+    names: Sequence[str],
+    batched: np.ndarray,
+) -> dict[str, Any]:
+    """Accuracy with every text scored alone, and how many labels differ from the batched pass.
 
     Dynamic INT8 quantizes activations with one scale per tensor, so a text's answer can
     depend on the texts that share its batch: ``batch_label_changes`` counts the texts whose
-    label differs between the two passes (0 for a batch-invariant model).
+    label (index in ``batched``) differs alone (0 for a batch-invariant model).
     """
+    single = np.array([int(scores([text])[0].argmax()) for text in texts], dtype=np.int64)
+    return {
+        "accuracy_single_query": accuracy([names[i] for i in single], labels),
+        "batch_label_changes": int((np.asarray(batched) != single).sum()),
+    }
+
+
+def quality(predictor: Predictor, texts: Sequence[str], labels: Sequence[str], batch_size: int) -> dict[str, Any]:
+    """Accuracy and macro-F1 in batches of ``batch_size``, and the accuracy one query at a time."""
     batched = batched_proba(predictor, texts, batch_size).argmax(axis=1)
-    single = np.array([int(predictor.predict_proba([text])[0].argmax()) for text in texts], dtype=np.int64)
     predicted = [predictor.labels[i] for i in batched]
     return {
         "accuracy": accuracy(predicted, labels),
         "macro_f1": macro_f1(predicted, labels),
-        "accuracy_single_query": accuracy([predictor.labels[i] for i in single], labels),
-        "batch_label_changes": int((batched != single).sum()),
+        **single_query_quality(predictor.predict_proba, texts, labels, predictor.labels, batched),
     }
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from hybridroute.bench.compression import aggregate_repeats, cycled
+from hybridroute.bench.compression import aggregate_repeats, cycled, single_query_quality
 from hybridroute.bench.machine import machine_info, machine_summary
 from hybridroute.config import CompressConfig, check_range
 from hybridroute.data import LabelledTexts
@@ -138,15 +138,16 @@ def rare_word_mask(layout: RunLayout, bundles: dict[str, Path], texts: Sequence[
 
 
 def quality(folder: Path, test: LabelledTexts, rare: Sequence[bool], batch_size: int) -> dict[str, Any]:
-    """Size, accuracy and rare-word accuracy of one bundle."""
+    """Size, accuracy (batched and one text at a time) and rare-word accuracy of one bundle."""
     classifier = EdgeClassifier.from_dir(folder, threads=1)
-    logits = classifier.logits(test.texts, batch_size=batch_size)
-    predicted = [classifier.labels[i] for i in logits.argmax(axis=1)]
+    batched = classifier.logits(test.texts, batch_size=batch_size).argmax(axis=1)
+    predicted = [classifier.labels[i] for i in batched]
     accuracy = float(np.mean([p == a for p, a in zip(predicted, test.labels, strict=True)]))
     return {
         "size_mb": (folder / MODEL_NAME).stat().st_size / 1e6,
         "accuracy": accuracy,
         "rare_word_accuracy": subset_accuracy(predicted, test.labels, rare),
+        **single_query_quality(classifier.logits, test.texts, test.labels, classifier.labels, batched),
     }
 
 
@@ -302,10 +303,10 @@ def _latency_cells(latency_ms: dict[str, dict[str, float]], path: str) -> list[s
 def markdown_table(result: dict[str, Any]) -> str:
     """One row per model (fast single-query path), then the batch-path rows and the headline."""
     header = (
-        "| Model | Size MB | Accuracy % | Retention % | Rare-word acc % | p50 ms (1t) | p95 ms (1t) "
-        "| p50 ms (2t) | p95 ms (2t) | Throughput q/s |"
+        "| Model | Size MB | Accuracy % | Single-query acc % | Batch-changed | Retention % | Rare-word acc % "
+        "| p50 ms (1t) | p95 ms (1t) | p50 ms (2t) | p95 ms (2t) | Throughput q/s |"
     )
-    lines = [header, "|" + "---|" * 10]
+    lines = [header, "|" + "---|" * 12]
     for name, m in result["models"].items():
         lines.append(
             "| "
@@ -314,6 +315,8 @@ def markdown_table(result: dict[str, Any]) -> str:
                     name,
                     _cell(m["size_mb"], 2),
                     _cell(100 * m["accuracy"], 2),
+                    _cell(100 * m["accuracy_single_query"], 2),
+                    str(m["batch_label_changes"]),
                     _cell(m["retention_pct"], 2),
                     _cell(None if m["rare_word_accuracy"] is None else 100 * m["rare_word_accuracy"], 2),
                     *_latency_cells(m["latency_ms"], "fast_path"),
