@@ -259,7 +259,7 @@ def test_outage_sample_alternates_escalated_and_kept_queries() -> None:
     assert outage_indices(np.ones(5, dtype=bool), 3) == [0, 1, 2]
 
 
-def testgap_in_words_say_above_for_a_lead_over_cloud_only() -> None:
+def test_gap_in_words_says_above_for_a_lead_over_cloud_only() -> None:
     assert gap_in_words(0.214) == "0.21 points below cloud only"
     assert gap_in_words(-0.292) == "0.29 points above cloud only"
     assert gap_in_words(0.0) == "0.00 points below cloud only"
