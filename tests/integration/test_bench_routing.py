@@ -15,6 +15,7 @@ from hybridroute.bench.output import write_json
 from hybridroute.bench.routing import (
     POLICY_ORDER,
     RoutingBenchConfig,
+    escalated_alone,
     gap_in_words,
     gap_summary,
     markdown_table,
@@ -23,6 +24,7 @@ from hybridroute.bench.routing import (
     outage_indices,
     random_line,
     require_routing_run,
+    route_all,
     run_routing_bench,
 )
 from hybridroute.config import DataConfig
@@ -31,6 +33,7 @@ from hybridroute.errors import ArtifactError, ConfigError
 from hybridroute.routing.curve import cascade_curve
 from hybridroute.routing.features import FeatureConfig
 from hybridroute.routing.ledger import PriceConfig
+from hybridroute.routing.router_config import build_policy, load_router
 from hybridroute.runs import RunLayout
 from hybridroute.runtime.classifier import EdgeClassifier
 
@@ -90,6 +93,24 @@ def test_edge_batch_size_one_sends_each_text_alone(
     assert set(edge_sizes) == {1} and len(edge_sizes) >= len(test) + 2  # the test pass, then the timed queries
     assert max(size for model, size in calls if model != edge) > 1  # the cloud pass stays batched
     assert len(outcomes.edge_correct) == len(test) and "1 per call" in lines[0]
+
+
+def test_outage_sample_is_picked_by_the_decisions_of_texts_routed_alone(
+    cloud_run: Path, tmp_path: Path, toy_csv_writer: Callable[..., Path]
+) -> None:
+    """The outage scenarios route one text at a time: the sample's escalations must be theirs, not a batch's."""
+    test_csv = toy_csv_writer(tmp_path / "test.csv", per_class=15, seed=11)  # the bench fixture's test set
+    test = load_labelled(DataConfig(test_csv))
+    config = RoutingBenchConfig(cloud_run, test_csv, edge_batch_size=1, timing_queries=2, warmup=0)
+    layout = RunLayout(cloud_run)
+    router = load_router(layout.router)
+    outcomes, _, _ = measure_outcomes(layout, test, router.features, config, lambda _: None)
+    single_pass = route_all(build_policy(router, np.random.default_rng(config.seed)), outcomes, config.price_modes())
+
+    alone = escalated_alone(layout, router, test.texts, config)
+
+    assert alone.shape == (len(test),) and alone.any() and not alone.all()
+    assert alone.tolist() == single_pass.escalated.tolist()  # the hybrid alone == the bench's one-per-call pass
 
 
 # ---------------------------------------------------------------- end to end

@@ -21,6 +21,8 @@ Steps, each reported through ``progress``:
    agree with the in-process path;
 8. outages: the cloud not listening, hanging, and stopped in the middle of a run;
    every query must still be answered within the cloud budget plus the edge latency.
+   The sample alternates queries the calibrated router escalates and keeps, decided
+   with each text routed alone, as the scenarios route them.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from hybridroute.config import DataConfig, check_range, to_jsonable
 from hybridroute.data import LabelledTexts, check_known_labels, load_labelled
 from hybridroute.errors import ArtifactError, ConfigError, RoutingError
 from hybridroute.metrics import percentiles
+from hybridroute.routing.cascade import HybridClassifier
 from hybridroute.routing.curve import apgr, cascade_curve, cpt
 from hybridroute.routing.features import EdgeSignal, FeatureConfig, make_signal
 from hybridroute.routing.ledger import CostLedger, LedgerSummary, PriceConfig
@@ -81,6 +84,8 @@ DEFINITIONS = {
     "apgr": "RouteLLM: area under PGR(cloud share), PGR = (acc - edge_only) / (cloud_only - edge_only)",
     "cptXX": "RouteLLM: the smallest cloud share whose PGR reaches XX%",
     "edge_cpu_seconds_per_query": "median process_time of predict_proba([text]), one text at a time",
+    "outage.n": "queries over the 3 scenarios (outage_sample each), alternating ones the calibrated router "
+    "escalates and keeps when each text is routed alone",
     "outage.budget_ms": "cloud call budget (2 x cloud timeout, retries included) + the edge's p99 latency",
     "outage.within_budget": "max_ms <= budget_ms + allowance_ms (thread scheduling; max_over_budget_ms is strict)",
 }
@@ -626,6 +631,22 @@ def stopped_mid_run(
     return before, after
 
 
+def escalated_alone(
+    layout: RunLayout, router: RouterConfig, texts: Sequence[str], config: RoutingBenchConfig
+) -> np.ndarray:
+    """Whether the calibrated router escalates each text routed on its own, as the outage scenarios route it.
+
+    The test pass scores ``edge_batch_size`` texts per call, and dynamic INT8 can score a text
+    beside batch-mates differently from alone: picked from those decisions, an "escalated"
+    query could stay at the edge in the outage and never meet the failing cloud. The edge-only
+    hybrid (no cloud) marks each escalation as a fallback.
+    """
+    edge = EdgeClassifier.from_dir(layout.edge, threads=config.threads)
+    policy = build_policy(router, np.random.default_rng(config.seed))
+    hybrid = HybridClassifier(edge, policy, cloud=None, features=router.features)
+    return np.array([hybrid.classify([text])[0].fallback for text in texts], dtype=bool)
+
+
 def outage_check(
     layout: RunLayout,
     texts: Sequence[str],
@@ -852,7 +873,7 @@ def run_routing_bench(
     }
     progress("[6/8] plot")
     result["plot"] = str(save_plot(result, plot_path(config, json_out)))
-    result |= service_checks(layout, test.texts, labels, calibrated, outcomes, config, progress)
+    result |= service_checks(layout, test.texts, labels, router, outcomes, config, progress)
     result["targets"] = targets_section(result)
     return result | {
         "machine": machine_info(),
@@ -866,7 +887,7 @@ def service_checks(
     layout: RunLayout,
     texts: Sequence[str],
     labels: Sequence[str],
-    calibrated: PolicyRun,
+    router: RouterConfig,
     outcomes: TestOutcomes,
     config: RoutingBenchConfig,
     progress: Callable[[str], None],
@@ -879,7 +900,9 @@ def service_checks(
         checks["http_check"] = http_check(layout, sample, config)
     if config.outage_sample:
         progress(f"[8/8] outages (cloud timeout {config.cloud_timeout_s} s, budget {config.cloud_budget_s} s)")
-        sample = [texts[i] for i in outage_indices(calibrated.escalated, config.outage_sample)]
+        progress(f"      outage sample: the calibrated router's decision for each of {len(texts)} texts alone")
+        escalated = escalated_alone(layout, router, texts, config)
+        sample = [texts[i] for i in outage_indices(escalated, config.outage_sample)]
         edge_p99_ms = outcomes.edge_latency_ms["p99"]
         checks["outage"] = outage_check(layout, sample, labels, edge_p99_ms, config, progress)
     return checks
