@@ -122,7 +122,7 @@ class HybridClassifier:
         decisions, cloud_first = self._decide(texts, edge.signals)
         escalated = [i for i, d in enumerate(decisions) if d.tier is Tier.CLOUD]
         cloud = cloud_first if cloud_first is not None else self._ask_cloud(texts, escalated)
-        return [self._answer(i, edge, decisions[i], cloud, cloud_first is not None) for i in range(len(texts))]
+        return [self._answer(i, edge, decisions[i], cloud) for i in range(len(texts))]
 
     # ------------------------------------------------------------ steps
 
@@ -164,7 +164,7 @@ class HybridClassifier:
         redactions = self.redactor.redact_many(texts)
         return [r.text for r in redactions], [r.counts for r in redactions]
 
-    def _answer(self, i: int, edge: _EdgePass, decision: Decision, cloud: Any, cloud_first: bool) -> RoutedAnswer:
+    def _answer(self, i: int, edge: _EdgePass, decision: Decision, cloud: Any) -> RoutedAnswer:
         edge_prediction = self._edge_prediction(edge.probabilities[i])
         consulted = cloud is not None and i in cloud.position
         called = consulted and cloud.result.attempts > 0 and cloud.result.error not in UNBILLED_ERRORS

@@ -86,7 +86,7 @@ class AlwaysEdge:
     name: ClassVar[str] = "always-edge"
     needs_cloud_first: ClassVar[bool] = False
 
-    def choose_tier(self, signal: EdgeSignal) -> Decision:
+    def choose_tier(self, signal: EdgeSignal) -> Decision:  # noqa: ARG002 (the Policy interface; the signal is unused)
         """Always ``Tier.EDGE`` with reason ``"always_edge"``."""
         return Decision(Tier.EDGE, "always_edge")
 
@@ -98,7 +98,7 @@ class AlwaysCloud:
     name: ClassVar[str] = "always-cloud"
     needs_cloud_first: ClassVar[bool] = False
 
-    def choose_tier(self, signal: EdgeSignal) -> Decision:
+    def choose_tier(self, signal: EdgeSignal) -> Decision:  # noqa: ARG002 (the Policy interface; the signal is unused)
         """Always ``Tier.CLOUD`` with reason ``"always_cloud"``."""
         return Decision(Tier.CLOUD, "always_cloud")
 
@@ -120,7 +120,7 @@ class RandomPolicy:
     def __post_init__(self) -> None:
         check_probability("cloud_share", self.cloud_share)
 
-    def choose_tier(self, signal: EdgeSignal) -> Decision:
+    def choose_tier(self, signal: EdgeSignal) -> Decision:  # noqa: ARG002 (the Policy interface; the signal is unused)
         """``Tier.CLOUD`` with probability ``cloud_share``; reason ``"random"`` either way."""
         escalate = self.rng.random() < self.cloud_share
         return Decision(Tier.CLOUD if escalate else Tier.EDGE, "random")
