@@ -765,7 +765,12 @@ def bench() -> None:
     help="Benchmark the compression variants (one table) instead of the model comparison.",
 )
 @click.option("--variant-names", default="", help="With --variants: comma-separated names (default: all).")
-@click.option("--latency-queries", type=int, default=200, show_default=True, help="Single queries timed per repeat.")
+@click.option(
+    "--latency-queries",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Single queries timed per repeat (default: 300; 200 with --variants).",
+)
 def bench_compression(
     run_dir: Path,
     test: Path,
@@ -777,18 +782,34 @@ def bench_compression(
     limit: int,
     variants: bool,
     variant_names: str,
-    latency_queries: int,
+    latency_queries: int | None,
 ) -> None:
     """PyTorch FP32 vs ONNX FP32 vs ONNX INT8 (and TF-IDF) on a test set."""
+    sample = {"latency_queries": latency_queries} if latency_queries is not None else {}
     if variants:
-        _bench_variants(run_dir, test, text_col, label_col, json_out, repeats, limit, variant_names, latency_queries)
+        _bench_variants(run_dir, test, text_col, label_col, json_out, limit, variant_names, repeats=repeats, **sample)
         return
     from hybridroute.bench.compression import CompressionBenchConfig, markdown_table, run_compression_bench
 
-    config = CompressionBenchConfig(run_dir, test, text_col, label_col, repeats=repeats, threads=threads, limit=limit)
+    config = CompressionBenchConfig(
+        run_dir, test, text_col, label_col, repeats=repeats, threads=threads, limit=limit, **sample
+    )
     result = run_compression_bench(config)
     click.echo(markdown_table(result))
     _save_json(result, json_out)
+
+
+@bench.command("summary")
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--model", default="onnx_int8", show_default=True, help="Model whose timings the table shows.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the summary of every model here.")
+def bench_summary(results: tuple[Path, ...], model: str, json_out: Path | None) -> None:
+    """Median, min and max of each timing across saved `bench compression --json` results of one experiment."""
+    from hybridroute.bench.summary import load_result, markdown_table, summarise_runs
+
+    summary = summarise_runs([load_result(path) for path in results], [str(path) for path in results])
+    click.echo(markdown_table(summary, model))
+    _save_json(summary, json_out)
 
 
 def _save_json(result: Mapping[str, Any], json_out: Path | None, also: str = "") -> None:
@@ -805,16 +826,15 @@ def _bench_variants(
     text_col: str,
     label_col: str,
     json_out: Path | None,
-    repeats: int,
     limit: int,
     variant_names: str,
-    latency_queries: int,
+    **measure: int,
 ) -> None:
     from hybridroute.bench.variants import VariantBenchConfig, run_variants_bench
     from hybridroute.bench.variants import markdown_table as variants_table
 
     names = [n.strip() for n in variant_names.split(",") if n.strip()]
-    config = VariantBenchConfig(repeats=repeats, latency_queries=latency_queries)
+    config = VariantBenchConfig(**measure)
     result = run_variants_bench(run_dir, test, text_col, label_col, limit, names, config, progress=click.echo)
     click.echo(variants_table(result))
     _save_json(result, json_out)

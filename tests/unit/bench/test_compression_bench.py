@@ -327,3 +327,16 @@ def test_whole_bench_on_a_tiny_run(tiny_run: dict[str, Path]) -> None:
     assert any(line.startswith("[3/4] onnx_int8: accuracy on 40 texts (batches of 32") for line in lines)
     assert "| onnx_int8 |" in markdown_table(result)
     json.dumps(result)  # JSON-ready
+
+
+def test_the_command_times_as_many_single_queries_as_asked(tiny_run: dict[str, Path], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from hybridroute.cli import main
+
+    out = tmp_path / "bench.json"
+    args = ["bench", "compression", "--run", str(tiny_run["run"]), "--test", str(tiny_run["test"]), "--limit", "20"]
+    result = CliRunner().invoke(main, [*args, "--repeats", "1", "--latency-queries", "7", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "repeats of 7 single queries" in result.output
+    assert json.loads(out.read_text())["settings"]["latency_queries"] == 7

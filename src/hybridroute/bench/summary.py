@@ -1,0 +1,177 @@
+"""Medians across repeated runs of ``bench compression``.
+
+Latency on a shared 2-core machine moves by half between runs of the same command, so a single run's p95 is not
+a figure to publish. ``summarise_runs`` reads several saved results of the same model on the same test set and
+machine, and reports each timing's median, minimum and maximum across them, with every run's value beside it.
+Accuracy is deterministic: it is reported once, and a run that disagrees is named.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hybridroute.errors import DataError
+
+LATENCY_STATS = ("p50", "p95", "p99")
+ACCURACY_FIELDS = ("accuracy", "accuracy_single_query", "macro_f1")
+SAME_IN_EVERY_RUN = (("run", "model_version"), ("test_rows",), ("machine", "cpu_model"))
+
+DEFINITIONS = {
+    "timings": "per model: {median, min, max, runs} across the runs of each run's own figure (itself a median "
+    "over that run's repeats)",
+    "speedup_vs_tutorial_p95": "median across runs of each run's speed-up, not the ratio of the medians",
+    "accuracy": "each field from the first run that measured it; accuracy_differs names the runs that disagree",
+}
+
+
+def load_result(path: Path) -> dict[str, Any]:
+    """One saved ``bench compression --json`` result; a ``DataError`` says what is wrong with any other file."""
+    try:
+        result = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not a readable JSON file ({exc})") from None
+    models = result.get("models") if isinstance(result, dict) else None
+    if not isinstance(models, dict) or not all(
+        isinstance(m, dict) and isinstance(m.get("latency_ms"), dict) for m in models.values()
+    ):
+        raise DataError(
+            f"{path}: not a `bench compression` result (it needs 'models' with 'latency_ms' per model; "
+            "`bench compression --variants` results are not summarised)"
+        )
+    return result
+
+
+def _field(result: Mapping[str, Any], keys: Sequence[str]) -> Any:
+    value: Any = result
+    for key in keys:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
+
+
+def check_comparable(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -> None:
+    """Refuse runs that measured different things: another model, test set, or CPU."""
+    if len(results) < 2:
+        raise DataError(f"a summary needs at least two runs, got {len(results)}")
+    for keys in SAME_IN_EVERY_RUN:
+        values = {name: _field(r, keys) for name, r in zip(names, results, strict=True)}
+        if len(set(map(str, values.values()))) > 1:
+            found = ", ".join(f"{name}: {value}" for name, value in values.items())
+            raise DataError(f"the runs differ in {'.'.join(keys)} ({found}); summarise runs of one experiment only")
+
+
+def spread(values: Sequence[float]) -> dict[str, Any]:
+    """Median, minimum, maximum and the values themselves.
+
+    Example: spread([5.37, 3.09, 5.96]) -> {"median": 5.37, "min": 3.09, "max": 5.96, "runs": [5.37, 3.09, 5.96]}
+    """
+    return {
+        "median": float(np.median(values)),
+        "min": float(min(values)),
+        "max": float(max(values)),
+        "runs": [float(v) for v in values],
+    }
+
+
+def _timings(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Spreads of one model's timings; a timing missing from any run is left out."""
+    paths = [("latency_ms", s) for s in LATENCY_STATS] + [
+        ("tutorial_protocol_latency_ms", "p95"),
+        ("speedup_vs_tutorial_p95",),
+        ("throughput_qps",),
+    ]
+    found: dict[str, Any] = {}
+    for keys in paths:
+        values = [_field(run, keys) for run in runs]
+        if all(isinstance(v, int | float) for v in values):
+            found[".".join(keys)] = spread(values)
+    return found
+
+
+def _accuracy(runs: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, Any]:
+    """Each accuracy field from the first run that has it, and the runs that disagree (a run without it does not)."""
+    found = {f: next((run[f] for run in runs if run.get(f) is not None), None) for f in ACCURACY_FIELDS}
+    differs = [
+        name
+        for name, run in zip(names, runs, strict=True)
+        if any(run.get(f) is not None and run[f] != found[f] for f in ACCURACY_FIELDS)
+    ]
+    return found | {"accuracy_differs": differs}
+
+
+def summarise_runs(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, Any]:
+    """Each model's timings across runs (median, min, max, per run) and its accuracy, for runs of one experiment.
+
+    Raises:
+        DataError: fewer than two runs, or runs of different models, test sets or CPUs.
+    """
+    check_comparable(results, names)
+    shared = [m for m in results[0]["models"] if all(m in r["models"] for r in results)]
+    return {
+        "runs": [
+            {"file": name, "timestamp_utc": _field(r, ("machine", "timestamp_utc")), "settings": r.get("settings")}
+            for name, r in zip(names, results, strict=True)
+        ],
+        "models": {
+            m: {"timings": _timings([r["models"][m] for r in results])}
+            | _accuracy([r["models"][m] for r in results], names)
+            for m in shared
+        },
+        "model_version": _field(results[0], ("run", "model_version")),
+        "test_rows": results[0].get("test_rows"),
+        "machine": results[0].get("machine"),
+        "definitions": DEFINITIONS,
+    }
+
+
+def _cell(found: Mapping[str, Any] | None, index: int | None, digits: int, unit: str) -> str:
+    """One run's value (``index``) or the median (``None``) of a spread, formatted; a dash when not measured."""
+    if found is None:
+        return "—"
+    value = found["median"] if index is None else found["runs"][index]
+    return f"{value:.{digits}f}{unit}"
+
+
+def _pct(fraction: float | None) -> str:
+    return "—" if fraction is None else f"{100 * fraction:.2f}%"
+
+
+def markdown_table(summary: Mapping[str, Any], model: str) -> str:
+    """One row per run and a median row for ``model``'s timings, then the accuracy and the spread."""
+    if model not in summary["models"]:
+        raise DataError(f"no model {model!r} in every run; the runs share: {', '.join(summary['models'])}")
+    figures = summary["models"][model]
+    timings = figures["timings"]
+    columns = [
+        ("p50 ms", "latency_ms.p50", 2, ""),
+        ("p95 ms", "latency_ms.p95", 2, ""),
+        ("p99 ms", "latency_ms.p99", 2, ""),
+        ("tutorial-protocol p95 ms", "tutorial_protocol_latency_ms.p95", 2, ""),
+        ("speed-up at p95", "speedup_vs_tutorial_p95", 2, "×"),
+        ("throughput q/s", "throughput_qps", 0, ""),
+    ]
+    header = "| run | " + " | ".join(column[0] for column in columns) + " |"
+    lines = [f"{model}, {len(summary['runs'])} runs", "", header, "|---" * (len(columns) + 1) + "|"]
+    for index, run in enumerate(summary["runs"]):
+        cells = [_cell(timings.get(key), index, digits, unit) for _, key, digits, unit in columns]
+        lines.append(f"| {Path(run['file']).name} | " + " | ".join(cells) + " |")
+    cells = [f"**{_cell(timings.get(key), None, digits, unit)}**" for _, key, digits, unit in columns]
+    lines.append("| **median** | " + " | ".join(cells) + " |")
+    p95 = timings["latency_ms.p95"]
+    lines += [
+        "",
+        f"- p95 across runs: {p95['min']:.2f}–{p95['max']:.2f} ms (median {p95['median']:.2f})",
+        f"- accuracy {_pct(figures['accuracy'])}, one query at a time {_pct(figures['accuracy_single_query'])}: "
+        + (
+            f"differs in {', '.join(figures['accuracy_differs'])}"
+            if figures["accuracy_differs"]
+            else "the same in every run"
+        ),
+    ]
+    return "\n".join(lines)

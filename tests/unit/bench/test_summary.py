@@ -1,0 +1,132 @@
+"""Medians across saved `bench compression` runs: the summary's arithmetic, its refusals, and the published files."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from hybridroute.bench.summary import load_result, markdown_table, spread, summarise_runs
+from hybridroute.cli import main
+from hybridroute.errors import DataError
+
+RESULTS = Path(__file__).resolve().parents[3] / "bench-results"
+
+
+def _result(p95: float, speedup: float, accuracy: float = 0.9, version: str = "abc") -> dict[str, Any]:
+    int8 = {
+        "accuracy": accuracy,
+        "accuracy_single_query": accuracy,
+        "macro_f1": 0.8,
+        "latency_ms": {"mean": p95 / 2, "p50": p95 / 2, "p95": p95, "p99": p95 + 1},
+        "tutorial_protocol_latency_ms": {"p95": p95 * speedup},
+        "speedup_vs_tutorial_p95": speedup,
+        "throughput_qps": 400.0,
+    }
+    return {
+        "models": {"onnx_int8": int8},
+        "run": {"model_version": version},
+        "test_rows": 100,
+        "machine": {"cpu_model": "AMD EPYC", "timestamp_utc": "2026-12-05T10:00:00+00:00"},
+        "settings": {"repeats": 3, "latency_queries": 300},
+    }
+
+
+def test_spread_gives_the_median_min_max_and_every_value() -> None:
+    assert spread([5.0, 3.0, 6.0, 4.0]) == {"median": 4.5, "min": 3.0, "max": 6.0, "runs": [5.0, 3.0, 6.0, 4.0]}
+
+
+def test_summary_takes_the_median_of_each_runs_own_figure() -> None:
+    runs = [_result(5.0, 3.0), _result(3.0, 6.0), _result(6.0, 5.0)]
+    found = summarise_runs(runs, ["a", "b", "c"])["models"]["onnx_int8"]
+    assert found["timings"]["latency_ms.p95"]["median"] == 5.0
+    assert found["timings"]["latency_ms.p99"]["runs"] == [6.0, 4.0, 7.0]
+    # the median of the speed-ups (5.0), not the ratio of the median timings (15 / 5 = 3)
+    assert found["timings"]["speedup_vs_tutorial_p95"]["median"] == 5.0
+    assert found["accuracy"] == 0.9 and found["accuracy_differs"] == []
+
+
+def test_a_run_with_other_accuracy_is_named() -> None:
+    runs = [_result(5.0, 3.0), _result(3.0, 6.0, accuracy=0.8)]
+    assert summarise_runs(runs, ["a", "b"])["models"]["onnx_int8"]["accuracy_differs"] == ["b"]
+
+
+def test_a_run_that_did_not_measure_a_field_does_not_count_as_differing() -> None:
+    older = _result(5.0, 3.0)
+    del older["models"]["onnx_int8"]["accuracy_single_query"]
+    found = summarise_runs([older, _result(3.0, 6.0)], ["old", "new"])["models"]["onnx_int8"]
+    assert found["accuracy_single_query"] == 0.9 and found["accuracy_differs"] == []
+
+
+def test_a_timing_missing_from_one_run_is_left_out_not_invented() -> None:
+    partial = _result(5.0, 3.0)
+    del partial["models"]["onnx_int8"]["tutorial_protocol_latency_ms"]
+    timings = summarise_runs([partial, _result(3.0, 6.0)], ["a", "b"])["models"]["onnx_int8"]["timings"]
+    assert "tutorial_protocol_latency_ms.p95" not in timings and "latency_ms.p95" in timings
+    assert "| **median** | **2.00** | **4.00** | **5.00** | **—** |" in markdown_table(
+        summarise_runs([partial, _result(3.0, 6.0)], ["a", "b"]), "onnx_int8"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r["run"].update(model_version="other"), "differ in run.model_version"),
+        (lambda r: r.update(test_rows=99), "differ in test_rows"),
+        (lambda r: r["machine"].update(cpu_model="Intel Xeon"), "differ in machine.cpu_model"),
+    ],
+)
+def test_runs_of_different_experiments_are_refused(change: Any, message: str) -> None:
+    other = copy.deepcopy(_result(3.0, 6.0))
+    change(other)
+    with pytest.raises(DataError, match=message):
+        summarise_runs([_result(5.0, 3.0), other], ["a", "b"])
+
+
+def test_one_run_is_not_a_summary() -> None:
+    with pytest.raises(DataError, match="at least two runs, got 1"):
+        summarise_runs([_result(5.0, 3.0)], ["a"])
+
+
+def test_an_unknown_model_names_the_ones_there() -> None:
+    summary = summarise_runs([_result(5.0, 3.0), _result(3.0, 6.0)], ["a", "b"])
+    with pytest.raises(DataError, match="no model 'onnx_fp16' in every run; the runs share: onnx_int8"):
+        markdown_table(summary, "onnx_fp16")
+
+
+def test_files_that_are_not_compression_results_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no such file"):
+        load_result(tmp_path / "missing.json")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(DataError, match="not a readable JSON file"):
+        load_result(broken)
+    other = tmp_path / "load.json"
+    other.write_text(json.dumps({"batched": {"throughput_rps": 600}}))
+    with pytest.raises(DataError, match="not a `bench compression` result"):
+        load_result(other)
+
+
+def test_the_published_banking77_medians_come_from_the_saved_runs(tmp_path: Path) -> None:
+    """The README's EPYC banking77 figures (median p95 3.28 ms, 9.13x over 4 runs) are what the command prints."""
+    files = sorted(RESULTS.glob("banking77_compression_epyc*.json"))
+    assert len(files) == 4, files
+    out = tmp_path / "summary.json"
+    result = CliRunner().invoke(main, ["bench", "summary", *map(str, files), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "| **median** | **1.93** | **3.28** | **4.88** | **28.68** | **9.13×** |" in result.output
+    assert "the same in every run" in result.output
+    saved = json.loads(out.read_text())
+    assert saved["models"]["onnx_int8"]["timings"]["latency_ms.p95"]["min"] == pytest.approx(2.15, abs=0.005)
+    assert saved["models"]["onnx_int8"]["accuracy_single_query"] == pytest.approx(0.9383, abs=1e-4)
+    assert [Path(run["file"]).name for run in saved["runs"]] == [f.name for f in files]
+
+
+def test_the_command_reports_a_bad_file_in_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["bench", "summary", str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {tmp_path / 'a.json'}: no such file"
