@@ -276,8 +276,19 @@ def test_random_line_is_half_the_gap() -> None:
 def test_outage_sample_alternates_escalated_and_kept_queries() -> None:
     escalated = np.array([0, 1, 0, 1, 0, 0], dtype=bool)
     assert outage_indices(escalated, 4) == [1, 0, 3, 2]
-    assert outage_indices(escalated, 100) == [1, 0, 3, 2, 4, 5]
+    assert outage_indices(escalated, 100) == [0, 1, 2, 4, 3, 5]
     assert outage_indices(np.ones(5, dtype=bool), 3) == [0, 1, 2]
+    assert outage_indices(np.zeros(3, dtype=bool), 5) == [0, 1, 2]
+
+
+def test_few_escalations_are_spread_over_both_halves_of_the_outage_sample() -> None:
+    escalated = np.zeros(45, dtype=bool)
+    escalated[[3, 17, 40]] = True
+    sample = outage_indices(escalated, 45)
+    assert sorted(sample) == list(range(45))
+    places = [sample.index(i) for i in (3, 17, 40)]
+    assert places == sorted(places) and places[0] < 45 // 2 < places[-1]
+    assert [i for i in sample if escalated[i]] == [3, 17, 40]
 
 
 def test_gap_in_words_says_above_for_a_lead_over_cloud_only() -> None:

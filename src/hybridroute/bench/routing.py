@@ -194,11 +194,11 @@ def random_line(n: int, edge_acc: float, cloud_acc: float) -> tuple[np.ndarray, 
 
 
 def outage_indices(escalated: np.ndarray, n: int) -> list[int]:
-    """Up to ``n`` query indices, alternating escalated and kept queries (each in test order).
+    """Up to ``n`` query indices, half escalated where there are enough, spread evenly among the kept ones.
 
-    Only escalated queries meet the cloud, so a sample of mostly confident queries would
-    barely test an outage. Alternating puts escalations in every stretch of the sample,
-    in particular in both halves of the stopped-in-the-middle scenario.
+    Only escalated queries meet the cloud, so a sample of mostly confident queries would barely test an outage.
+    Spreading puts escalations in every stretch of the sample, in particular in both halves of the
+    stopped-in-the-middle scenario, even when there are few of them. Each group keeps test order.
 
     Example: outage_indices(np.array([0, 1, 0, 1, 0, 0], bool), 4) -> [1, 0, 3, 2]
     """
@@ -206,8 +206,10 @@ def outage_indices(escalated: np.ndarray, n: int) -> list[int]:
     take_hard = min(hard.size, n // 2)
     take_easy = min(easy.size, n - take_hard)
     take_hard = min(hard.size, n - take_easy)  # too few kept queries: fill up with escalated ones
-    picked = [hard[:take_hard].tolist(), easy[:take_easy].tolist()]
-    return [group[i] for i in range(max(take_hard, take_easy)) for group in picked if i < len(group)]
+    # each query's place in its own group, as a fraction; merging on it interleaves the groups evenly
+    placed = [((i + 0.5) / take_hard, 0, int(hard[i])) for i in range(take_hard)]
+    placed += [((i + 0.5) / take_easy, 1, int(easy[i])) for i in range(take_easy)]
+    return [index for _, _, index in sorted(placed)]
 
 
 def max_probability_diff(first: Mapping[str, float], second: Mapping[str, float]) -> float:
