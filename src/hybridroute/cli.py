@@ -105,7 +105,12 @@ def data_options(required: bool) -> Callable[[F], F]:
                 show_default=True,
                 help="Share of each class held out for validation.",
             ),
-            click.option("--seed", type=int, default=13, show_default=True, help="Seed for split and training."),
+            click.option(
+                "--seed",
+                type=click.IntRange(min=0),
+                default=None,
+                help=f"Seed for the split and training [default: {DEFAULT_SEED}; train: else the --config file's].",
+            ),
         ]
     )
 
@@ -153,11 +158,23 @@ def teacher_option(help_text: str) -> Callable[[F], F]:
 
 
 THREADS_HELP = "ONNX Runtime intra-op threads (0: its default, one per core)."
+DEFAULT_SEED = 13  # split and training seed when --seed is not given
 
 
 def threads_option(help_text: str = THREADS_HELP) -> Callable[[F], F]:
     """--threads: ONNX Runtime intra-op threads."""
     return click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True, help=help_text)
+
+
+def limit_option() -> Callable[[F], F]:
+    """--limit: evaluate on the first N test rows only."""
+    return click.option(
+        "--limit",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help="Only the first N test rows (0 = all).",
+    )
 
 
 def check_base_model(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -172,15 +189,9 @@ def check_base_model(_ctx: click.Context, _param: click.Parameter, value: str | 
     return value
 
 
-def max_batch_option(default: int) -> Callable[[F], F]:
-    """--max-batch: most texts one model call of a service takes."""
-    return click.option(
-        "--max-batch",
-        type=click.IntRange(1, 4096),
-        default=default,
-        show_default=True,
-        help="Most texts per model call.",
-    )
+def max_batch_option(default: int, help_text: str) -> Callable[[F], F]:
+    """--max-batch: the most texts a service handles at once."""
+    return click.option("--max-batch", type=click.IntRange(1, 4096), default=default, show_default=True, help=help_text)
 
 
 def max_drop_option() -> Callable[[F], F]:
@@ -194,10 +205,14 @@ def max_drop_option() -> Callable[[F], F]:
     )
 
 
-def _data_config(data: Path, text_col: str, label_col: str, strict: bool, val_fraction: float, seed: int) -> Any:
+def _data_config(data: Path, text_col: str, label_col: str, strict: bool, val_fraction: float, seed: int | None) -> Any:
     from hybridroute.config import DataConfig
 
-    return DataConfig(data, text_col, label_col, strict, val_fraction, seed)
+    return DataConfig(data, text_col, label_col, strict, val_fraction, _seed(seed))
+
+
+def _seed(given: int | None) -> int:
+    return DEFAULT_SEED if given is None else given
 
 
 def _echo_json(value: Any) -> None:
@@ -226,7 +241,7 @@ def _layout(out: Path) -> Any:
     "--base-model",
     default=None,
     callback=check_base_model,
-    help="Base encoder: 'minilm' (default), 'mpnet' or a model folder.",
+    help="Base encoder: 'minilm', 'mpnet' or a model folder [default: minilm; with --tier cloud: mpnet].",
 )
 @click.option("--corpus", type=click.Path(path_type=Path), help="Unlabelled domain text (.txt/.csv/.jsonl).")
 @click.option("--no-adapt", is_flag=True, help="Skip masked-LM domain adaptation.")
@@ -254,11 +269,15 @@ def train(
     from hybridroute.config import build_train_sections
 
     overrides: dict[str, dict[str, Any]] = {
-        "adapt": {"base_model": base_model, "epochs": adapt_epochs},
-        "finetune": {"epochs": epochs},
+        "adapt": {"base_model": base_model, "epochs": adapt_epochs, "seed": data["seed"]},
+        "finetune": {"epochs": epochs, "seed": data["seed"]},
     }
     if tier == "cloud":
-        _train_cloud(out, config_file, base_model or "mpnet", epochs, _data_config(**data))
+        edge_only = {"--corpus": corpus is not None, "--no-adapt": no_adapt, "--adapt-epochs": adapt_epochs is not None}
+        if any(edge_only.values()):
+            given = ", ".join(name for name, used in edge_only.items() if used)
+            raise click.BadParameter(f"{given}: the cloud tier is not adapted; drop it", param_hint="--tier cloud")
+        _train_cloud(out, config_file, base_model or "mpnet", overrides["finetune"], _data_config(**data))
         return
     from hybridroute.workflow import TrainPlan, train_all
 
@@ -267,21 +286,20 @@ def train(
     click.echo(summarize_run(train_all(_layout(out), plan)))
 
 
-def _train_cloud(out: Path, config_file: Path | None, base_model: str, epochs: int | None, data: Any) -> None:
-    import dataclasses
-
-    from hybridroute.config import config_from_dict, load_json_config, to_jsonable
+def _train_cloud(out: Path, config_file: Path | None, base_model: str, flags: dict[str, Any], data: Any) -> None:
+    """The cloud tier: its own fine-tuning defaults, then the --config file's finetune section, then the flags."""
+    from hybridroute.config import FinetuneConfig, build_train_sections, config_from_dict, load_json_config, to_jsonable
     from hybridroute.workflow import cloud_finetune_defaults, reuse_or_prepare_data, run_cloud
 
-    values = to_jsonable(cloud_finetune_defaults())
-    if config_file:
-        values |= load_json_config(config_file).get("finetune", {})
-    config = config_from_dict(type(cloud_finetune_defaults()), values)
-    if epochs is not None:
-        config = dataclasses.replace(config, epochs=epochs)
+    _, _, compress = build_train_sections(config_file, {})  # checks every section; compress applies to the export
+    sections = load_json_config(config_file) if config_file else {}
+    if "adapt" in sections:
+        click.echo("note: the cloud tier has no adaptation step; the config file's adapt section is not used")
+    values = to_jsonable(cloud_finetune_defaults()) | sections.get("finetune", {})
+    config = config_from_dict(FinetuneConfig, values | {k: v for k, v in flags.items() if v is not None})
     layout = _layout(out)
     reuse_or_prepare_data(layout, data)
-    result = run_cloud(layout, config, base_model)
+    result = run_cloud(layout, config, base_model, compress=compress)
     click.echo(
         f"cloud tier: validation accuracy {result.val_accuracy:.4f} ({result.seconds / 60:.1f} min); "
         f"bundle {layout.cloud}"
@@ -310,7 +328,7 @@ def adapt(
     from hybridroute.config import AdaptConfig
     from hybridroute.workflow import prepare_data, run_adapt
 
-    config = AdaptConfig(base_model, epochs, max_length, mlm_probability, batch_size, seed=data["seed"])
+    config = AdaptConfig(base_model, epochs, max_length, mlm_probability, batch_size, seed=_seed(data["seed"]))
     layout = _layout(out)
     if data["data"] is not None:
         prepare_data(layout, _data_config(**data))
@@ -374,7 +392,7 @@ def finetune(
         batch_size=batch_size,
         max_length=max_length,
         patience=patience,
-        seed=data["seed"],
+        seed=_seed(data["seed"]),
         distill_weight=distill_weight,
         distill_temperature=distill_temperature,
         augment_copies=augment,
@@ -400,9 +418,8 @@ def finetune(
 @click.option(
     "--auto-max-drop",
     type=click.FloatRange(0.0, 1.0),
-    default=0.005,
-    show_default=True,
-    help="With --auto: largest validation accuracy loss against ONNX FP32 (0.005 = half a point).",
+    default=None,
+    help="With --auto: largest validation accuracy loss against ONNX FP32 [default: 0.005, half a point].",
 )
 @click.option("--variants", "variant_names", default="", help="With --auto: comma-separated variant names.")
 @click.option(
@@ -419,7 +436,7 @@ def compress(
     no_per_channel: bool,
     keep_fp32_embeddings: bool,
     auto: bool,
-    auto_max_drop: float,
+    auto_max_drop: float | None,
     variant_names: str,
     prefer: str,
 ) -> None:
@@ -434,6 +451,8 @@ def compress(
         raise click.BadParameter(message, param_hint="--variants")
     if prefer != "size" and not auto:
         raise click.BadParameter("--prefer chooses among --auto's variants; add --auto", param_hint="--prefer")
+    if auto_max_drop is not None and not auto:
+        raise click.BadParameter("the allowance applies to --auto's variants; add --auto", param_hint="--auto-max-drop")
     if auto:
         variants_by_name(names, _layout(run_dir).students())  # unknown names fail now, not after the export
     config = CompressConfig(
@@ -450,7 +469,13 @@ def compress(
     if auto:
         from hybridroute.compression.selection import auto_compress
 
-        chosen, _ = auto_compress(_layout(run_dir), names, auto_max_drop, progress=click.echo, prefer=prefer)
+        chosen, _ = auto_compress(
+            _layout(run_dir),
+            names,
+            0.005 if auto_max_drop is None else auto_max_drop,
+            progress=click.echo,
+            prefer=prefer,
+        )
         click.echo(
             f"edge bundle {report.edge_dir}: {chosen.variant.name}, {chosen.size_mb:.2f} MB "
             f"(-{100 * (1 - chosen.size_mb / report.fp32_mb):.1f}% vs FP32), "
@@ -480,7 +505,7 @@ def compress(
 @teacher_option("Bundle folder to distill from (default: RUN/onnx_fp32, the full model; RUN/cloud also works).")
 @distill_weight_option(0.7, "Share of the loss that matches the teacher.")
 @max_drop_option()
-@click.option("--seed", type=int, default=13, show_default=True, help="Seed for training.")
+@click.option("--seed", type=click.IntRange(min=0), default=13, show_default=True, help="Seed for training.")
 def shrink(
     run_dir: Path,
     layers: int,
@@ -564,7 +589,13 @@ def _target(cloud_share: float | None, accuracy: float | None) -> dict[str, floa
     "--cloud-share", type=float, default=None, help="Target share of queries sent to the cloud [default: 0.05]."
 )
 @click.option("--target-accuracy", type=float, default=None, help="Target hybrid accuracy instead of a share.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the random and tutorial policies.")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed for the random policy and the learned policy's fit/threshold split.",
+)
 def calibrate(run_dir: Path, policy: str, cloud_share: float | None, target_accuracy: float | None, seed: int) -> None:
     """Calibrate the router on the validation split and save RUN/router.json."""
     from hybridroute.workflow import run_calibrate
@@ -625,7 +656,7 @@ def serve() -> None:
 @serve.command("cloud")
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Run folder or cloud bundle.")
 @listen_options(8001)
-@max_batch_option(64)
+@max_batch_option(64, "Most texts one request may carry; more are refused with 413.")
 @threads_option()
 def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, threads: int) -> None:
     """Serve the cloud-tier model: POST /v1/classify, /healthz, /readyz."""
@@ -651,7 +682,7 @@ def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, threads: in
 @listen_options(8000)
 @click.option("--cloud-url", default=None, help="Cloud service URL; default: the run's cloud bundle in process.")
 @click.option("--policy", default=None, help="Override the calibrated policy (always-edge, always-cloud, tutorial).")
-@max_batch_option(32)
+@max_batch_option(32, "Most texts per model call: concurrent requests are micro-batched up to it.")
 @click.option(
     "--max-wait-ms",
     type=click.FloatRange(0.0, 1000.0),
@@ -757,7 +788,7 @@ def bench() -> None:
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the full result here.")
 @click.option("--repeats", type=int, default=3, show_default=True, help="Latency passes; medians are reported.")
 @threads_option()
-@click.option("--limit", type=int, default=0, show_default=True, help="Only the first N test rows (0 = all).")
+@limit_option()
 @click.option(
     "--variants",
     "variants",
@@ -786,6 +817,13 @@ def bench_compression(
 ) -> None:
     """PyTorch FP32 vs ONNX FP32 vs ONNX INT8 (and TF-IDF) on a test set."""
     sample = {"latency_queries": latency_queries} if latency_queries is not None else {}
+    if variant_names and not variants:
+        raise click.BadParameter(
+            "variant names apply with --variants; add it or drop them", param_hint="--variant-names"
+        )
+    if threads and variants:
+        message = "--variants times every variant with 1 and 2 threads; drop --threads"
+        raise click.BadParameter(message, param_hint="--threads")
     if variants:
         _bench_variants(run_dir, test, text_col, label_col, json_out, limit, variant_names, repeats=repeats, **sample)
         return
@@ -847,8 +885,10 @@ def _bench_variants(
 @click.option("--test", type=click.Path(path_type=Path), required=True, help="Labelled test CSV/JSONL.")
 @column_options()
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the result here (plot beside it).")
-@click.option("--plot", type=click.Path(path_type=Path), default=None, help="PNG path (default: beside --json).")
-@click.option("--limit", type=int, default=0, show_default=True, help="Only the first N test rows (0 = all).")
+@click.option(
+    "--plot", type=click.Path(path_type=Path), default=None, help="PNG path [default: beside --json, else in RUN]."
+)
+@limit_option()
 @click.option(
     "--http-sample",
     type=int,
@@ -1062,7 +1102,9 @@ def monitor(db: str, run_dir: Path | None, window: int, as_json: bool) -> None:
 )
 @click.option("--requests", type=click.IntRange(min=1), default=10_000, show_default=True, help="Per endpoint.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False), help="Write the result here.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the generated requests.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for the generated requests."
+)
 @click.option("--concurrency", type=click.IntRange(1, 256), default=4, show_default=True, help="Requests in flight.")
 @click.option(
     "--schemathesis-share", type=click.FloatRange(0.0, 1.0), default=0.2, show_default=True, help="Generated by it."
@@ -1088,7 +1130,9 @@ def bench_fuzz(
 @click.option("--test", type=click.Path(path_type=Path), required=True, help="Labelled test CSV/JSONL.")
 @column_options()
 @click.option("--window", type=click.IntRange(min=10), default=300, show_default=True, help="Answers per window.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Order in which the texts arrive.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Order in which the texts arrive."
+)
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the result here.")
 def bench_tracking(
     run_dir: Path, test: Path, text_col: str, label_col: str, window: int, seed: int, json_out: Path | None
@@ -1109,7 +1153,9 @@ def bench_tracking(
 @bench.command("redaction")
 @click.option("--data", type=click.Path(path_type=Path), multiple=True, required=True, help="CSV with a text column.")
 @click.option("--n", type=int, default=2000, show_default=True, help="Texts in the spliced PII corpus.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the corpus and the sample.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for the corpus and the sample."
+)
 @click.option("--bundle", type=click.Path(path_type=Path), default=None, help="Bundle for the accuracy effect.")
 @click.option("--test", type=click.Path(path_type=Path), default=None, help="Labelled test CSV matching --bundle.")
 @click.option("--max-eval", type=int, default=1000, show_default=True, help="Most test texts classified per condition.")
@@ -1136,10 +1182,22 @@ def bench_redaction(
 
 @main.command()
 @click.option(
-    "--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True, help="Run folder to create."
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("runs/demo"),
+    show_default=True,
+    help="Folder for the demo: the generated data in OUT/synthetic, the run in OUT/run.",
 )
-@click.option("--rows", type=int, default=1500, show_default=True, help="Synthetic messages to generate.")
-@click.option("--seed", type=int, default=7, show_default=True, help="Seed for the synthetic data and training.")
+@click.option(
+    "--rows",
+    type=click.IntRange(200, 200_000),
+    default=1500,
+    show_default=True,
+    help="Synthetic training messages (test: a fifth, at least 200; --quick uses at most 600).",
+)
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=7, show_default=True, help="Seed for the synthetic data and training."
+)
 @click.option("--quick", is_flag=True, help="Fewer epochs and rows: a faster, rougher demo.")
 def demo(out: Path, rows: int, seed: int, quick: bool) -> None:
     """Generate synthetic customer-service data, run the whole pipeline, benchmark it, print a summary."""

@@ -37,6 +37,7 @@ class HybridSettings:
     prices: PriceConfig = field(default_factory=PriceConfig)
     cloud_timeout_s: float = 1.0
     cloud_budget_s: float = 2.0
+    cloud_max_texts: int = 64  # per request to cloud_url: at most the cloud service's --max-batch
     threads: int = 0
     seed: int = 0
     redaction: RedactionConfig = field(default_factory=RedactionConfig)  # on unless configured off
@@ -62,7 +63,12 @@ def open_cloud(layout: RunLayout, settings: HybridSettings, labels: tuple[str, .
     if settings.cloud_url:
         from hybridroute.serving.cloud_client import ClientConfig, CloudClient
 
-        config = ClientConfig(settings.cloud_url, timeout_s=settings.cloud_timeout_s, budget_s=settings.cloud_budget_s)
+        config = ClientConfig(
+            settings.cloud_url,
+            timeout_s=settings.cloud_timeout_s,
+            budget_s=settings.cloud_budget_s,
+            max_texts=settings.cloud_max_texts,
+        )
         return CloudClient(config, expected_labels=labels)
     if layout.cloud.is_dir():
         from hybridroute.serving.cloud_client import InProcessCloud

@@ -43,12 +43,15 @@ def test_train_then_classify(tmp_path: Path, toy_csv: Path, tiny_bert: Path) -> 
         "1",
         "--adapt-epochs",
         "0.5",
+        "--seed",
+        "5",
     )
     assert code == 0, output
     assert "edge bundle" in output and "validation accuracy" in output
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["finetune"]["config"]["epochs"] == 1
     assert info["adapt"]["config"]["epochs"] == 0.5
+    assert info["adapt"]["config"]["seed"] == info["finetune"]["config"]["seed"] == 5  # not only the split's
     code, output = invoke("classify", "--run", str(tmp_path / "run"), "--json", "great thanks", "awful broken")
     assert code == 0, output
     rows = json.loads(output)
@@ -99,6 +102,19 @@ def test_steps_as_separate_commands(tmp_path: Path, toy_csv: Path, tiny_bert: Pa
         (["finetune", "--out", "{tmp}", "--augment", "2"], "2 copies need --teacher"),
         (["finetune", "--out", "{tmp}", "--augment", "11", "--teacher", "{run}"], "not in the range 0<=x<=10"),
         (["serve", "cloud", "--run", "{run}"], "has no cloud tier"),
+        (["compress", "--run", "{tmp}", "--auto-max-drop", "0.01"], "add --auto"),
+        (["train", "--data", "{toy}", "--out", "r", "--tier", "cloud", "--corpus", "{toy}"], "--corpus: the cloud"),
+        (["train", "--data", "{toy}", "--out", "r", "--tier", "cloud", "--no-adapt"], "--no-adapt: the cloud tier"),
+        (["train", "--data", "{toy}", "--out", "r", "--seed", "-1"], "-1 is not in the range x>=0"),
+        (["calibrate", "--run", "{run}", "--seed", "-3"], "-3 is not in the range x>=0"),
+        (["shrink", "--run", "{run}", "--layers", "1", "--seed", "-3"], "-3 is not in the range x>=0"),
+        (["bench", "tracking", "--run", "{run}", "--test", "{toy}", "--seed", "-1"], "not in the range x>=0"),
+        (["bench", "compression", "--run", "{run}", "--test", "{toy}", "--limit", "-1"], "not in the range x>=0"),
+        (["bench", "compression", "--run", "{run}", "--test", "{toy}", "--variant-names", "int8"], "add it or drop"),
+        (
+            ["bench", "compression", "--run", "{run}", "--test", "{toy}", "--variants", "--threads", "1"],
+            "drop --threads",
+        ),
     ],
 )
 def test_bad_input_gets_one_clear_line(
@@ -213,3 +229,39 @@ def test_every_command_and_option_says_what_it_is_for() -> None:
         if (param is None and not command.help) or (isinstance(param, click.Option) and not param.help)
     ]
     assert undocumented == []
+
+
+def test_train_cloud_tier_takes_the_seed_and_the_config_file(tmp_path: Path, tiny_run: Path, tiny_bert: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    config = tmp_path / "config.json"
+    sections = {
+        "adapt": {"epochs": 2},
+        "finetune": {"head_epochs": 1, "batch_size": 16},
+        "compress": {"parity_samples": 32},
+    }
+    config.write_text(json.dumps(sections))
+    args = ["train", "--tier", "cloud", "--data", "unused.csv", "--out", str(run), "--base-model", str(tiny_bert)]
+    code, output = invoke(*args, "--config", str(config), "--epochs", "1", "--seed", "9")
+    assert code == 0, output
+    assert "the config file's adapt section is not used" in output and "cloud tier: validation accuracy" in output
+    cloud = json.loads((run / "run.json").read_text())["cloud"]["config"]
+    assert (cloud["seed"], cloud["epochs"], cloud["head_epochs"], cloud["batch_size"]) == (9, 1, 1, 16)
+    assert cloud["learning_rate"] == 4e-5  # the cloud tier's own default, which the file did not set
+    assert json.loads((run / "cloud" / "manifest.json").read_text())["settings"]["export"]["parity_samples"] == 32
+
+
+def test_a_call_larger_than_the_cloud_takes_is_split_not_refused(tiny_hybrid_run: Path) -> None:
+    from hybridroute.hybrid import HybridSettings, open_hybrid
+    from hybridroute.serving.cloud_app import CloudSettings, create_app
+    from hybridroute.serving.uvicorn_runner import serve_in_thread
+
+    texts = [f"message number {i} about my order" for i in range(10)]
+    with serve_in_thread(create_app(CloudSettings(bundle=tiny_hybrid_run / "cloud", max_batch=4))) as url:
+        for max_texts, tiers in [(4, {"cloud"}), (64, {"edge"})]:
+            settings = HybridSettings(tiny_hybrid_run, url, "always-cloud", cloud_max_texts=max_texts)
+            answers = open_hybrid(settings).classify(texts)
+            assert {a.tier.value for a in answers} == tiers, max_texts
+    assert all(a.fallback and a.reason == "fallback:http_413" for a in answers)  # 10 texts in one request: refused

@@ -96,6 +96,8 @@ class ClientConfig:
         budget_s: the longest a whole call may take, attempts and pauses included.
         breaker_failures: consecutive failed calls that open the circuit.
         breaker_reset_s: how long the circuit stays open before one trial call.
+        max_texts: most texts per request; a larger call goes as several requests in turn, within one budget.
+            Keep it at or below the service's ``--max-batch``, beyond which it answers 413.
     """
 
     url: str
@@ -105,6 +107,7 @@ class ClientConfig:
     budget_s: float = 2.0  # the most an escalated query may add to its latency, retries included
     breaker_failures: int = 5  # tolerates isolated blips but stops hammering a service that is down
     breaker_reset_s: float = 10.0  # long enough for a replica to restart, short enough to recover soon after
+    max_texts: int = 64  # the cloud service's default --max-batch
 
     def __post_init__(self) -> None:
         check_http_url("url", self.url)
@@ -114,6 +117,7 @@ class ClientConfig:
         check_range("budget_s", self.budget_s, MIN_ATTEMPT_S, 600.0)
         check_range("breaker_failures", self.breaker_failures, 1, 1_000_000)
         check_positive("breaker_reset_s", self.breaker_reset_s)
+        check_range("max_texts", self.max_texts, 1, 4096)
 
 
 # ---------------------------------------------------------------- circuit breaker
@@ -391,7 +395,7 @@ class CloudClient:
             return CloudResult(True, [], None, None, 0, 0.0)
         if not self.breaker.allow():
             return self._result(started, Attempt(reason=CIRCUIT_OPEN, detail="circuit open; not calling"), 0)
-        outcome, attempts = self._call_with_retries(texts, deadline=started + self.config.budget_s)
+        outcome, attempts = self._call_in_chunks(texts, deadline=started + self.config.budget_s)
         self._record(outcome)
         return self._result(started, outcome, attempts)
 
@@ -407,6 +411,22 @@ class CloudClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    def _call_in_chunks(self, texts: list[str], deadline: float) -> tuple[Attempt, int]:
+        """One request per ``max_texts`` texts, each with its retries; the first chunk that fails fails the call."""
+        size = self.config.max_texts
+        answers: list[CloudClassifyResponse] = []
+        attempts = 0
+        for start in range(0, len(texts), size):
+            outcome, used = self._call_with_retries(texts[start : start + size], deadline)
+            attempts += used
+            if outcome.response is None:
+                return outcome, attempts
+            answers.append(outcome.response)
+        if len(answers) == 1:
+            return Attempt(response=answers[0]), attempts
+        merged = answers[-1].model_copy(update={"predictions": [p for a in answers for p in a.predictions]})
+        return Attempt(response=merged), attempts
 
     def _call_with_retries(self, texts: list[str], deadline: float) -> tuple[Attempt, int]:
         attempts = 0

@@ -172,6 +172,27 @@ def test_the_real_cloud_app_rejects_are_not_retried(fake_cloud_url: str, http: h
     assert (blank.error, blank.attempts) == ("http_422", 1)
 
 
+def test_a_call_larger_than_the_service_takes_goes_as_several_requests(
+    fake_cloud_url: str, fake_classifier: EdgeClassifier, http: httpx.Client
+) -> None:
+    texts = [f"where is parcel {i}, it is late" if i % 2 else f"thanks {i}" for i in range(10)]
+    with CloudClient(ClientConfig(fake_cloud_url, max_texts=4), http_client=http) as client:
+        remote = client.classify(texts)  # the app accepts 4 per request: 4 + 4 + 2
+    local = InProcessCloud(fake_classifier).classify(texts)
+    assert remote.ok and remote.attempts == 3, remote.detail
+    assert [p.label for p in remote.predictions or []] == [p.label for p in local.predictions or []]
+
+
+def test_a_failing_chunk_fails_the_call_without_sending_the_rest(client_for: ClientFor, behaviour: Behaviour) -> None:
+    with client_for("ok", max_texts=3) as client:
+        result = client.classify(["a"] * 7)
+    assert result.ok and len(result.predictions or []) == 7 and behaviour.hits["ok"] == 3
+    with client_for("error500", max_texts=2) as client:
+        result = client.classify(["a"] * 5)
+    assert (result.error, result.attempts) == ("http_500", 2)
+    assert behaviour.hits["error500"] == 2  # the first chunk and its one retry; the other chunks never went
+
+
 def test_an_empty_batch_needs_no_network(free_port: int) -> None:
     with CloudClient(ClientConfig(f"http://127.0.0.1:{free_port}")) as client:
         assert client.classify([]) == CloudResult(True, [], None, None, 0, 0.0)
