@@ -211,6 +211,20 @@ def _data_config(data: Path, text_col: str, label_col: str, strict: bool, val_fr
     return DataConfig(data, text_col, label_col, strict, val_fraction, _seed(seed))
 
 
+def _refuse_split_options_without_data() -> None:
+    """Without --data the run's stored split is used: options that describe a new split would be ignored."""
+    from click.core import ParameterSource
+
+    context = click.get_current_context()
+    names = ("text_col", "label_col", "strict", "val_fraction")
+    given = [
+        f"--{n.replace('_', '-')}" for n in names if context.get_parameter_source(n) is ParameterSource.COMMANDLINE
+    ]
+    if given:
+        message = f"{', '.join(given)}: these describe how to split --data; without --data the stored split is used"
+        raise click.BadParameter(message, param_hint="--data")
+
+
 def _seed(given: int | None) -> int:
     return DEFAULT_SEED if given is None else given
 
@@ -252,7 +266,7 @@ def _layout(out: Path) -> Any:
     type=click.Choice(["edge", "cloud"]),
     default="edge",
     show_default=True,
-    help="edge: the full edge pipeline; cloud: add a cloud-tier bundle to an existing run.",
+    help="edge: the full edge pipeline; cloud: add a cloud-tier bundle to a run (on its stored split, if any).",
 )
 def train(
     out: Path,
@@ -332,6 +346,8 @@ def adapt(
     layout = _layout(out)
     if data["data"] is not None:
         prepare_data(layout, _data_config(**data))
+    else:
+        _refuse_split_options_without_data()
     result = run_adapt(layout, config, corpus)
     click.echo(
         f"MLM held-out loss {result.loss_before:.4f} -> {result.loss_after:.4f} "
@@ -400,6 +416,8 @@ def finetune(
     layout = _layout(out)
     if data["data"] is not None:
         prepare_data(layout, _data_config(**data))
+    else:
+        _refuse_split_options_without_data()
     result = run_finetune(layout, config, encoder, teacher=teacher)
     click.echo(
         f"validation accuracy {result.val_accuracy:.4f} (best epoch {result.best_epoch}, "

@@ -54,7 +54,7 @@ def prepare_data(layout: RunLayout, config: DataConfig) -> Split:
 
 
 def reuse_or_prepare_data(layout: RunLayout, config: DataConfig) -> Split:
-    """Use the run's stored split when it came from the same file; split afresh for a new run.
+    """Use the run's stored split when it came from the same file (its split settings win); split a new run afresh.
 
     A cloud tier trained on other data than the edge tier would make every comparison between them meaningless.
     """
@@ -63,7 +63,9 @@ def reuse_or_prepare_data(layout: RunLayout, config: DataConfig) -> Split:
     stored = layout.read_info().get("data", {}).get("checksum")
     if not stored:
         return prepare_data(layout, config)
-    if config.path.is_file() and file_sha256(config.path) != stored:
+    if not config.path.is_file():
+        raise DataError(f"data file {config.path} does not exist (this run was trained on {stored[:12]}…)")
+    if file_sha256(config.path) != stored:
         raise DataError(
             f"{config.path} differs from the data this run was trained on (checksum {stored[:12]}…); "
             "train the cloud tier on the same file, or use a new --out folder"

@@ -103,6 +103,8 @@ def test_steps_as_separate_commands(tmp_path: Path, toy_csv: Path, tiny_bert: Pa
         (["finetune", "--out", "{tmp}", "--augment", "11", "--teacher", "{run}"], "not in the range 0<=x<=10"),
         (["serve", "cloud", "--run", "{run}"], "has no cloud tier"),
         (["compress", "--run", "{tmp}", "--auto-max-drop", "0.01"], "add --auto"),
+        (["finetune", "--out", "{run}", "--val-fraction", "0.2", "--epochs", "0"], "--val-fraction: these describe"),
+        (["adapt", "--out", "{run}", "--strict", "--label-col", "y"], "--label-col, --strict: these describe how"),
         (["train", "--data", "{toy}", "--out", "r", "--tier", "cloud", "--corpus", "{toy}"], "--corpus: the cloud"),
         (["train", "--data", "{toy}", "--out", "r", "--tier", "cloud", "--no-adapt"], "--no-adapt: the cloud tier"),
         (["train", "--data", "{toy}", "--out", "r", "--seed", "-1"], "-1 is not in the range x>=0"),
@@ -231,7 +233,9 @@ def test_every_command_and_option_says_what_it_is_for() -> None:
     assert undocumented == []
 
 
-def test_train_cloud_tier_takes_the_seed_and_the_config_file(tmp_path: Path, tiny_run: Path, tiny_bert: Path) -> None:
+def test_train_cloud_tier_takes_the_seed_and_the_config_file(
+    tmp_path: Path, tiny_run: Path, tiny_bert: Path, toy_csv: Path
+) -> None:
     import shutil
 
     run = tmp_path / "run"
@@ -243,7 +247,9 @@ def test_train_cloud_tier_takes_the_seed_and_the_config_file(tmp_path: Path, tin
         "compress": {"parity_samples": 32},
     }
     config.write_text(json.dumps(sections))
-    args = ["train", "--tier", "cloud", "--data", "unused.csv", "--out", str(run), "--base-model", str(tiny_bert)]
+    args = ["train", "--tier", "cloud", "--data", str(toy_csv), "--out", str(run), "--base-model", str(tiny_bert)]
+    code, output = invoke(*args[:4], "missing.csv", *args[5:])
+    assert code != 0 and "data file missing.csv does not exist (this run was trained on" in output
     code, output = invoke(*args, "--config", str(config), "--epochs", "1", "--seed", "9")
     assert code == 0, output
     assert "the config file's adapt section is not used" in output and "cloud tier: validation accuracy" in output
