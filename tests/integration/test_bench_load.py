@@ -49,6 +49,7 @@ def test_bench_load_measures_all_three_configurations(tiny_run: Path, tmp_path: 
     assert report["batched"]["mean_batch_size"] >= 1.0 and report["unbatched"]["mean_batch_size"] == 1.0
     assert report["plain"]["mean_batch_size"] is None
     assert set(report["speedup"]) == {"batched_vs_unbatched", "batched_vs_plain"}
+    assert report["not_measured"] == {}
     assert report["machine"]["logical_cores"] and report["settings"]["concurrency"] == 4
     assert report["settings"]["texts"]["source"].endswith("validation split")
     assert not (run / "audit.sqlite").exists()  # the started services audit into a temporary folder
@@ -73,4 +74,6 @@ def test_bench_load_open_loop_offers_the_given_rate(tiny_run: Path, tmp_path: Pa
     batched = report["batched"]
     assert batched["errors"] == 0 and 30 <= batched["throughput_rps"] <= 44, batched  # the offered rate, not more
     assert report["kept_up"] == {"batched": batched["throughput_rps"] >= 0.98 * 40}
+    assert report["unbatched"] is None and "--unbatched-url" in report["not_measured"]["unbatched"]
+    assert set(report["not_measured"]) == {"unbatched", "plain"} and "latency_ms" in report["definitions"]
     assert "batched: offered 40.0 req/s, served" in result.output

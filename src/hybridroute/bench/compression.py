@@ -56,6 +56,9 @@ DEFINITIONS = {
     "speedup_vs_tutorial_p95": "tutorial-protocol p95 / end-to-end p95 of the same model",
     "throughput_qps": "min(test, 2048) texts in batches of batch_size, dynamic padding; median over repeats",
     "peak_memory_mb": "VmHWM of a fresh process holding only this model, after load + accuracy pass",
+    "size_reduction_pct": "100 x (1 - ONNX INT8 size / ONNX FP32 size)",
+    "accuracy_retention_pct": "100 x ONNX INT8 accuracy / ONNX FP32 accuracy; null when FP32 scored 0",
+    "speedup_int8_vs_fp32_tutorial_p95": "ONNX FP32 tutorial-protocol p95 / ONNX INT8 end-to-end p95",
 }
 
 

@@ -283,6 +283,19 @@ def run_texts(run: Path) -> list[str]:
         return list(DEFAULT_TEXTS)
 
 
+NOT_MEASURED = {
+    "batched": "no --url and no --run to start it",
+    "unbatched": "no --unbatched-url (an edge service started with --max-batch 1) and no --run to start it",
+    "plain": "no --plain-url (hybridroute bench plain-server) and no --run to start it",
+}
+DEFINITIONS = {
+    "throughput_rps": "successful requests per second of the measured window",
+    "latency_ms": "of the successful requests in the measured window; null when none succeeded (see ok, errors)",
+    "speedup": "batched throughput over unbatched / plain; null when either was not measured or served nothing",
+    "not_measured": "each configuration left out (null above) and why",
+}
+
+
 def plan_targets(urls: dict[str, str | None], plan: ServerPlan | None) -> list[Target]:
     """The configurations to measure: each one's URL when given, else a server started from ``plan``.
 
@@ -764,6 +777,8 @@ def run_load_bench(
         "settings": settings,
         **{name: None if phase is None else phase.to_dict() for name, phase in phases.items()},
         "speedup": speedups(phases),
+        "not_measured": {name: NOT_MEASURED[name] for name, phase in phases.items() if phase is None},
+        "definitions": DEFINITIONS,
     }
     if config.rate_rps is not None:  # open loop: latency means something only where the rate was kept up
         measured = {name: phase for name, phase in phases.items() if phase is not None}
