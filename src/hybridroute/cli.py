@@ -303,15 +303,14 @@ def train(
 
 def _train_cloud(out: Path, config_file: Path | None, base_model: str, flags: dict[str, Any], data: Any) -> None:
     """The cloud tier: its own fine-tuning defaults, then the --config file's finetune section, then the flags."""
-    from hybridroute.config import FinetuneConfig, build_train_sections, config_from_dict, load_json_config, to_jsonable
+    from hybridroute.config import load_json_config, train_sections
     from hybridroute.workflow import cloud_finetune_defaults, reuse_or_prepare_data, run_cloud
 
-    _, _, compress = build_train_sections(config_file, {})  # checks every section; compress applies to the export
     sections = load_json_config(config_file) if config_file else {}
+    # every section is checked; compress applies to the cloud bundle's export and parity check
+    _, config, compress = train_sections(sections, {"finetune": flags}, {"finetune": cloud_finetune_defaults()})
     if "adapt" in sections:
         click.echo("note: the cloud tier has no adaptation step; the config file's adapt section is not used")
-    values = to_jsonable(cloud_finetune_defaults()) | sections.get("finetune", {})
-    config = config_from_dict(FinetuneConfig, values | {k: v for k, v in flags.items() if v is not None})
     layout = _layout(out)
     reuse_or_prepare_data(layout, data)
     result = run_cloud(layout, config, base_model, compress=compress)

@@ -212,7 +212,17 @@ def build_train_sections(
 
     Example file: {"adapt": {"epochs": 2}, "finetune": {"epochs": 8, "learning_rate": 5e-5}}
     """
-    values = load_json_config(config_file) if config_file else {}
+    return train_sections(load_json_config(config_file) if config_file else {}, overrides)
+
+
+def train_sections(
+    values: dict[str, Any], overrides: dict[str, dict[str, Any]], defaults: dict[str, Any] | None = None
+) -> tuple[AdaptConfig, FinetuneConfig, CompressConfig]:
+    """The three sections from already-read file ``values`` and ``overrides`` (None = not given).
+
+    ``defaults`` may replace a section's dataclass defaults by a config of its own (the cloud tier's fine-tuning).
+    """
+    defaults = defaults or {}
     unknown = sorted(set(values) - set(TRAIN_SECTIONS))
     if unknown:
         raise ConfigError(f"unknown config sections {unknown}; known sections: {sorted(TRAIN_SECTIONS)}")
@@ -221,7 +231,8 @@ def build_train_sections(
         given = values.get(name, {})
         if not isinstance(given, dict):
             raise ConfigError(f"config section {name!r} must be an object, got {type(given).__name__}")
+        base = to_jsonable(defaults[name]) if name in defaults else {}
         flags = {k: v for k, v in overrides.get(name, {}).items() if v is not None}
-        return config_from_dict(cls, given | flags)
+        return config_from_dict(cls, base | given | flags)
 
     return section("adapt", AdaptConfig), section("finetune", FinetuneConfig), section("compress", CompressConfig)
