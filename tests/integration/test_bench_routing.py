@@ -273,7 +273,7 @@ def test_random_line_is_half_the_gap() -> None:
     assert summary["cpt50"] == pytest.approx(0.5) and summary["cpt80"] == pytest.approx(0.8)
 
 
-def test_outage_sample_alternates_escalated_and_kept_queries() -> None:
+def test_outage_sample_interleaves_escalated_and_kept_queries() -> None:
     escalated = np.array([0, 1, 0, 1, 0, 0], dtype=bool)
     assert outage_indices(escalated, 4) == [1, 0, 3, 2]
     assert outage_indices(escalated, 100) == [0, 1, 2, 4, 3, 5]

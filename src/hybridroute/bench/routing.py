@@ -21,8 +21,8 @@ Steps, each reported through ``progress``:
    agree with the in-process path;
 8. outages: the cloud not listening, hanging, and stopped in the middle of a run;
    every query must still be answered within the cloud budget plus the edge latency.
-   The sample alternates queries the calibrated router escalates and keeps, decided
-   with each text routed alone, as the scenarios route them.
+   The sample spreads queries the calibrated router escalates evenly among those it keeps,
+   decided with each text routed alone, as the scenarios route them.
 """
 
 from __future__ import annotations
@@ -84,8 +84,8 @@ DEFINITIONS = {
     "apgr": "RouteLLM: area under PGR(cloud share), PGR = (acc - edge_only) / (cloud_only - edge_only)",
     "cptXX": "RouteLLM: the smallest cloud share whose PGR reaches XX%",
     "edge_cpu_seconds_per_query": "median process_time of predict_proba([text]), one text at a time",
-    "outage.n": "queries over the 3 scenarios (outage_sample each), alternating ones the calibrated router "
-    "escalates and keeps when each text is routed alone",
+    "outage.n": "queries over the 3 scenarios (outage_sample each): those the calibrated router escalates, "
+    "with each text routed alone, spread evenly among those it keeps",
     "outage.budget_ms": "cloud call budget (2 x cloud timeout, retries included) + the edge's p99 latency",
     "outage.within_budget": "max_ms <= budget_ms + allowance_ms (thread scheduling; max_over_budget_ms is strict)",
 }

@@ -56,7 +56,7 @@ def _field(result: Mapping[str, Any], keys: Sequence[str]) -> Any:
 
 
 def check_comparable(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -> None:
-    """Refuse runs that measured different things: another model, test set, or CPU."""
+    """Refuse runs that measured different things: another model, test-set size, or CPU."""
     if len(results) < 2:
         raise DataError(f"a summary needs at least two runs, got {len(results)}")
     for keys in SAME_IN_EVERY_RUN:
@@ -109,7 +109,7 @@ def summarise_runs(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -
     """Each model's timings across runs (median, min, max, per run) and its accuracy, for runs of one experiment.
 
     Raises:
-        DataError: fewer than two runs, or runs of different models, test sets or CPUs.
+        DataError: fewer than two runs, or runs of different models, test-set sizes or CPUs.
     """
     check_comparable(results, names)
     shared = [m for m in results[0]["models"] if all(m in r["models"] for r in results)]

@@ -423,8 +423,6 @@ class CloudClient:
             if outcome.response is None:
                 return outcome, attempts
             answers.append(outcome.response)
-        if len(answers) == 1:
-            return Attempt(response=answers[0]), attempts
         merged = answers[-1].model_copy(update={"predictions": [p for a in answers for p in a.predictions]})
         return Attempt(response=merged), attempts
 
