@@ -39,6 +39,10 @@ class CloudAnswer(Protocol):
     attempts: int
     latency_ms: float
 
+    def version_of(self, k: int) -> str | None:
+        """The version of the model that made prediction ``k``."""
+        ...
+
 
 class CloudBackend(Protocol):
     """The cloud tier, over HTTP or in process; reports failures instead of raising."""
@@ -170,7 +174,7 @@ class HybridClassifier:
         called = consulted and cloud.result.attempts > 0 and cloud.result.error not in UNBILLED_ERRORS
         latency = edge.latency_ms + (cloud.result.latency_ms if consulted else 0.0)
         if decision.tier is Tier.CLOUD and cloud is not None and cloud.result.ok:
-            answer, tier, reason, version = cloud.prediction(i), Tier.CLOUD, decision.reason, cloud.result.model_version
+            answer, tier, reason, version = cloud.prediction(i), Tier.CLOUD, decision.reason, cloud.version(i)
         else:
             answer, tier, version = edge_prediction, Tier.EDGE, self.edge.model_version
             reason = self._edge_reason(decision, cloud)
@@ -222,6 +226,9 @@ class _Indexed:
 
     def prediction(self, original_index: int) -> Prediction:
         return self.result.predictions[self.position[original_index]]
+
+    def version(self, original_index: int) -> str | None:
+        return self.result.version_of(self.position[original_index])
 
     def redactions_for(self, original_index: int) -> dict[str, int]:
         return self.redactions[self.position[original_index]] if self.redactions else {}

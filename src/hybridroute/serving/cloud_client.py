@@ -218,7 +218,9 @@ class CloudResult:
     Attributes:
         ok: True when ``predictions`` holds one prediction per text.
         predictions: the predictions, in input order; None when not ok.
-        model_version: the cloud model's version; None when not ok.
+        model_version: the cloud model's version; None when not ok. A call sent in several requests that
+            straddled a model reload reports the last request's version here, and each prediction's in
+            ``versions``.
         error: a short reason code (see the module docstring); None when ok.
         attempts: HTTP attempts made (0 when the breaker refused the call).
         latency_ms: wall-clock time of the whole call.
@@ -232,6 +234,11 @@ class CloudResult:
     attempts: int
     latency_ms: float
     detail: str = ""
+    versions: tuple[str, ...] = ()  # each prediction's model version; empty when all are ``model_version``
+
+    def version_of(self, k: int) -> str | None:
+        """The version of the model that made prediction ``k``."""
+        return self.versions[k] if self.versions else self.model_version
 
 
 class CloudBackend(Protocol):
@@ -249,6 +256,7 @@ class Attempt:
     response: CloudClassifyResponse | None = None
     reason: str | None = None
     detail: str = ""
+    versions: tuple[str, ...] = ()  # per prediction, when a split call's requests met different versions
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -424,7 +432,11 @@ class CloudClient:
                 return outcome, attempts
             answers.append(outcome.response)
         merged = answers[-1].model_copy(update={"predictions": [p for a in answers for p in a.predictions]})
-        return Attempt(response=merged), attempts
+        if len({a.model_version for a in answers}) == 1:
+            return Attempt(response=merged), attempts
+        logger.info("the cloud model changed during a call of %d requests", len(answers))
+        versions = tuple(a.model_version for a in answers for _ in a.predictions)
+        return Attempt(response=merged, versions=versions), attempts
 
     def _call_with_retries(self, texts: list[str], deadline: float) -> tuple[Attempt, int]:
         attempts = 0
@@ -481,7 +493,7 @@ class CloudClient:
             )
             return CloudResult(False, None, None, outcome.reason, attempts, latency_ms, outcome.detail)
         predictions = [p.to_prediction() for p in body.predictions]
-        return CloudResult(True, predictions, body.model_version, None, attempts, latency_ms)
+        return CloudResult(True, predictions, body.model_version, None, attempts, latency_ms, versions=outcome.versions)
 
 
 class InProcessCloud:

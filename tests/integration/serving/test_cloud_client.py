@@ -89,6 +89,8 @@ def misbehaving_app(behaviour: Behaviour) -> Starlette:
         if mode == "slow":
             await asyncio.sleep(1.0)
             mode = "ok"
+        if mode == "reloading":  # a new model version for every request
+            return JSONResponse(good_body(len(texts)) | {"model_version": f"v{behaviour.hits[mode]}"})
         return answer(mode, len(texts), behaviour)
 
     return Starlette(routes=[Route("/{mode}/v1/classify", classify, methods=["POST"])])
@@ -191,6 +193,15 @@ def test_a_failing_chunk_fails_the_call_without_sending_the_rest(client_for: Cli
         result = client.classify(["a"] * 5)
     assert (result.error, result.attempts) == ("http_500", 2)
     assert behaviour.hits["error500"] == 2  # the first chunk and its one retry; the other chunks never went
+
+
+def test_a_split_call_across_a_reload_names_each_answers_version(client_for: ClientFor, behaviour: Behaviour) -> None:
+    with client_for("reloading", max_texts=2) as client:
+        split = client.classify(["a"] * 5)
+        whole = client.classify(["a"] * 2)
+    assert split.ok and split.attempts == 3 and split.model_version == "v3"
+    assert [split.version_of(k) for k in range(5)] == ["v1", "v1", "v2", "v2", "v3"]
+    assert whole.versions == () and [whole.version_of(k) for k in range(2)] == ["v4", "v4"]
 
 
 def test_an_empty_batch_needs_no_network(free_port: int) -> None:

@@ -40,13 +40,14 @@ class FakeCloud:
     error: str | None = None
     attempts: int = 1
     calls: list[list[str]] = field(default_factory=list)
+    versions: tuple[str, ...] = ()  # per prediction, as a split call across a reload reports them
 
     def classify(self, texts: Sequence[str]) -> CloudResult:
         self.calls.append(list(texts))
         if not self.ok:
             return CloudResult(False, None, None, self.error, self.attempts, 250.0)
         predictions = [Prediction("positive", 0.99, {"negative": 0.0, "neutral": 0.01, "positive": 0.99})] * len(texts)
-        return CloudResult(True, predictions, "cloud-v1", None, 1, 40.0)
+        return CloudResult(True, predictions, "cloud-v1", None, 1, 40.0, versions=self.versions)
 
 
 def hybrid(policy: object, cloud: FakeCloud | None, **confidences: float) -> HybridClassifier:
@@ -72,6 +73,12 @@ def test_edge_answers_confident_queries_and_cloud_only_sees_escalations() -> Non
     assert answers[0].cost == pytest.approx(0.001) and answers[1].cost == pytest.approx(0.001 + 0.0136)
     assert answers[1].latency_ms > answers[0].latency_ms
     assert answers[1].edge_label == "negative" and not answers[1].fallback
+
+
+def test_each_cloud_answer_names_the_model_version_that_made_it() -> None:
+    cloud = FakeCloud(versions=("cloud-v0", "cloud-v1"))  # the cloud was reloaded between the call's two requests
+    answers = hybrid(AlwaysCloud(), cloud, a=0.6, b=0.6).classify(["a", "b"])
+    assert [a.model_version for a in answers] == ["cloud-v0", "cloud-v1"]
 
 
 def test_cloud_failure_falls_back_to_the_edge_answer_with_the_reason() -> None:
