@@ -857,14 +857,23 @@ def bench_compression(
 
 @bench.command("summary")
 @click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--model", default="onnx_int8", show_default=True, help="Model whose timings the table shows.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the summary of every model here.")
+@click.option(
+    "--model", default="onnx_int8", show_default=True, help="Compression results: the model whose timings it shows."
+)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the whole summary here.")
 def bench_summary(results: tuple[Path, ...], model: str, json_out: Path | None) -> None:
-    """Median, min and max of each timing across saved `bench compression --json` results of one experiment."""
-    from hybridroute.bench.summary import load_result, markdown_table, summarise_runs
+    """Median, min and max across saved `bench compression` or `bench load` --json results of one experiment."""
+    from click.core import ParameterSource
 
-    summary = summarise_runs([load_result(path) for path in results], [str(path) for path in results])
-    click.echo(markdown_table(summary, model))
+    from hybridroute.bench.summary import load_markdown_table, load_result, markdown_table, summarise
+
+    summary = summarise([load_result(path) for path in results], [str(path) for path in results])
+    if summary.get("benchmark") == "load":
+        if click.get_current_context().get_parameter_source("model") is ParameterSource.COMMANDLINE:
+            raise click.BadParameter("load results have configurations, not models", param_hint="--model")
+        click.echo(load_markdown_table(summary))
+    else:
+        click.echo(markdown_table(summary, model))
     _save_json(summary, json_out)
 
 
@@ -1022,6 +1031,56 @@ def bench_load(
     texts, source = load.request_texts(texts_file, run_dir)
     result = load.run_load_bench(config, targets, texts, plan, progress=click.echo, text_source=source)
     click.echo(load.markdown_table(result))
+    _save_json(result, json_out)
+
+
+def _batch_sizes(_context: click.Context, _param: click.Parameter, value: str) -> tuple[int, ...]:
+    """--batch-sizes "1,8,32" -> (1, 8, 32); anything else is a usage error that says what was given."""
+    try:
+        sizes = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of whole numbers, e.g. 1,8,32") from None
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter(f"{value!r}: give batch sizes of at least 1, e.g. 1,8,32")
+    return sizes
+
+
+@bench.command("batching")
+@click.option(
+    "--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Run folder with an edge bundle."
+)
+@click.option(
+    "--texts",
+    "texts_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Texts, one per line [default: the run's validation texts].",
+)
+@click.option(
+    "--batch-sizes", default="1,2,4,8,16,32", show_default=True, callback=_batch_sizes, help="Call sizes to time."
+)
+@click.option("--limit", type=click.IntRange(min=1), default=960, show_default=True, help="Texts per measurement.")
+@click.option("--threads", type=click.IntRange(min=1, max=256), default=1, show_default=True, help="Intra-op threads.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Which texts, in which arrival order."
+)
+@click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False), help="Write the result here.")
+def bench_batching(
+    run_dir: Path,
+    texts_file: Path | None,
+    batch_sizes: tuple[int, ...],
+    limit: int,
+    threads: int,
+    seed: int,
+    json_out: Path | None,
+) -> None:
+    """Model CPU time per text at each batch size: the most micro-batching can add to throughput."""
+    from hybridroute.bench.batching import BatchingBenchConfig, markdown_table, run_batching_bench
+    from hybridroute.bench.load import request_texts
+
+    texts, source = request_texts(texts_file, run_dir)
+    config = BatchingBenchConfig(batch_sizes, limit, threads, seed)
+    result = run_batching_bench(run_dir, texts, source, config, progress=click.echo)
+    click.echo(markdown_table(result))
     _save_json(result, json_out)
 
 

@@ -1,9 +1,11 @@
-"""Medians across repeated runs of ``bench compression``.
+"""Medians across repeated runs of ``bench compression`` and ``bench load``.
 
 Latency on a shared 2-core machine moves by half between runs of the same command, so a single run's p95 is not
 a figure to publish. ``summarise_runs`` reads several saved results of the same model on the same test set and
 machine, and reports each timing's median, minimum and maximum across them, with every run's value beside it.
-Accuracy is deterministic: it is reported once, and a run that disagrees is named.
+Accuracy is deterministic: it is reported once, and a run that disagrees is named. ``summarise_load_runs`` does
+the same for the throughput and latency of each served configuration of ``bench load`` runs with one set-up,
+and for the batched service's speed-ups over the others. ``summarise`` picks by what the files hold.
 """
 
 from __future__ import annotations
@@ -20,6 +22,22 @@ from hybridroute.errors import DataError
 LATENCY_STATS = ("p50", "p95", "p99")
 ACCURACY_FIELDS = ("accuracy", "accuracy_single_query", "macro_f1")
 SAME_IN_EVERY_RUN = (("run", "model_version"), ("test_rows",), ("machine", "cpu_model"))
+LOAD_CONFIGURATIONS = ("batched", "unbatched", "plain")
+LOAD_SPEEDUPS = ("batched_vs_unbatched", "batched_vs_plain")
+SAME_IN_EVERY_LOAD_RUN = (
+    ("settings", "concurrency"),
+    ("settings", "rate_rps"),
+    ("settings", "duration_s"),
+    ("settings", "processes"),
+    ("settings", "texts", "source"),
+    ("settings", "server", "run"),
+    ("settings", "server", "max_batch"),
+    ("settings", "server", "max_wait_ms"),
+    ("settings", "server", "workers"),
+    ("settings", "server", "threads"),
+    ("settings", "server", "policy"),
+    ("machine", "cpu_model"),
+)
 
 DEFINITIONS = {
     "timings": "per model: {median, min, max, runs} across the runs of each run's own figure (itself a median "
@@ -27,25 +45,43 @@ DEFINITIONS = {
     "speedup_vs_tutorial_p95": "median across runs of each run's speed-up, not the ratio of the medians",
     "accuracy": "each field from the first run that measured it; accuracy_differs names the runs that disagree",
 }
+LOAD_DEFINITIONS = {
+    "configurations": "per served configuration measured in every run: {median, min, max, runs} of its "
+    "throughput and latency percentiles, and its errors summed over the runs",
+    "speedup": "median across runs of each run's ratio of throughputs, not the ratio of the medians",
+}
 
 
 def load_result(path: Path) -> dict[str, Any]:
-    """One saved ``bench compression --json`` result; a ``DataError`` says what is wrong with any other file."""
+    """One saved ``bench compression`` or ``bench load`` result; a ``DataError`` says what is wrong with any other."""
     try:
         result = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: not a readable JSON file ({exc})") from None
-    models = result.get("models") if isinstance(result, dict) else None
-    if not isinstance(models, dict) or not all(
-        isinstance(m, dict) and isinstance(m.get("latency_ms"), dict) for m in models.values()
-    ):
+    if not isinstance(result, dict) or result_kind(result) is None:
         raise DataError(
-            f"{path}: not a `bench compression` result (it needs 'models' with 'latency_ms' per model; "
-            "`bench compression --variants` results are not summarised)"
+            f"{path}: not a `bench compression` result ('models' with 'latency_ms' per model; "
+            "`bench compression --variants` results are not summarised) nor a `bench load` result "
+            "('benchmark': 'load' with a 'batched' configuration)"
         )
     return result
+
+
+def result_kind(result: Mapping[str, Any]) -> str | None:
+    """'compression', 'load', or None for anything else.
+
+    Example: result_kind({"benchmark": "load", "batched": {"throughput_rps": 1.0}}) -> "load"
+    """
+    if result.get("benchmark") == "load":
+        return "load" if isinstance(result.get("batched"), dict) else None
+    models = result.get("models")
+    if isinstance(models, dict) and all(
+        isinstance(m, dict) and isinstance(m.get("latency_ms"), dict) for m in models.values()
+    ):
+        return "compression"
+    return None
 
 
 def _field(result: Mapping[str, Any], keys: Sequence[str]) -> Any:
@@ -55,11 +91,15 @@ def _field(result: Mapping[str, Any], keys: Sequence[str]) -> Any:
     return value
 
 
-def check_comparable(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -> None:
-    """Refuse runs that measured different things: another model, test-set size, or CPU."""
+def check_comparable(
+    results: Sequence[Mapping[str, Any]],
+    names: Sequence[str],
+    same: Sequence[Sequence[str]] = SAME_IN_EVERY_RUN,
+) -> None:
+    """Refuse runs that measured different things (by default another model, test-set size, or CPU)."""
     if len(results) < 2:
         raise DataError(f"a summary needs at least two runs, got {len(results)}")
-    for keys in SAME_IN_EVERY_RUN:
+    for keys in same:
         values = {name: _field(r, keys) for name, r in zip(names, results, strict=True)}
         if len(set(map(str, values.values()))) > 1:
             found = ", ".join(f"{name}: {value}" for name, value in values.items())
@@ -79,13 +119,14 @@ def spread(values: Sequence[float]) -> dict[str, Any]:
     }
 
 
-def _timings(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Spreads of one model's timings; a timing missing from any run is left out."""
-    paths = [("latency_ms", s) for s in LATENCY_STATS] + [
-        ("tutorial_protocol_latency_ms", "p95"),
-        ("speedup_vs_tutorial_p95",),
-        ("throughput_qps",),
-    ]
+def _timings(runs: Sequence[Mapping[str, Any]], paths: Sequence[Sequence[str]] | None = None) -> dict[str, Any]:
+    """Spreads of one model's timings (or of other numbers at ``paths``); one missing from any run is left out."""
+    if paths is None:
+        paths = [("latency_ms", s) for s in LATENCY_STATS] + [
+            ("tutorial_protocol_latency_ms", "p95"),
+            ("speedup_vs_tutorial_p95",),
+            ("throughput_qps",),
+        ]
     found: dict[str, Any] = {}
     for keys in paths:
         values = [_field(run, keys) for run in runs]
@@ -128,6 +169,48 @@ def summarise_runs(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -
         "machine": results[0].get("machine"),
         "definitions": DEFINITIONS,
     }
+
+
+def summarise_load_runs(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, Any]:
+    """Each configuration's throughput and latency across ``bench load`` runs of one set-up, and the speed-ups.
+
+    A configuration missing from any run (``bench load --url`` alone measures only the batched one) is left out.
+
+    Raises:
+        DataError: fewer than two runs, or runs with other load, server settings, texts or CPU.
+    """
+    check_comparable(results, names, SAME_IN_EVERY_LOAD_RUN)
+    paths = [("throughput_rps",)] + [("latency_ms", s) for s in LATENCY_STATS]
+    configurations = {}
+    for name in LOAD_CONFIGURATIONS:
+        phases = [r.get(name) for r in results]
+        if all(isinstance(p, Mapping) for p in phases):
+            errors = sum(int(p.get("errors", 0)) for p in phases if p is not None)
+            configurations[name] = _timings([p for p in phases if p is not None], paths) | {"errors": errors}
+    return {
+        "benchmark": "load",
+        "runs": [
+            {"file": name, "timestamp_utc": _field(r, ("machine", "timestamp_utc")), "settings": r.get("settings")}
+            for name, r in zip(names, results, strict=True)
+        ],
+        "configurations": configurations,
+        "speedup": _timings([r.get("speedup") or {} for r in results], [(k,) for k in LOAD_SPEEDUPS]),
+        "machine": results[0].get("machine"),
+        "definitions": LOAD_DEFINITIONS,
+    }
+
+
+def summarise(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, Any]:
+    """The summary of runs of one benchmark (:func:`summarise_runs` or :func:`summarise_load_runs`).
+
+    Raises:
+        DataError: the files hold results of different benchmarks, or see the summaries.
+    """
+    kinds = {name: result_kind(r) for name, r in zip(names, results, strict=True)}
+    if len(set(kinds.values())) > 1:
+        found = ", ".join(f"{name}: {kind}" for name, kind in kinds.items())
+        raise DataError(f"the files hold results of different benchmarks ({found}); summarise one at a time")
+    return summarise_load_runs(results, names) if "load" in kinds.values() else summarise_runs(results, names)
 
 
 def _cell(found: Mapping[str, Any] | None, index: int | None, digits: int, unit: str) -> str:
@@ -175,3 +258,20 @@ def markdown_table(summary: Mapping[str, Any], model: str) -> str:
         ),
     ]
     return "\n".join(lines)
+
+
+def load_markdown_table(summary: Mapping[str, Any]) -> str:
+    """One row per run and a median row: each configuration's throughput, the speed-ups and the batched p99."""
+    configurations, speedups = summary["configurations"], summary["speedup"]
+    columns = [(f"{name} req/s", configurations[name].get("throughput_rps"), 1, "") for name in configurations]
+    columns += [(key.replace("_vs_", " / "), speedups.get(key), 2, "×") for key in LOAD_SPEEDUPS]
+    columns.append(("batched p99 ms", configurations["batched"].get("latency_ms.p99"), 1, ""))
+    header = "| run | " + " | ".join(column[0] for column in columns) + " |"
+    lines = [f"bench load, {len(summary['runs'])} runs", "", header, "|---" * (len(columns) + 1) + "|"]
+    for index, run in enumerate(summary["runs"]):
+        cells = [_cell(found, index, digits, unit) for _, found, digits, unit in columns]
+        lines.append(f"| {Path(run['file']).name} | " + " | ".join(cells) + " |")
+    cells = [f"**{_cell(found, None, digits, unit)}**" for _, found, digits, unit in columns]
+    lines.append("| **median** | " + " | ".join(cells) + " |")
+    errors = ", ".join(f"{name} {figures['errors']}" for name, figures in configurations.items())
+    return "\n".join([*lines, "", f"- errors over all runs: {errors}"])

@@ -1,4 +1,4 @@
-"""Medians across saved `bench compression` runs: the summary's arithmetic, its refusals, and the published files."""
+"""Medians across saved `bench compression` and `bench load` runs: the arithmetic, the refusals, the published files."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from hybridroute.bench.summary import load_result, markdown_table, spread, summarise_runs
+from hybridroute.bench.summary import (
+    load_markdown_table,
+    load_result,
+    markdown_table,
+    spread,
+    summarise,
+    summarise_load_runs,
+    summarise_runs,
+)
 from hybridroute.cli import main
 from hybridroute.errors import DataError
 
@@ -105,9 +113,9 @@ def test_files_that_are_not_compression_results_are_refused(tmp_path: Path) -> N
     broken.write_text("{not json")
     with pytest.raises(DataError, match="not a readable JSON file"):
         load_result(broken)
-    other = tmp_path / "load.json"
-    other.write_text(json.dumps({"batched": {"throughput_rps": 600}}))
-    with pytest.raises(DataError, match="not a `bench compression` result"):
+    other = tmp_path / "routing.json"
+    other.write_text(json.dumps({"policies": {}, "batched": {"throughput_rps": 600}}))
+    with pytest.raises(DataError, match="not a `bench compression` result .* nor a `bench load` result"):
         load_result(other)
 
 
@@ -126,7 +134,108 @@ def test_the_published_banking77_medians_come_from_the_saved_runs(tmp_path: Path
     assert [Path(run["file"]).name for run in saved["runs"]] == [f.name for f in files]
 
 
+def test_the_published_load_medians_come_from_the_saved_runs() -> None:
+    """The README's EPYC load figures (batched / unbatched median 1.35x over 3 runs) are what the summary gives."""
+    files = sorted(RESULTS.glob("banking77_load_epyc_s*.json"))
+    assert len(files) == 3, files
+    found = summarise([load_result(f) for f in files], [f.name for f in files])
+    assert "| **median** | **674.2** | **495.1** | **589.4** | **1.35×** | **1.16×** | **81.1** |" in (
+        load_markdown_table(found)
+    )
+    assert found["speedup"]["batched_vs_unbatched"]["max"] < 2.0
+
+
 def test_the_command_reports_a_bad_file_in_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["bench", "summary", str(tmp_path / "a.json"), str(tmp_path / "b.json")])
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: {tmp_path / 'a.json'}: no such file"
+
+
+# ---------------------------------------------------------------- bench load
+
+
+def _phase(rps: float, p99: float = 50.0, errors: int = 0) -> dict[str, Any]:
+    return {"throughput_rps": rps, "latency_ms": {"p50": p99 / 2, "p95": p99 - 5, "p99": p99}, "errors": errors}
+
+
+def _load(batched: float, unbatched: float | None, plain: float | None = None, **settings: Any) -> dict[str, Any]:
+    phases = {"batched": _phase(batched), "unbatched": None, "plain": None}
+    speedup: dict[str, float | None] = {"batched_vs_unbatched": None, "batched_vs_plain": None}
+    if unbatched is not None:
+        phases["unbatched"] = _phase(unbatched)
+        speedup["batched_vs_unbatched"] = batched / unbatched
+    if plain is not None:
+        phases["plain"] = _phase(plain)
+        speedup["batched_vs_plain"] = batched / plain
+    server = {"run": "runs/b77", "max_batch": 32, "max_wait_ms": 2.0, "workers": 2, "threads": 1, "policy": ""}
+    return {
+        "benchmark": "load",
+        "settings": {"concurrency": 32, "rate_rps": None, "duration_s": 20.0, "processes": 2, "server": server}
+        | settings,
+        "machine": {"cpu_model": "AMD EPYC", "timestamp_utc": "2026-12-05T10:00:00+00:00"},
+        **phases,
+        "speedup": speedup,
+    }
+
+
+def test_load_summary_takes_the_median_of_each_runs_ratio() -> None:
+    runs = [_load(600.0, 400.0, 500.0), _load(700.0, 350.0, 560.0), _load(660.0, 500.0, 600.0)]
+    found = summarise_load_runs(runs, ["a", "b", "c"])
+    assert found["configurations"]["batched"]["throughput_rps"]["median"] == 660.0
+    assert found["configurations"]["unbatched"]["latency_ms.p99"]["runs"] == [50.0, 50.0, 50.0]
+    # ratios 1.5, 2.0, 1.32: their median (1.5), not 660 / 400 = 1.65
+    assert found["speedup"]["batched_vs_unbatched"]["median"] == 1.5
+    assert found["speedup"]["batched_vs_unbatched"]["max"] == 2.0
+    table = load_markdown_table(found)
+    assert "| **median** | **660.0** | **400.0** | **560.0** | **1.50×** | **1.20×** | **50.0** |" in table
+    assert "errors over all runs: batched 0, unbatched 0, plain 0" in table
+
+
+def test_load_summary_leaves_out_configurations_some_runs_did_not_measure() -> None:
+    runs = [_load(600.0, 400.0), _load(700.0, None)]
+    found = summarise_load_runs(runs, ["a", "b"])
+    assert list(found["configurations"]) == ["batched"]
+    assert found["speedup"] == {}
+    assert "| **median** | **650.0** | **—** | **—** | **50.0** |" in load_markdown_table(found)
+
+
+def test_load_errors_are_summed_not_hidden() -> None:
+    runs = [_load(600.0, 400.0), _load(700.0, 350.0)]
+    runs[1]["batched"]["errors"] = 3
+    assert summarise_load_runs(runs, ["a", "b"])["configurations"]["batched"]["errors"] == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r["settings"].update(concurrency=64), "differ in settings.concurrency"),
+        (lambda r: r["settings"].update(rate_rps=400.0), "differ in settings.rate_rps"),
+        (lambda r: r["settings"]["server"].update(workers=1), "differ in settings.server.workers"),
+        (lambda r: r["settings"]["server"].update(run="runs/other"), "differ in settings.server.run"),
+        (lambda r: r["machine"].update(cpu_model="Intel Xeon"), "differ in machine.cpu_model"),
+    ],
+)
+def test_load_runs_of_different_set_ups_are_refused(change: Any, message: str) -> None:
+    other = _load(700.0, 350.0)
+    change(other)
+    with pytest.raises(DataError, match=message):
+        summarise_load_runs([_load(600.0, 400.0), other], ["a", "b"])
+
+
+def test_load_and_compression_results_are_not_summarised_together() -> None:
+    with pytest.raises(DataError, match="different benchmarks .*a: compression, b: load"):
+        summarise([_result(5.0, 3.0), _load(600.0, 400.0)], ["a", "b"])
+
+
+def test_the_command_summarises_load_results_and_refuses_a_model_for_them(tmp_path: Path) -> None:
+    files = []
+    for index, (batched, unbatched) in enumerate([(600.0, 400.0), (700.0, 350.0)]):
+        files.append(tmp_path / f"load_{index}.json")
+        files[-1].write_text(json.dumps(_load(batched, unbatched)))
+    out = tmp_path / "summary.json"
+    result = CliRunner().invoke(main, ["bench", "summary", *map(str, files), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "| **median** | **650.0** | **375.0** | **1.75×** | **—** | **50.0** |" in result.output
+    assert json.loads(out.read_text())["speedup"]["batched_vs_unbatched"]["runs"] == [1.5, 2.0]
+    refused = CliRunner().invoke(main, ["bench", "summary", *map(str, files), "--model", "onnx_int8"])
+    assert refused.exit_code == 2 and "load results have configurations, not models" in refused.output
