@@ -22,6 +22,13 @@ from hybridroute.errors import DataError
 LATENCY_STATS = ("p50", "p95", "p99")
 ACCURACY_FIELDS = ("accuracy", "accuracy_single_query", "macro_f1")
 SAME_IN_EVERY_RUN = (("run", "model_version"), ("test_rows",), ("machine", "cpu_model"))
+COMPRESSION_TIMINGS = (
+    *(("latency_ms", stat) for stat in LATENCY_STATS),
+    ("tutorial_protocol_latency_ms", "p95"),
+    ("speedup_vs_tutorial_p95",),
+    ("throughput_qps",),
+)
+LOAD_TIMINGS = (("throughput_rps",), *(("latency_ms", stat) for stat in LATENCY_STATS))
 LOAD_CONFIGURATIONS = ("batched", "unbatched", "plain")
 LOAD_SPEEDUPS = ("batched_vs_unbatched", "batched_vs_plain")
 SAME_IN_EVERY_LOAD_RUN = (
@@ -119,14 +126,8 @@ def spread(values: Sequence[float]) -> dict[str, Any]:
     }
 
 
-def _timings(runs: Sequence[Mapping[str, Any]], paths: Sequence[Sequence[str]] | None = None) -> dict[str, Any]:
-    """Spreads of one model's timings (or of other numbers at ``paths``); one missing from any run is left out."""
-    if paths is None:
-        paths = [("latency_ms", s) for s in LATENCY_STATS] + [
-            ("tutorial_protocol_latency_ms", "p95"),
-            ("speedup_vs_tutorial_p95",),
-            ("throughput_qps",),
-        ]
+def _timings(runs: Sequence[Mapping[str, Any]], paths: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """Spreads of the numbers at ``paths`` (e.g. one model's timings); one missing from any run is left out."""
     found: dict[str, Any] = {}
     for keys in paths:
         values = [_field(run, keys) for run in runs]
@@ -160,7 +161,7 @@ def summarise_runs(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -
             for name, r in zip(names, results, strict=True)
         ],
         "models": {
-            m: {"timings": _timings([r["models"][m] for r in results])}
+            m: {"timings": _timings([r["models"][m] for r in results], COMPRESSION_TIMINGS)}
             | _accuracy([r["models"][m] for r in results], names)
             for m in shared
         },
@@ -180,13 +181,12 @@ def summarise_load_runs(results: Sequence[Mapping[str, Any]], names: Sequence[st
         DataError: fewer than two runs, or runs with other load, server settings, texts or CPU.
     """
     check_comparable(results, names, SAME_IN_EVERY_LOAD_RUN)
-    paths = [("throughput_rps",)] + [("latency_ms", s) for s in LATENCY_STATS]
     configurations = {}
     for name in LOAD_CONFIGURATIONS:
-        phases = [r.get(name) for r in results]
-        if all(isinstance(p, Mapping) for p in phases):
-            errors = sum(int(p.get("errors", 0)) for p in phases if p is not None)
-            configurations[name] = _timings([p for p in phases if p is not None], paths) | {"errors": errors}
+        phases = [r[name] for r in results if isinstance(r.get(name), Mapping)]
+        if len(phases) == len(results):
+            errors = sum(int(p.get("errors", 0)) for p in phases)
+            configurations[name] = _timings(phases, LOAD_TIMINGS) | {"errors": errors}
     return {
         "benchmark": "load",
         "runs": [
