@@ -131,7 +131,7 @@ def measure_batching(
         "rows": rows,
         "single_cpu_ms_per_text": single,
         "best": best,
-        "model_speedup_ceiling": single / best["cpu_ms_per_text"],
+        "model_speedup_ceiling": single / best["cpu_ms_per_text"] if best["cpu_ms_per_text"] > 0 else None,
         "texts": len(ids),
         "mean_tokens": float(np.mean(lengths)),
     }
@@ -177,12 +177,12 @@ def markdown_table(result: dict[str, Any]) -> str:
         lines.append(
             f"| {row['batch_size']} | {row['order']} | {row['cpu_ms_per_text']:.3f} | {row['padding_pct']:.1f} |"
         )
-    best = result["best"]
+    best, ceiling = result["best"], result["model_speedup_ceiling"]
     lines += [
         "",
         f"- {result['texts']} texts, {result['mean_tokens']:.1f} tokens on average",
         f"- one text at a time {result['single_cpu_ms_per_text']:.3f} ms; best batched "
         f"{best['cpu_ms_per_text']:.3f} ms (batch {best['batch_size']}, {best['order']}): batching can add at most "
-        f"{result['model_speedup_ceiling']:.2f}x to throughput in the model",
+        + (f"{ceiling:.2f}x to throughput in the model" if ceiling else "? (too fast for the CPU clock)"),
     ]
     return "\n".join(lines)

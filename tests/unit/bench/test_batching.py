@@ -77,3 +77,10 @@ def test_bad_settings_are_refused(kwargs: dict[str, object], message: str) -> No
 
 def test_one_text_at_a_time_is_always_the_reference() -> None:
     assert BatchingBenchConfig((32, 8)).sizes == (1, 8, 32)
+
+
+def test_a_model_too_fast_for_the_clock_has_no_ceiling_rather_than_a_division_by_zero() -> None:
+    model = CostedModel(per_call=0.0, per_token=0.0)
+    found = measure_batching([[1, 2]] * 8, model.run, BatchingBenchConfig((4,), texts=8), clock=model.clock)
+    assert found["model_speedup_ceiling"] is None
+    assert "batching can add at most ? (too fast for the CPU clock)" in markdown_table(found)
