@@ -20,6 +20,7 @@ import numpy as np
 from hybridroute.errors import DataError
 
 LATENCY_STATS = ("p50", "p95", "p99")
+Column = tuple[str, Mapping[str, Any] | None, int, str]  # title, spread (None: not measured), digits, unit
 ACCURACY_FIELDS = ("accuracy", "accuracy_single_query", "macro_f1")
 SAME_IN_EVERY_RUN = (("run", "model_version"), ("test_rows",), ("machine", "cpu_model"))
 COMPRESSION_TIMINGS = (
@@ -147,6 +148,14 @@ def _accuracy(runs: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[s
     return found | {"accuracy_differs": differs}
 
 
+def _run_entries(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[dict[str, Any]]:
+    """Which file each run came from, when it ran and with what settings."""
+    return [
+        {"file": name, "timestamp_utc": _field(r, ("machine", "timestamp_utc")), "settings": r.get("settings")}
+        for name, r in zip(names, results, strict=True)
+    ]
+
+
 def summarise_runs(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, Any]:
     """Each model's timings across runs (median, min, max, per run) and its accuracy, for runs of one experiment.
 
@@ -156,10 +165,7 @@ def summarise_runs(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -
     check_comparable(results, names)
     shared = [m for m in results[0]["models"] if all(m in r["models"] for r in results)]
     return {
-        "runs": [
-            {"file": name, "timestamp_utc": _field(r, ("machine", "timestamp_utc")), "settings": r.get("settings")}
-            for name, r in zip(names, results, strict=True)
-        ],
+        "runs": _run_entries(results, names),
         "models": {
             m: {"timings": _timings([r["models"][m] for r in results], COMPRESSION_TIMINGS)}
             | _accuracy([r["models"][m] for r in results], names)
@@ -189,10 +195,7 @@ def summarise_load_runs(results: Sequence[Mapping[str, Any]], names: Sequence[st
             configurations[name] = _timings(phases, LOAD_TIMINGS) | {"errors": errors}
     return {
         "benchmark": "load",
-        "runs": [
-            {"file": name, "timestamp_utc": _field(r, ("machine", "timestamp_utc")), "settings": r.get("settings")}
-            for name, r in zip(names, results, strict=True)
-        ],
+        "runs": _run_entries(results, names),
         "configurations": configurations,
         "speedup": _timings([r.get("speedup") or {} for r in results], [(k,) for k in LOAD_SPEEDUPS]),
         "machine": results[0].get("machine"),
@@ -221,6 +224,17 @@ def _cell(found: Mapping[str, Any] | None, index: int | None, digits: int, unit:
     return f"{value:.{digits}f}{unit}"
 
 
+def _per_run_table(runs: Sequence[Mapping[str, Any]], columns: Sequence[Column]) -> list[str]:
+    """Markdown lines: a header, one row per run, and a bold median row."""
+    header = "| run | " + " | ".join(column[0] for column in columns) + " |"
+    lines = [header, "|---" * (len(columns) + 1) + "|"]
+    for index, run in enumerate(runs):
+        cells = [_cell(found, index, digits, unit) for _, found, digits, unit in columns]
+        lines.append(f"| {Path(run['file']).name} | " + " | ".join(cells) + " |")
+    cells = [f"**{_cell(found, None, digits, unit)}**" for _, found, digits, unit in columns]
+    return [*lines, "| **median** | " + " | ".join(cells) + " |"]
+
+
 def _pct(fraction: float | None) -> str:
     return "—" if fraction is None else f"{100 * fraction:.2f}%"
 
@@ -231,21 +245,18 @@ def markdown_table(summary: Mapping[str, Any], model: str) -> str:
         raise DataError(f"no model {model!r} in every run; the runs share: {', '.join(summary['models'])}")
     figures = summary["models"][model]
     timings = figures["timings"]
-    columns = [
-        ("p50 ms", "latency_ms.p50", 2, ""),
-        ("p95 ms", "latency_ms.p95", 2, ""),
-        ("p99 ms", "latency_ms.p99", 2, ""),
-        ("tutorial-protocol p95 ms", "tutorial_protocol_latency_ms.p95", 2, ""),
-        ("speed-up at p95", "speedup_vs_tutorial_p95", 2, "×"),
-        ("throughput q/s", "throughput_qps", 0, ""),
+    columns: list[Column] = [
+        (title, timings.get(key), digits, unit)
+        for title, key, digits, unit in (
+            ("p50 ms", "latency_ms.p50", 2, ""),
+            ("p95 ms", "latency_ms.p95", 2, ""),
+            ("p99 ms", "latency_ms.p99", 2, ""),
+            ("tutorial-protocol p95 ms", "tutorial_protocol_latency_ms.p95", 2, ""),
+            ("speed-up at p95", "speedup_vs_tutorial_p95", 2, "×"),
+            ("throughput q/s", "throughput_qps", 0, ""),
+        )
     ]
-    header = "| run | " + " | ".join(column[0] for column in columns) + " |"
-    lines = [f"{model}, {len(summary['runs'])} runs", "", header, "|---" * (len(columns) + 1) + "|"]
-    for index, run in enumerate(summary["runs"]):
-        cells = [_cell(timings.get(key), index, digits, unit) for _, key, digits, unit in columns]
-        lines.append(f"| {Path(run['file']).name} | " + " | ".join(cells) + " |")
-    cells = [f"**{_cell(timings.get(key), None, digits, unit)}**" for _, key, digits, unit in columns]
-    lines.append("| **median** | " + " | ".join(cells) + " |")
+    lines = [f"{model}, {len(summary['runs'])} runs", "", *_per_run_table(summary["runs"], columns)]
     p95 = timings["latency_ms.p95"]
     lines += [
         "",
@@ -263,15 +274,11 @@ def markdown_table(summary: Mapping[str, Any], model: str) -> str:
 def load_markdown_table(summary: Mapping[str, Any]) -> str:
     """One row per run and a median row: each configuration's throughput, the speed-ups and the batched p99."""
     configurations, speedups = summary["configurations"], summary["speedup"]
-    columns = [(f"{name} req/s", configurations[name].get("throughput_rps"), 1, "") for name in configurations]
+    columns: list[Column] = [
+        (f"{name} req/s", configurations[name].get("throughput_rps"), 1, "") for name in configurations
+    ]
     columns += [(key.replace("_vs_", " / "), speedups.get(key), 2, "×") for key in LOAD_SPEEDUPS]
     columns.append(("batched p99 ms", configurations["batched"].get("latency_ms.p99"), 1, ""))
-    header = "| run | " + " | ".join(column[0] for column in columns) + " |"
-    lines = [f"bench load, {len(summary['runs'])} runs", "", header, "|---" * (len(columns) + 1) + "|"]
-    for index, run in enumerate(summary["runs"]):
-        cells = [_cell(found, index, digits, unit) for _, found, digits, unit in columns]
-        lines.append(f"| {Path(run['file']).name} | " + " | ".join(cells) + " |")
-    cells = [f"**{_cell(found, None, digits, unit)}**" for _, found, digits, unit in columns]
-    lines.append("| **median** | " + " | ".join(cells) + " |")
+    lines = [f"bench load, {len(summary['runs'])} runs", "", *_per_run_table(summary["runs"], columns)]
     errors = ", ".join(f"{name} {figures['errors']}" for name, figures in configurations.items())
     return "\n".join([*lines, "", f"- errors over all runs: {errors}"])
