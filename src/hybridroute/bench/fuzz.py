@@ -43,6 +43,7 @@ from hybridroute.bench.fuzz_cases import (
 )
 from hybridroute.config import check_range
 from hybridroute.errors import ConfigError
+from hybridroute.serving.cloud_client import thread_safe_client
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ def fuzz_endpoint(
         tally.sources[source] = tally.sources.get(source, 0) + count
 
     def fresh() -> httpx.Client:
-        return httpx.Client(timeout=config.request_timeout_s)
+        return thread_safe_client(config.request_timeout_s)  # shared by the pool's threads
 
     with fresh() as client, ThreadPoolExecutor(config.concurrency, thread_name_prefix="fuzz") as pool:
         outcomes = pool.map(lambda case: send(client, fresh, base_url, case), cases)

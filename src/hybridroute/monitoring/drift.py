@@ -190,20 +190,21 @@ def load_reference(path: Path) -> Reference:
         raise ArtifactError(f"{path}: the monitor reference lacks {exc}") from exc
 
 
-def build_reference(run_dir: Path, threads: int = 1, save: bool = True) -> Reference:
+def build_reference(run_dir: Path, threads: int = 1, save: bool = True, bundle: Path | None = None) -> Reference:
     """Compute the reference from a run's validation split and edge bundle (and save it in the run).
 
     Args:
         run_dir: a run folder with a stored split and an ``edge`` bundle.
         threads: ONNX Runtime threads for scoring the validation texts.
         save: write ``RUN/monitor_reference.json``.
+        bundle: the edge bundle that scores the validation texts; the run's ``edge`` bundle by default.
     """
     from hybridroute.runs import RunLayout, load_saved_split  # runtime pieces, loaded only here
     from hybridroute.runtime.classifier import EdgeClassifier
 
     layout = RunLayout(Path(run_dir))
     validation = load_saved_split(layout).validation
-    edge = EdgeClassifier.from_dir(layout.edge, threads=threads)
+    edge = EdgeClassifier.from_dir(layout.edge if bundle is None else Path(bundle), threads=threads)
     probabilities = edge.predict_proba(list(validation.texts))
     lengths, unk_rates = text_profile(validation.texts, edge.tokenizer)  # type: ignore[arg-type]
     rates = [0.0 if r is None else r for r in unk_rates]  # a bundle always has a tokenizer; None is only for typing
@@ -235,20 +236,24 @@ def drift_scores(reference: Reference, current: dict[str, Sequence[float]], bins
     return scores
 
 
-def reference_for_run(run_dir: Path, threads: int = 1) -> Reference:
-    """The run's saved reference, rebuilt first when missing or made from another edge model than the run's now.
+def reference_for_run(run_dir: Path, threads: int = 1, bundle: Path | None = None) -> Reference:
+    """The run's saved reference, rebuilt first when missing or made from another edge model than ``bundle``'s.
 
     Args:
         run_dir: a run folder with a stored split and an ``edge`` bundle.
         threads: ONNX Runtime threads, if it has to be built.
+        bundle: the edge bundle being served; the run's ``edge`` bundle by default. A reference built for
+            another bundle is not saved: ``RUN/monitor_reference.json`` stays the run's own bundle's.
     """
     from hybridroute.runs import RunLayout  # runtime pieces, loaded only here
     from hybridroute.runtime.bundle import load_manifest
 
     layout = RunLayout(Path(run_dir))
+    edge_dir = layout.edge if bundle is None else Path(bundle)
     saved = layout.root / REFERENCE_FILE
     if saved.is_file():
         reference = load_reference(saved)
-        if reference.model_version == load_manifest(layout.edge).model_version:
+        if reference.model_version == load_manifest(edge_dir).model_version:
             return reference
-    return build_reference(layout.root, threads=threads)
+    own = edge_dir.resolve() == layout.edge.resolve()
+    return build_reference(layout.root, threads=threads, save=own, bundle=edge_dir)

@@ -123,6 +123,35 @@ def is_not_json(error: Mapping[str, Any]) -> bool:
     return isinstance(error.get("input"), bytes) and tuple(error.get("loc", ())) == ("body",)
 
 
+def unreadable_body(error: BaseException) -> str | None:
+    r"""Why a request body could not be read as JSON, from the cause of FastAPI's 400; None if it is not that.
+
+    FastAPI answers a body it cannot decode (not UTF-8) or parse (nested too deeply for the parser)
+    with ``HTTPException(400, "There was an error parsing the body")`` raised from the real error.
+
+    Example: a 400 caused by UnicodeDecodeError("utf-8", b"caf\xe9", 3, 4, ...)
+        -> "body is not valid UTF-8 (byte 0xe9 at position 3 cannot be decoded)"
+    """
+    cause = error.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        bad = cause.object[cause.start : cause.start + 1].hex()
+        return f"body is not valid UTF-8 (byte 0x{bad} at position {cause.start} cannot be decoded)"
+    if isinstance(cause, RecursionError):
+        return "body is not JSON this service can read: its arrays or objects are nested too deeply"
+    if cause is not None:
+        return f"body could not be read as JSON ({type(cause).__name__}: {brief(str(cause))})"
+    return None
+
+
+def describe_unreadable_body(problem: str, accepted: str) -> str:
+    """The message for a body that could not be read: what was wrong and what is accepted.
+
+    Example: describe_unreadable_body("body is not valid UTF-8 (...)", 'a JSON object {"texts": [...]}')
+        -> 'body is not valid UTF-8 (...). Expected a JSON object {"texts": [...]}, encoded as UTF-8.'
+    """
+    return f"{problem}. Expected {accepted}, encoded as UTF-8."
+
+
 def describe_error(error: Mapping[str, Any]) -> str:
     """One pydantic error as "where: what (received value)".
 
@@ -301,8 +330,13 @@ async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
-    """Unknown routes and wrong methods, in our error shape."""
+    """Unknown routes, wrong methods and bodies that cannot be read as JSON, in our error shape."""
     http_error = cast(StarletteHTTPException, exc)  # registered for HTTPException only
+    problem = unreadable_body(http_error) if http_error.status_code == 400 else None
+    if problem is not None:
+        settings: CloudSettings = request.app.state.settings
+        accepted = accepted_request(settings.max_batch, settings.max_chars)
+        return error_response(400, "invalid_json", describe_unreadable_body(problem, accepted))
     message = (
         f"{request.method} {request.url.path}: {http_error.detail}; "
         "routes are POST /v1/classify, GET /healthz and GET /readyz"

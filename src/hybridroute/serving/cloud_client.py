@@ -12,7 +12,8 @@ Reason codes (``CloudResult.error``):
     ``connection_error``: the connection was reset or closed before a full answer.
     ``transport_error``: another transport failure (proxy, TLS, ...).
     ``http_<status>``: the service answered with a status other than 200.
-    ``malformed_response``: a 200 whose body breaks the contract.
+    ``malformed_response``: a 200 whose body breaks the contract, or a response httpx cannot read
+        (a body its ``Content-Encoding`` does not describe, too many redirects).
     ``label_mismatch``: a valid answer whose label set differs from the one expected.
     ``budget_exhausted``: a retry was due but the call's time budget had run out.
     ``circuit_open``: the breaker is open; the network was not touched.
@@ -313,6 +314,17 @@ def transport_reason(exc: httpx.TransportError) -> str:
     return TRANSPORT_ERROR
 
 
+def thread_safe_client(timeout_s: float) -> httpx.Client:
+    """An httpx client that threads can share without the pool closing a connection under a request.
+
+    httpcore 1.0's pool may close an idle keep-alive connection it has just handed to a waiting
+    request (a surplus above ``max_keepalive_connections``, or room made at ``max_connections``):
+    that request then fails with "Bad file descriptor" (encode/httpcore#1110). Without those
+    limits the pool never closes a connection for room; it holds at most one per calling thread.
+    """
+    return httpx.Client(timeout=timeout_s, limits=httpx.Limits(max_connections=None, max_keepalive_connections=None))
+
+
 def call_with_deadline(fn: Callable[[], T], timeout_s: float) -> T:
     """Run ``fn`` in a daemon thread and wait at most ``timeout_s`` for its result.
 
@@ -386,7 +398,7 @@ class CloudClient:
         self._sleep = sleep
         self._endpoint = config.url.rstrip("/") + CLASSIFY_PATH
         self._owns_http = http_client is None
-        self._http = http_client if http_client is not None else httpx.Client(timeout=config.timeout_s)
+        self._http = http_client if http_client is not None else thread_safe_client(config.timeout_s)
 
     def classify(self, texts: Sequence[str]) -> CloudResult:
         """Classify ``texts`` with the cloud model; never raises for network, HTTP or body problems.
@@ -466,6 +478,8 @@ class CloudClient:
             return Attempt(reason=TIMEOUT, detail=f"no complete answer within {timeout_s * 1000:.0f} ms")
         except httpx.TransportError as exc:
             return Attempt(reason=transport_reason(exc), detail=f"{type(exc).__name__}: {exc}")
+        except httpx.HTTPError as exc:  # e.g. DecodingError: a body its Content-Encoding does not describe
+            return Attempt(reason=MALFORMED_RESPONSE, detail=f"unreadable response ({type(exc).__name__}: {exc})")
         return read_response(response.status_code, response.content, len(texts), self.expected_labels)
 
     def _post(self, texts: list[str], timeout_s: float) -> httpx.Response:

@@ -12,7 +12,7 @@ Routes:
         with request_id, label, confidence, tier, reason, latency_ms, cost, model_version and fallback.
         The ``X-Audit`` header says whether the audit record was committed (see :mod:`.edge_service`).
     ``POST /v1/feedback``: ``{"request_id": ..., "label": ...}`` stores the true label (404 unknown id,
-        422 unknown label).
+        422 unknown label, 503 while the audit database refuses writes).
     ``POST /admin/reload``: ``Authorization: Bearer TOKEN``, optional ``{"bundle": PATH}``; swaps in a
         verified edge bundle (404 when reloading is disabled, 401/403 for a missing/wrong token,
         422 bad bundle, 409 other labels or a reload already running).
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import math
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -47,10 +46,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hybridroute.errors import HybridError, InferenceError
 from hybridroute.monitoring.audit import AuditStore
+from hybridroute.monitoring.monitor import json_safe
 from hybridroute.routing.cascade import HybridClassifier
 from hybridroute.serving.batcher import BatcherClosed
-from hybridroute.serving.cloud_app import ModelNotReady, describe_validation_errors, error_response, is_not_json
+from hybridroute.serving.cloud_app import (
+    ModelNotReady,
+    describe_unreadable_body,
+    describe_validation_errors,
+    error_response,
+    is_not_json,
+    unreadable_body,
+)
 from hybridroute.serving.edge_schemas import (
+    AuditUnavailable,
     ClassifyRequest,
     ClassifyResponse,
     Conflict,
@@ -84,6 +92,7 @@ STATUS_BY_ERROR: tuple[tuple[type[HybridError], int, str], ...] = (
     (RequestTooLarge, 413, "payload_too_large"),
     (ModelNotReady, 503, "not_ready"),
     (BatcherClosed, 503, "shutting_down"),
+    (AuditUnavailable, 503, "audit_unavailable"),
     (NotFound, 404, "not_found"),
     (Unauthorized, 401, "unauthorized"),
     (Forbidden, 403, "forbidden"),
@@ -112,21 +121,6 @@ def bearer_token(header: str | None) -> str | None:
         return None
     scheme, _, token = header.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with every non-finite float (NaN: no data yet) replaced by None, numbers as plain floats.
-
-    Example: json_safe({"a": [1.0, float("nan")], "b": "x"}) -> {"a": [1.0, None], "b": "x"}
-    """
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, (bool, int, str)) or value is None:
-        return value
-    number = float(value)
-    return number if math.isfinite(number) else None
 
 
 def answer_body(item: Answered, request_id: str, latency_ms: float) -> dict[str, Any]:
@@ -176,7 +170,7 @@ async def classify(body: ClassifyRequest, service: ServiceDep) -> Response:
     """Classify one text or a list of texts, edge first."""
     started = service.clock()
     texts = body.all_texts()
-    check_limits(texts, service.settings.max_texts, service.settings.max_chars)
+    check_limits(texts, service.settings.max_texts, service.settings.max_chars, single=body.text is not None)
     answered = await service.classify(texts)
     latency_ms = 1000.0 * (service.clock() - started)
     ids = [service.new_id() for _ in texts]
@@ -296,23 +290,29 @@ async def on_hybrid_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+def accepted_body(request: Request) -> str:
+    """What the route of ``request`` accepts as a body, in one line for error messages."""
+    settings: EdgeSettings = request.app.state.service.settings
+    if request.url.path == "/v1/classify":
+        return accepted_classify(settings.max_texts, settings.max_chars)
+    return "a JSON object with the documented fields and no others"
+
+
 async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     """422 for a body of the wrong shape or type, or one that is not JSON at all."""
     errors = cast(RequestValidationError, exc).errors()  # registered for RequestValidationError only
     kind = "invalid_json" if any(is_not_json(e) for e in errors) else "validation_error"
-    settings: EdgeSettings = request.app.state.service.settings
-    accepted = (
-        accepted_classify(settings.max_texts, settings.max_chars)
-        if request.url.path == "/v1/classify"
-        else "a JSON object with the documented fields and no others"
-    )
     _count_error(request, kind)
-    return error_response(422, kind, describe_validation_errors(errors, accepted))
+    return error_response(422, kind, describe_validation_errors(errors, accepted_body(request)))
 
 
 async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
-    """Unknown routes and wrong methods, in our error shape."""
+    """Unknown routes, wrong methods and bodies that cannot be read as JSON, in our error shape."""
     http_error = cast(StarletteHTTPException, exc)  # registered for HTTPException only
+    problem = unreadable_body(http_error) if http_error.status_code == 400 else None
+    if problem is not None:
+        _count_error(request, "invalid_json")
+        return error_response(400, "invalid_json", describe_unreadable_body(problem, accepted_body(request)))
     message = (
         f"{request.method} {request.url.path}: {http_error.detail}; routes are POST /v1/classify, "
         "POST /v1/feedback, POST /admin/reload, GET /healthz, GET /readyz, GET /metrics and GET /v1/monitor"

@@ -44,6 +44,10 @@ class InvalidInput(HybridError):
     """Well-formed JSON whose values the service cannot accept (HTTP 422)."""
 
 
+class AuditUnavailable(HybridError):
+    """The audit database refuses a write the request needs (HTTP 503); retrying later may succeed."""
+
+
 class InvalidBundle(HybridError):
     """A model bundle offered for reload is missing, corrupt or unusable (HTTP 422)."""
 

@@ -61,13 +61,25 @@ from hybridroute.monitoring.monitor import Monitor
 from hybridroute.routing.cascade import HybridClassifier, RoutedAnswer
 from hybridroute.serving.batcher import MicroBatcher
 from hybridroute.serving.cloud_app import ModelNotReady
+from hybridroute.serving.edge_schemas import AuditUnavailable
 from hybridroute.serving.edge_settings import SALT_FILE, EdgeSettings
-from hybridroute.serving.reload import BundleWatcher, ModelHolder, ReloadOutcome, reload_edge, warm_up
+from hybridroute.serving.reload import (
+    BundleWatcher,
+    ModelHolder,
+    ReloadOutcome,
+    Stamp,
+    manifest_stamp,
+    reload_edge,
+    serves_bundle,
+    warm_up,
+)
 
 logger = logging.getLogger(__name__)
 
 QUEUED = "queued"  # X-Audit when responses do not wait for the commit
 PENDING = "pending"  # X-Audit when the wait for the commit timed out
+# The audit stores' DB-API drivers: their errors share no base class, so they are told apart by package.
+DATABASE_DRIVERS = frozenset({"sqlite3", "psycopg", "psycopg2"})
 # The monitor's gauges are recomputed on a scrape at most this often: an analysis of the held records costs
 # tens of ms, and Prometheus alert rules look at minutes anyway.
 MONITOR_GAUGES_EVERY_S = 30.0
@@ -107,6 +119,15 @@ def latency_split(answer: RoutedAnswer) -> tuple[float | None, float | None]:
     if not answer.cloud_called and answer.tier.value == "edge" and not answer.fallback:
         return answer.latency_ms, None
     return None, answer.latency_ms
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised by an audit store's database driver.
+
+    Example: is_database_error(sqlite3.OperationalError("attempt to write a readonly database")) -> True;
+        is_database_error(KeyError("x")) -> False
+    """
+    return any(cls.__module__.partition(".")[0] in DATABASE_DRIVERS for cls in type(exc).__mro__)
 
 
 def make_batch_classifier(holder: ModelHolder) -> Callable[[list[str]], list[Answered]]:
@@ -175,6 +196,8 @@ class EdgeService:
         self.state = "starting"  # starting, loading, warming, ready, failed: ..., draining
         self._loader: asyncio.Task[None] | None = None
         self._reference_refresh: asyncio.Task[None] | None = None
+        self._served_bundle = settings.edge_dir  # the bundle the served edge model came from (reloads change it)
+        self._reloads = 0  # successful reloads so far: a drift reference built for an earlier model is dropped
         self._gauges_at: float | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -239,6 +262,8 @@ class EdgeService:
 
     async def _load_and_warm(self) -> None:
         try:
+            # Before loading: a bundle renamed into place while the model loads and warms up is then a change.
+            baseline = await run_in_threadpool(manifest_stamp, self.settings.edge_dir)
             if self.holder.current is None:
                 self.state = "loading"
                 self.holder.set(await run_in_threadpool(self.load, self.settings))
@@ -246,36 +271,49 @@ class EdgeService:
             hybrid = self.holder.current
             if hybrid is not None:
                 await run_in_threadpool(warm_up, hybrid.edge, self.settings.warmup_rounds)
-                self.metrics.model.info({"model_version": hybrid.edge.model_version})
+            current = self.holder.current  # not ``hybrid``: an admin reload may have finished during the warm-up
+            if current is not None:
+                self.metrics.model.info({"model_version": current.edge.model_version})
             self.state = "loading the drift reference"
-            self.monitor.reference = await run_in_threadpool(self._drift_reference)
+            await self._load_reference()
         except Exception as exc:  # the service stays up, unready, and says why on /readyz
             logger.exception("the edge model could not be loaded")
             self.state = f"failed: {type(exc).__name__}: {exc}"
             return
-        self._start_watcher()
+        await self._start_watcher(baseline)
         self.ready, self.state = True, "ready"
         logger.info(
             "edge service ready (model %s)", self.holder.current.edge.model_version if self.holder.current else "?"
         )
 
-    def _drift_reference(self) -> Reference | None:
-        """The run's validation reference for the monitor's drift check, or None (logged) when there is none."""
+    def _drift_reference(self, bundle: Path) -> Reference | None:
+        """The validation reference of the run scored by ``bundle`` for the drift check; None (logged) if none."""
         if not self.settings.monitor_reference:
             return None
-        try:
-            return reference_for_run(self.settings.run, threads=1)  # one thread: built once, beside serving
+        try:  # one thread: built once per model, beside serving
+            return reference_for_run(self.settings.run, threads=1, bundle=bundle)
         except (HybridError, OSError) as exc:
             logger.warning("monitoring without a drift reference: %s", exc)
             return None
 
-    async def _refresh_reference(self) -> None:
-        self.monitor.reference = await run_in_threadpool(self._drift_reference)
+    async def _load_reference(self) -> None:
+        """Give the monitor the reference of the bundle served now, unless a reload replaced it meanwhile."""
+        reloads, bundle = self._reloads, self._served_bundle
+        reference = await run_in_threadpool(self._drift_reference, bundle)
+        if reloads == self._reloads:
+            self.monitor.reference = reference
 
-    def _start_watcher(self) -> None:
-        if self.settings.watch:
-            self.watcher = BundleWatcher(self.settings.edge_dir, self.reload, self.settings.watch_interval_s)
-            self.watcher.start()
+    async def _start_watcher(self, baseline: Stamp | None) -> None:
+        """Watch the run's edge bundle, taking ``baseline`` (stamped before loading) as the served manifest."""
+        if not self.settings.watch:
+            return
+        hybrid = self.holder.current
+        edge_dir = self.settings.edge_dir
+        if hybrid is not None and not await run_in_threadpool(serves_bundle, hybrid.edge, edge_dir):
+            logger.info("the bundle in %s is not the one loaded at startup; the watcher reloads it", edge_dir)
+            baseline = None  # the first check reloads whatever manifest is there
+        self.watcher = BundleWatcher(edge_dir, self.reload, self.settings.watch_interval_s, seen=baseline)
+        self.watcher.start()
 
     def _close_cloud(self) -> None:
         hybrid = self.holder.current
@@ -380,11 +418,29 @@ class EdgeService:
         self.metrics.observe_monitor(report.health.score, report.window.feedback_accuracy, report.drift)
 
     async def add_feedback(self, request_id: str, label: str) -> bool:
-        """Store the true label of an answered text (audit log and live monitor); False when the id is unknown."""
+        """Store the true label of an answered text (audit log and live monitor); False when the id is unknown.
+
+        Raises:
+            AuditUnavailable: the audit database refused the write (read-only, full, unreachable).
+        """
         if self.store is None:
             raise ModelNotReady("the audit log is not open yet")
         at = self.wall_clock()
-        found = await run_in_threadpool(self.store.add_feedback, request_id, label, at)
+        try:
+            found = await run_in_threadpool(self.store.add_feedback, request_id, label, at)
+        except Exception as exc:
+            if not is_database_error(exc):
+                raise
+            logger.warning(
+                "feedback for %s not stored: the audit database refused it (%s: %s)",
+                request_id,
+                type(exc).__name__,
+                exc,
+            )
+            raise AuditUnavailable(
+                f"the audit database refuses writes, so the feedback was not stored ({type(exc).__name__}: {exc}); "
+                "retry once it accepts writes again"
+            ) from exc
         if found:
             self.monitor.add_feedback(request_id, label, at)
         return found
@@ -400,9 +456,12 @@ class EdgeService:
             raise
         self.metrics.reloads.labels("ok").inc()
         self.metrics.model.info({"model_version": outcome.model_version})
-        # The confidence reference belongs to a model: rebuild it for the new one, in the background.
+        # The confidence reference belongs to a model: rebuild it for the bundle just loaded, in the background.
+        self._served_bundle, self._reloads = outcome.bundle, self._reloads + 1
+        if self._reference_refresh is not None and not self._reference_refresh.done():
+            self._reference_refresh.cancel()  # it was for the model just replaced
         self._reference_refresh = asyncio.get_running_loop().create_task(
-            self._refresh_reference(), name="monitor-reference"
+            self._load_reference(), name="monitor-reference"
         )
         return outcome
 

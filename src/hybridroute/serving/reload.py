@@ -12,7 +12,9 @@ A bundle that fails any check is refused and the old model keeps serving.
 :class:`BundleWatcher` polls a bundle's ``manifest.json`` and reloads when it
 changes. Write a new bundle beside the served one and rename it into place:
 a reload that sees half-copied files fails its checksums and is retried on the
-next change.
+next change. A change made while the service was still loading is picked up
+on the watcher's first check, and one that meets another reload (an admin's)
+is retried on the next check.
 """
 
 from __future__ import annotations
@@ -26,14 +28,22 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from hybridroute.errors import HybridError
 from hybridroute.routing.cascade import HybridClassifier
-from hybridroute.runtime.bundle import MANIFEST_NAME
+from hybridroute.runtime.bundle import MANIFEST_NAME, Manifest, read_manifest
 from hybridroute.runtime.classifier import EdgeClassifier
 from hybridroute.serving.edge_schemas import Conflict, InvalidBundle
 
 logger = logging.getLogger(__name__)
+
+Stamp = tuple[int, int]  # a manifest's (mtime in ns, size)
+
+
+class ReloadBusy(Conflict):
+    """Another reload holds the single reload slot (HTTP 409); the same reload may succeed once it ends."""
+
 
 WARMUP_TEXTS = ("where is my order", "thank you, that was quick!", "my card was charged twice and nobody answers")
 
@@ -123,7 +133,7 @@ def reload_edge(
         InvalidBundle: the bundle failed verification.
     """
     if not holder.try_begin_reload():
-        raise Conflict("another reload is running; retry when it has finished")
+        raise ReloadBusy("another reload is running; retry when it has finished")
     try:
         started = clock()
         current = holder.current
@@ -138,13 +148,30 @@ def reload_edge(
         holder.end_reload()
 
 
-def manifest_stamp(bundle: Path) -> tuple[int, int] | None:
+def manifest_stamp(bundle: Path) -> Stamp | None:
     """(mtime in ns, size) of a bundle's manifest, or None when it is absent."""
     try:
         stat = (bundle / MANIFEST_NAME).stat()
     except OSError:
         return None
     return stat.st_mtime_ns, stat.st_size
+
+
+def serves_bundle(edge: object, bundle: Path) -> bool:
+    """Whether ``bundle``'s manifest on disk is the one ``edge`` was loaded from.
+
+    True when that cannot be told (a model built from parts has no manifest); False when the
+    manifest on disk differs or cannot be read (a bundle being replaced).
+
+    Example: serves_bundle(EdgeClassifier.from_dir(d), d) -> True, until a new bundle lands in ``d``
+    """
+    loaded = getattr(edge, "manifest", None)
+    if not isinstance(loaded, Manifest):
+        return True
+    try:
+        return read_manifest(bundle) == loaded
+    except (HybridError, OSError):
+        return False
 
 
 class BundleWatcher:
@@ -154,11 +181,21 @@ class BundleWatcher:
         bundle: the folder to watch.
         reload: the app's reload coroutine (it records metrics and logs the outcome).
         interval_s: seconds between checks.
+        seen: the manifest stamp of the bundle being served, taken before it was loaded (see
+            :func:`manifest_stamp`); None when no manifest is known to be served, so the first check
+            reloads whatever manifest is there. By default the manifest's stamp now.
     """
 
-    def __init__(self, bundle: Path, reload: Callable[[], Awaitable[object]], interval_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        bundle: Path,
+        reload: Callable[[], Awaitable[object]],
+        interval_s: float = 2.0,
+        *,
+        seen: Stamp | None | Literal["now"] = "now",
+    ) -> None:
         self.bundle, self.reload, self.interval_s = bundle, reload, interval_s
-        self._seen = manifest_stamp(bundle)
+        self._seen = manifest_stamp(bundle) if seen == "now" else seen
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -173,15 +210,24 @@ class BundleWatcher:
                 await self._task
 
     async def check_once(self) -> bool:
-        """Reload if the manifest changed since last seen; True when a reload was tried."""
+        """Reload if the manifest changed since last seen; True when a reload was tried.
+
+        A bundle that is refused is tried again only after it changes again; a change that met
+        another reload (:class:`ReloadBusy`) stays unseen, so the next check tries it again.
+        """
         stamp = manifest_stamp(self.bundle)
         if stamp is None or stamp == self._seen:
             return False
-        self._seen = stamp  # a refused bundle is retried only after it changes again
         try:
             await self.reload()
+        except ReloadBusy as exc:
+            logger.info(
+                "watched bundle %s changed during another reload; retrying on the next check (%s)", self.bundle, exc
+            )
+            return True
         except HybridError as exc:
             logger.warning("watched bundle %s changed but was refused: %s", self.bundle, exc)
+        self._seen = stamp  # the stamp from before the reload: a change made meanwhile is seen next time
         return True
 
     async def _run(self) -> None:

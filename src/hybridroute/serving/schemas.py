@@ -64,10 +64,13 @@ def not_unicode(texts: Sequence[str]) -> list[int]:
     return broken
 
 
-def check_limits(texts: list[str], max_batch: int, max_chars: int) -> None:
+def check_limits(texts: list[str], max_batch: int, max_chars: int, *, single: bool = False) -> None:
     """Raise :class:`RequestTooLarge` if the batch or one of its texts is too large.
 
-    Example: check_limits(["hi"] * 3, max_batch=2, max_chars=10) -> RequestTooLarge("batch has 3 texts ...")
+    ``single``: the client sent one ``text`` rather than a ``texts`` list, so the message names ``text``.
+
+    Example: check_limits(["hi"] * 3, max_batch=2, max_chars=10) -> RequestTooLarge("batch has 3 texts ...");
+        check_limits(["x" * 30], 64, 20, single=True) -> RequestTooLarge("text has 30 characters; ...")
     """
     if len(texts) > max_batch:
         raise RequestTooLarge(
@@ -76,9 +79,8 @@ def check_limits(texts: list[str], max_batch: int, max_chars: int) -> None:
         )
     for index, text in enumerate(texts):
         if len(text) > max_chars:
-            raise RequestTooLarge(
-                f"texts[{index}] has {len(text)} characters; at most {max_chars} are accepted per text"
-            )
+            where = "text" if single else f"texts[{index}]"
+            raise RequestTooLarge(f"{where} has {len(text)} characters; at most {max_chars} are accepted per text")
 
 
 # ---------------------------------------------------------------- request and response

@@ -75,6 +75,14 @@ def run_server(server: uvicorn.Server, sock: socket.socket) -> None:
         logger.error("uvicorn exited with status %s", exc.code)
 
 
+def stop_server(server: uvicorn.Server, thread: threading.Thread, sock: socket.socket, timeout_s: float) -> bool:
+    """Ask uvicorn to exit, wait up to ``timeout_s`` for its thread, close the socket; False if it still runs."""
+    server.should_exit = True
+    thread.join(timeout=timeout_s)
+    sock.close()
+    return not thread.is_alive()
+
+
 @contextmanager
 def serve_in_thread(
     app: Any,
@@ -84,6 +92,7 @@ def serve_in_thread(
     lifespan: Literal["on", "off", "auto"] = "on",
     startup_timeout_s: float = 30.0,
     graceful_shutdown_s: int = 1,
+    stop_margin_s: float = 5.0,
 ) -> Iterator[str]:
     """Serve ``app`` on a background thread; yield its base URL; stop it on exit.
 
@@ -97,9 +106,12 @@ def serve_in_thread(
         lifespan: "off" skips startup and shutdown (the app then never loads its model).
         startup_timeout_s: how long to wait for startup (model loading included).
         graceful_shutdown_s: how long requests still running at exit may take before being cancelled.
+        stop_margin_s: how much longer than ``graceful_shutdown_s`` the app's shutdown may take at exit.
 
     Raises:
-        HybridError: the server did not start (for example the lifespan failed to load a model).
+        HybridError: the server did not start (for example the lifespan failed to load a model), or it was
+            still running ``graceful_shutdown_s + stop_margin_s`` after exit was asked for (logged instead
+            when the ``with`` block is already raising, so that error is not hidden).
     """
     sock = bind_socket(host, port)
     config = uvicorn.Config(
@@ -108,11 +120,20 @@ def serve_in_thread(
     server = uvicorn.Server(config)
     thread = threading.Thread(target=run_server, args=(server, sock), name="uvicorn", daemon=True)
     thread.start()
+    url = url_of(sock)
+    raising = True
     try:
         wait_until_started(server, thread, startup_timeout_s)
-        logger.debug("serving on %s", url_of(sock))
-        yield url_of(sock)
+        logger.debug("serving on %s", url)
+        yield url
+        raising = False
     finally:
-        server.should_exit = True
-        thread.join(timeout=graceful_shutdown_s + 5.0)
-        sock.close()
+        timeout_s = graceful_shutdown_s + stop_margin_s
+        if not stop_server(server, thread, sock, timeout_s):
+            message = (
+                f"the server on {url} was still running {timeout_s:g} s after it was asked to stop "
+                "(a request or the app's shutdown is stuck); its daemon thread is left behind"
+            )
+            logger.error("%s", message)
+            if not raising:
+                raise HybridError(message)

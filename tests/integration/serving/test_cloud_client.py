@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
 import socket
 import statistics
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -28,6 +30,7 @@ from hybridroute.serving.cloud_client import (
     CloudClient,
     CloudResult,
     InProcessCloud,
+    thread_safe_client,
 )
 from hybridroute.serving.uvicorn_runner import serve_in_thread
 
@@ -73,6 +76,8 @@ def answer(mode: str, n: int, behaviour: Behaviour) -> Response:
         return Response(json.dumps(good_body(n)).replace("0.7,", "NaN,", 1), media_type="application/json")
     if mode == "not_json":
         return Response("<html>hello</html>", media_type="text/html")
+    if mode == "bad_gzip":  # says gzip, is not: httpx raises DecodingError while reading the body
+        return Response(b"this is not gzip", media_type="application/json", headers={"Content-Encoding": "gzip"})
     if mode == "error500":
         error = {"type": "inference_error", "message": "model fell over"}
         return JSONResponse({"error": error}, status_code=500)
@@ -224,6 +229,50 @@ def test_many_threads_can_share_one_client(client_for: ClientFor, behaviour: Beh
     assert behaviour.hits["ok"] == 12
 
 
+def connections_opened(client: httpx.Client, threads: int, rounds: int) -> int:
+    """Connections a keep-alive HTTP/1.1 server accepts while ``threads`` threads share ``client`` for ``rounds``."""
+    opened: list[int] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            opened.append(1)
+            super().setup()
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            time.sleep(0.02)  # every thread's request is in flight at once
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        with client, ThreadPoolExecutor(threads) as pool:
+            for _ in range(rounds):
+                assert [r.status_code for r in pool.map(lambda _: client.post(url, json={}), range(threads))] == [
+                    200
+                ] * threads
+    finally:
+        server.shutdown()
+        server.server_close()
+    return len(opened)
+
+
+def test_a_shared_client_never_closes_a_connection_to_make_room() -> None:
+    # httpcore 1.0's pool closes "surplus" idle connections above 20 even when one was just handed to a
+    # waiting request, which then fails with "Bad file descriptor" (encode/httpcore#1110); a default
+    # client here opens about 40 connections. The shared client keeps one per thread, round after round.
+    assert connections_opened(thread_safe_client(5.0), threads=30, rounds=3) == 30
+
+
 def test_in_process_cloud_reports_model_failures(fake_classifier: EdgeClassifier) -> None:
     result = InProcessCloud(fake_classifier).classify(["explode"])
     assert not result.ok and result.error == "inference_error"
@@ -305,6 +354,7 @@ def test_http_4xx_is_not_retried(client_for: ClientFor, behaviour: Behaviour) ->
         ("wrong_count", "1 predictions for 2 texts"),
         ("unknown_label", "'angry' is not in labels"),
         ("nan_confidence", "finite number"),
+        ("bad_gzip", "DecodingError"),
     ],
 )
 def test_malformed_answers_are_refused(client_for: ClientFor, behaviour: Behaviour, mode: str, fragment: str) -> None:
@@ -313,6 +363,14 @@ def test_malformed_answers_are_refused(client_for: ClientFor, behaviour: Behavio
     assert (result.error, result.attempts) == ("malformed_response", 2)
     assert fragment in result.detail
     assert behaviour.hits[mode] == 2
+
+
+def test_an_undecodable_body_counts_against_the_breaker(client_for: ClientFor, behaviour: Behaviour) -> None:
+    client = client_for("bad_gzip", retries=0, breaker_failures=2)
+    results = [client.classify(TEXTS) for _ in range(3)]
+    assert [r.error for r in results] == ["malformed_response", "malformed_response", "circuit_open"]
+    assert "unreadable response" in results[0].detail
+    assert client.breaker.state is BreakerState.OPEN and behaviour.hits["bad_gzip"] == 2
 
 
 def test_a_cloud_with_other_labels_is_refused(client_for: ClientFor, behaviour: Behaviour) -> None:

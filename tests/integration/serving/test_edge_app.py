@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from hybridroute.errors import ArtifactError
 from hybridroute.routing.cascade import HybridClassifier
 from hybridroute.routing.policies import ConfidencePolicy
-from hybridroute.serving.cloud_client import CloudResult
+from hybridroute.serving.cloud_client import CloudResult, thread_safe_client
 from hybridroute.serving.edge_app import create_app
 from hybridroute.serving.edge_settings import EdgeSettings
 from hybridroute.serving.uvicorn_runner import serve_in_thread
@@ -83,7 +83,7 @@ def wait_ready(client: httpx.Client, url: str, timeout_s: float = 10.0) -> dict[
 
 @contextmanager
 def running(app: FastAPI, graceful_s: int = 5) -> Iterator[tuple[str, httpx.Client]]:
-    with serve_in_thread(app, graceful_shutdown_s=graceful_s) as url, httpx.Client(timeout=10.0) as client:
+    with serve_in_thread(app, graceful_shutdown_s=graceful_s) as url, thread_safe_client(10.0) as client:
         wait_ready(client, url)
         yield url, client
 
@@ -176,6 +176,37 @@ def test_text_size_limit_is_413_beyond_the_default(tmp_path: Path) -> None:
     assert too_long.status_code == 413 and error_of(too_long)["type"] == "payload_too_large"
     assert "10001 characters" in error_of(too_long)["message"]
     assert too_many.status_code == 413 and "65 texts" in error_of(too_many)["message"]
+
+
+def test_a_413_names_the_field_the_client_sent(tmp_path: Path) -> None:
+    with running(create_app(settings(tmp_path, max_chars=20), fake_hybrid())) as (url, client):
+        single = client.post(f"{url}/v1/classify", json={"text": "a" * 30})
+        listed = client.post(f"{url}/v1/classify", json={"texts": ["ok", "a" * 30]})
+    assert single.status_code == listed.status_code == 413
+    assert error_of(single)["message"].startswith("text has 30 characters; at most 20 are accepted")
+    assert error_of(listed)["message"].startswith("texts[1] has 30 characters; at most 20 are accepted")
+
+
+UNREADABLE_BODIES = {
+    "not UTF-8": ('{"text": "caf\xe9"}'.encode("latin-1"), "body is not valid UTF-8 (byte 0xe9 at position 13"),
+    "nested too deeply": (b'{"text": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+}
+
+
+@pytest.mark.parametrize("name", list(UNREADABLE_BODIES))
+def test_a_body_that_cannot_be_read_says_why_and_what_is_accepted(tmp_path: Path, name: str) -> None:
+    body, fragment = UNREADABLE_BODIES[name]
+    with running(create_app(settings(tmp_path), fake_hybrid())) as (url, client):
+        response = client.post(f"{url}/v1/classify", content=body, headers={"content-type": "application/json"})
+        feedback = client.post(f"{url}/v1/feedback", content=body, headers={"content-type": "application/json"})
+        after = client.post(f"{url}/v1/classify", json={"text": "still here"})
+    assert response.status_code == feedback.status_code == 400
+    error = error_of(response)
+    assert error["type"] == "invalid_json" and fragment in error["message"]
+    assert 'Expected a JSON object {"text": "..."} or {"texts": [...]}' in error["message"]
+    assert "encoded as UTF-8" in error["message"] and "routes are" not in error["message"]
+    assert "documented fields" in error_of(feedback)["message"] and "routes are" not in error_of(feedback)["message"]
+    assert after.status_code == 200
 
 
 BAD_BODIES: list[Any] = [
@@ -302,3 +333,23 @@ def test_reload_is_404_when_disabled(tmp_path: Path) -> None:
     with running(create_app(settings(tmp_path), fake_hybrid())) as (url, client):
         response = client.post(f"{url}/admin/reload", headers={"Authorization": "Bearer whatever"})
     assert response.status_code == 404 and "disabled" in error_of(response)["message"]
+
+
+def test_the_watcher_tries_a_bundle_that_changed_while_the_model_loaded(tmp_path: Path) -> None:
+    manifest = tmp_path / "edge" / "manifest.json"
+    manifest.parent.mkdir()
+    manifest.write_text('{"v": 1}')
+
+    def load_during_a_deploy(_settings: EdgeSettings) -> HybridClassifier:
+        hybrid = fake_hybrid()  # built from bundle v1 (a fake model carries no manifest to compare)
+        manifest.write_text('{"v": 2, "renamed": "into place"}')  # meanwhile a deploy lands v2
+        return hybrid
+
+    app_settings = settings(tmp_path, watch=True, watch_interval_s=0.02, monitor_reference=False, warmup_rounds=0)
+    with running(create_app(app_settings, load=load_during_a_deploy)) as (url, client):
+        deadline = time.monotonic() + 5.0
+        while "hybridroute_reloads_total" not in (metrics := client.get(f"{url}/metrics").text):
+            assert time.monotonic() < deadline, "the watcher never tried the bundle that landed during startup"
+            time.sleep(0.02)
+    # v2 was tried (and refused: these fake manifests are not bundles), not taken as the one being served
+    assert metric_value(metrics, "hybridroute_reloads_total") == 1.0

@@ -52,7 +52,7 @@ QUERIES = 8  # more than the breaker's 5 failures: the later ones fail fast with
 
 
 def cloud_app() -> Starlette:
-    """Misbehaves as its path says: /slow, /error500, /not_json, /wrong_shape."""
+    """Misbehaves as its path says: /slow, /error500, /not_json, /bad_gzip, /wrong_shape."""
 
     async def classify(request: Request) -> Response:
         mode = request.path_params["mode"]
@@ -64,6 +64,8 @@ def cloud_app() -> Starlette:
             return JSONResponse({"error": {"type": "inference_error", "message": "fell over"}}, status_code=500)
         if mode == "not_json":
             return Response("<html>hello</html>", media_type="text/html")
+        if mode == "bad_gzip":  # a 200 whose body is not the gzip its header announces
+            return Response(b"not gzip at all", media_type="application/json", headers={"Content-Encoding": "gzip"})
         return JSONResponse({"predictions": "none"})  # wrong_shape
 
     return Starlette(routes=[Route("/{mode}/v1/classify", classify, methods=["POST"])])
@@ -119,6 +121,7 @@ def timed_post(client: httpx.Client, url: str, body: dict[str, Any]) -> tuple[ht
         ("slow", "timeout"),
         ("error500", "http_500"),
         ("not_json", "malformed_response"),
+        ("bad_gzip", "malformed_response"),
         ("wrong_shape", "malformed_response"),
         ("reset_on_accept", "connect_error|connection_error"),  # httpx may see a reset during setup as a connect error
         ("reset_after_request", "connection_error"),
@@ -236,6 +239,39 @@ def test_a_read_only_database_keeps_answering_and_loses_nothing(
         )
     finally:
         store.close()
+
+
+def client_port(response: httpx.Response) -> int:
+    """The local port of the connection a response came on (the same port: the connection was kept)."""
+    return int(response.extensions["network_stream"].get_extra_info("client_addr")[1])
+
+
+def test_feedback_while_the_database_refuses_writes_is_503_and_keeps_the_connection(
+    fake_classifier: EdgeClassifier, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SQLiteAuditStore(tmp_path / "audit.sqlite")
+    hybrid = HybridClassifier(fake_classifier, AlwaysCloud(), None)
+    try:
+        app = create_app(settings(tmp_path), hybrid, audit=store)
+        with serve_in_thread(app, graceful_shutdown_s=5) as url, httpx.Client(timeout=10.0) as client:
+            wait_ready(client, url)
+            answered, _ = timed_post(client, url, {"text": "hello there"})
+            feedback = {"request_id": answered.json()["results"][0]["request_id"], "label": LABELS[0]}
+            pragma(store, "PRAGMA query_only = ON")
+            refused = client.post(f"{url}/v1/feedback", json=feedback)
+            pragma(store, "PRAGMA query_only = OFF")
+            stored = client.post(f"{url}/v1/feedback", json=feedback)
+            ports = client_port(refused), client_port(stored)
+    finally:
+        store.close()
+    assert refused.status_code == 503, refused.text
+    error = refused.json()["error"]
+    assert error["type"] == "audit_unavailable"
+    assert "audit database refuses writes" in error["message"] and "readonly database" in error["message"]
+    assert stored.status_code == 200 and ports[0] == ports[1]  # the connection was kept
+    warnings = [r for r in caplog.records if "feedback" in r.getMessage() and "not stored" in r.getMessage()]
+    assert warnings and all(r.levelname == "WARNING" and r.exc_info is None for r in warnings)
+    assert not any("failed unexpectedly" in r.getMessage() for r in caplog.records)
 
 
 # ---------------------------------------------------------------- the same on a real (tmpfs) disk

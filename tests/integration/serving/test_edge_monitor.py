@@ -10,9 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hybridroute.monitoring.drift import REFERENCE_FILE
+from hybridroute.monitoring.drift import REFERENCE_FILE, load_reference
 from hybridroute.monitoring.monitor import TREND_METRICS
 from hybridroute.monitoring.thresholds import MonitorConfig, MonitorThresholds
+from hybridroute.runtime.classifier import EdgeClassifier
 from hybridroute.serving.edge_app import create_app
 from hybridroute.serving.edge_settings import EdgeSettings
 from hybridroute.serving.uvicorn_runner import serve_in_thread
@@ -103,3 +104,32 @@ def test_monitor_reports_live_traffic_feedback_and_input_drift(run_copy: Path, t
         )
     assert profile[ids[0]][0] == len(ORDINARY[0]) and profile[ids[0]][1] == 0.0
     assert profile[odd_ids[0]][0] == len(ODD) and profile[odd_ids[0]][1] > 0.5
+
+
+def test_after_a_reload_the_drift_reference_is_the_loaded_bundles(
+    run_copy: Path, tiny_run: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other-bundle"  # a valid bundle outside the run, with another model
+    shutil.copytree(tiny_run / "onnx_fp32", other)
+    old = EdgeClassifier.from_dir(run_copy / "edge").model_version
+    new = EdgeClassifier.from_dir(other).model_version
+    token = "admin-token-0123456789"
+    settings = EdgeSettings(
+        run_copy, hash_salt="test-salt", audit_db=str(tmp_path / "audit.sqlite"), admin_token=token, threads=1
+    )
+    app = create_app(settings)
+    with serve_in_thread(app) as url, httpx.Client(timeout=30.0) as client:
+        wait_ready(client, url)
+        monitor = app.state.service.monitor
+        assert monitor.reference is not None and monitor.reference.model_version == old
+        reloaded = client.post(
+            f"{url}/admin/reload", headers={"Authorization": f"Bearer {token}"}, json={"bundle": str(other)}
+        )
+        assert reloaded.status_code == 200 and reloaded.json()["model_version"] == new
+        deadline = time.monotonic() + 60.0
+        while (monitor.reference.model_version if monitor.reference else None) != new:
+            assert time.monotonic() < deadline, "the drift reference was not rebuilt for the loaded bundle"
+            time.sleep(0.05)
+        assert client.get(f"{url}/v1/monitor").json()["drift_reference"] is True
+    # the run's saved reference stays its own edge bundle's (the other bundle's is not written over it)
+    assert load_reference(run_copy / REFERENCE_FILE).model_version == old

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from hybridroute.routing.cascade import HybridClassifier
 from hybridroute.runtime.classifier import EdgeClassifier
 from hybridroute.serving.edge_app import create_app
+from hybridroute.serving.edge_service import open_hybrid_for
 from hybridroute.serving.edge_settings import EdgeSettings
 from hybridroute.serving.uvicorn_runner import serve_in_thread
 
@@ -79,12 +84,92 @@ def test_real_model_serves_and_reloads_good_bundles_and_refuses_bad_ones(run_cop
     assert f'hybridroute_model_info{{model_version="{new}"}} 1.0' in metrics
 
 
+def deploy(run: Path) -> None:
+    """Put the run's other bundle into its edge folder, the manifest last (it triggers the watcher)."""
+    for name in ("model.onnx", "tokenizer.json", "manifest.json"):
+        shutil.copy(run / "onnx_fp32" / name, run / "edge" / name)
+
+
 def test_watched_folder_reloads_when_the_manifest_changes(run_copy: Path) -> None:
     new = EdgeClassifier.from_dir(run_copy / "onnx_fp32").model_version
     app = create_app(EdgeSettings(run_copy, watch=True, watch_interval_s=0.05, threads=1))
     with serve_in_thread(app) as url, httpx.Client(timeout=10.0) as client:
         old = wait_version(client, url)
-        for name in ("model.onnx", "tokenizer.json", "manifest.json"):  # the manifest last: it triggers
-            shutil.copy(run_copy / "onnx_fp32" / name, run_copy / "edge" / name)
+        deploy(run_copy)
         assert wait_version(client, url, new) == new != old
         assert served_version(client, url) == new
+
+
+@pytest.mark.parametrize("when", ["while the service loads", "after the caller loaded, before the app starts"])
+def test_watched_folder_reloads_a_bundle_deployed_during_startup(run_copy: Path, when: str) -> None:
+    old = EdgeClassifier.from_dir(run_copy / "edge").model_version
+    new = EdgeClassifier.from_dir(run_copy / "onnx_fp32").model_version
+    app_settings = EdgeSettings(run_copy, watch=True, watch_interval_s=0.05, threads=1)
+
+    def load_then_deploy(settings: EdgeSettings) -> HybridClassifier:
+        hybrid = open_hybrid_for(settings)
+        deploy(run_copy)
+        return hybrid
+
+    if when == "while the service loads":
+        app = create_app(app_settings, load=load_then_deploy)
+    else:  # the CLI loads first, to fail fast
+        app = create_app(app_settings, load_then_deploy(app_settings))
+    with serve_in_thread(app) as url, httpx.Client(timeout=10.0) as client:
+        assert wait_version(client, url, new) == new != old
+        assert served_version(client, url) == new
+
+
+def test_watched_folder_retries_a_change_that_met_another_reload(run_copy: Path) -> None:
+    new = EdgeClassifier.from_dir(run_copy / "onnx_fp32").model_version
+    app = create_app(EdgeSettings(run_copy, watch=True, watch_interval_s=0.05, threads=1))
+    with serve_in_thread(app) as url, httpx.Client(timeout=10.0) as client:
+        old = wait_version(client, url)
+        holder = app.state.service.holder
+        assert holder.try_begin_reload()  # an admin reload is running
+        try:
+            deploy(run_copy)
+            time.sleep(0.3)  # several checks meet the busy slot
+            assert served_version(client, url) == old
+        finally:
+            holder.end_reload()
+        assert wait_version(client, url, new) == new  # retried once the slot was free
+        metrics = client.get(f"{url}/metrics").text
+    assert 'hybridroute_reloads_total{outcome="ok"} 1.0' in metrics
+
+
+class WarmsSlowly:
+    """The loaded edge model, holding its warm-up until released (an admin reload lands meanwhile)."""
+
+    def __init__(self, edge: EdgeClassifier, release: threading.Event) -> None:
+        self._edge, self._release = edge, release
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._edge, name)
+
+    def predict_proba(self, texts: list[str]) -> Any:
+        self._release.wait(10.0)
+        return self._edge.predict_proba(texts)
+
+
+def test_a_reload_during_the_warm_up_is_the_version_published(run_copy: Path) -> None:
+    new = EdgeClassifier.from_dir(run_copy / "onnx_fp32").model_version
+    release = threading.Event()
+
+    def load(settings: EdgeSettings) -> HybridClassifier:
+        hybrid = open_hybrid_for(settings)
+        return dataclasses.replace(hybrid, edge=WarmsSlowly(hybrid.edge, release))  # type: ignore[arg-type]
+
+    app = create_app(EdgeSettings(run_copy, admin_token=TOKEN, threads=1), load=load)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with serve_in_thread(app) as url, httpx.Client(timeout=10.0) as client:
+        deadline = time.monotonic() + 15.0
+        while app.state.service.state != "warming":
+            assert time.monotonic() < deadline, app.state.service.state
+            time.sleep(0.01)
+        swapped = client.post(f"{url}/admin/reload", headers=auth, json={"bundle": str(run_copy / "onnx_fp32")})
+        assert swapped.status_code == 200, swapped.text
+        release.set()  # the warm-up of the replaced model finishes after the reload
+        assert wait_version(client, url) == new
+        metrics = client.get(f"{url}/metrics").text
+    assert f'hybridroute_model_info{{model_version="{new}"}} 1.0' in metrics

@@ -88,3 +88,41 @@ def test_the_watcher_reloads_once_per_manifest_change(tmp_path: Path) -> None:
 
     assert asyncio.run(scenario()) == [False, True, False, True]
     assert len(calls) == 2
+
+
+def test_the_watcher_retries_a_change_that_met_another_reload(tmp_path: Path) -> None:
+    holder = ModelHolder(HybridClassifier(SwappingEdge("v1"), AlwaysEdge()))  # type: ignore[arg-type]
+    attempts: list[str] = []
+
+    async def reload() -> None:
+        attempts.append("tried")
+        await asyncio.to_thread(reload_edge, holder, tmp_path)
+
+    async def scenario() -> list[bool]:
+        (tmp_path / "manifest.json").write_text("{}")
+        watcher = BundleWatcher(tmp_path, reload)
+        (tmp_path / "manifest.json").write_text('{"new": "bundle"}')
+        assert holder.try_begin_reload()  # an admin reload holds the slot
+        try:
+            outcomes = [await watcher.check_once()]  # ReloadBusy: the change stays unseen
+        finally:
+            holder.end_reload()
+        outcomes += [await watcher.check_once(), await watcher.check_once()]  # tried (refused: not a bundle), then seen
+        return outcomes
+
+    assert asyncio.run(scenario()) == [True, True, False]
+    assert len(attempts) == 2
+
+
+def test_a_watcher_with_no_manifest_seen_reloads_the_one_there(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    async def reload() -> None:
+        calls.append("tried")
+
+    async def scenario() -> list[bool]:
+        (tmp_path / "manifest.json").write_text("{}")
+        watcher = BundleWatcher(tmp_path, reload, seen=None)  # the served model is not this manifest's
+        return [await watcher.check_once(), await watcher.check_once()]
+
+    assert asyncio.run(scenario()) == [True, False] and calls == ["tried"]
