@@ -31,7 +31,15 @@ process dies first. The queue bound still holds (beyond it records are dropped
 and counted, as always), and the failure is visible: :attr:`AuditWriter.health`
 (the edge shows it on ``/readyz`` and as metrics) and the log. Only a writer
 closed while the database still fails gives records up; they are counted in
-``failed`` and logged.
+``failed`` and logged: at the latest when :meth:`AuditWriter.close`'s deadline
+passes, every record not committed by then (queued, or in a transaction still
+running) is given up, counted and logged, and the writer makes no further
+attempt.
+
+The commands that read a log (``hybridroute audit``, ``monitor``, ``report``)
+open it with :func:`open_audit_reader`: read-only, creating and changing
+nothing, also on read-only storage. The CSV export neutralises cells that a
+spreadsheet would run as a formula (see :func:`csv_cell`).
 
 Why a salted hash: customer messages are short and repetitive, so a plain
 sha256 of one can be reversed by hashing likely messages (or enumerating order
@@ -48,13 +56,16 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
+import math
+import os
 import secrets
 import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import astuple, dataclass, fields
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -97,12 +108,19 @@ def load_or_create_salt(path: Path) -> bytes:
     return salt.encode("utf-8")
 
 
-def iso_time(unix_seconds: float) -> str:
-    """Unix seconds as ISO 8601 in UTC.
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
-    Example: iso_time(0.0) -> "1970-01-01T00:00:00.000000+00:00"
+
+def iso_time(unix_seconds: float) -> str:
+    """Unix seconds as ISO 8601 in UTC, truncated (never rounded up) to the microsecond.
+
+    Truncating keeps a printed time usable as a bound: ``parse_time(iso_time(t)) <= t``, so ``--since`` a
+    record's printed time includes that record and ``--until`` it (exclusive) excludes it.
+
+    Example: iso_time(0.0) -> "1970-01-01T00:00:00.000000+00:00"; iso_time(1.9999997) -> "...00:00:01.999999+00:00"
     """
-    return dt.datetime.fromtimestamp(unix_seconds, tz=dt.timezone.utc).isoformat(timespec="microseconds")
+    micros = math.floor(Fraction(unix_seconds) * 1_000_000)  # exact: float arithmetic could round up past the time
+    return (_EPOCH + dt.timedelta(microseconds=micros)).isoformat(timespec="microseconds")
 
 
 def parse_time(value: str) -> float:
@@ -186,8 +204,24 @@ def _record_from_row(row: Sequence[Any]) -> AuditRecord:
     return AuditRecord(**values)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet read a cell as a formula (OWASP)
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run: text starting with = + - @, a tab or a CR gets a leading quote.
+
+    Raw texts, labels and model versions come from clients and deployments; opened in a spreadsheet, a cell
+    like ``=HYPERLINK(...)`` would run (CSV injection). Numbers stay numbers.
+
+    Example: csv_cell("=1+1") -> "'=1+1"; csv_cell("hello") -> "hello"; csv_cell(-0.5) -> -0.5
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv_row(record: AuditRecord) -> list[Any]:
-    row = list(astuple(record))
+    row = [csv_cell(value) for value in astuple(record)]
     row[0] = iso_time(record.time)
     if record.feedback_time is not None:
         row[COLUMNS.index("feedback_time")] = iso_time(record.feedback_time)
@@ -286,9 +320,17 @@ def added_column_statements(cursor: Any) -> list[str]:
 
 
 def select_sql(
-    mark: str, since: float | None, until: float | None, tier: str | None, reason: str | None, limit: int | None
+    mark: str,
+    since: float | None,
+    until: float | None,
+    tier: str | None,
+    reason: str | None,
+    limit: int | None,
+    select_list: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The SELECT for a query and its parameters; ``mark`` is the driver's placeholder.
+
+    ``select_list`` replaces the column list (a reader of an older log selects NULL for newer columns).
 
     Example: select_sql("?", 1.0, None, "edge", None, 5)
         -> ("SELECT ... FROM audit WHERE time >= ? AND tier = ? ORDER BY time, id LIMIT 5", [1.0, "edge"])
@@ -304,7 +346,7 @@ def select_sql(
             params.append(value)
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     tail = f" LIMIT {int(limit)}" if limit is not None else ""
-    return f"SELECT {', '.join(COLUMNS)} FROM audit{where} ORDER BY time, id{tail}", params
+    return f"SELECT {select_list or ', '.join(COLUMNS)} FROM audit{where} ORDER BY time, id{tail}", params
 
 
 class SqlAuditStore:
@@ -316,45 +358,75 @@ class SqlAuditStore:
         self._connection = connection
         self._lock = threading.Lock()  # one connection, used by the writer thread and feedback requests
         self._insert = f"INSERT INTO audit ({', '.join(COLUMNS)}) VALUES ({', '.join([self.mark] * len(COLUMNS))})"
+        self._select_list = ", ".join(COLUMNS)
 
-    def _create_schema(self, id_column: str) -> None:
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """A cursor, under the lock; commit when the block ends, roll back when it raises.
+
+        PostgreSQL opens a transaction for every statement, reads included; one left open after an error
+        would refuse every later statement on this shared connection ("current transaction is aborted").
+        """
         with self._lock:
             cursor = self._connection.cursor()
+            try:
+                yield cursor
+                self._connection.commit()
+            except BaseException:
+                with contextlib.suppress(
+                    Exception
+                ):  # a connection gone away cannot roll back: the first error says why
+                    self._connection.rollback()
+                raise
+
+    def _create_schema(self, id_column: str) -> None:
+        with self._transaction() as cursor:
             for statement in schema_statements(id_column):
                 cursor.execute(statement)
             for statement in added_column_statements(cursor):
                 cursor.execute(statement)
-            self._connection.commit()
+
+    def use_existing_table(self, source: str) -> None:
+        """For a reader: check that the audit table exists and select the columns it has; create or change nothing.
+
+        Columns newer than the log read as None (a writer would add them; a reader leaves the log as it is).
+
+        Raises:
+            ConfigError: there is no readable ``audit`` table (``source`` names the database in the message).
+        """
+        try:
+            with self._transaction() as cursor:
+                cursor.execute("SELECT * FROM audit LIMIT 0")
+                existing = {d[0] for d in cursor.description}
+        except Exception as exc:  # the driver's own error type: sqlite3, psycopg
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError(
+                f"audit database {source} has no readable audit table ({reason}); pass the database the edge "
+                "service writes (--db)"
+            ) from exc
+        self._select_list = ", ".join(n if n in existing else f"NULL AS {n}" for n in COLUMNS)
 
     def write_many(self, records: Sequence[AuditRecord], dropped: int = 0) -> None:
         """Insert records and add ``dropped`` to the drop counter, in one transaction."""
         m = self.mark
-        with self._lock:
-            cursor = self._connection.cursor()
-            try:
-                if records:
-                    cursor.executemany(self._insert, [astuple(r) for r in records])
-                if dropped:
-                    cursor.execute(
-                        f"INSERT INTO audit_meta (key, value) VALUES ('dropped', {m}) "
-                        f"ON CONFLICT (key) DO UPDATE SET value = audit_meta.value + {m}",
-                        (dropped, dropped),
-                    )
-                self._connection.commit()
-            except Exception:
-                self._connection.rollback()
-                raise
+        with self._transaction() as cursor:
+            if records:
+                cursor.executemany(self._insert, [astuple(r) for r in records])
+            if dropped:
+                cursor.execute(
+                    f"INSERT INTO audit_meta (key, value) VALUES ('dropped', {m}) "
+                    f"ON CONFLICT (key) DO UPDATE SET value = audit_meta.value + {m}",
+                    (dropped, dropped),
+                )
 
     def add_feedback(self, request_id: str, label: str, at: float) -> bool:
         """Store the true label for a request; False when the request id is unknown."""
         m = self.mark
-        with self._lock:
-            cursor = self._connection.cursor()
+        with self._transaction() as cursor:
             cursor.execute(
                 f"UPDATE audit SET feedback_label = {m}, feedback_time = {m} WHERE request_id = {m}",
                 (label, at, request_id),
             )
-            self._connection.commit()
             return bool(cursor.rowcount)
 
     def query(
@@ -366,20 +438,16 @@ class SqlAuditStore:
         limit: int | None = None,
     ) -> list[AuditRecord]:
         """Records in ``[since, until)``, optionally of one tier and reason, oldest first."""
-        sql, params = select_sql(self.mark, since, until, tier, reason, limit)
-        with self._lock:
-            cursor = self._connection.cursor()
+        sql, params = select_sql(self.mark, since, until, tier, reason, limit, self._select_list)
+        with self._transaction() as cursor:  # its commit ends the read transaction PostgreSQL opens implicitly
             cursor.execute(sql, params)
             rows = cursor.fetchall()
-            self._connection.commit()  # end the read transaction (PostgreSQL opens one implicitly)
         return [_record_from_row(row) for row in rows]
 
     def _scalar(self, sql: str) -> int:
-        with self._lock:
-            cursor = self._connection.cursor()
+        with self._transaction() as cursor:
             cursor.execute(sql)
             row = cursor.fetchone()
-            self._connection.commit()
         return int(row[0]) if row else 0
 
     def count(self) -> int:
@@ -391,7 +459,10 @@ class SqlAuditStore:
         return self._scalar("SELECT value FROM audit_meta WHERE key = 'dropped'")
 
     def export_csv(self, path: Path, **filters: Any) -> int:
-        """Write the records :meth:`query` selects (same keyword filters) to CSV, times in ISO 8601 UTC."""
+        """Write the records :meth:`query` selects (same keyword filters) to CSV, times in ISO 8601 UTC.
+
+        Text cells that a spreadsheet would run as a formula get a leading ``'`` (:func:`csv_cell`).
+        """
         records = self.query(**filters)
         with Path(path).open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
@@ -414,13 +485,15 @@ class SQLiteAuditStore(SqlAuditStore):
     loss, at an fsync per commit.
     """
 
-    def __init__(self, path: str | Path, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: str | Path, synchronous: str = "NORMAL", busy_timeout_s: float = 5.0) -> None:
         if synchronous not in {"NORMAL", "FULL"}:
             raise ConfigError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
+        if not busy_timeout_s >= 0:
+            raise ConfigError(f"busy_timeout_s must be >= 0 seconds, got {busy_timeout_s!r}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            connection = sqlite3.connect(self.path, check_same_thread=False, timeout=5.0)
+        try:  # busy_timeout_s: how long a transaction waits for another connection's lock before it fails
+            connection = sqlite3.connect(self.path, check_same_thread=False, timeout=busy_timeout_s)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute(f"PRAGMA synchronous={synchronous}")
         except sqlite3.Error as exc:
@@ -439,7 +512,8 @@ class PostgresAuditStore(SqlAuditStore):
 
     mark = "%s"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, create_schema: bool = True) -> None:
+        """Connect; a writer (``create_schema``) creates the tables, a reader only checks that they exist."""
         try:
             import psycopg
         except ImportError as exc:
@@ -452,7 +526,10 @@ class PostgresAuditStore(SqlAuditStore):
         except psycopg.Error as exc:
             raise ConfigError(f"cannot connect to the audit database {redact_url(url)}: {exc}") from exc
         super().__init__(connection)
-        self._create_schema("id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
+        if create_schema:
+            self._create_schema("id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
+        else:
+            self.use_existing_table(redact_url(url))
 
 
 def redact_url(url: str) -> str:
@@ -486,28 +563,74 @@ def open_audit_store(url: str | Path) -> SqlAuditStore:
 
 
 def open_audit_reader(url: str | Path) -> SqlAuditStore:
-    """:func:`open_audit_store` for commands that read an existing log (``audit``, ``monitor``, ``report``).
+    """A read-only store for commands that read an existing log (``audit``, ``monitor``, ``report``).
 
-    A SQLite path must already hold an audit log: a missing file, or any other file, is refused
-    before it is opened for writing, so a mistyped ``--db`` never gains an audit schema.
+    The reader creates and changes nothing: a missing SQLite file, any other file, or a PostgreSQL
+    database without an ``audit`` table is refused, so a mistyped ``--db`` never gains an audit schema.
+    SQLite logs open read-only (un-checkpointed WAL data included), also on read-only storage
+    (see :func:`connect_sqlite_read_only`).
 
     Raises:
-        ConfigError: the file is missing, is not SQLite, or has no ``audit`` table.
+        ConfigError: the file is missing, is not SQLite, or there is no ``audit`` table; an unknown scheme.
     """
     text = str(url)
+    if text.startswith(("postgresql://", "postgres://")):
+        return PostgresAuditStore(text, create_schema=False)
     if "://" in text and not text.startswith("sqlite:///"):
-        return open_audit_store(text)
+        return open_audit_store(text)  # refuses the unknown scheme
     path = Path(text.removeprefix("sqlite:///"))
     if not path.is_file():
         raise ConfigError(f"audit database {path} does not exist; pass the file the edge service writes (--db)")
     try:
-        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
-            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        connection, tables = connect_sqlite_read_only(path)
     except sqlite3.Error as exc:
         raise ConfigError(f"cannot open the audit database {path}: {exc}") from exc
     if "audit" not in tables:
+        connection.close()
         raise ConfigError(f"{path} holds no audit log (no 'audit' table); pass the file the edge service writes")
-    return SQLiteAuditStore(path)
+    store = SqlAuditStore(connection)
+    store.use_existing_table(str(path))
+    return store
+
+
+def _open_sqlite_uri(uri: str) -> tuple[sqlite3.Connection, set[str]]:
+    """Open a SQLite URI and read its table names (the first read is where a WAL log needs its -shm file)."""
+    connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    try:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error:
+        connection.close()
+        raise
+    return connection, tables
+
+
+def connect_sqlite_read_only(path: Path) -> tuple[sqlite3.Connection, set[str]]:
+    """A read-only connection to a SQLite file and its table names.
+
+    ``mode=ro`` reads the write-ahead log too (records not yet checkpointed), but a WAL-mode file needs its
+    ``-shm`` (and ``-wal``) file beside it, created when missing. In a folder that is not writable (read-only
+    storage, another user's folder) that fails; the file is then opened ``immutable=1``, which reads the main
+    file only, and a warning says so when a ``-wal`` file holds records it cannot see.
+
+    Raises:
+        sqlite3.Error: the file cannot be opened or is not a database.
+    """
+    uri = path.resolve().as_uri()
+    try:
+        return _open_sqlite_uri(f"{uri}?mode=ro")
+    except sqlite3.OperationalError:
+        if os.access(path.resolve().parent, os.W_OK):
+            raise
+    wal = path.with_name(path.name + "-wal")
+    if wal.is_file() and wal.stat().st_size > 0:
+        logger.warning(
+            "%s is in a folder that is not writable, so it is read without %s (%d bytes): records written since "
+            "its last checkpoint are missing; copy both files to a writable folder to read them all",
+            path,
+            wal.name,
+            wal.stat().st_size,
+        )
+    return _open_sqlite_uri(f"{uri}?mode=ro&immutable=1")
 
 
 # ---------------------------------------------------------------- the writer
@@ -523,6 +646,32 @@ class _Entry:
     done: AckCallback | None
 
 
+@dataclass
+class _Batch:
+    """Records taken off the queue together, the drops counted with them, and the callbacks waiting on those."""
+
+    entries: list[_Entry]
+    drops: int
+    waiters: list[AckCallback]
+
+    @property
+    def size(self) -> int:
+        """Records in the batch."""
+        return sum(len(entry.records) for entry in self.entries)
+
+    def records(self) -> list[AuditRecord]:
+        """The records, in submission order."""
+        return [r for entry in self.entries for r in entry.records]
+
+    def pending_callbacks(self) -> list[AckCallback]:
+        """Callbacks not answered yet (one a retry answered with RETRYING is not asked again); clears them."""
+        pending = [entry.done for entry in self.entries if entry.done] + self.waiters
+        for entry in self.entries:
+            entry.done = None
+        self.waiters = []
+        return pending
+
+
 class AuditWriter:
     """One background thread that commits queued records in batches (group commit).
 
@@ -536,7 +685,8 @@ class AuditWriter:
         capacity: most records waiting at once.
         max_batch: most records per transaction (a single larger submission still goes in one).
         on_dropped: called with the number of records each overflow dropped (a metric).
-        on_failed: called with the number of records given up (closing while the database still fails; a metric).
+        on_failed: called with the number of records given up (submitted after close, or closing while the
+            database still fails; a metric).
         retry_s: pause before retrying a failed transaction, doubled after each failure...
         max_retry_s: ...up to this (a closing writer gives up once it has waited this long between attempts).
         clock: unix seconds, for ``failing_since``.
@@ -561,11 +711,16 @@ class AuditWriter:
         self._queued = 0  # records in _entries
         self._unsaved_drops = 0  # dropped records not yet in a committed counter
         self._drop_waiters: list[AckCallback] = []
+        self._in_flight: _Batch | None = None  # the batch being written; close() may give it up meanwhile
         self._closing = False
+        self._deadline: float | None = None  # time.monotonic() by which a closing writer gives up
+        self._given_up = False  # everything left was given up: the thread stops
         self._last_error: str | None = None  # set while the database refuses transactions
         self._failing_since: float | None = None
         self._retry_s = retry_s
-        self._condition = threading.Condition()
+        lock = threading.RLock()
+        self._condition = threading.Condition(lock)  # submit and close -> the writer: there is work
+        self._wake = threading.Condition(lock)  # close -> a writer backing off: make the last attempts now
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self.committed = self.dropped = self.failed = self.transactions = self.failed_transactions = 0
         self.min_retry_s, self.max_retry_s, self._clock = retry_s, max_retry_s, clock
@@ -577,14 +732,20 @@ class AuditWriter:
         self._thread.start()
 
     def submit(self, records: Sequence[AuditRecord], done: AckCallback | None = None) -> bool:
-        """Queue records; ``done(status)`` runs on the writer thread once they are durable or lost.
+        """Queue records; ``done(status)`` runs once they are durable or lost.
+
+        ``done`` runs on the writer thread, except for records refused here (a full queue while the database
+        fails, a closed writer) and records given up by :meth:`close`, which are answered on the calling thread.
 
         Returns:
-            False when the queue had no room (the records are dropped and counted).
+            False when the records were not queued: no room (dropped and counted) or the writer is closed
+            (failed and counted).
         """
         with self._condition:
             if self._closing:
                 self.failed += len(records)
+                if self._on_failed and records:
+                    self._on_failed(len(records))
                 if done:
                     done(FAILED)
                 return False
@@ -600,14 +761,26 @@ class AuditWriter:
             return True
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """Commit everything queued, then stop the thread."""
+        """Commit everything queued, then stop the thread; give up what is not committed within ``timeout_s``.
+
+        At the deadline every record not committed, queued or in a transaction still running (a database
+        locked by another process), is given up: counted in ``failed`` and ``on_failed``, its callback
+        answered ``failed``, and the log says how many. The writer makes no attempt after the deadline.
+        """
         with self._condition:
             self._closing = True
-            self._condition.notify()
+            self._deadline = time.monotonic() + timeout_s
+            self._condition.notify_all()
+            self._wake.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout_s)
-            if self._thread.is_alive():
-                logger.error("the audit writer did not finish within %.1f s; %d records wait", timeout_s, self._queued)
+        with self._condition:
+            left = self._claim_everything()  # nothing when the thread finished its work
+        if self._thread.is_alive():
+            why = f"the audit writer did not finish within {timeout_s:.1f} s ({self._last_error or 'still writing'})"
+        else:
+            why = "the audit writer was closed before it could write"
+        self._lose(left, why)
 
     @property
     def queued(self) -> int:
@@ -644,80 +817,154 @@ class AuditWriter:
             self._on_dropped(len(records))
         self._condition.notify()
 
-    def _take(self) -> tuple[list[_Entry], int, list[AckCallback]] | None:
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
+    def _deadline_reason(self) -> str:
+        return f"the audit writer reached its close deadline ({self._last_error or 'records still queued'})"
+
+    def _claim_everything(self) -> _Batch:
+        """Take the batch being written, the queue and the unsaved drops off the writer, which stops (lock held).
+
+        The records are counted in ``failed`` here, under the lock, so a batch committed after all can be
+        taken back out (see :meth:`_committed`); :meth:`_lose` then tells the metric, the log and the callbacks.
+        """
+        claimed = self._in_flight or _Batch([], 0, [])
+        claimed.entries.extend(self._entries)
+        claimed.drops += self._unsaved_drops
+        claimed.waiters.extend(self._drop_waiters)
+        self._entries.clear()
+        self._queued = self._unsaved_drops = 0
+        self._drop_waiters = []
+        self._in_flight = None
+        self._given_up = True
+        self.failed += claimed.size
+        self._condition.notify_all()
+        self._wake.notify_all()
+        return claimed
+
+    def _lose(self, batch: _Batch, why: str) -> None:
+        """Report a batch given up (already counted in ``failed``): ``on_failed``, the log, callbacks ``failed``."""
+        lost = batch.size
+        with self._condition:
+            callbacks = batch.pending_callbacks()
+        if not lost and not batch.drops and not callbacks:
+            return
+        logger.error("%s: %d records and %d drops lost", why, lost, batch.drops)
+        if lost and self._on_failed:
+            self._on_failed(lost)
+        for done in callbacks:
+            done(FAILED)
+
+    def _take(self) -> _Batch | None:
         with self._condition:
             while not self._entries and not self._unsaved_drops and not self._closing:
                 self._condition.wait()
-            if not self._entries and not self._unsaved_drops:
+            if self._given_up:
+                return None
+            if self._closing and self._past_deadline():
+                left = self._claim_everything()
+            elif not self._entries and not self._unsaved_drops:
                 return None  # closing and drained
-            batch: list[_Entry] = []
-            size = 0
-            while self._entries and (not batch or size + len(self._entries[0].records) <= self.max_batch):
-                entry = self._entries.popleft()
-                batch.append(entry)
-                size += len(entry.records)
-            self._queued -= size
-            drops, waiters = self._unsaved_drops, self._drop_waiters
-            self._unsaved_drops, self._drop_waiters = 0, []
-            return batch, drops, waiters
+            else:
+                entries: list[_Entry] = []
+                size = 0
+                while self._entries and (not entries or size + len(self._entries[0].records) <= self.max_batch):
+                    entry = self._entries.popleft()
+                    entries.append(entry)
+                    size += len(entry.records)
+                self._queued -= size
+                self._in_flight = _Batch(entries, self._unsaved_drops, self._drop_waiters)
+                self._unsaved_drops, self._drop_waiters = 0, []
+                return self._in_flight
+        self._lose(left, self._deadline_reason())
+        return None
 
-    def _commit(self, batch: list[_Entry], drops: int) -> bool:
-        records = [r for entry in batch for r in entry.records]
+    def _write(self, batch: _Batch) -> Exception | None:
         try:
-            self.store.write_many(records, dropped=drops)
+            self.store.write_many(batch.records(), dropped=batch.drops)
         except Exception as exc:  # a database failure must not kill the writer: keep the records, retry
-            self._note_failure(exc, len(records), drops)
-            return False
-        if self._last_error is not None:
-            logger.warning("the audit database accepts transactions again; %d records were waiting", self._queued)
-        self._last_error = self._failing_since = None
-        self._retry_s = self.min_retry_s
-        self.committed += len(records)
-        self.transactions += 1
-        return True
+            return exc
+        return None
 
-    def _note_failure(self, exc: Exception, records: int, drops: int) -> None:
-        self.failed_transactions += 1
-        if self._last_error is None:  # the traceback once per outage, not once per retry
-            logger.exception("audit transaction of %d records (+%d dropped) failed; retrying", records, drops)
-            self._failing_since = self._clock()
-        self._last_error = f"{type(exc).__name__}: {exc}"
-
-    def _keep_for_retry(self, batch: list[_Entry], drops: int, waiters: list[AckCallback]) -> None:
-        """Put a failed batch back at the front of the queue; answer its waiting requests with RETRYING."""
-        for entry in batch:
-            if entry.done:
-                entry.done(RETRYING)
-                entry.done = None
-        for done in waiters:
-            done(RETRYING)
+    def _committed(self, batch: _Batch) -> None:
         with self._condition:
-            self._entries.extendleft(reversed(batch))
-            self._queued += sum(len(entry.records) for entry in batch)
-            self._unsaved_drops += drops
-            self._condition.wait(self._retry_s)  # back off; close() wakes it to make the last attempts
+            given_up = self._in_flight is not batch  # close() counted it as lost while it was being written
+            self._in_flight = None
+            recovered = self._last_error is not None
+            self._last_error = self._failing_since = None
+            self._retry_s = self.min_retry_s
+            self.committed += batch.size
+            self.transactions += 1
+            if given_up:
+                self.failed -= batch.size
+            committed = [entry.done for entry in batch.entries if entry.done]
+            dropped = batch.waiters
+        if given_up:
+            logger.warning(
+                "%d audit records given up at close were committed after all (on_failed counted them)", batch.size
+            )
+            return
+        if recovered:
+            logger.warning("the audit database accepts transactions again; %d records were waiting", self._queued)
+        for done in committed:
+            done(COMMITTED)
+        for done in dropped:
+            done(DROPPED)
+
+    def _failed(self, batch: _Batch, exc: Exception) -> None:
+        """Keep a failed batch at the front of the queue and back off; or, closing, give it up."""
+        with self._condition:
+            self.failed_transactions += 1
+            first = self._last_error is None
+            if first:
+                self._failing_since = self._clock()
+            self._last_error = f"{type(exc).__name__}: {exc}"
+            if self._in_flight is not batch:
+                return  # close() gave it up while it was being written
+            if self._closing and self._past_deadline():
+                lost: _Batch | None = self._claim_everything()
+                why = self._deadline_reason()
+            elif self._closing and self._retry_s >= self.max_retry_s:
+                lost, why = batch, "the audit writer stops with the database failing"
+                self.failed += batch.size
+            else:
+                lost, why = None, ""
+                self._entries.extendleft(reversed(batch.entries))
+                self._queued += batch.size
+                self._unsaved_drops += batch.drops
+            retrying = batch.pending_callbacks() if lost is None else []
+            self._in_flight = None
+        if first:  # the traceback once per outage, not once per retry
+            logger.error(
+                "audit transaction of %d records (+%d dropped) failed; retrying",
+                batch.size,
+                batch.drops,
+                exc_info=exc,
+            )
+        if lost is not None:
+            self._lose(lost, why)
+            return
+        for done in retrying:
+            done(RETRYING)
+        self._back_off()
+
+    def _back_off(self) -> None:
+        """Wait before the next attempt; only close() (not new submissions) cuts the wait short, once."""
+        with self._condition:
+            end = time.monotonic() + self._retry_s
+            if self._deadline is not None:
+                end = min(end, self._deadline)
+            was_closing = self._closing
+            self._wake.wait_for(
+                lambda: self._given_up or self._closing != was_closing, max(0.0, end - time.monotonic())
+            )
         self._retry_s = min(2 * self._retry_s, self.max_retry_s)
 
-    def _give_up(self, batch: list[_Entry], drops: int, waiters: list[AckCallback]) -> None:
-        """Closing while the database still fails: the batch is lost; count it and say so."""
-        lost = sum(len(entry.records) for entry in batch)
-        logger.error("the audit writer stops with the database failing: %d records and %d drops lost", lost, drops)
-        self.failed += lost
-        if self._on_failed:
-            self._on_failed(lost)
-        for done in [*(e.done for e in batch if e.done), *waiters]:
-            done(FAILED)
-
     def _run(self) -> None:
-        while (taken := self._take()) is not None:
-            batch, drops, waiters = taken
-            if self._commit(batch, drops):
-                for entry in batch:
-                    if entry.done:
-                        entry.done(COMMITTED)
-                for done in waiters:
-                    done(DROPPED)
-            elif self._closing and self._retry_s >= self.max_retry_s:
-                self._give_up(batch, drops, waiters)
+        while (batch := self._take()) is not None:
+            error = self._write(batch)
+            if error is None:
+                self._committed(batch)
             else:
-                self._keep_for_retry(batch, drops, waiters)
+                self._failed(batch, error)

@@ -45,6 +45,7 @@ __all__ = [
     "cost_projection",
     "evaluate",
     "health_score",
+    "json_safe",
     "recommendations",
     "trend",
     "window_stats",
@@ -203,7 +204,7 @@ def recommendations(
     if window.queries < t.min_window:
         return [
             f"only {window.queries} queries in the current window, fewer than the {t.min_window} needed to judge "
-            "it: no verdict yet (send traffic, or lower min_window)"
+            "it: no verdict yet (send traffic, or lower min_window: `hybridroute monitor --min-window N`)"
         ]
     by_name = {a.name: a for a in alerts}
     fell = _accuracy_fall_points(series)
@@ -252,6 +253,23 @@ class MonitorReport:
             "drift_psi": dict(self.drift),
             "series": [w.to_dict() for w in self.series],
         }
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN: no data yet) replaced by None, numbers as plain floats.
+
+    :meth:`MonitorReport.to_dict` holds NaN where a window has no data (an empty log); strict JSON has no NaN.
+
+    Example: json_safe({"a": [1.0, float("nan")], "b": "x"}) -> {"a": [1.0, None], "b": "x"}
+    """
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (bool, int, str)) or value is None:
+        return value
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def _metric(window: Window, name: str) -> float:

@@ -28,7 +28,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from hybridroute.errors import ConfigError
-from hybridroute.monitoring.audit import open_audit_reader
+from hybridroute.monitoring.audit import open_audit_reader, redact_url
 from hybridroute.monitoring.drift import Reference
 from hybridroute.monitoring.health import CRITICAL, Alert, evaluate
 from hybridroute.monitoring.monitor import MonitorReport, analyze
@@ -301,9 +301,10 @@ def render_report(
         ConfigError: the audit database is missing or holds no records.
     """
     t, c = thresholds or MonitorThresholds(), config or MonitorConfig()
+    source = redact_url(str(db))  # the page and messages name the database, never its password
     records = read_records(db)
     if not records:
-        raise ConfigError(f"audit database {db} holds no records yet; serve some traffic first")
+        raise ConfigError(f"audit database {source} holds no records yet; serve some traffic first")
     report = analyze(records, reference, t, c)
     plots = make_plots(records, report, reference, t, c)
     out = Path(out_html)
@@ -311,5 +312,5 @@ def render_report(
     files.mkdir(parents=True, exist_ok=True)
     for plot in plots:
         (files / f"{plot.name}.png").write_bytes(plot.png)
-    out.write_text(report_html(report, plots, len(records), str(db)), encoding="utf-8")
+    out.write_text(report_html(report, plots, len(records), source), encoding="utf-8")
     return out

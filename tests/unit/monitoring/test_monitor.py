@@ -17,6 +17,7 @@ from hybridroute.monitoring.monitor import (
     MonitorThresholds,
     analyze,
     cost_projection,
+    json_safe,
     window_stats,
 )
 from hybridroute.monitoring.replay import Phase, ProfiledRecord, replay
@@ -25,6 +26,10 @@ from hybridroute.monitoring.window import split_windows
 HEALTHY = Phase(4000)
 DEGRADED = Phase(4000, accuracy=0.70, edge_share=0.55, cloud_latency_ms=240.0, mean_length=110.0, unk_rate=0.06)
 CONFIG = MonitorConfig(window_size=1000, trend_windows=8)
+
+
+def refuse_constant(name: str) -> None:
+    raise AssertionError(f"{name} is not strict JSON")
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +105,9 @@ def test_too_little_traffic_gets_no_verdict_rather_than_an_all_clear(traffic: li
         assert report.health.status == "insufficient_data"
         assert report.recommendations == [
             f"only {len(records)} queries in the current window, fewer than the 50 needed to judge it: "
-            "no verdict yet (send traffic, or lower min_window)"
+            "no verdict yet (send traffic, or lower min_window: `hybridroute monitor --min-window N`)"
         ]
+        assert json.loads(json.dumps(json_safe(report.to_dict())), parse_constant=refuse_constant)
 
 
 def test_label_free_estimate_tracks_feedback_accuracy(traffic: list[ProfiledRecord]) -> None:
