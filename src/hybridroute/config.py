@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import types
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,8 @@ T = TypeVar("T")
 
 DEFAULT_EDGE_BASE = "minilm"  # resolved to the packaged all-MiniLM-L6-v2 folder
 POOLING_CHOICES = ("mean", "cls")
+MIN_ADAPT_EPOCHS = 0.01  # masked-LM passes; fewer is no adaptation (use --no-adapt)
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding and most other generators accept 32-bit seeds
 
 
 # ---------------------------------------------------------------- checks
@@ -43,6 +48,22 @@ def check_positive(name: str, value: float) -> None:
     """Raise unless ``value > 0``."""
     if not value > 0:
         raise ConfigError(f"{name} must be > 0, got {value!r}")
+
+
+def check_seed(name: str, value: int) -> None:
+    """Raise unless ``value`` is a seed every random generator we use accepts: an integer in [0, 2**32 - 1]."""
+    check_range(name, value, 0, MAX_SEED)
+
+
+def check_adapt_epochs(epochs: float) -> None:
+    """Raise unless masked-LM ``epochs`` lie in [0.01, 100].
+
+    A fraction of a pass is fine, but 0 would still train one batch: skipping adaptation is spelled ``--no-adapt``.
+    """
+    try:
+        check_range("epochs", epochs, MIN_ADAPT_EPOCHS, 100.0)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; to skip adaptation use `hybridroute train --no-adapt`") from exc
 
 
 def check_choice(name: str, value: str, choices: Iterable[str]) -> None:
@@ -69,6 +90,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
         check_range("val_fraction", self.val_fraction, 0.01, 0.5)
+        check_seed("seed", self.seed)
         if not self.text_col or not self.label_col:
             raise ConfigError("text_col and label_col must be non-empty column names")
         if self.text_col == self.label_col:
@@ -90,8 +112,9 @@ class AdaptConfig:
     seed: int = 13
 
     def __post_init__(self) -> None:
-        check_range("epochs", self.epochs, 0.0, 100.0)
+        check_adapt_epochs(self.epochs)
         check_range("max_length", self.max_length, 8, 512)
+        check_seed("seed", self.seed)
         check_range("mlm_probability", self.mlm_probability, 0.01, 0.9)
         check_range("batch_size", self.batch_size, 1, 4096)
         check_range("learning_rate", self.learning_rate, 1e-7, 1.0)
@@ -142,6 +165,7 @@ class FinetuneConfig:
         check_probability("distill_weight", self.distill_weight)
         check_range("distill_temperature", self.distill_temperature, 0.1, 100.0)
         check_range("augment_copies", self.augment_copies, 0, 10)
+        check_seed("seed", self.seed)
         if self.head_epochs == 0 and self.epochs == 0:
             raise ConfigError("head_epochs and epochs are both 0: nothing would be trained")
 
@@ -178,10 +202,75 @@ def config_from_dict(cls: type[T], values: dict[str, Any]) -> T:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} keys {unknown}; known keys: {sorted(known)}")
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        expected = describe_type(hints[key])
+        if expected and not matches_type(value, hints[key]):
+            raise ConfigError(
+                f"invalid {cls.__name__}: {key} must be {expected}, got {value!r:.80} ({type(value).__name__})"
+            )
     try:
         return cls(**values)
     except TypeError as exc:  # a wrong type that the dataclass itself rejects
         raise ConfigError(f"invalid {cls.__name__}: {exc}") from exc
+
+
+def _optional_part(hint: Any) -> Any:
+    """``X`` for ``X | None`` / ``Optional[X]``, else None."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
+        return next(a for a in args if a is not type(None))
+    return None
+
+
+def describe_type(hint: Any) -> str:
+    """What a value of a config field's annotation looks like in JSON; "" for annotations not checked.
+
+    Example: describe_type(int) -> "an integer"; describe_type(tuple[str, ...]) -> "a list of strings"
+    """
+    inner = _optional_part(hint)
+    if inner is not None:
+        described = describe_type(inner)
+        return f"{described} or null" if described else ""
+    if typing.get_origin(hint) is tuple and typing.get_args(hint)[1:] == (Ellipsis,):
+        item = {str: "strings", int: "integers", float: "numbers"}.get(typing.get_args(hint)[0], "")
+        return f"a list of {item}" if item else ""
+    return {
+        bool: "true or false",
+        int: "an integer",
+        float: "a finite number",
+        str: "a string",
+        Path: "a path (a string)",
+    }.get(hint, "")
+
+
+def matches_type(value: Any, hint: Any) -> bool:
+    """Whether ``value`` fits a field annotated ``hint``.
+
+    Only a bool fits bool; an int (not a bool) fits int; a finite int or float fits float; a list or tuple
+    of fitting items fits ``tuple[X, ...]``; None fits an optional field; a str or Path fits Path.
+
+    Example: matches_type("false", bool) -> False; matches_type(2, float) -> True; matches_type(2.5, int) -> False
+    """
+    inner = _optional_part(hint)
+    if inner is not None:
+        return value is None or matches_type(value, inner)
+    if typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+        return isinstance(value, (list, tuple)) and all(matches_type(v, item) for v in value)
+    if hint is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if hint is int:
+        return isinstance(value, int)
+    if hint is float:
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    if hint is Path:
+        return isinstance(value, (str, Path))
+    if hint is str:
+        return isinstance(value, str)
+    return True  # annotations describe_type does not know are left to the dataclass's own checks
 
 
 def load_json_config(path: Path) -> dict[str, Any]:
@@ -233,6 +322,9 @@ def train_sections(
             raise ConfigError(f"config section {name!r} must be an object, got {type(given).__name__}")
         base = to_jsonable(defaults[name]) if name in defaults else {}
         flags = {k: v for k, v in overrides.get(name, {}).items() if v is not None}
-        return config_from_dict(cls, base | given | flags)
+        try:
+            return config_from_dict(cls, base | given | flags)
+        except ConfigError as exc:
+            raise ConfigError(f"config section {name!r}: {exc}") from exc
 
     return section("adapt", AdaptConfig), section("finetune", FinetuneConfig), section("compress", CompressConfig)

@@ -3,8 +3,10 @@
 CSV and JSONL are read with configurable text and label columns. Every problem
 gets a :class:`DataError` that says what was wrong, what was found and what is
 accepted: a missing file or column, blank texts (dropped and counted, or an
-error in strict mode), a class too small to split, a single class, test labels
-never seen in training.
+error in strict mode), a CSV row whose field count differs from the header's, a
+column or JSON key given twice, a text that is not a string, a label that is
+neither a string nor an integer, a class too small to split, a single class,
+test labels never seen in training.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +58,7 @@ class LabelledTexts:
         return LabelledTexts(
             texts=tuple(self.texts[i] for i in indices),
             labels=tuple(self.labels[i] for i in indices),
+            dropped_blank=self.dropped_blank,
             source=self.source,
             checksum=self.checksum,
         )
@@ -89,24 +93,81 @@ def is_blank(text: str) -> bool:
     return not text.strip()
 
 
-def _csv_columns(path: Path) -> list[str]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        return list(csv.DictReader(handle).fieldnames or [])
+CSV_FIELD_LIMIT = 16 * 1024 * 1024  # characters per CSV field while reading: far above any real text, still bounded
 
 
-def _iter_csv(path: Path) -> Iterator[dict[str, str]]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        yield from csv.DictReader(handle)
+@contextmanager
+def _csv_field_limit() -> Iterator[None]:
+    """Raise the csv module's field size limit (default 131,072 characters) while a file is read, then restore it."""
+    previous = csv.field_size_limit(CSV_FIELD_LIMIT)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
+
+
+def _check_header(path: Path, header: Sequence[str], wanted: Sequence[str]) -> None:
+    """Refuse a header that lacks a wanted column or names one twice (which one would be read is a guess)."""
+    _check_columns(path, header, wanted)
+    twice = [c for c in wanted if header.count(c) > 1]
+    if twice:
+        raise DataError(
+            f"{path}: the header names column {twice[0]!r} {header.count(twice[0])} times {list(header)}; "
+            "rename or remove the extra one"
+        )
+
+
+def _count(n: int, noun: str) -> str:
+    """``n`` with its noun, singular for one.
+
+    Example: _count(1, "field") -> "1 field"; _count(3, "field") -> "3 fields"
+    """
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _read_csv(path: Path, wanted: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
+    """(row number, row) per non-empty CSV row; the header is row 1. Every row must have the header's field count.
+
+    Example: a row ``hello, world,a`` under ``text,label`` -> DataError "... row 2 has 3 fields, the header has 2 ..."
+    """
+    with _csv_field_limit(), path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        _check_header(path, header, wanted)
+        rows = []
+        for number, fields in enumerate((f for f in reader if f), start=2):
+            if len(fields) != len(header):
+                raise DataError(
+                    f"{path}: row {number} has {_count(len(fields), 'field')}, the header has {len(header)} "
+                    f'{list(header)}; quote a text that holds a comma or a line break, e.g. "a, b"'
+                )
+            rows.append((number, dict(zip(header, fields, strict=True))))
+    return rows
+
+
+def _unique_keys(path: Path, number: int) -> Callable[[list[tuple[str, object]]], dict[str, object]]:
+    """A json ``object_pairs_hook`` that refuses an object naming a key twice (json keeps the last silently)."""
+
+    def build(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        keys = Counter(key for key, _ in pairs)
+        twice = [key for key, n in keys.items() if n > 1]
+        if twice:
+            raise DataError(
+                f"{path}:{number}: key {twice[0]!r} appears {keys[twice[0]]} times in one object; use it once"
+            )
+        return dict(pairs)
+
+    return build
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
-    """(line number, object) per non-blank line."""
-    with path.open(encoding="utf-8") as handle:
+    """(line number, object) per non-blank line; a leading byte order mark is skipped."""
+    with path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(line, object_pairs_hook=_unique_keys(path, number))
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
             if not isinstance(row, dict):
@@ -123,17 +184,45 @@ def _check_columns(path: Path, columns: Sequence[str], wanted: Sequence[str]) ->
         )
 
 
-def _rows(path: Path, text_col: str, label_col: str) -> Iterator[tuple[int, object, object]]:
-    """(line number, text, label) per row; CSV numbers count the header as line 1."""
+def _rows(path: Path, text_col: str, label_col: str) -> Iterator[tuple[str, object, object]]:
+    """(where, text, label) per row: "row N" in a CSV (the header is row 1), "line N" in a JSONL file."""
     if path.suffix.lower() == ".csv":
-        _check_columns(path, _csv_columns(path), (text_col, label_col))
-        for number, row in enumerate(_iter_csv(path), start=2):
-            yield number, row.get(text_col), row.get(label_col)
+        for number, row in _read_csv(path, (text_col, label_col)):
+            yield f"row {number}", row[text_col], row[label_col]
         return
     for index, (number, record) in enumerate(_iter_jsonl(path)):
         if index == 0:
             _check_columns(path, list(record), (text_col, label_col))
-        yield number, record.get(text_col), record.get(label_col)
+        yield f"line {number}", record.get(text_col), record.get(label_col)
+
+
+def _text_value(path: Path, where: str, column: str, value: object) -> str:
+    """A row's text: a string, or "" for a missing or null one (counted as blank).
+
+    Example: _text_value(p, "line 2", "text", ["hi"]) -> DataError("... must be a string, got list ['hi']")
+    """
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise DataError(
+            f"{path}: {where}: the text in column {column!r} must be a string, got {type(value).__name__} {value!r:.60}"
+        )
+    return value
+
+
+def _label_value(path: Path, where: str, column: str, value: object) -> str:
+    """A row's label, stripped: a string or an integer (1 and "1" are the same class); bool, float, list... refused.
+
+    Example: _label_value(p, "line 2", "label", 3) -> "3"; _label_value(p, "line 2", "label", 1.0) -> DataError
+    """
+    if value is None or (isinstance(value, str) and is_blank(value)):
+        raise DataError(f"{path}: {where} has no label in column {column!r}")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise DataError(
+            f"{path}: {where}: the label in column {column!r} must be a string or an integer, "
+            f"got {type(value).__name__} {value!r:.60}"
+        )
+    return str(value).strip()
 
 
 # ---------------------------------------------------------------- loading
@@ -143,7 +232,9 @@ def load_labelled(config: DataConfig) -> LabelledTexts:
     """Load a labelled CSV or JSONL file as configured.
 
     Blank texts are dropped and counted (a warning is logged), or raise in strict mode.
-    Rows with a missing label raise, since guessing a label would corrupt training.
+    Rows with a missing label raise, since guessing a label would corrupt training; so do
+    CSV rows with another field count than the header, and JSONL texts that are not strings
+    or labels that are neither strings nor integers.
     """
     path = config.path
     _check_file(path)
@@ -151,17 +242,15 @@ def load_labelled(config: DataConfig) -> LabelledTexts:
     labels: list[str] = []
     blank = 0
     try:
-        for number, text, label in _rows(path, config.text_col, config.label_col):
-            text = "" if text is None else str(text)
+        for where, raw_text, raw_label in _rows(path, config.text_col, config.label_col):
+            text = _text_value(path, where, config.text_col, raw_text)
             if is_blank(text):
                 if config.strict:
-                    raise DataError(f"{path}: row {number} has a blank text (strict mode; drop --strict to skip)")
+                    raise DataError(f"{path}: {where} has a blank text (strict mode; drop --strict to skip)")
                 blank += 1
                 continue
-            if label is None or not str(label).strip():
-                raise DataError(f"{path}: row {number} has no label in column {config.label_col!r}")
             texts.append(text)
-            labels.append(str(label).strip())
+            labels.append(_label_value(path, where, config.label_col, raw_label))
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except csv.Error as exc:
@@ -180,15 +269,16 @@ def load_texts(path: Path, text_col: str = "text") -> list[str]:
         texts = _read_texts(path, text_col)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except csv.Error as exc:
+        raise DataError(f"{path}: malformed CSV ({exc})") from exc
     return [text for text in texts if not is_blank(text)]
 
 
 def _read_texts(path: Path, text_col: str) -> list[str]:
     if path.suffix.lower() == ".txt":
-        return path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8-sig").splitlines()
     if path.suffix.lower() == ".csv":
-        _check_columns(path, _csv_columns(path), (text_col,))
-        return [row[text_col] or "" for row in _iter_csv(path)]
+        return [row[text_col] for _, row in _read_csv(path, (text_col,))]
     rows = [row for _, row in _iter_jsonl(path)]
     if rows:
         _check_columns(path, list(rows[0]), (text_col,))

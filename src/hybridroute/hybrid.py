@@ -7,18 +7,21 @@ a URL is given, else the run's cloud bundle in process, else none) + ledger.
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hybridroute.errors import RoutingError
+from hybridroute.data import some_labels
+from hybridroute.errors import ArtifactError, RoutingError
 from hybridroute.redaction import RedactionConfig, Redactor
 from hybridroute.routing.cascade import HybridClassifier
 from hybridroute.routing.ledger import CostLedger, PriceConfig
 from hybridroute.routing.policies import POLICIES
-from hybridroute.routing.router_config import RouterConfig, build_policy, load_router
+from hybridroute.routing.router_config import THRESHOLD_MEANING, RouterConfig, build_policy, load_router
 from hybridroute.runs import RunLayout
 from hybridroute.runtime.classifier import EdgeClassifier
 
@@ -49,12 +52,58 @@ def router_for(layout: RunLayout, policy: str | None) -> RouterConfig:
     if policy is None or policy == router.policy:
         return router
     if policy in {"always-edge", "always-cloud", "tutorial"}:
-        return RouterConfig(policy=policy, features=router.features, temperature=router.temperature)
+        return RouterConfig(
+            policy=policy,
+            features=router.features,
+            temperature=router.temperature,
+            edge_model_version=router.edge_model_version,
+        )
     if policy not in POLICIES:
         raise RoutingError(f"unknown routing policy {policy!r}; available: {', '.join(sorted(POLICIES))}")
     raise RoutingError(
         f"policy {policy!r} needs calibration: run `hybridroute calibrate --run {layout.root} --policy {policy}`; "
         f"this run's router.json holds {router.policy!r}"
+    )
+
+
+def warn_if_router_is_stale(router: RouterConfig, edge: EdgeClassifier, layout: RunLayout) -> None:
+    """Warn when ``router.json`` was calibrated on another edge model or temperature than the bundle in use.
+
+    ``compress --auto`` refits the temperature and retraining replaces the model; the threshold still works,
+    but no longer means what it was tuned for. Serving goes on: this only logs. Policies without a tuned
+    threshold (always-edge, always-cloud, tutorial) have nothing to go stale.
+    """
+    if router.policy not in THRESHOLD_MEANING:
+        return
+    recorded = router.edge_model_version
+    other_model = recorded is not None and recorded != edge.model_version
+    other_temperature = not math.isclose(router.temperature, edge.temperature, rel_tol=1e-6)
+    if other_model or other_temperature:
+        logger.warning(
+            "%s was calibrated for edge model %s at temperature %.6g, but %s is model %s at temperature %.6g: "
+            "its threshold no longer fits; run `hybridroute calibrate --run %s`",
+            layout.router,
+            recorded or "(not recorded)",
+            router.temperature,
+            layout.edge,
+            edge.model_version,
+            edge.temperature,
+            layout.root,
+        )
+
+
+def check_cloud_labels(cloud: Sequence[str], edge: Sequence[str], cloud_dir: Path, edge_dir: Path) -> None:
+    """Refuse a cloud bundle whose label set differs from the edge's: its answers would name unknown classes.
+
+    Example: check_cloud_labels(("a", "x"), ("a", "b"), ...) -> ArtifactError("... only the cloud has ['x'] ...")
+    """
+    if set(cloud) == set(edge):
+        return
+    raise ArtifactError(
+        f"the cloud bundle {cloud_dir} predicts {some_labels(sorted(cloud))}, the edge bundle {edge_dir} predicts "
+        f"{some_labels(sorted(edge))} (only the cloud has {some_labels(sorted(set(cloud) - set(edge)))}, "
+        f"only the edge has {some_labels(sorted(set(edge) - set(cloud)))}); the cloud tier is stale: retrain it "
+        f"with `hybridroute train --tier cloud --data FILE --out {cloud_dir.parent}`"
     )
 
 
@@ -73,7 +122,9 @@ def open_cloud(layout: RunLayout, settings: HybridSettings, labels: tuple[str, .
     if layout.cloud.is_dir():
         from hybridroute.serving.cloud_client import InProcessCloud
 
-        return InProcessCloud(EdgeClassifier.from_dir(layout.cloud, threads=settings.threads))
+        cloud = EdgeClassifier.from_dir(layout.cloud, threads=settings.threads)
+        check_cloud_labels(cloud.labels, labels, layout.cloud, layout.edge)
+        return InProcessCloud(cloud)
     logger.warning("no cloud tier: %s has no cloud bundle and no --cloud-url was given", layout.root)
     return None
 
@@ -83,6 +134,8 @@ def open_hybrid(settings: HybridSettings) -> HybridClassifier:
     layout = RunLayout(Path(settings.run))
     edge = EdgeClassifier.from_dir(layout.require(layout.edge, "train"), threads=settings.threads)
     router = router_for(layout, settings.policy)
+    if layout.router.is_file():
+        warn_if_router_is_stale(router, edge, layout)
     policy = build_policy(router, np.random.default_rng(settings.seed))
     cloud = open_cloud(layout, settings, edge.labels)
     redactor = Redactor(settings.redaction) if settings.redaction.enabled else None

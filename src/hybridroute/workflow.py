@@ -7,6 +7,7 @@ settings and results in ``run.json``. ``train_all`` runs them in order.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,8 @@ import numpy as np
 
 from hybridroute.config import AdaptConfig, CompressConfig, DataConfig, FinetuneConfig, to_jsonable
 from hybridroute.data import Split, load_split, load_texts, some_labels
-from hybridroute.errors import ConfigError, DataError
-from hybridroute.runs import RunLayout, load_saved_split, save_split
+from hybridroute.errors import ArtifactError, ConfigError, DataError
+from hybridroute.runs import RunLayout, load_saved_split, save_split, step_command
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class TrainPlan:
     compress: CompressConfig
     corpus: Path | None = None  # unlabelled domain text; the training texts when None
     skip_adapt: bool = False
+    corpus_text_col: str = "text"  # the column holding the text in a CSV/JSONL corpus
 
 
 def prepare_data(layout: RunLayout, config: DataConfig) -> Split:
@@ -73,15 +75,27 @@ def reuse_or_prepare_data(layout: RunLayout, config: DataConfig) -> Split:
     return load_saved_split(layout)
 
 
-def run_adapt(layout: RunLayout, config: AdaptConfig, corpus: Path | None = None, progress: bool = True) -> Any:
-    """Masked-LM adaptation on ``corpus`` (or the stored training texts) into ``RUN/adapted``."""
+def run_adapt(
+    layout: RunLayout,
+    config: AdaptConfig,
+    corpus: Path | None = None,
+    progress: bool = True,
+    corpus_text_col: str = "text",
+) -> Any:
+    """Masked-LM adaptation on ``corpus`` (or the stored training texts) into ``RUN/adapted``.
+
+    ``corpus_text_col`` names the column holding the text in a CSV or JSONL corpus (a .txt corpus has none).
+    """
     from hybridroute.training.mlm import adapt
 
-    texts = load_texts(corpus) if corpus else list(load_saved_split(layout).train.texts)
+    texts = load_texts(corpus, corpus_text_col) if corpus else list(load_saved_split(layout).train.texts)
     result = adapt(texts, config, layout.adapted, progress)
+    source = {"corpus": str(corpus or "training texts")}
+    if corpus and corpus.suffix.lower() != ".txt":
+        source["corpus_text_col"] = corpus_text_col
     layout.update_info(
         base_model=config.base_model,
-        adapt={"config": to_jsonable(config), "corpus": str(corpus or "training texts")} | _public(asdict(result)),
+        adapt={"config": to_jsonable(config)} | source | _public(asdict(result)),
     )
     return result
 
@@ -289,7 +303,7 @@ def train_all(layout: RunLayout, plan: TrainPlan, progress: bool = True) -> dict
     """Data -> adaptation -> fine-tuning -> compression; returns the run record."""
     prepare_data(layout, plan.data)
     if not plan.skip_adapt:
-        run_adapt(layout, plan.adapt, plan.corpus, progress)
+        run_adapt(layout, plan.adapt, plan.corpus, progress, plan.corpus_text_col)
     else:
         layout.update_info(base_model=plan.adapt.base_model)
     run_finetune(layout, plan.finetune, None if not plan.skip_adapt else plan.adapt.base_model, progress)
@@ -301,16 +315,30 @@ def _public(values: dict[str, Any]) -> dict[str, Any]:
     return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
 
 
+def check_split_labels(layout: RunLayout, split_labels: Sequence[str], edge_labels: Sequence[str]) -> None:
+    """Refuse a stored split whose labels the edge bundle cannot predict (the bundle came from other data)."""
+    unknown = sorted(set(split_labels) - set(edge_labels))
+    if unknown:
+        raise ArtifactError(
+            f"{layout.root}: the stored split has labels the edge bundle {layout.edge} lacks: {some_labels(unknown)} "
+            f"(the bundle predicts {some_labels(sorted(edge_labels))}); rebuild it from this run's classifier with "
+            f"`hybridroute compress --run {layout.root}`, or retrain with `{step_command('train', layout.root)}`"
+        )
+
+
 def validation_outcomes(layout: RunLayout) -> tuple[Any, np.ndarray, np.ndarray | None]:
     """Validation split, the edge's calibrated probabilities on it, and the cloud's correctness (if a cloud exists)."""
+    from hybridroute.hybrid import check_cloud_labels
     from hybridroute.runtime import EdgeClassifier
 
     validation = load_saved_split(layout).validation
     edge = EdgeClassifier.from_dir(layout.require(layout.edge, "train"))
+    check_split_labels(layout, validation.labels, edge.labels)
     probabilities = edge.predict_proba(validation.texts, batch_size=64)
     cloud_correct = None
     if layout.cloud.is_dir():
         cloud = EdgeClassifier.from_dir(layout.cloud)
+        check_cloud_labels(cloud.labels, edge.labels, layout.cloud, layout.edge)
         predicted = [p.label for p in cloud.predict(validation.texts, batch_size=64)]
         cloud_correct = np.array([p == y for p, y in zip(predicted, validation.labels, strict=True)])
     return validation, probabilities, cloud_correct
@@ -324,7 +352,7 @@ def run_calibrate(layout: RunLayout, policy: str, target: dict[str, float], seed
 
     validation, probabilities, cloud_correct = validation_outcomes(layout)
     manifest = read_manifest(layout.edge)
-    labels_idx = [manifest.labels.index(y) for y in validation.labels]
+    labels_idx = [manifest.labels.index(y) for y in validation.labels]  # validation_outcomes checked them
     router = calibrate_router(
         probabilities,
         labels_idx,
@@ -336,6 +364,7 @@ def run_calibrate(layout: RunLayout, policy: str, target: dict[str, float], seed
         np.random.default_rng(seed),
         temperature=manifest.temperature,
     )
+    router = replace(router, edge_model_version=manifest.model_version)
     save_router(layout.router, router)
     layout.update_info(router=router.to_dict())
     return router

@@ -19,6 +19,7 @@ from hybridroute.config import (
     config_from_dict,
     load_json_config,
     to_jsonable,
+    train_sections,
 )
 from hybridroute.errors import ConfigError, HybridError
 
@@ -104,7 +105,12 @@ BAD_VALUES: list[tuple[type, str, Any]] = [
     (DataConfig, "val_fraction", 0.009),
     (DataConfig, "val_fraction", 0.51),
     (AdaptConfig, "epochs", -0.5),
+    (AdaptConfig, "epochs", 0.0),  # would still train one batch: --no-adapt skips adaptation
     (AdaptConfig, "epochs", 101.0),
+    (AdaptConfig, "seed", -1),
+    (DataConfig, "seed", -1),
+    (DataConfig, "seed", 2**32),
+    (FinetuneConfig, "seed", -5),
     (AdaptConfig, "max_length", 7),
     (AdaptConfig, "max_length", 513),
     (AdaptConfig, "mlm_probability", 0.0),
@@ -165,8 +171,10 @@ def test_each_field_rejects_a_bad_value(cls: type, field: str, value: Any) -> No
 GOOD_EDGES: list[tuple[type, str, Any]] = [
     (DataConfig, "val_fraction", 0.01),
     (DataConfig, "val_fraction", 0.5),
-    (AdaptConfig, "epochs", 0.0),
+    (AdaptConfig, "epochs", 0.01),
     (AdaptConfig, "max_length", 8),
+    (DataConfig, "seed", 0),
+    (DataConfig, "seed", 2**32 - 1),
     (AdaptConfig, "max_length", 512),
     (FinetuneConfig, "head_epochs", 0),
     (FinetuneConfig, "epochs", 0),
@@ -345,3 +353,77 @@ def test_build_train_sections_none_overrides_are_ignored(tmp_path: Path) -> None
 def test_build_train_sections_validates_overrides() -> None:
     with pytest.raises(ConfigError, match="batch_size must be in"):
         build_train_sections(None, {"finetune": {"batch_size": 0}})
+
+
+# ---------------------------------------------------------------- value types from config files
+
+
+WRONG_TYPES: list[tuple[str, str, Any, str]] = [
+    ("compress", "per_channel", "false", "true or false"),
+    ("compress", "quantize_embeddings", 0, "true or false"),
+    ("finetune", "epochs", 2.5, "an integer"),
+    ("finetune", "epochs", True, "an integer"),
+    ("finetune", "head_epochs", None, "an integer"),
+    ("finetune", "batch_size", 7.9, "an integer"),
+    ("finetune", "max_length", 63.5, "an integer"),
+    ("finetune", "seed", "abc", "an integer"),
+    ("finetune", "learning_rate", "1e-4", "a finite number"),
+    ("finetune", "pooling", 1, "a string"),
+    ("adapt", "epochs", True, "a finite number"),
+    ("adapt", "base_model", 123, "a string"),
+    ("compress", "max_logit_diff", float("inf"), "a finite number"),
+    ("compress", "max_accuracy_drop", float("nan"), "a finite number"),
+]
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "expected"), WRONG_TYPES, ids=[f"{s}.{k}={v!r}" for s, k, v, _ in WRONG_TYPES]
+)
+def test_config_file_values_of_the_wrong_type_are_refused_by_section_and_key(
+    section: str, key: str, value: Any, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        train_sections({section: {key: value}}, {})
+    message = str(info.value)
+    assert message.startswith(f"config section {section!r}: invalid ")
+    assert f"{key} must be {expected}, got {value!r} ({type(value).__name__})" in message
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("adapt", "epochs", 2),
+        ("adapt", "epochs", 0.5),
+        ("finetune", "learning_rate", 1),
+        ("compress", "per_channel", False),
+    ],
+)
+def test_config_file_values_of_the_right_type_are_accepted(section: str, key: str, value: Any) -> None:
+    configs = dict(zip(("adapt", "finetune", "compress"), train_sections({section: {key: value}}, {}), strict=True))
+    assert getattr(configs[section], key) == value
+
+
+def test_config_from_dict_checks_optional_and_list_fields() -> None:
+    from hybridroute.routing.features import FeatureConfig
+    from hybridroute.routing.router_config import ValidationMetrics
+
+    assert config_from_dict(FeatureConfig, {"escalation_keywords": ["refund"]}).escalation_keywords == ("refund",)
+    with pytest.raises(ConfigError, match=r"escalation_keywords must be a list of strings, got 'refund' \(str\)"):
+        config_from_dict(FeatureConfig, {"escalation_keywords": "refund"})
+    with pytest.raises(ConfigError, match=r"uncertainty_words must be a list of strings, got \['a', 1\]"):
+        config_from_dict(FeatureConfig, {"uncertainty_words": ["a", 1]})
+    metrics = {"n": 3, "edge_accuracy": 0.5, "expected_cloud_share": 0.1}
+    assert config_from_dict(ValidationMetrics, metrics | {"cloud_accuracy": None}).cloud_accuracy is None
+    with pytest.raises(ConfigError, match="cloud_accuracy must be a finite number or null, got '0.9'"):
+        config_from_dict(ValidationMetrics, metrics | {"cloud_accuracy": "0.9"})
+
+
+def test_config_from_dict_accepts_a_string_path() -> None:
+    assert config_from_dict(DataConfig, {"path": "d.csv"}).path == Path("d.csv")
+    with pytest.raises(ConfigError, match=r"path must be a path \(a string\), got 3"):
+        config_from_dict(DataConfig, {"path": 3})
+
+
+def test_adapt_epochs_zero_is_refused_pointing_to_no_adapt() -> None:
+    with pytest.raises(ConfigError, match=r"epochs must be in \[0\.01, 100\.0\], got 0; .*train --no-adapt"):
+        AdaptConfig(epochs=0)

@@ -60,6 +60,17 @@ def test_subset_keeps_order_and_source() -> None:
     assert (part.source, part.checksum) == ("s", "c0")
 
 
+def test_subset_keeps_the_blank_count_of_loading() -> None:
+    data = LabelledTexts(("a", "b"), ("x", "y"), dropped_blank=3)
+    assert data.subset([1]).dropped_blank == 3
+
+
+def test_split_parts_keep_the_blank_count(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "d.csv", "text,label\n" + "".join(f"t{i},{'xy'[i % 2]}\n" for i in range(8)) + '" ",x\n')
+    split = load_split(DataConfig(path, val_fraction=0.25))
+    assert split.train.dropped_blank == split.validation.dropped_blank == 1
+
+
 # ---------------------------------------------------------------- loading
 
 
@@ -185,7 +196,7 @@ def test_header_only_is_an_error(tmp_path: Path) -> None:
         load_labelled(DataConfig(path))
 
 
-@pytest.mark.parametrize("row", ["b,", "b,   ", "b"])
+@pytest.mark.parametrize("row", ["b,", "b,   "])
 def test_missing_label_is_an_error_naming_row_and_column(tmp_path: Path, row: str) -> None:
     path = _csv(tmp_path / "d.csv", f"text,label\na,x\n{row}\n")
     with pytest.raises(DataError, match="row 3 has no label in column 'label'"):
@@ -395,3 +406,142 @@ def test_load_texts_unsupported_suffix(tmp_path: Path, name: str) -> None:
 def test_load_texts_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         load_texts(tmp_path / "absent.txt")
+
+
+# ---------------------------------------------------------------- malformed rows and values
+
+
+def test_csv_row_with_an_unquoted_comma_is_refused(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "d.csv", "text,label\nhello, world,a\nbye,b\n")
+    with pytest.raises(DataError) as info:
+        load_labelled(DataConfig(path))
+    message = str(info.value)
+    assert str(path) in message
+    assert "row 2 has 3 fields, the header has 2 ['text', 'label']" in message
+    assert "quote a text" in message
+
+
+def test_csv_row_with_too_few_fields_is_refused(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "d.csv", "text,label\na,x\nb\n")
+    with pytest.raises(DataError, match=r"row 3 has 1 field, the header has 2"):
+        load_labelled(DataConfig(path))
+
+
+def test_csv_quoted_commas_line_breaks_and_blank_lines_still_load(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "d.csv", 'text,label\n"hello, world",a\n\n"line1\nline2",b\n')
+    data = load_labelled(DataConfig(path))
+    assert data.texts == ("hello, world", "line1\nline2")
+    assert data.labels == ("a", "b")
+
+
+def test_csv_duplicated_column_that_is_read_is_refused(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "d.csv", "text,label,text\nreal,a,other\n")
+    with pytest.raises(DataError, match=r"the header names column 'text' 2 times \['text', 'label', 'text'\]"):
+        load_labelled(DataConfig(path))
+    with pytest.raises(DataError, match="names column 'text' 2 times"):
+        load_texts(path)
+
+
+def test_csv_duplicated_column_that_is_not_read_is_harmless(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "d.csv", "note,text,label,note\nn1,real,a,n2\n")
+    assert load_labelled(DataConfig(path)).texts == ("real",)
+
+
+def test_csv_row_number_counts_rows_not_blank_lines(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "d.csv", "text,label\na,x\n\nb,y,z\n")
+    with pytest.raises(DataError, match="row 3 has 3 fields"):
+        load_labelled(DataConfig(path))
+
+
+def test_jsonl_duplicate_key_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": "x", "label": "y"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"d\.jsonl:2: key 'label' appears 2 times in one object"):
+        load_labelled(DataConfig(path))
+    with pytest.raises(DataError, match="key 'label' appears 2 times"):
+        load_texts(path)
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"), [(["hi", "there"], "list"), ({"x": 1}, "dict"), (42, "int"), (True, "bool"), (1.5, "float")]
+)
+def test_jsonl_text_must_be_a_string(tmp_path: Path, value: object, kind: str) -> None:
+    path = _jsonl(tmp_path / "d.jsonl", [{"text": "a", "label": "x"}, {"text": value, "label": "y"}])
+    with pytest.raises(DataError, match=rf"line 2: the text in column 'text' must be a string, got {kind} "):
+        load_labelled(DataConfig(path))
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [("NaN", "float"), ("1.0", "float"), ("true", "bool"), ("false", "bool"), ('["a"]', "list"), ('{"a": 1}', "dict")],
+)
+def test_jsonl_label_must_be_a_string_or_an_integer(tmp_path: Path, raw: str, kind: str) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": ' + raw + "}\n", encoding="utf-8")
+    with pytest.raises(
+        DataError, match=rf"line 2: the label in column 'label' must be a string or an integer, got {kind}"
+    ):
+        load_labelled(DataConfig(path))
+
+
+def test_jsonl_integer_and_string_labels_are_one_class(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "d.jsonl", [{"text": "a", "label": 1}, {"text": "b", "label": " 1 "}])
+    assert load_labelled(DataConfig(path)).labels == ("1", "1")
+
+
+@pytest.mark.parametrize("label", ["", "   ", "\u3000"])
+def test_blank_string_label_is_an_error_in_jsonl_as_in_csv(tmp_path: Path, label: str) -> None:
+    path = _jsonl(tmp_path / "d.jsonl", [{"text": "a", "label": "x"}, {"text": "b", "label": label}])
+    with pytest.raises(DataError, match="line 2 has no label in column 'label'"):
+        load_labelled(DataConfig(path))
+
+
+def test_blank_text_with_blank_label_is_dropped_as_blank(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "d.csv", "text,label\na,x\n ,  \nb,y\n")
+    assert load_labelled(DataConfig(path)).dropped_blank == 1
+
+
+def test_csv_label_spelled_nan_stays_a_string_label(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "d.csv", "text,label\nhi,NaN\nyo,b\n")
+    assert load_labelled(DataConfig(path)).labels == ("NaN", "b")
+
+
+# ---------------------------------------------------------------- byte order marks and long fields
+
+
+def test_jsonl_with_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_bytes('{"text": "hi", "label": "a"}\n'.encode("utf-8-sig"))
+    data = load_labelled(DataConfig(path))
+    assert (data.texts, data.labels) == (("hi",), ("a",))
+    assert load_texts(path) == ["hi"]
+
+
+def test_txt_corpus_with_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "c.txt"
+    path.write_bytes("hello\nworld\n".encode("utf-8-sig"))
+    assert load_texts(path) == ["hello", "world"]
+
+
+def test_csv_field_over_the_default_csv_limit_loads_and_the_limit_is_restored(tmp_path: Path) -> None:
+    import csv
+
+    before = csv.field_size_limit()
+    long_text = "x" * 200_000
+    path = _csv(tmp_path / "d.csv", f'text,label\n"{long_text}",a\nhi,b\n')
+    assert load_labelled(DataConfig(path)).texts == (long_text, "hi")
+    assert load_texts(path) == [long_text, "hi"]
+    assert csv.field_size_limit() == before
+
+
+def test_load_texts_turns_a_csv_error_into_a_data_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import csv
+
+    before = csv.field_size_limit()
+    monkeypatch.setattr("hybridroute.data.CSV_FIELD_LIMIT", 10)
+    path = _csv(tmp_path / "c.csv", "text\n" + "y" * 50 + "\n")
+    with pytest.raises(DataError, match=r"c\.csv: malformed CSV \(field larger than field limit \(10\)\)"):
+        load_texts(path)
+    with pytest.raises(DataError, match="malformed CSV"):
+        load_labelled(DataConfig(_csv(tmp_path / "d.csv", "text,label\n" + "y" * 50 + ",a\n")))
+    assert csv.field_size_limit() == before

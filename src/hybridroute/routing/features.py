@@ -77,8 +77,9 @@ class FeatureConfig:
     weight_uncertainty: float = 0.2
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "escalation_keywords", tuple(self.escalation_keywords))
-        object.__setattr__(self, "uncertainty_words", tuple(self.uncertainty_words))
+        for name in ("escalation_keywords", "uncertainty_words"):
+            check_not_one_string(name, getattr(self, name))
+            object.__setattr__(self, name, tuple(getattr(self, name)))
         check_word_list("escalation_keywords", self.escalation_keywords)
         check_word_list("uncertainty_words", self.uncertainty_words)
         for name in ("length_saturation_words", "wps_saturation", "keyword_saturation"):
@@ -101,6 +102,15 @@ class FeatureConfig:
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (word tuples become lists)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+def check_not_one_string(name: str, words: object) -> None:
+    """Raise for a bare string, which would otherwise become a tuple of its letters.
+
+    Example: check_not_one_string("escalation_keywords", "refund") -> ConfigError("... got one string 'refund' ...")
+    """
+    if isinstance(words, (str, bytes)):
+        raise ConfigError(f"{name} must be a list of words, got one string {words!r:.60}; write [{words!r:.60}]")
 
 
 def check_word_list(name: str, words: Sequence[str]) -> None:

@@ -51,6 +51,7 @@ class RouterTarget:
 
     def __post_init__(self) -> None:
         check_choice("target kind", self.kind, TARGET_KINDS)
+        check_number(f"target {self.kind}", self.value)
         check_probability(f"target {self.kind}", self.value)
 
     @classmethod
@@ -77,6 +78,15 @@ class RouterTarget:
             raise ConfigError(f"target must be {{'cloud_share': x}} or {{'accuracy': x}}; got {values!r}")
         ((kind, value),) = values.items()
         return cls(kind, value)
+
+
+def check_number(name: str, value: object) -> None:
+    """Raise unless ``value`` is an int or a float (a bool or a quoted number from a file is refused).
+
+    Example: check_number("threshold", "0.5") -> ConfigError("threshold has the wrong type: ... got '0.5' (str)")
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} has the wrong type: it must be a number, got {value!r:.60} ({type(value).__name__})")
 
 
 def as_target(target: RouterTarget | Mapping[str, Any] | None) -> RouterTarget | None:
@@ -131,7 +141,9 @@ class RouterConfig:
             "confidence", "learned" and "random"; None for the others.
         target: What the threshold was tuned for, if anything.
         temperature: Softmax temperature of the edge model the router was calibrated with
-            (recorded, not applied).
+            (recorded, not applied; compared with the edge bundle's when a run is opened).
+        edge_model_version: Model version of the edge bundle the router was calibrated with
+            (None in files written before it was recorded); compared when a run is opened.
         learned_model: The error model, required for "learned".
         features: Text-signal settings the signals (and the learned model) use.
         metrics: Validation results.
@@ -144,9 +156,13 @@ class RouterConfig:
     learned_model: LogisticModel | None = None
     features: FeatureConfig = field(default_factory=FeatureConfig)
     metrics: ValidationMetrics | None = None
+    edge_model_version: str | None = None
 
     def __post_init__(self) -> None:
         check_choice("policy", self.policy, sorted(POLICIES))
+        if self.edge_model_version is not None and not isinstance(self.edge_model_version, str):
+            raise ConfigError(f"edge_model_version must be a string or null, got {self.edge_model_version!r:.60}")
+        check_number("temperature", self.temperature)
         check_positive("temperature", self.temperature)
         self.check_threshold()
         self.check_learned_model()
@@ -162,6 +178,7 @@ class RouterConfig:
             return
         if self.threshold is None:
             raise ConfigError(f"policy {self.policy!r} needs a threshold ({THRESHOLD_MEANING[self.policy]})")
+        check_number("threshold", self.threshold)
         check_probability("threshold", self.threshold)
 
     def check_learned_model(self) -> None:
@@ -188,6 +205,7 @@ class RouterConfig:
             "learned_model": self.learned_model.to_dict() if self.learned_model else None,
             "features": self.features.to_dict(),
             "metrics": self.metrics.to_dict() if self.metrics else None,
+            "edge_model_version": self.edge_model_version,
         }
 
     @classmethod
@@ -199,14 +217,13 @@ class RouterConfig:
             raise ConfigError(f"unknown router keys {unknown}; known keys: {known}")
         if "policy" not in values:
             raise ConfigError(f"router config has no 'policy'; available: {', '.join(sorted(POLICIES))}")
-        parsed = dict(values)
-        parsed["target"] = as_target(values.get("target"))
-        parsed["learned_model"] = nested(values.get("learned_model"), LogisticModel.from_dict)
-        features = nested(values.get("features"), lambda f: config_from_dict(FeatureConfig, dict(f)))
-        parsed["features"] = features or FeatureConfig()
-        metrics = nested(values.get("metrics"), lambda m: config_from_dict(ValidationMetrics, dict(m)))
-        parsed["metrics"] = metrics
         try:
+            parsed = dict(values)
+            parsed["target"] = as_target(values.get("target"))
+            parsed["learned_model"] = nested(values.get("learned_model"), LogisticModel.from_dict)
+            features = nested(values.get("features"), lambda f: config_from_dict(FeatureConfig, dict(f)))
+            parsed["features"] = features or FeatureConfig()
+            parsed["metrics"] = nested(values.get("metrics"), lambda m: config_from_dict(ValidationMetrics, dict(m)))
             return cls(**parsed)
         except TypeError as exc:  # e.g. a threshold given as a string cannot be range-checked
             raise ConfigError(f"router config holds a value of the wrong type: {exc}") from exc

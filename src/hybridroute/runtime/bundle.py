@@ -9,6 +9,7 @@ format, or whose checksums do not match the files.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -54,22 +55,75 @@ class Manifest:
         return replace(self, **changes)
 
 
+MIN_MAX_LENGTH = 2  # [CLS] and [SEP] alone take two tokens
+TEXT_FIELDS = ("kind", "base_model", "data_checksum")
+OBJECT_FIELDS = ("settings", "metrics")
+
+
+def _field_error(path: Path, name: str, accepted: str, value: Any) -> ArtifactError:
+    """The one-line refusal of a manifest field: the file, the field, what it holds and what is accepted."""
+    return ArtifactError(f"{path}: manifest field {name!r} must be {accepted}, got {value!r:.80}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_labels(path: Path, labels: Any) -> tuple[str, ...]:
+    """Two or more distinct strings, in the model's output order.
+
+    Example: check_labels(p, ["a", "a", "c"]) -> ArtifactError("... 'labels' must be distinct; 'a' appears 2 times ...")
+    """
+    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels):
+        raise ArtifactError(f"{path}: 'labels' must be a list of two or more strings, got {labels!r:.80}")
+    twice = sorted({x for x in labels if labels.count(x) > 1})
+    if twice:
+        raise ArtifactError(
+            f"{path}: 'labels' must be distinct, one per model output; {twice[0]!r} appears "
+            f"{labels.count(twice[0])} times in {labels!r:.80}"
+        )
+    return tuple(labels)
+
+
+def check_manifest_fields(path: Path, data: dict[str, Any]) -> None:
+    """Refuse manifest values the runtime cannot use.
+
+    A temperature that is not a finite number > 0 (0 gives NaN probabilities, a negative one inverts the
+    answer), a max_length below 2, files that are not a name -> checksum object, text or object fields of
+    another type.
+    """
+    temperature = data.get("temperature", 1.0)
+    if not _is_number(temperature) or not math.isfinite(temperature) or temperature <= 0:
+        raise _field_error(path, "temperature", "a finite number > 0", temperature)
+    max_length = data["max_length"]
+    if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < MIN_MAX_LENGTH:
+        raise _field_error(path, "max_length", f"an integer >= {MIN_MAX_LENGTH}", max_length)
+    files = data["files"]
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        raise _field_error(path, "files", "an object of file name -> sha256 hex string", files)
+    for name in TEXT_FIELDS:
+        if not isinstance(data.get(name, ""), str):
+            raise _field_error(path, name, "a string", data[name])
+    for name in OBJECT_FIELDS:
+        if not isinstance(data.get(name, {}), dict):
+            raise _field_error(path, name, "an object", data[name])
+
+
 def _parse_manifest(data: dict[str, Any], path: Path) -> Manifest:
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
         raise ArtifactError(f"{path}: manifest lacks {missing}; it needs {list(REQUIRED_KEYS)}")
     version = data["format_version"]
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
         raise ArtifactError(
             f"{path}: manifest format {version!r} is newer than this hybridroute understands "
             f"(up to {FORMAT_VERSION}); upgrade hybridroute"
         )
-    labels = data["labels"]
-    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels):
-        raise ArtifactError(f"{path}: 'labels' must be a list of two or more strings, got {labels!r:.80}")
+    labels = check_labels(path, data["labels"])
+    check_manifest_fields(path, data)
     known = {f for f in Manifest.__dataclass_fields__}
     try:
-        return Manifest(**{k: v for k, v in data.items() if k in known} | {"labels": tuple(labels)})
+        return Manifest(**{k: v for k, v in data.items() if k in known} | {"labels": labels})
     except TypeError as exc:
         raise ArtifactError(f"{path}: malformed manifest ({exc})") from exc
 

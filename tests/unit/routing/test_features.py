@@ -122,6 +122,14 @@ def test_feature_config_rejects_bad_values_by_name(kwargs: dict, field: str) -> 
         FeatureConfig(**kwargs)
 
 
+@pytest.mark.parametrize("field", ["escalation_keywords", "uncertainty_words"])
+def test_feature_config_refuses_one_string_instead_of_a_word_list(field: str) -> None:
+    with pytest.raises(
+        ConfigError, match=rf"{field} must be a list of words, got one string 'refund'; write \['refund'\]"
+    ):
+        FeatureConfig(**{field: "refund"})
+
+
 def test_probability_summaries() -> None:
     assert top_two(np.array([0.2, 0.7, 0.1])) == (0.7, 0.2)
     assert top_two(np.array([1.0])) == (1.0, 0.0)

@@ -81,8 +81,18 @@ def test_file_is_plain_json_with_the_documented_keys(tmp_path: Path) -> None:
         "learned_model",
         "features",
         "metrics",
+        "edge_model_version",
     }
     assert values["target"] == {"cloud_share": 0.05}
+
+
+def test_edge_model_version_round_trips_and_may_be_absent(tmp_path: Path) -> None:
+    router = RouterConfig("confidence", threshold=0.8, temperature=0.8, edge_model_version="3c6fe4eeda14")
+    assert load_router(save_router(tmp_path / "r.json", router)).edge_model_version == "3c6fe4eeda14"
+    older = load_router(write(tmp_path, {"policy": "confidence", "threshold": 0.8}))
+    assert older.edge_model_version is None
+    with pytest.raises(RoutingError, match="edge_model_version must be a string or null, got 12"):
+        load_router(write(tmp_path, {"policy": "confidence", "threshold": 0.8, "edge_model_version": 12}))
 
 
 def test_save_and_load_through_a_folder(tmp_path: Path) -> None:
@@ -145,6 +155,20 @@ def test_unknown_policy_lists_the_available_ones(tmp_path: Path) -> None:
         ),
         ({"policy": "learned", "threshold": 0.5, "learned_model": {"weights": [1.0]}}, "missing keys"),
         ({"policy": "confidence", "threshold": 0.5, "temperature": 0}, "temperature"),
+        (
+            {"policy": "confidence", "threshold": 0.5, "target": {"cloud_share": "0.05"}},
+            r"target cloud_share has the wrong type: it must be a number, got '0\.05' \(str\)",
+        ),
+        (
+            {"policy": "confidence", "threshold": 0.5, "target": {"accuracy": None}},
+            r"target accuracy has the wrong type: it must be a number, got None",
+        ),
+        ({"policy": "confidence", "threshold": True}, r"threshold has the wrong type: .*got True \(bool\)"),
+        ({"policy": "confidence", "threshold": 0.5, "temperature": "1"}, r"temperature has the wrong type: .*'1'"),
+        (
+            {"policy": "confidence", "threshold": 0.5, "features": {"escalation_keywords": "refund"}},
+            r"escalation_keywords must be a list of strings, got 'refund' \(str\)",
+        ),
     ],
 )
 def test_malformed_router_files(tmp_path: Path, values: dict, match: str) -> None:
@@ -165,6 +189,8 @@ def test_target_parsing() -> None:
     assert RouterTarget.cloud_share(0.05).to_dict() == {"cloud_share": 0.05}
     with pytest.raises(ConfigError, match="target cloud_share"):
         RouterTarget.cloud_share(1.5)
+    with pytest.raises(ConfigError, match="target cloud_share has the wrong type"):
+        RouterTarget.from_dict({"cloud_share": "0.05"})
 
 
 def test_build_policy_for_every_registered_name() -> None:

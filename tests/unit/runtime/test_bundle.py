@@ -213,3 +213,58 @@ def test_manifest_without_a_required_checksum(bundle: Path, name: str) -> None:
 
 def test_verify_files_accepts_intact_bundle(bundle: Path) -> None:
     verify_files(bundle, read_manifest(bundle))
+
+
+# ---------------------------------------------------------------- field values
+
+
+BAD_FIELDS: list[tuple[str, Any, str]] = [
+    ("temperature", 0, "a finite number > 0"),
+    ("temperature", -1.0, "a finite number > 0"),
+    ("temperature", "1.0", "a finite number > 0"),
+    ("temperature", None, "a finite number > 0"),
+    ("temperature", True, "a finite number > 0"),
+    ("max_length", 0, "an integer >= 2"),
+    ("max_length", 1, "an integer >= 2"),
+    ("max_length", "16", "an integer >= 2"),
+    ("max_length", 16.0, "an integer >= 2"),
+    ("max_length", None, "an integer >= 2"),
+    ("files", ["model.onnx"], "an object of file name -> sha256 hex string"),
+    ("files", {"model.onnx": None, "tokenizer.json": None}, "an object of file name -> sha256 hex string"),
+    ("kind", 3, "a string"),
+    ("base_model", None, "a string"),
+    ("settings", [], "an object"),
+    ("metrics", "good", "an object"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "accepted"), BAD_FIELDS, ids=[f"{f}={v!r}" for f, v, _ in BAD_FIELDS])
+def test_manifest_field_values_are_validated_on_load(bundle: Path, field: str, value: Any, accepted: str) -> None:
+    _rewrite(bundle, **{field: value})
+    with pytest.raises(ArtifactError) as info:
+        read_manifest(bundle)
+    assert str(info.value) == (f"{bundle / MANIFEST_NAME}: manifest field {field!r} must be {accepted}, got {value!r}")
+
+
+def test_temperature_may_be_missing_or_an_integer(bundle: Path) -> None:
+    _rewrite(bundle, temperature=_DELETE)
+    assert read_manifest(bundle).temperature == 1.0
+    _rewrite(bundle, temperature=2)
+    assert read_manifest(bundle).temperature == 2
+
+
+def test_smallest_max_length_is_accepted(bundle: Path) -> None:
+    _rewrite(bundle, max_length=2)
+    assert read_manifest(bundle).max_length == 2
+
+
+def test_duplicate_labels_are_refused_by_name(bundle: Path) -> None:
+    _rewrite(bundle, labels=["a", "c", "a"])
+    with pytest.raises(ArtifactError, match=r"manifest\.json: 'labels' must be distinct, .*'a' appears 2 times"):
+        load_manifest(bundle)
+
+
+def test_boolean_format_version_is_refused(bundle: Path) -> None:
+    _rewrite(bundle, format_version=True)
+    with pytest.raises(ArtifactError, match="manifest format True"):
+        read_manifest(bundle)
