@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -32,6 +34,10 @@ class HybridGroup(click.Group):
             raise click.ClickException(str(exc)) from exc
         except FileNotFoundError as exc:
             raise click.ClickException(f"file not found: {exc.filename}") from exc
+        except BrokenPipeError:
+            _quiet_broken_pipe()
+        except OSError as exc:  # a path that is a directory, not writable, a full disk: the user's to fix
+            raise click.ClickException(_os_error_message(exc)) from exc
         except KeyboardInterrupt as exc:
             raise click.ClickException("interrupted") from exc
         except (click.ClickException, click.exceptions.Exit, click.Abort):
@@ -43,6 +49,26 @@ class HybridGroup(click.Group):
                 f"unexpected {type(exc).__name__}: {exc} (a bug in hybridroute: rerun with -v for the traceback "
                 "and report it)"
             ) from exc
+
+
+def _os_error_message(exc: OSError) -> str:
+    """One line for an operating-system error: what failed and on which path.
+
+    Example: IsADirectoryError(21, "Is a directory", "out") -> "Is a directory: out"
+    """
+    what = exc.strerror or str(exc) or type(exc).__name__
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{what}: {' -> '.join(paths)}" if paths else what
+
+
+def _quiet_broken_pipe() -> NoReturn:
+    """The reader of our output went away (``hybridroute ... | head``): exit as a killed pipe writer would.
+
+    Python's documented recipe: point stdout at /dev/null so the interpreter's final flush cannot fail again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(128 + signal.SIGPIPE)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -259,6 +285,9 @@ def _layout(out: Path) -> Any:
     help="Base encoder: 'minilm', 'mpnet' or a model folder [default: minilm; with --tier cloud: mpnet].",
 )
 @click.option("--corpus", type=click.Path(path_type=Path), help="Unlabelled domain text (.txt/.csv/.jsonl).")
+@click.option(
+    "--corpus-text-col", default="text", show_default=True, help="Column holding the text in a CSV/JSONL --corpus."
+)
 @click.option("--no-adapt", is_flag=True, help="Skip masked-LM domain adaptation.")
 @click.option("--epochs", type=int, default=None, help="Maximum full fine-tuning epochs.")
 @click.option("--adapt-epochs", type=float, default=None, help="Masked-LM epochs.")
@@ -274,6 +303,7 @@ def train(
     config_file: Path | None,
     base_model: str | None,
     corpus: Path | None,
+    corpus_text_col: str,
     no_adapt: bool,
     epochs: int | None,
     adapt_epochs: float | None,
@@ -289,6 +319,7 @@ def train(
     }
     if tier == "cloud":
         edge_only = {"--corpus": corpus is not None, "--no-adapt": no_adapt, "--adapt-epochs": adapt_epochs is not None}
+        edge_only["--corpus-text-col"] = _given("corpus_text_col")
         if any(edge_only.values()):
             given = ", ".join(name for name, used in edge_only.items() if used)
             raise click.BadParameter(f"{given}: the cloud tier is not adapted; drop it", param_hint="--tier cloud")
@@ -296,9 +327,26 @@ def train(
         return
     from hybridroute.workflow import TrainPlan, train_all
 
+    _check_corpus_text_col(corpus)
     adapt, finetune, compress = build_train_sections(config_file, overrides)
-    plan = TrainPlan(_data_config(**data), adapt, finetune, compress, corpus, no_adapt)
+    plan = TrainPlan(_data_config(**data), adapt, finetune, compress, corpus, no_adapt, corpus_text_col)
     click.echo(summarize_run(train_all(_layout(out), plan)))
+
+
+def _given(name: str) -> bool:
+    """Whether the option ``name`` was typed on the command line (not its default)."""
+    from click.core import ParameterSource
+
+    return click.get_current_context().get_parameter_source(name) is ParameterSource.COMMANDLINE
+
+
+def _check_corpus_text_col(corpus: Path | None) -> None:
+    """--corpus-text-col names a column of --corpus: without --corpus it would be ignored."""
+    if corpus is None and _given("corpus_text_col"):
+        raise click.BadParameter(
+            "it names the text column of --corpus; give --corpus FILE (without it the training texts are used)",
+            param_hint="--corpus-text-col",
+        )
 
 
 def _train_cloud(out: Path, config_file: Path | None, base_model: str, flags: dict[str, Any], data: Any) -> None:
@@ -325,6 +373,9 @@ def _train_cloud(out: Path, config_file: Path | None, base_model: str, flags: di
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder.")
 @click.option("--base-model", default="minilm", show_default=True, callback=check_base_model, help="Encoder to adapt.")
 @click.option("--corpus", type=click.Path(path_type=Path), help="Unlabelled domain text (.txt/.csv/.jsonl).")
+@click.option(
+    "--corpus-text-col", default="text", show_default=True, help="Column holding the text in a CSV/JSONL --corpus."
+)
 @click.option("--epochs", type=float, default=1.0, show_default=True, help="Masked-LM passes over the corpus.")
 @click.option("--mlm-probability", type=float, default=0.15, show_default=True, help="Share of tokens masked.")
 @batch_options()
@@ -332,6 +383,7 @@ def adapt(
     out: Path,
     base_model: str,
     corpus: Path | None,
+    corpus_text_col: str,
     epochs: float,
     max_length: int,
     mlm_probability: float,
@@ -343,12 +395,13 @@ def adapt(
     from hybridroute.workflow import prepare_data, run_adapt
 
     config = AdaptConfig(base_model, epochs, max_length, mlm_probability, batch_size, seed=_seed(data["seed"]))
+    _check_corpus_text_col(corpus)
     layout = _layout(out)
     if data["data"] is not None:
         prepare_data(layout, _data_config(**data))
     else:
         _refuse_split_options_without_data()
-    result = run_adapt(layout, config, corpus)
+    result = run_adapt(layout, config, corpus, corpus_text_col=corpus_text_col)
     click.echo(
         f"MLM held-out loss {result.loss_before:.4f} -> {result.loss_after:.4f} "
         f"({result.train_texts} texts, {result.steps} steps, {result.seconds:.0f}s); saved {result.out_dir}"
@@ -1105,11 +1158,36 @@ def bench_plain_server(run_dir: Path, host: str, port: int, threads: int) -> Non
 # ---------------------------------------------------------------- monitoring
 
 
-def _monitor_inputs(run_dir: Path | None, window: int) -> tuple[Any, Any]:
-    from hybridroute.monitoring.drift import reference_for_run
-    from hybridroute.monitoring.thresholds import MonitorConfig
+DEFAULT_MIN_WINDOW = 50  # MonitorThresholds.min_window (a test keeps the two equal)
 
-    return (reference_for_run(run_dir) if run_dir else None), MonitorConfig(window_size=window)
+
+def _min_window_option() -> Callable[[F], F]:
+    return click.option(
+        "--min-window",
+        type=click.IntRange(min=1),
+        default=DEFAULT_MIN_WINDOW,
+        show_default=True,
+        help="Fewest queries a window needs for a verdict (alerts, score); --window must be at least this.",
+    )
+
+
+def _monitor_inputs(run_dir: Path | None, window: int, min_window: int) -> tuple[Any, Any, Any]:
+    """The drift reference, thresholds and windowing of ``monitor`` and ``report``.
+
+    A window smaller than ``min_window`` could never be judged (always insufficient_data, no alerts, exit 0),
+    so it is refused.
+    """
+    from hybridroute.errors import ConfigError
+    from hybridroute.monitoring.drift import reference_for_run
+    from hybridroute.monitoring.thresholds import MonitorConfig, MonitorThresholds
+
+    if window < min_window:
+        raise ConfigError(
+            f"--window {window} is smaller than --min-window {min_window}: a window that small never gets a verdict; "
+            f"pass --window {min_window} or more, or lower --min-window"
+        )
+    thresholds, config = MonitorThresholds(min_window=min_window), MonitorConfig(window_size=window)
+    return (reference_for_run(run_dir) if run_dir else None), thresholds, config
 
 
 @main.command()
@@ -1125,12 +1203,13 @@ def _monitor_inputs(run_dir: Path | None, window: int) -> tuple[Any, Any]:
     help="Run folder: its validation split is the drift reference (built once, saved in the run).",
 )
 @click.option("--window", type=click.IntRange(min=1), default=1000, show_default=True, help="Queries per window.")
-def report(db: str, out: Path, run_dir: Path | None, window: int) -> None:
+@_min_window_option()
+def report(db: str, out: Path, run_dir: Path | None, window: int, min_window: int) -> None:
     """Write a self-contained HTML health report (plots inlined, PNG copies in OUT_files/)."""
     from hybridroute.monitoring.report import render_report
 
-    reference, config = _monitor_inputs(run_dir, window)
-    path = render_report(db, out, reference, config=config)
+    reference, thresholds, config = _monitor_inputs(run_dir, window, min_window)
+    path = render_report(db, out, reference, thresholds, config)
     click.echo(f"wrote {path} and {path.parent / (path.stem + '_files')}/*.png")
 
 
@@ -1153,16 +1232,17 @@ def _print_analysis(result: Any) -> None:
 @click.option("--db", required=True, help="Audit database: a path, sqlite:///PATH or postgresql://URL.")
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None, help="Run folder for drift.")
 @click.option("--window", type=click.IntRange(min=1), default=1000, show_default=True, help="Queries per window.")
+@_min_window_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the whole analysis as JSON.")
-def monitor(db: str, run_dir: Path | None, window: int, as_json: bool) -> None:
+def monitor(db: str, run_dir: Path | None, window: int, min_window: int, as_json: bool) -> None:
     """Health, alerts, trends, recommendations and cost of the recent traffic; exit status 2 when critical."""
-    from hybridroute.monitoring.monitor import analyze
+    from hybridroute.monitoring.monitor import analyze, json_safe
     from hybridroute.monitoring.report import read_records
 
-    reference, config = _monitor_inputs(run_dir, window)
-    result = analyze(read_records(db), reference, config=config)
-    if as_json:
-        _echo_json(result.to_dict())
+    reference, thresholds, config = _monitor_inputs(run_dir, window, min_window)
+    result = analyze(read_records(db), reference, thresholds, config)
+    if as_json:  # strict JSON: no data yet (NaN) is null
+        click.echo(json.dumps(json_safe(result.to_dict()), indent=2, allow_nan=False))
     else:
         _print_analysis(result)
     if result.critical:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -107,6 +108,12 @@ def test_steps_as_separate_commands(tmp_path: Path, toy_csv: Path, tiny_bert: Pa
         (["adapt", "--out", "{run}", "--strict", "--label-col", "y"], "--label-col, --strict: these describe how"),
         (["train", "--data", "{toy}", "--out", "r", "--tier", "cloud", "--corpus", "{toy}"], "--corpus: the cloud"),
         (["train", "--data", "{toy}", "--out", "r", "--tier", "cloud", "--no-adapt"], "--no-adapt: the cloud tier"),
+        (
+            ["train", "--data", "{toy}", "--out", "r", "--tier", "cloud", "--corpus-text-col", "body"],
+            "--corpus-text-col: the cloud tier",
+        ),
+        (["adapt", "--out", "{tmp}", "--corpus-text-col", "body"], "it names the text column of --corpus"),
+        (["train", "--data", "{toy}", "--out", "r", "--corpus-text-col", "body"], "give --corpus FILE"),
         (["train", "--data", "{toy}", "--out", "r", "--seed", "-1"], "-1 is not in the range x>=0"),
         (["calibrate", "--run", "{run}", "--seed", "-3"], "-3 is not in the range x>=0"),
         (["shrink", "--run", "{run}", "--layers", "1", "--seed", "-3"], "-3 is not in the range x>=0"),
@@ -176,7 +183,10 @@ def test_calibrate_then_route_with_in_process_cloud(tiny_hybrid_run: Path, tmp_p
     shutil.copytree(tiny_hybrid_run, run)
     code, output = invoke("calibrate", "--run", str(run), "--policy", "learned", "--cloud-share", "0.3")
     assert code == 0, output
-    assert json.loads((run / "router.json").read_text())["policy"] == "learned"
+    router = json.loads((run / "router.json").read_text())
+    assert router["policy"] == "learned"
+    edge_files = json.loads((run / "edge" / "manifest.json").read_text())["files"]
+    assert router["edge_model_version"] == edge_files["model.onnx"][:12]  # compared with the edge when routing
     assert "router: learned, threshold " in output and "cloud share " in output and "cloud-only " in output
     code, output = invoke("route", "--run", str(run), "--json", "great thanks", "awful broken", "when do you open")
     assert code == 0, output
@@ -271,3 +281,37 @@ def test_a_call_larger_than_the_cloud_takes_is_split_not_refused(tiny_hybrid_run
             answers = open_hybrid(settings).classify(texts)
             assert {a.tier.value for a in answers} == tiers, max_texts
     assert all(a.fallback and a.reason == "fallback:http_413" for a in answers)  # 10 texts in one request: refused
+
+
+def test_adapt_reads_the_corpus_column_given_by_corpus_text_col(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import types
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Result:
+        out_dir: Path
+        loss_before: float = 2.0
+        loss_after: float = 1.0
+        train_texts: int = 0
+        heldout_texts: int = 0
+        steps: int = 1
+        seconds: float = 0.0
+
+    seen: list[list[str]] = []
+
+    def adapt(texts: list[str], config: object, out_dir: Path, progress: bool) -> Result:
+        seen.append(list(texts))
+        return Result(out_dir)
+
+    fake: Any = types.ModuleType("hybridroute.training.mlm")  # the masked-LM trainer, without torch
+    fake.adapt = adapt
+    monkeypatch.setitem(sys.modules, "hybridroute.training.mlm", fake)
+    corpus = tmp_path / "corpus.csv"
+    corpus.write_text("id,body\n1,first message\n2,second message\n", encoding="utf-8")
+    code, output = invoke("adapt", "--out", str(tmp_path / "run"), "--corpus", str(corpus), "--corpus-text-col", "body")
+    assert code == 0, output
+    assert seen == [["first message", "second message"]]
+    code, output = invoke("adapt", "--out", str(tmp_path / "run"), "--corpus", str(corpus))
+    assert code != 0 and "column 'text' not found; the file has columns ['body', 'id']" in output
