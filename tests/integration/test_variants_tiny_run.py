@@ -175,3 +175,34 @@ def test_a_built_variant_is_reused_only_for_the_same_recipe_and_source(
     write_manifest(retrained, manifest.with_updates(settings=manifest.settings | {"source": {"onnx_fp32": "older"}}))
     assert not built_from_current_source(RunLayout(tiny_run), variant, retrained)
     assert not built_from_current_source(RunLayout(tiny_run), variant, tmp_path / "never-built")
+
+
+def test_static_int8_calibrates_on_the_tokens_the_runtime_feeds(
+    run_copy: RunLayout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A saved tokenizer.json may carry fixed padding (MiniLM's pads to 128): calibration must not see [PAD] rows.
+    from hybridroute.compression import variants as variants_module
+    from hybridroute.compression.static import TextCalibrationReader
+    from hybridroute.runtime.bundle import read_manifest, write_manifest
+
+    fp32 = run_copy.onnx_fp32
+    padded = Tokenizer.from_file(str(fp32 / "tokenizer.json"))
+    padded.enable_padding(length=48)
+    padded.save(str(fp32 / "tokenizer.json"))
+    write_manifest(fp32, read_manifest(fp32))
+    feeds: list[dict[str, np.ndarray]] = []
+
+    def capture(source: Path, target: Path, tokenizer: Tokenizer, texts: list[str], max_length: int, settings: object):
+        reader = TextCalibrationReader(tokenizer, TEXTS, max_length)
+        while (feed := reader.get_next()) is not None:
+            feeds.append(feed)
+        raise RuntimeError("captured")
+
+    monkeypatch.setattr(variants_module, "quantize_static_int8", capture)
+    with pytest.raises(RuntimeError, match="captured"):
+        build_variant(run_copy, Variant("static", "int8-static"), tmp_path / "static")
+
+    runtime = EdgeClassifier.from_dir(fp32)
+    expected = runtime.token_ids(TEXTS)
+    assert [list(feed["input_ids"][0]) for feed in feeds] == [list(ids) for ids in expected]
+    assert all(feed["attention_mask"].all() for feed in feeds)

@@ -245,10 +245,12 @@ def _dynamic_int8(source: Path, target: Path) -> tuple[Any, dict[str, Any]]:
 def _static_int8(
     source: Path, target: Path, variant: Variant, work: Path, layout: RunLayout, max_length: int
 ) -> tuple[Any, dict[str, Any]]:
-    from tokenizers import Tokenizer
+    from hybridroute.runtime.classifier import open_tokenizer
 
     settings = StaticSettings(calibration_texts=variant.calibration_texts)
-    tokenizer = Tokenizer.from_file(str(work / TOKENIZER_NAME))  # the (maybe pruned) tokenizer of this bundle
+    # This bundle's (maybe pruned) tokenizer, set up as the runtime uses it: no padding (a saved tokenizer.json
+    # may carry a fixed one, which would calibrate on [PAD] rows marked as real tokens), truncation at max_length.
+    tokenizer, _ = open_tokenizer(work / TOKENIZER_NAME, max_length)
     texts = load_saved_split(layout).train.texts  # calibrate on training texts, never on test data
     quantize_static_int8(source, target, tokenizer, texts, max_length, settings)
     return _load(target), settings.to_dict()
