@@ -170,6 +170,7 @@ def warm_up_head(
     history = []
     for epoch in tqdm(range(1, config.head_epochs + 1), desc="stage 1: head warm-up", disable=not progress):
         model.head.train()
+        model.dropout.train()  # the features are cached, but the head still trains through the configured dropout
         losses = []
         for batch in torch.randperm(len(train_x), generator=generator).split(config.batch_size):
             loss = loss_fn(model.head(model.dropout(train_x[batch])), train.targets[batch], _rows(train.teacher, batch))
@@ -178,6 +179,7 @@ def warm_up_head(
             optimizer.zero_grad()
             losses.append(loss.item())
         model.head.eval()
+        model.dropout.eval()
         with torch.no_grad():
             accuracy, val_loss = score(model.head(val_x), val.targets)
         history.append(EpochLog("head", epoch, float(np.mean(losses)), accuracy, val_loss, time.monotonic() - started))
