@@ -131,11 +131,19 @@ def score_corpus(corpus: Sequence[PiiExample], redactor: Redactor) -> dict[str, 
     return {"per_type": per_type, "negative_controls": dict(controls), "texts": len(corpus)}
 
 
+def harmonic_mean(recall: float, precision: float) -> float:
+    """F1: 0 when either rate is 0 (nothing found, or nothing found was right), not undefined.
+
+    Example: harmonic_mean(1.0, 0.5) -> 0.667; harmonic_mean(0.0, 1.0) -> 0.0
+    """
+    return 2 * recall * precision / (recall + precision) if recall + precision else 0.0
+
+
 def _rates(c: Counter[str]) -> dict[str, Any]:
     """Counts to rates; an empty denominator gives None, never a made-up 1.0."""
     recall = c["found"] / c["true"] if c["true"] else None
     precision = c["correct"] / c["predicted"] if c["predicted"] else None
-    f1 = 2 * recall * precision / (recall + precision) if recall and precision else None
+    f1 = None if recall is None or precision is None else harmonic_mean(recall, precision)
     return {
         "true": c["true"],
         "predicted": c["predicted"],

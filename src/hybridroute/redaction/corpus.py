@@ -112,7 +112,13 @@ def _cue(template: str, value: str, entity: str) -> Fragment:
 
 def _email(rng: np.random.Generator) -> str:
     first, last = _pick(rng, FIRST).lower(), _pick(rng, LAST).lower().replace("'", "")
-    local = _pick(rng, (f"{first}.{last}", f"{first}{_digits(rng, 2)}", f"{first}+bank", f"{first[0]}_{last}"))
+    local = _pick(
+        rng,
+        (
+            f"{first}.{last}", f"{first}{_digits(rng, 2)}", f"{first}+bank", f"{first[0]}_{last}",
+            f"_{first}.{last}", f"-{first}", f"{_pick(rng, ('o', 'd'))}'{last}",
+        ),
+    )  # fmt: skip
     email = f"{local}@{_pick(rng, _DOMAINS)}"
     return email.upper() if rng.random() < 0.05 else email
 
@@ -126,6 +132,12 @@ def _phone(rng: np.random.Generator) -> str:
         f"+44 20 {_digits(rng, 4)} {_digits(rng, 4)}", f"+44 7{_digits(rng, 3)} {_digits(rng, 6)}",
         f"+49 30 {_digits(rng, 8)}", f"+33 1 {_digits(rng, 2)} {_digits(rng, 2)} {_digits(rng, 2)} {_digits(rng, 2)}",
         f"+91 9{_digits(rng, 4)} {_digits(rng, 5)}", f"+61 2 {_digits(rng, 4)} {_digits(rng, 4)}",
+        f"{a}/{b}-{c}", f"{a}-{b}-{c}x{_digits(rng, 2)}",
+        f"+33 (0)6 {_digits(rng, 2)} {_digits(rng, 2)} {_digits(rng, 2)} {_digits(rng, 2)}",
+        f"+31 (0)20 {_digits(rng, 3)} {_digits(rng, 4)}",
+        f"+41 (0)44 {_digits(rng, 3)} {_digits(rng, 2)} {_digits(rng, 2)}",
+        f"0049 30 {_digits(rng, 8)}", f"0033 6 {_digits(rng, 2)} {_digits(rng, 2)} {_digits(rng, 2)} {_digits(rng, 2)}",
+        f"0044 20 {_digits(rng, 4)} {_digits(rng, 4)}", f"00447{_digits(rng, 9)}",
     )  # fmt: skip
     return _pick(rng, formats)
 
@@ -138,7 +150,7 @@ def _card(rng: np.random.Generator) -> str:
     number = body + luhn_check_digit(body)
     cuts = (0, 4, 10, 15) if issuer == "amex" else (0, 4, 8, 12, 16)
     groups = [number[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
-    return _pick(rng, (" ".join(groups), "-".join(groups), number))
+    return _pick(rng, (" ".join(groups), "-".join(groups), ".".join(groups), number))
 
 
 # Country: a function making the BBAN (letters where the country's format has them).
@@ -159,7 +171,15 @@ def _iban(rng: np.random.Generator) -> str:
     bban = _BBANS[country](rng)
     iban = country + iban_check_digits(country, bban) + bban
     assert len(iban) == IBAN_LENGTHS[country]  # the BBAN makers above follow the length table
-    return " ".join(iban[i : i + 4] for i in range(0, len(iban), 4)) if rng.random() < 0.5 else iban
+    groups = [iban[i : i + 4] for i in range(0, len(iban), 4)]
+    style = rng.random()
+    if style < 0.35:
+        return " ".join(groups)
+    if style < 0.45:
+        return "-".join(groups)
+    if style < 0.5:
+        return groups[0] + "  " + " ".join(groups[1:])  # a double space, as typed after the country part
+    return iban
 
 
 def _ssn(rng: np.random.Generator) -> Fragment:
@@ -271,6 +291,9 @@ def _negative(rng: np.random.Generator) -> str:
             "This is Ridiculous",
             "my account balance",
             "10 min",
+            f"room {n(100, 1000)}/{n(100, 1000)} upstairs",
+            f"code 00{_digits(rng, 2)} sent",
+            f"build {n(1, 9)}.{_digits(rng, 4)}.{_digits(rng, 4)}",
         ),
     )
 

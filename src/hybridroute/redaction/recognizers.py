@@ -95,7 +95,7 @@ class PatternRecognizer:
 
 @dataclass(frozen=True)
 class IbanRecognizer:
-    """IBANs written compact or in groups of four: country length table + mod 97."""
+    """IBANs written compact or in groups (spaces or hyphens): country length table + mod 97."""
 
     entity: str = "IBAN"
     priority: int = PRIORITY["IBAN"]
@@ -105,7 +105,7 @@ class IbanRecognizer:
         spans = []
         for start in _IBAN_START.finditer(text):
             end = _iban_end(text, start.start(), IBAN_LENGTHS[start.group(1).upper()])
-            if end is not None and iban_valid(text[start.start() : end]):
+            if end is not None and iban_valid(_IBAN_SEPARATOR.sub("", text[start.start() : end])):
                 spans.append(Span(start.start(), end, self.entity))
         return spans
 
@@ -113,8 +113,12 @@ class IbanRecognizer:
 _IBAN_START = re.compile(r"(?<![A-Za-z0-9])(" + "|".join(IBAN_LENGTHS) + r")\d\d", re.IGNORECASE)
 
 
+# Between two characters of an IBAN: one or two spaces, or one hyphen ("GB82  WEST ...", "GB82-WEST-...").
+_IBAN_SEPARATOR = re.compile(r" {1,2}(?=[^\W_])|-(?=[^\W_])")
+
+
 def _iban_end(text: str, start: int, length: int) -> int | None:
-    """Where an IBAN of ``length`` characters (single spaces allowed) starting at ``start`` ends.
+    """Where an IBAN of ``length`` characters (separators allowed) starting at ``start`` ends.
 
     Example: _iban_end("GB82 WEST 1234 5698 7654 32 ok", 0, 22) -> 27
     """
@@ -122,9 +126,11 @@ def _iban_end(text: str, start: int, length: int) -> int | None:
     while i < len(text) and count < length:
         if text[i].isalnum():
             count += 1
-        elif not (text[i] == " " and i + 1 < len(text) and text[i + 1].isalnum() and text[i - 1] != " "):
+            i += 1
+        elif (separator := _IBAN_SEPARATOR.match(text, i)) is not None:
+            i = separator.end()
+        else:
             return None
-        i += 1
     if count < length or (i < len(text) and text[i].isalnum()):
         return None
     return i
@@ -141,7 +147,14 @@ NATIONAL_LENGTHS: dict[str, frozenset[int]] = {
     "86": frozenset({11}), "91": frozenset({10}), "351": frozenset({9}), "353": frozenset({7, 8, 9}),
     "971": frozenset({8, 9}),
 }  # fmt: skip
-_INTERNATIONAL = re.compile(r"(?<![\w+-])\+(\d{1,3})(?:[\s.-]?\(?\d{1,5}\)?){2,7}(?![\w-]|\.\d)")
+# "+" or the international call prefix "00", the country code, an optional trunk "(0)" that is not
+# dialled from abroad ("+33 (0)1 23 45 67 89"), then the digit groups of the national number (the
+# last group not a percentage: "+49 30 14136092 14% fee").
+_INTERNATIONAL = re.compile(
+    r"""(?:(?<![\w+-])(?P<plus>\+)|(?<![\w+$\u20ac\u00a3\#-])(?<!\d[.,:/])00\x20?)(?P<country>[1-9]\d{0,2})
+    (?P<trunk>[\s.-]?\(0\))?(?P<national>(?:[\s.-]?\(?\d{1,5}\)?){2,7})(?![\w%-]|\.\d)""",
+    re.VERBOSE,
+)
 _GROUP = re.compile(r"\(?\d+\)?")
 
 
@@ -150,7 +163,9 @@ class InternationalPhoneRecognizer:
     """Numbers written with a country code, trimmed to a length that country's numbers have.
 
     A greedy pattern would take the next number too ("+33 1 23 45 67 89 10 min"); trailing
-    groups are dropped until the national part has a valid length.
+    groups are dropped until the national part has a valid length. A trunk "(0)" is not part
+    of the national number. Numbers written with "00" instead of "+" need a country code of
+    :data:`NATIONAL_LENGTHS`: "00" starts many numbers that are no phone numbers at all.
     """
 
     entity: str = "PHONE"
@@ -158,24 +173,36 @@ class InternationalPhoneRecognizer:
 
     def find(self, text: str) -> list[Span]:
         """Spans of international numbers with a plausible national length."""
-        spans = []
-        for match in _INTERNATIONAL.finditer(text):
-            end = _trimmed_phone_end(text, match.start(), match.end(), match.group(1))
+        spans, pos = [], 0
+        # Search again from where a trimmed number ends: the groups trimmed off may start the next
+        # number ("+33 1 79 42 69 90 0033 6 76 09 33 25").
+        while (match := _INTERNATIONAL.search(text, pos)) is not None:
+            pos = match.start() + 1
+            written = match.group("country")
+            # Country codes are prefix-free: in "+4930 1234567" or "0049301234567" the code is "49".
+            country = next((written[:k] for k in (1, 2, 3) if written[:k] in NATIONAL_LENGTHS), None)
+            if country is None and match.group("plus") is None:
+                continue
+            country = country or written
+            lengths = NATIONAL_LENGTHS.get(country, frozenset(range(7, 13)))
+            carried = len(written) - len(country)  # national digits written together with the code
+            end = _trimmed_phone_end(text, match.start("national"), match.end(), lengths, carried)
             if end is not None:
                 spans.append(Span(match.start(), end, self.entity))
+                pos = end
         return spans
 
 
-def _trimmed_phone_end(text: str, start: int, end: int, country: str) -> int | None:
-    """The end of the longest prefix (whole digit groups) of ``text[start:end]`` with a valid national length.
+def _trimmed_phone_end(text: str, start: int, end: int, lengths: frozenset[int], carried: int = 0) -> int | None:
+    """The end of the longest run of whole digit groups of ``text[start:end]`` with a valid national length.
 
-    Example: _trimmed_phone_end("+33 1 23 45 67 89 10", 0, 20, "33") -> 17
+    ``carried`` national digits come before ``start`` (written without a gap after the country code).
+
+    Example: _trimmed_phone_end("+33 1 23 45 67 89 10", 3, 20, NATIONAL_LENGTHS["33"]) -> 17
     """
-    lengths = NATIONAL_LENGTHS.get(country, frozenset(range(7, 13)))
-    ends = [m.end() + start + 1 + len(country) for m in _GROUP.finditer(text[start + 1 + len(country) : end])]
-    for candidate in reversed(ends):
-        if len(digits_of(text[start:candidate])) - len(country) in lengths:
-            return candidate
+    for group in reversed(list(_GROUP.finditer(text, start, end))):
+        if carried + len(digits_of(text[start : group.end()])) in lengths:
+            return group.end()
     return None
 
 
@@ -227,9 +254,10 @@ def _patterns() -> dict[str, list[PatternRecognizer]]:
     flags = re.VERBOSE
     return {
         "EMAIL": [
+            # The local part may start with "_" or "-" and hold an apostrophe ("o'brien@..."), as mail allows.
             _rx(
                 "EMAIL",
-                r"(?<![\w.+-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]*[A-Za-z0-9_])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])",
+                r"(?<![\w.+-])[A-Za-z0-9_-](?:[A-Za-z0-9._%+'-]*[A-Za-z0-9_])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])",
             )
         ],
         "URL": [
@@ -243,11 +271,12 @@ def _patterns() -> dict[str, list[PatternRecognizer]]:
             ),
         ],
         "CARD": [
-            # 4-4-4-4 and Amex 4-6-5 with one consistent separator, or 13-19 digits written together:
-            # a loose digit run would swallow the next number ("4111... 10 min") and fail the Luhn check.
+            # 4-4-4-4 and Amex 4-6-5 with one consistent separator (space, hyphen or dot), or 13-19 digits
+            # written together: a loose digit run would swallow the next number ("4111... 10 min") and
+            # fail the Luhn check.
             _rx(
                 "CARD",
-                r"(?<![\d-])(?:\d{4}([ -]?)\d{4}\1\d{4}\1\d{4}|\d{4}([ -]?)\d{6}\2\d{4,5}|\d{13,19})(?![\d])",
+                r"(?<![\d-])(?:\d{4}([ .-]?)\d{4}\1\d{4}\1\d{4}|\d{4}([ .-]?)\d{6}\2\d{4,5}|\d{13,19})(?!\d)",
                 _card_valid,
                 overlapping=True,
             ),
@@ -285,9 +314,18 @@ def _patterns() -> dict[str, list[PatternRecognizer]]:
             ),
         ],
         "PHONE": [
-            # North American: (415) 555-0132, 415.555.0132, +1-415-555-0132, 4155550132. A number may not
-            # run on into ".digit": "0698 1701 231.416.5691" holds a US number, not a British one.
-            _rx("PHONE", r"(?<![\w+-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)|\d{3})[\s.-]?\d{3}[\s.-]?\d{4}(?![\w-]|\.\d)"),
+            # North American: (415) 555-0132, 415.555.0132, 415/555-0132, +1-415-555-0132, 4155550132, with
+            # an extension written straight after it (415-555-0132x12). A number may not run on into
+            # ".digit": "0698 1701 231.416.5691" holds a US number, not a British one. A "1" written
+            # against the area code but apart from the exchange ("1800 555 0199") needs a real exchange
+            # (2-9 first), so "card ending 1719 020 6668 8396" leaves the British number whole.
+            _rx(
+                "PHONE",
+                r"""(?<![\w+-])(?:(?:\+1[\s.-]?|1[\s.-])?(?:\(\d{3}\)[\s.-]?|\d{3}[\s./-]?)\d{3}
+                |1(?:\d{6}|(?:\(\d{3}\)[\s.-]?|\d{3}[\s./-])[2-9]\d\d))
+                [\s.-]?\d{4}(?:[xX]\d{1,5})?(?![\w-]|\.\d)""",
+                flags=flags,
+            ),
             # British: 020 7946 0958, 07700 900123, +44 (0)20 7946 0958, +44 7700 900123.
             _rx(
                 "PHONE",

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from hybridroute.bench.redaction import markdown_table, score_corpus
@@ -34,6 +36,19 @@ def test_corpus_covers_every_entity_type() -> None:
     corpus = generate_pii_corpus(BASE, 200, seed=1)
     assert {s.entity for e in corpus for s in e.spans} == set(ENTITIES)
     assert sum(len(e.negatives) for e in corpus) > 100
+
+
+def test_corpus_holds_the_reviewed_formats_and_the_recognizers_catch_them() -> None:
+    corpus = generate_pii_corpus(BASE, 1500, seed=5, entities=["PHONE", "EMAIL", "CARD", "IBAN"])
+    values = [e.text[s.start : s.end] for e in corpus for s in e.spans]
+    for shape in (r"^\+\d+ \(0\)", r"^00\d", r"^\d{3}/\d{3}-", r"\dx\d+$", r"^[_-]\w*.*@", r"^\w'\w+@"):
+        assert any(re.search(shape, v) for v in values), shape
+    assert any(re.fullmatch(r"\d{4}\.\d{4}\.\d{4}\.\d{4}", v) for v in values)
+    assert any(re.fullmatch(r"[A-Z]{2}\d\d(-[A-Z0-9]{1,4})+", v) for v in values)
+    assert any("  " in v for v in values)
+    scores = score_corpus(corpus, Redactor(RedactionConfig(allow_list=COMPANY_ALLOW_LIST)))
+    assert all(s["leaked"] == 0 for s in scores["per_type"].values())
+    assert scores["negative_controls"]["touched"] <= 0.01 * scores["negative_controls"]["total"]
 
 
 def test_corpus_needs_texts_and_n() -> None:
@@ -91,3 +106,14 @@ def test_each_pairs_example_i_with_text_i() -> None:
     corpus = generate_pii_corpus(BASE, 10, seed=0, each=True, controls=False)
     assert [e.source for e in corpus] == BASE * 2
     assert all(e.negatives == () for e in corpus)
+
+
+def test_f1_is_zero_when_nothing_found_and_undefined_only_without_data() -> None:
+    from collections import Counter
+
+    from hybridroute.bench.redaction import _rates
+
+    missed_all = _rates(Counter(true=10, found=0, predicted=4, correct=4))
+    assert (missed_all["recall"], missed_all["precision"], missed_all["f1"]) == (0.0, 1.0, 0.0)
+    assert _rates(Counter(true=10, found=5, predicted=5, correct=5))["f1"] == pytest.approx(2 / 3)
+    assert _rates(Counter(true=0, predicted=3, correct=0))["f1"] is None  # no true spans: recall undefined

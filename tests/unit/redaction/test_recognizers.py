@@ -88,3 +88,86 @@ def test_chance_luhn_window_loses_to_the_ssn_and_card_it_straddles(redactor: Red
     text = "social security number 789 34 4968 4880 4495 8733 1378 miles"
     # "4968 4880 4495 8733" is Luhn-valid by chance; covering the most characters keeps both real entities.
     assert found(redactor, text) == [("789 34 4968", "SSN"), ("4880 4495 8733 1378", "CARD")]
+
+
+# Shapes a review found leaking: each is replaced whole by its placeholder, and no digit run of it is left.
+WHOLE = [
+    ("call +33 (0)1 23 45 67 89 today", "+33 (0)1 23 45 67 89", "PHONE"),
+    ("call +33 (0)6 12 34 56 78", "+33 (0)6 12 34 56 78", "PHONE"),
+    ("call +31 (0)20 123 4567", "+31 (0)20 123 4567", "PHONE"),
+    ("call +41 (0)44 123 45 67.", "+41 (0)44 123 45 67", "PHONE"),
+    ("call +49 (0)30 12345678", "+49 (0)30 12345678", "PHONE"),
+    ("call +33 (0)1 23 45 67 89 10 min ago", "+33 (0)1 23 45 67 89", "PHONE"),
+    ("call 0049 30 12345678", "0049 30 12345678", "PHONE"),
+    ("call 0033 6 12 34 56 78", "0033 6 12 34 56 78", "PHONE"),
+    ("call 00447700900123", "00447700900123", "PHONE"),
+    ("phone 0044 20 7946 0958", "0044 20 7946 0958", "PHONE"),
+    ("tel:0031 20 123 4567", "0031 20 123 4567", "PHONE"),
+    ("phone 0044 (0)20 7946 0958", "0044 (0)20 7946 0958", "PHONE"),
+    ("call 0033 1 23 45 67 89 10 min ago", "0033 1 23 45 67 89", "PHONE"),
+    ("tel: 415-555-0132x12", "415-555-0132x12", "PHONE"),
+    ("call 415/555-0132 today", "415/555-0132", "PHONE"),
+    ("email _john@example.com", "_john@example.com", "EMAIL"),
+    ("email -john@example.com", "-john@example.com", "EMAIL"),
+    ("email to: o'brien@example.com", "o'brien@example.com", "EMAIL"),
+    ("card 4111.1111.1111.1111 declined", "4111.1111.1111.1111", "CARD"),
+    ("amex 3782.822463.10005", "3782.822463.10005", "CARD"),
+    ("iban GB82  WEST 1234 5698 7654 32", "GB82  WEST 1234 5698 7654 32", "IBAN"),
+    ("IBAN GB82-WEST-1234-5698-7654-32.", "GB82-WEST-1234-5698-7654-32", "IBAN"),
+    ("to DE89-3704-0044-0532-0130-00 now", "DE89-3704-0044-0532-0130-00", "IBAN"),
+]
+
+
+@pytest.mark.parametrize(("text", "value", "entity"), WHOLE)
+def test_reviewed_shapes_are_replaced_whole(redactor: Redactor, text: str, value: str, entity: str) -> None:
+    result = redactor.redact(text)
+    assert result.text == text.replace(value, f"<{entity}>")
+    assert result.counts == {entity: 1}
+    rest = text.replace(value, "")
+    assert [c for c in result.text if c.isdigit()] == [c for c in rest if c.isdigit()]  # no digit of it left
+    assert "@" not in result.text and "john" not in result.text and "brien" not in result.text
+
+
+NEAR_MISSES = [
+    "order 0012 arrived, code 0044 sent, ref 0033 12",
+    "it cost $1,000.00 12 34 56 78 in total",
+    "at 10:00 33 6 12 34 56 78 is no number",
+    "version 0.0.1, version 00.12.3, build 4.1111.1111",
+    "room 415/555 upstairs, pages 415/555, ratio 120/180",
+    "on 12/25/2024, 2024/03/15 and 03/15/2024 at 10:45",
+    "a 3x12 pack, 2x4 boards, 1.5 x 12",
+    "00 and 44 are scores, 0049 alone, 0033 12",
+    "ref 0099 12 34 56 78: 99 is no country code we know",
+    "card 4111.1111.1111.1112 fails Luhn",
+    "IBAN GB83-WEST-1234-5698-7654-32 fails mod 97, GB82-WEST-1234 is short",
+    "it's o'clock, don't @ me, _ and - alone",
+    "+49 30 is Berlin; +33 (0) means nothing alone",
+]
+
+
+@pytest.mark.parametrize("text", NEAR_MISSES)
+def test_look_alikes_near_the_reviewed_shapes_stay(redactor: Redactor, text: str) -> None:
+    assert found(redactor, text) == []
+
+
+def test_a_number_after_a_trimmed_one_is_found_too(redactor: Redactor) -> None:
+    text = "call +33 1 79 42 69 90 0033 6 76 09 33 25 please"
+    assert found(redactor, text) == [("+33 1 79 42 69 90", "PHONE"), ("0033 6 76 09 33 25", "PHONE")]
+
+
+def test_a_percentage_after_an_international_number_stays(redactor: Redactor) -> None:
+    assert found(redactor, "+49 30 14136092 14% fee") == [("+49 30 14136092", "PHONE")]
+
+
+def test_a_card_ending_before_a_british_number_does_not_join_it(redactor: Redactor) -> None:
+    # "1719 020 6668": a "1" against the area code, apart from an exchange starting with 0, is no US number.
+    assert found(redactor, "card ending 1719 020 6668 8396 here") == [("020 6668 8396", "PHONE")]
+    text = "call 1-800-555-0199, 1 (800) 555-0199, 18005550199, 1800 555 0199, 1 415-555-0132 or 1-2990176298"
+    assert [value for value, _ in found(redactor, text)] == [
+        "1-800-555-0199",
+        "1 (800) 555-0199",
+        "18005550199",
+        "1800 555 0199",
+        "1 415-555-0132",
+        "1-2990176298",
+    ]

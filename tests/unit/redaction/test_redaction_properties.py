@@ -33,11 +33,12 @@ def words(alphabet: str = string.ascii_letters + string.digits + ",;!?'\"()-") -
 
 @st.composite
 def emails(draw: st.DrawFn) -> str:
-    """user.name+tag@sub.domain.tld, the shapes customers type."""
+    """user.name+tag@sub.domain.tld, the shapes customers type (also _user, -user and o'brien)."""
     local_word = st.text(LOWER_DIGITS, min_size=1, max_size=10)
     local = draw(st.lists(local_word, min_size=1, max_size=3)).copy()
-    separators = draw(st.lists(st.sampled_from("._+-"), min_size=len(local) - 1, max_size=len(local) - 1))
-    user = local[0] + "".join(s + w for s, w in zip(separators, local[1:], strict=True))
+    separators = draw(st.lists(st.sampled_from("._+-'"), min_size=len(local) - 1, max_size=len(local) - 1))
+    lead = draw(st.sampled_from(["", "", "_", "-"]))
+    user = lead + local[0] + "".join(s + w for s, w in zip(separators, local[1:], strict=True))
     labels = draw(st.lists(st.text(LOWER_DIGITS, min_size=1, max_size=10), min_size=1, max_size=3))
     tld = draw(st.text(string.ascii_lowercase, min_size=2, max_size=6))
     address = f"{user}@{'.'.join(labels)}.{tld}"
@@ -50,7 +51,7 @@ def digit_string(n: int) -> st.SearchStrategy[str]:
 
 @st.composite
 def phones(draw: st.DrawFn) -> str:
-    """North American and British numbers in their usual spellings."""
+    """North American, British and international numbers in their usual spellings."""
     area = draw(st.sampled_from("23456789")) + draw(digit_string(2))
     exchange, line = draw(digit_string(3)), draw(digit_string(4))
     sep = draw(st.sampled_from(["-", ".", " "]))
@@ -65,6 +66,12 @@ def phones(draw: st.DrawFn) -> str:
                 f"020 {line} {draw(digit_string(4))}",
                 f"07{draw(digit_string(3))} {draw(digit_string(6))}",
                 f"+44 20 {line} {draw(digit_string(4))}",
+                f"{area}/{exchange}-{line}",
+                f"{area}-{exchange}-{line}x{draw(digit_string(2))}",
+                f"+33 (0)6 {exchange[:2]} {line[:2]} {line[2:]} {draw(digit_string(2))}",
+                f"0049 30 {line}{draw(digit_string(4))}",
+                f"0044 20 {line} {draw(digit_string(4))}",
+                f"00447{draw(digit_string(9))}",
             ]
         )
     )
@@ -72,10 +79,10 @@ def phones(draw: st.DrawFn) -> str:
 
 @st.composite
 def cards(draw: st.DrawFn) -> str:
-    """Luhn-valid 16-digit cards (issuer prefix 2-6), compact or grouped by a space or a dash."""
+    """Luhn-valid 16-digit cards (issuer prefix 2-6), compact or grouped by a space, a dash or a dot."""
     partial = draw(st.sampled_from("23456")) + draw(digit_string(14))
     number = partial + luhn_check_digit(partial)
-    sep = draw(st.sampled_from(["", " ", "-"]))
+    sep = draw(st.sampled_from(["", " ", "-", "."]))
     return sep.join(number[i : i + 4] for i in range(0, 16, 4))
 
 
@@ -112,8 +119,9 @@ def test_a_card_number_never_survives_redaction(case: tuple[str, str]) -> None:
     card, text = case
     result = REDACTOR.redact(text)
     assert card not in result.text
-    digits = card.replace(" ", "").replace("-", "")
-    assert digits not in result.text.replace(" ", "").replace("-", "")  # not even with its separators moved
+    digits = card.replace(" ", "").replace("-", "").replace(".", "")
+    moved = result.text.replace(" ", "").replace("-", "").replace(".", "")
+    assert digits not in moved  # not even with its separators moved
 
 
 @SETTINGS
