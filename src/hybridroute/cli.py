@@ -911,20 +911,33 @@ def bench_compression(
 @bench.command("summary")
 @click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
-    "--model", default="onnx_int8", show_default=True, help="Compression results: the model whose timings it shows."
+    "--model",
+    default="onnx_int8",
+    show_default=True,
+    help="Compression results: the model whose timings it shows (--variants results: one variant's runs; "
+    "default: every variant's medians).",
 )
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the whole summary here.")
 def bench_summary(results: tuple[Path, ...], model: str, json_out: Path | None) -> None:
     """Median, min and max across saved `bench compression` or `bench load` --json results of one experiment."""
     from click.core import ParameterSource
 
-    from hybridroute.bench.summary import load_markdown_table, load_result, markdown_table, summarise
+    from hybridroute.bench.summary import (
+        load_markdown_table,
+        load_result,
+        markdown_table,
+        summarise,
+        variants_markdown_table,
+    )
 
     summary = summarise([load_result(path) for path in results], [str(path) for path in results])
+    model_given = click.get_current_context().get_parameter_source("model") is ParameterSource.COMMANDLINE
     if summary.get("benchmark") == "load":
-        if click.get_current_context().get_parameter_source("model") is ParameterSource.COMMANDLINE:
+        if model_given:
             raise click.BadParameter("load results have configurations, not models", param_hint="--model")
         click.echo(load_markdown_table(summary))
+    elif summary.get("benchmark") == "variants":
+        click.echo(variants_markdown_table(summary, model if model_given else None))
     else:
         click.echo(markdown_table(summary, model))
     _save_json(summary, json_out)

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from hybridroute.bench.interrupt import sigterm_interrupts
 from hybridroute.bench.machine import machine_info, machine_summary
 from hybridroute.config import DataConfig, check_range, to_jsonable
 from hybridroute.data import LabelledTexts, check_known_labels, load_labelled
@@ -432,9 +433,15 @@ def measure_model(job: ModelJob, status: Callable[[str], None]) -> dict[str, Any
 
 
 def _child_main(job: ModelJob, channel: Any) -> None:
-    """Entry point of the spawned child: measure, sending status lines and the result through ``channel``."""
+    """Entry point of the spawned child: measure, sending status lines and the result through ``channel``.
+
+    Ctrl-C reaches the child too (it shares the terminal's process group): it then exits quietly, and the
+    parent reports the interruption.
+    """
     try:
         channel.put(("result", measure_model(job, lambda line: channel.put(("status", line)))))
+    except KeyboardInterrupt:
+        return
     except HybridError as exc:
         channel.put(("error", exc))
     except Exception as exc:  # anything else would die with the child; carry it to the parent by name
@@ -462,13 +469,20 @@ def _await_result(process: Any, channel: Any, name: str, progress: Callable[[str
 
 
 def run_in_child(job: ModelJob, progress: Callable[[str], None]) -> dict[str, Any]:
-    """Measure one model in a fresh spawned process, so its peak memory is its own."""
+    """Measure one model in a fresh spawned process, so its peak memory is its own.
+
+    Interrupted (Ctrl-C, or SIGTERM inside :func:`run_compression_bench`), it stops the child at once: a daemon
+    child outlives a parent that is killed before its exit handlers run.
+    """
     context = multiprocessing.get_context("spawn")
     channel = context.Queue()
     process = context.Process(target=_child_main, args=(job, channel), name=f"bench-{job.name}", daemon=True)
     process.start()
     try:
         return _await_result(process, channel, job.name, progress)
+    except KeyboardInterrupt:
+        process.terminate()
+        raise
     finally:
         process.join(timeout=10)
         if process.is_alive():
@@ -596,7 +610,8 @@ def run_compression_bench(
     manifest = load_manifest(layout.edge)
     test = load_test_set(config, manifest.labels)
     config = fit_tutorial_length(config, [layout.onnx_fp32 / MODEL_NAME, layout.edge / MODEL_NAME], progress)
-    models = measure_all(layout, test, config, progress)
+    with sigterm_interrupts():  # SIGTERM stops the child and removes the scratch folder, as Ctrl-C does
+        models = measure_all(layout, test, config, progress)
     return (
         {"models": models}
         | summarise(models)

@@ -41,6 +41,8 @@ from hybridroute.bench.fuzz_cases import (
     cases_for,
     counts_by_source,
 )
+from hybridroute.bench.interrupt import sigterm_interrupts
+from hybridroute.bench.load import percentile
 from hybridroute.config import check_range
 from hybridroute.errors import ConfigError
 from hybridroute.serving.cloud_client import thread_safe_client
@@ -109,9 +111,17 @@ class Outcome:
     retried: bool = False
 
 
+def milliseconds(seconds: float | None) -> float | None:
+    """Seconds as milliseconds (None stays None: nothing was timed).
+
+    Example: milliseconds(0.0125) -> 12.5
+    """
+    return None if seconds is None else 1000.0 * seconds
+
+
 @dataclass
 class Tally:
-    """Per-endpoint counts."""
+    """Per-endpoint counts (latencies: p50 and p99 interpolated linearly, as every benchmark reports them)."""
 
     sent: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
@@ -161,9 +171,9 @@ class Tally:
             "unsendable": self.kinds["unsendable"],
             "retried_once": self.retried,
             "committed_texts": self.committed_texts,
-            "p50_ms": 1000.0 * ordered[len(ordered) // 2] if ordered else None,
-            "p99_ms": 1000.0 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else None,
-            "max_ms": 1000.0 * ordered[-1] if ordered else None,
+            "p50_ms": milliseconds(percentile(ordered, 50)),
+            "p99_ms": milliseconds(percentile(ordered, 99)),
+            "max_ms": milliseconds(ordered[-1] if ordered else None),
             "examples": self.examples,
         }
 
@@ -422,7 +432,7 @@ def run_fuzz_bench(config: FuzzBenchConfig, progress: Progress = print) -> dict[
     from hybridroute.bench.load import free_port
 
     started_at = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="hybridroute-fuzz-") as tmp, ExitStack() as stack:
+    with sigterm_interrupts(), tempfile.TemporaryDirectory(prefix="hybridroute-fuzz-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
         run = shadow_run(config.run, folder)
         audit_db = folder / "audit.sqlite"

@@ -14,10 +14,16 @@ How the load is made:
   latency target at a given throughput is checked: by Little's law, 32 closed-loop
   clients at 400 requests/s wait 80 ms on average, whatever the server;
 * all clients start together, load for ``warmup_s`` unmeasured, then ``duration_s``
-  measured: a request counts when it completes inside the measured window. Each
-  client also stops at its share of ``max_requests``, so a run is bounded in time
-  and in count;
+  measured: a request counts when it is sent inside the measured window (in the open
+  loop: when it was due), however late it completes. Each
+  client stops sending when the window closes but waits for its request in flight (up
+  to ``timeout_s``) before reporting, so a slow or hung server's last requests are
+  counted, as latencies or as errors. Throughput is the successful requests sent in
+  the window over its length. Each client also stops at its share of ``max_requests``,
+  so a run is bounded in time and in count;
 * a response other than 200, a timeout or a broken connection is an error, by kind.
+  Errors of requests sent during the warm-up are not measured but reported apart, so
+  a server that never answered cannot pass for one that made no errors.
 
 What is measured, one configuration after the other on the same model:
 
@@ -30,7 +36,8 @@ What is measured, one configuration after the other on the same model:
 Each is a URL the caller gives (an already-running server) or a server this module
 starts from a run folder (:class:`ServerPlan`) on a free loopback port, loads, and
 stops before the next. Started edge services write their audit log to a temporary
-folder, not to the run.
+folder, not to the run. SIGTERM stops the benchmark as Ctrl-C does: the servers it
+started are stopped and the temporary folder removed (see :mod:`.interrupt`).
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -56,6 +64,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from hybridroute.bench.interrupt import sigterm_interrupts
 from hybridroute.config import check_positive, check_range
 from hybridroute.errors import ConfigError, HybridError
 
@@ -289,8 +298,10 @@ NOT_MEASURED = {
     "plain": "no --plain-url (hybridroute bench plain-server) and no --run to start it",
 }
 DEFINITIONS = {
-    "throughput_rps": "successful requests per second of the measured window",
-    "latency_ms": "of the successful requests in the measured window; null when none succeeded (see ok, errors)",
+    "throughput_rps": "successful requests sent in the measured window, per second of the window",
+    "latency_ms": "of the successful requests sent in the measured window, each waited for up to the timeout even "
+    "past the window's end; null when none succeeded (see ok, errors)",
+    "warmup_errors": "failed requests sent during the unmeasured warm-up (not in errors)",
     "speedup": "batched throughput over unbatched / plain; null when either was not measured or served nothing",
     "not_measured": "each configuration left out (null above) and why",
 }
@@ -324,8 +335,9 @@ class Tally:
     """What some clients saw: latencies of measured successes, measured errors by kind, requests sent.
 
     Attributes:
-        latencies_ms: latency of each 200 response that completed in the measured window.
-        errors: measured failures by kind (``http_503``, ``TimeoutError``, ...).
+        latencies_ms: latency of each 200 response to a request sent in the measured window.
+        errors: failures of requests sent in the measured window, by kind (``http_503``, ``TimeoutError``, ...).
+        warmup_errors: failures of requests sent during the warm-up, by kind (not measured, but not hidden).
         sent: requests sent, warm-up included.
         ran_to_end: clients that were still sending when the measured window closed.
         last_stop: wall time the last client that hit its request cap stopped (0 when none did).
@@ -334,6 +346,7 @@ class Tally:
 
     latencies_ms: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
+    warmup_errors: Counter[str] = field(default_factory=Counter)
     sent: int = 0
     ran_to_end: int = 0
     last_stop: float = 0.0
@@ -343,6 +356,7 @@ class Tally:
         """Fold another tally into this one."""
         self.latencies_ms.extend(other.latencies_ms)
         self.errors.update(other.errors)
+        self.warmup_errors.update(other.warmup_errors)
         self.sent += other.sent
         self.ran_to_end += other.ran_to_end
         self.last_stop = max(self.last_stop, other.last_stop)
@@ -374,6 +388,7 @@ class PhaseResult:
     window_s: float
     sent: int
     mean_batch_size: float | None = None
+    warmup_errors: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -383,9 +398,10 @@ class PhaseResult:
         """One status line."""
         lat = {k: ("-" if v is None else f"{v:.1f}") for k, v in self.latency_ms.items()}
         batch = "" if self.mean_batch_size is None else f", mean batch {self.mean_batch_size:.1f}"
+        warmup = f" (+{self.warmup_errors} in the warm-up)" if self.warmup_errors else ""
         return (
             f"{self.name}: {self.throughput_rps:.1f} req/s, p50 {lat['p50']} ms, p95 {lat['p95']} ms, "
-            f"p99 {lat['p99']} ms, {self.ok} ok, {self.errors} errors{batch}"
+            f"p99 {lat['p99']} ms, {self.ok} ok, {self.errors} errors{warmup}{batch}"
         )
 
 
@@ -416,6 +432,7 @@ def summarize(name: str, url: str, tally: Tally, measure_at: float, duration_s: 
         error_kinds=dict(tally.errors.most_common()),
         window_s=window,
         sent=tally.sent,
+        warmup_errors=sum(tally.warmup_errors.values()),
     )
 
 
@@ -496,20 +513,25 @@ def wait_until(due: float) -> float:
     return time.perf_counter() - max(0.0, time.time() - due)
 
 
-def run_client(plan: ClientPlan, index: int, measure_at: float, end_at: float) -> Tally:
-    """One client: send requests until ``end_at`` (wall time) or its cap; tally the measured ones.
+def run_client(
+    plan: ClientPlan, index: int, measure_at: float, end_at: float, stop: threading.Event | None = None
+) -> Tally:
+    """One client: send requests until ``end_at`` (wall time), its cap or ``stop``; tally the measured ones.
 
-    Closed loop: the next request goes as soon as the last one is answered. Open loop (``plan.interval_s``):
-    each request goes when it is due (or at once when late) and its latency counts from when it was due.
+    A request is measured when it is sent in ``[measure_at, end_at)``; the client waits for it (up to the
+    timeout) even past ``end_at``. Closed loop: the next request goes as soon as the last one is answered.
+    Open loop (``plan.interval_s``): each request goes when it is due (or at once when late) and its latency
+    counts from when it was due.
     """
     host, port = address_of(plan.url)
     tally, connection = Tally(), None
     schedule = None
     if plan.interval_s is not None:
         schedule = due_times(measure_at - plan.warmup_s, index, plan.concurrency, plan.interval_s)
-    while tally.sent < plan.cap_per_client and time.time() < end_at:
+    while tally.sent < plan.cap_per_client and time.time() < end_at and not (stop and stop.is_set()):
         body = plan.bodies[(index + tally.sent) % len(plan.bodies)]
         started = time.perf_counter() if schedule is None else wait_until(next(schedule))
+        sent_at = time.time() - (time.perf_counter() - started)  # when it was due, in the open loop
         if time.time() >= end_at:
             break
         try:
@@ -522,13 +544,15 @@ def run_client(plan: ClientPlan, index: int, measure_at: float, end_at: float) -
                 connection.close()
             connection = None
             time.sleep(0.01)  # a refused connection fails at once: do not spin
-        elapsed_ms, done = 1000.0 * (time.perf_counter() - started), time.time()
+        elapsed_ms = 1000.0 * (time.perf_counter() - started)
         tally.sent += 1
-        if measure_at <= done <= end_at:
-            if error is None:
-                tally.latencies_ms.append(elapsed_ms)
-            else:
-                tally.errors[error] += 1
+        if sent_at < measure_at:
+            if error is not None:
+                tally.warmup_errors[error] += 1
+        elif error is None:
+            tally.latencies_ms.append(elapsed_ms)
+        else:
+            tally.errors[error] += 1
     if connection is not None:
         connection.close()
     if tally.sent >= plan.cap_per_client and time.time() < end_at:
@@ -539,16 +563,28 @@ def run_client(plan: ClientPlan, index: int, measure_at: float, end_at: float) -
 
 
 def client_process(plan: ClientPlan, ready: Any, go: Any, start: Any, results: Any) -> None:
-    """A client process: report ready, wait for the common start, run the clients, send back one tally."""
+    """A client process: report ready, wait for the common start, run the clients, send back one tally.
+
+    Ctrl-C reaches every process of the terminal's group: a client then stops sending and exits quietly
+    (the parent reports the interruption and stops the servers).
+    """
+    stop = threading.Event()
     try:
         ready.put(True)
         go.wait()
+        wait_until(start.value)  # the common start: a request sent before it would belong to no phase
         measure_at = start.value + plan.warmup_s
         end_at = measure_at + plan.duration_s
         with ThreadPoolExecutor(plan.clients, thread_name_prefix="client") as pool:
             indices = range(plan.first_client, plan.first_client + plan.clients)
-            tallies = list(pool.map(lambda i: run_client(plan, i, measure_at, end_at), indices))
+            try:
+                tallies = list(pool.map(lambda i: run_client(plan, i, measure_at, end_at, stop), indices))
+            except KeyboardInterrupt:
+                stop.set()  # the pool waits for its threads: let them end after their request in flight
+                raise
         results.put(merge(tallies))
+    except KeyboardInterrupt:
+        return
     except Exception as exc:  # the parent must hear about it rather than wait for a tally that never comes
         results.put(Tally(failure=f"{type(exc).__name__}: {exc}"))
 
@@ -598,6 +634,10 @@ def drive_load(url: str, bodies: Sequence[bytes], config: LoadConfig) -> tuple[T
         tallies = [results.get(timeout=wait_s) for _ in processes]
     except Exception as exc:  # queue.Empty: a process hung or died before reporting
         raise HybridError(f"the load clients did not report back ({type(exc).__name__})") from exc
+    except BaseException:  # Ctrl-C or SIGTERM: stop the clients now rather than wait out their window
+        for process in processes:
+            process.terminate()
+        raise
     finally:
         for process in processes:
             process.join(timeout=10.0)
@@ -760,7 +800,7 @@ def run_load_bench(
 
     bodies = request_bodies(texts)
     phases: dict[str, PhaseResult | None] = dict.fromkeys(CONFIGURATIONS)
-    with tempfile.TemporaryDirectory(prefix="hybridroute-load-") as workdir:
+    with sigterm_interrupts(), tempfile.TemporaryDirectory(prefix="hybridroute-load-") as workdir:
         for step, target in enumerate(targets, start=1):
             progress(f"[{step}/{len(targets)}] {target.name}")
             phase = run_phase(target, plan, bodies, config, Path(workdir), progress)
@@ -802,9 +842,11 @@ def markdown_table(result: dict[str, Any]) -> str:
             rows.append(f"| {name} | not measured | | | | | |")
             continue
         lat = phase["latency_ms"]
+        warmup = phase.get("warmup_errors") or 0  # results saved before it was counted have none
+        errors = f"{phase['errors']}" + (f" (+{warmup} in warm-up)" if warmup else "")
         rows.append(
             f"| {name} | {phase['throughput_rps']:.1f} | {cell(lat['p50'])} | {cell(lat['p95'])} | "
-            f"{cell(lat['p99'])} | {phase['errors']} | {cell(phase['mean_batch_size'])} |"
+            f"{cell(lat['p99'])} | {errors} | {cell(phase['mean_batch_size'])} |"
         )
     offered = result.get("settings", {}).get("rate_rps")
     for name, ok in result.get("kept_up", {}).items():

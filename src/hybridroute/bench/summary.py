@@ -1,11 +1,14 @@
-"""Medians across repeated runs of ``bench compression`` and ``bench load``.
+"""Medians across repeated runs of ``bench compression`` (with or without ``--variants``) and ``bench load``.
 
 Latency on a shared 2-core machine moves by half between runs of the same command, so a single run's p95 is not
 a figure to publish. ``summarise_runs`` reads several saved results of the same model on the same test set and
-machine, and reports each timing's median, minimum and maximum across them, with every run's value beside it.
-Accuracy is deterministic: it is reported once, and a run that disagrees is named. ``summarise_load_runs`` does
-the same for the throughput and latency of each served configuration of ``bench load`` runs with one set-up,
-and for the batched service's speed-ups over the others. ``summarise`` picks by what the files hold.
+machine, measured with the same settings, and reports each timing's median, minimum and maximum across them,
+with every run's value beside it. Accuracy is deterministic: it is reported once, and a run that disagrees is
+named. ``summarise_variant_runs`` does the same for ``bench compression --variants`` results, per variant and
+timed path (fast or batch path, 1 or 2 threads). ``summarise_load_runs`` does it for the throughput and latency
+of each served configuration of ``bench load`` runs with one set-up, and for the batched service's speed-ups
+over the others. ``summarise`` picks by what the files hold. Runs whose settings differ are refused, naming the
+setting and each run's value.
 """
 
 from __future__ import annotations
@@ -22,7 +25,20 @@ from hybridroute.errors import DataError
 LATENCY_STATS = ("p50", "p95", "p99")
 Column = tuple[str, Mapping[str, Any] | None, int, str]  # title, spread (None: not measured), digits, unit
 ACCURACY_FIELDS = ("accuracy", "accuracy_single_query", "macro_f1")
-SAME_IN_EVERY_RUN = (("run", "model_version"), ("test_rows",), ("machine", "cpu_model"))
+COMPRESSION_SETTINGS = ("threads", "batch_size", "tutorial_length", "repeats", "latency_queries", "warmup", "limit")
+SAME_IN_EVERY_RUN = (
+    ("run", "model_version"),
+    ("test_rows",),
+    ("machine", "cpu_model"),
+    *(("settings", name) for name in COMPRESSION_SETTINGS),
+)
+VARIANT_SETTINGS = ("repeats", "latency_queries", "warmup", "batch_size", "throughput_texts", "throughput_threads")
+SAME_IN_EVERY_VARIANTS_RUN = (("test_rows",), ("machine", "cpu_model"), *(("settings", n) for n in VARIANT_SETTINGS))
+VARIANT_PATHS = ("fast_path_t1", "fast_path_t2", "batch_path_t1", "batch_path_t2")  # batch path: reference rows only
+VARIANT_TIMINGS = (
+    *(("latency_ms", path, stat) for path in VARIANT_PATHS for stat in LATENCY_STATS),
+    ("throughput_qps",),
+)
 COMPRESSION_TIMINGS = (
     *(("latency_ms", stat) for stat in LATENCY_STATS),
     ("tutorial_protocol_latency_ms", "p95"),
@@ -53,6 +69,11 @@ DEFINITIONS = {
     "speedup_vs_tutorial_p95": "median across runs of each run's speed-up, not the ratio of the medians",
     "accuracy": "each field from the first run that measured it; accuracy_differs names the runs that disagree",
 }
+VARIANT_DEFINITIONS = {
+    "timings": "per variant: {median, min, max, runs} across the runs of each run's own figure (itself a median "
+    "over that run's repeats); latency_ms.PATH.STAT per timed path, a path missing from any run left out",
+    "accuracy": "each field from the first run that measured it; accuracy_differs names the runs that disagree",
+}
 LOAD_DEFINITIONS = {
     "configurations": "per served configuration measured in every run: {median, min, max, runs} of its "
     "throughput and latency percentiles, and its errors summed over the runs",
@@ -61,7 +82,7 @@ LOAD_DEFINITIONS = {
 
 
 def load_result(path: Path) -> dict[str, Any]:
-    """One saved ``bench compression`` or ``bench load`` result; a ``DataError`` says what is wrong with any other."""
+    """One saved ``bench compression`` (``--variants`` too) or ``bench load`` result; a ``DataError`` for others."""
     try:
         result = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -70,26 +91,27 @@ def load_result(path: Path) -> dict[str, Any]:
         raise DataError(f"{path}: not a readable JSON file ({exc})") from None
     if not isinstance(result, dict) or result_kind(result) is None:
         raise DataError(
-            f"{path}: not a `bench compression` result ('models' with 'latency_ms' per model; "
-            "`bench compression --variants` results are not summarised) nor a `bench load` result "
-            "('benchmark': 'load' with a 'batched' configuration)"
+            f"{path}: not a `bench compression` result ('models' with 'latency_ms' per model, with or without "
+            "--variants) nor a `bench load` result ('benchmark': 'load' with a 'batched' configuration)"
         )
     return result
 
 
 def result_kind(result: Mapping[str, Any]) -> str | None:
-    """'compression', 'load', or None for anything else.
+    """'compression', 'variants' (``bench compression --variants``), 'load', or None for anything else.
 
     Example: result_kind({"benchmark": "load", "batched": {"throughput_rps": 1.0}}) -> "load"
+    Example: result_kind({"models": {"int8-opt": {"latency_ms": {"fast_path_t1": {"p95": 2.0}}}}}) -> "variants"
     """
     if result.get("benchmark") == "load":
         return "load" if isinstance(result.get("batched"), dict) else None
     models = result.get("models")
-    if isinstance(models, dict) and all(
+    if not isinstance(models, dict) or not all(
         isinstance(m, dict) and isinstance(m.get("latency_ms"), dict) for m in models.values()
     ):
-        return "compression"
-    return None
+        return None
+    latencies = [value for m in models.values() for value in m["latency_ms"].values()]
+    return "variants" if latencies and all(isinstance(v, dict) for v in latencies) else "compression"
 
 
 def _field(result: Mapping[str, Any], keys: Sequence[str]) -> Any:
@@ -104,7 +126,7 @@ def check_comparable(
     names: Sequence[str],
     same: Sequence[Sequence[str]] = SAME_IN_EVERY_RUN,
 ) -> None:
-    """Refuse runs that measured different things (by default another model, test-set size, or CPU)."""
+    """Refuse runs that measured different things (by default another model, test-set size, CPU or setting)."""
     if len(results) < 2:
         raise DataError(f"a summary needs at least two runs, got {len(results)}")
     for keys in same:
@@ -160,7 +182,7 @@ def summarise_runs(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -
     """Each model's timings across runs (median, min, max, per run) and its accuracy, for runs of one experiment.
 
     Raises:
-        DataError: fewer than two runs, or runs of different models, test-set sizes or CPUs.
+        DataError: fewer than two runs, or runs of different models, test-set sizes, CPUs or settings.
     """
     check_comparable(results, names)
     shared = [m for m in results[0]["models"] if all(m in r["models"] for r in results)]
@@ -175,6 +197,44 @@ def summarise_runs(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -
         "test_rows": results[0].get("test_rows"),
         "machine": results[0].get("machine"),
         "definitions": DEFINITIONS,
+    }
+
+
+def check_same_variants(results: Sequence[Mapping[str, Any]], names: Sequence[str], shared: Sequence[str]) -> None:
+    """Refuse variant runs where a variant of one name was built by another recipe (another model)."""
+    for model in shared:
+        recipes = {name: r["models"][model].get("recipe") for name, r in zip(names, results, strict=True)}
+        if len({json.dumps(recipe, sort_keys=True) for recipe in recipes.values()}) > 1:
+            raise DataError(
+                f"the runs built {model} by different recipes ({', '.join(recipes)}); "
+                "summarise runs of one experiment only"
+            )
+
+
+def summarise_variant_runs(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, Any]:
+    """Each variant's timings per path across ``bench compression --variants`` runs, and its accuracy.
+
+    A variant missing from any run is left out, and so is a path (the batch path is timed for the reference
+    rows only).
+
+    Raises:
+        DataError: fewer than two runs, runs of different test-set sizes, CPUs or settings, or a variant built
+            by different recipes.
+    """
+    check_comparable(results, names, SAME_IN_EVERY_VARIANTS_RUN)
+    shared = [m for m in results[0]["models"] if all(m in r["models"] for r in results)]
+    check_same_variants(results, names, shared)
+    return {
+        "benchmark": "variants",
+        "runs": _run_entries(results, names),
+        "models": {
+            m: {"timings": _timings([r["models"][m] for r in results], VARIANT_TIMINGS)}
+            | _accuracy([r["models"][m] for r in results], names)
+            for m in shared
+        },
+        "test_rows": results[0].get("test_rows"),
+        "machine": results[0].get("machine"),
+        "definitions": VARIANT_DEFINITIONS,
     }
 
 
@@ -204,7 +264,9 @@ def summarise_load_runs(results: Sequence[Mapping[str, Any]], names: Sequence[st
 
 
 def summarise(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, Any]:
-    """The summary of runs of one benchmark (:func:`summarise_runs` or :func:`summarise_load_runs`).
+    """The summary of runs of one benchmark, by what the files hold.
+
+    See :func:`summarise_runs`, :func:`summarise_variant_runs` and :func:`summarise_load_runs`.
 
     Raises:
         DataError: the files hold results of different benchmarks, or see the summaries.
@@ -213,7 +275,10 @@ def summarise(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dic
     if len(set(kinds.values())) > 1:
         found = ", ".join(f"{name}: {kind}" for name, kind in kinds.items())
         raise DataError(f"the files hold results of different benchmarks ({found}); summarise one at a time")
-    return summarise_load_runs(results, names) if "load" in kinds.values() else summarise_runs(results, names)
+    kind = next(iter(kinds.values()))
+    if kind == "load":
+        return summarise_load_runs(results, names)
+    return summarise_variant_runs(results, names) if kind == "variants" else summarise_runs(results, names)
 
 
 def _cell(found: Mapping[str, Any] | None, index: int | None, digits: int, unit: str) -> str:
@@ -282,3 +347,29 @@ def load_markdown_table(summary: Mapping[str, Any]) -> str:
     lines = [f"bench load, {len(summary['runs'])} runs", "", *_per_run_table(summary["runs"], columns)]
     errors = ", ".join(f"{name} {figures['errors']}" for name, figures in configurations.items())
     return "\n".join([*lines, "", f"- errors over all runs: {errors}"])
+
+
+def variants_markdown_table(summary: Mapping[str, Any], model: str | None = None) -> str:
+    """The median p95 of every timed path and the throughput: one row per variant, or per run of ``model``."""
+    paths = [p for p in VARIANT_PATHS if any(f"latency_ms.{p}.p95" in m["timings"] for m in summary["models"].values())]
+
+    def columns(timings: Mapping[str, Any]) -> list[Column]:
+        found: list[Column] = [(f"{p} p95 ms", timings.get(f"latency_ms.{p}.p95"), 2, "") for p in paths]
+        return [*found, ("throughput q/s", timings.get("throughput_qps"), 0, "")]
+
+    runs = len(summary["runs"])
+    if model is not None:
+        if model not in summary["models"]:
+            raise DataError(f"no variant {model!r} in every run; the runs share: {', '.join(summary['models'])}")
+        figures = summary["models"][model]
+        lines = [f"{model}, {runs} runs", "", *_per_run_table(summary["runs"], columns(figures["timings"]))]
+        return "\n".join([*lines, "", f"- accuracy {_pct(figures['accuracy'])}"])
+    header = ["variant", *(title for title, *_ in columns({})), "accuracy"]
+    lines = [f"bench compression --variants, median of {runs} runs", "", "| " + " | ".join(header) + " |"]
+    lines.append("|---" * len(header) + "|")
+    for name, figures in summary["models"].items():
+        cells = [_cell(found, None, digits, unit) for _, found, digits, unit in columns(figures["timings"])]
+        lines.append(f"| {name} | " + " | ".join([*cells, _pct(figures["accuracy"])]) + " |")
+    differs = {name: figures["accuracy_differs"] for name, figures in summary["models"].items()}
+    note = "; ".join(f"{name} in {', '.join(found)}" for name, found in differs.items() if found) or "none"
+    return "\n".join([*lines, "", f"- accuracy that differs between runs: {note}"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from collections import Counter
@@ -25,6 +27,7 @@ from hybridroute.bench.load import (
     address_of,
     check_url,
     client_plans,
+    drive_load,
     due_times,
     free_port,
     kept_up,
@@ -262,6 +265,67 @@ def test_open_loop_latency_counts_the_queue_a_slow_server_causes() -> None:
     latencies = tally.latencies_ms
     assert len(latencies) >= 5
     assert latencies[0] >= 150 and latencies[-1] > latencies[0] + 300
+
+
+@contextmanager
+def _hung_server() -> Iterator[str]:
+    """A server that accepts connections and never reads or answers."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):  # closed at the end
+            while True:
+                held.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
+
+
+def test_a_hung_server_is_all_timeouts_even_when_they_come_after_the_window() -> None:
+    # The window (0.5 s) is shorter than the timeout (1 s): every request times out after it has closed.
+    config = LoadConfig(concurrency=3, duration_s=0.5, warmup_s=0.0, processes=1, timeout_s=1.0)
+    with _hung_server() as url:
+        tally, measure_at = drive_load(url, request_bodies(["hello"]), config)
+    result = summarize("batched", url, tally, measure_at, config.duration_s)
+    assert result.sent == 3 and result.errors == 3 and result.error_kinds == {"TimeoutError": 3}
+    assert result.ok == 0 and result.throughput_rps == 0.0 and result.latency_ms["p99"] is None
+
+
+def test_requests_that_failed_in_the_warm_up_are_reported_apart() -> None:
+    with _hung_server() as url:
+        plan = ClientPlan(url, (b"{}",), 1, 0, 1000, 0.6, 0.3, 0.2)
+        now = time.time()
+        tally = run_client(plan, 0, now + 0.3, now + 0.5)  # sent in the warm-up, timed out after the window
+    result = summarize("batched", url, tally, now + 0.3, 0.2)
+    assert result.errors == 0 and result.warmup_errors == 1 and result.sent == 1
+    assert "(+1 in the warm-up)" in result.line()
+    table = markdown_table({"batched": result.to_dict(), "unbatched": None, "plain": None, "speedup": {}})
+    assert "| 0 (+1 in warm-up) |" in table
+
+
+def test_a_slow_request_sent_in_the_window_counts_with_its_whole_latency() -> None:
+    # Each answer takes 0.4 s, the window 0.3 s: the one request sent in it completes after it, and counts.
+    with _http_server(delay_s=0.4) as url:
+        plan = ClientPlan(url, (b"{}",), 1, 0, 10_000, 5.0, 0.0, 0.3)
+        now = time.time()
+        tally = run_client(plan, 0, now, now + 0.3)
+    assert tally.sent == 1 and not tally.errors and len(tally.latencies_ms) == 1
+    assert tally.latencies_ms[0] >= 400
+
+
+def test_a_request_in_flight_when_the_window_opens_is_not_measured() -> None:
+    # Sent 0.2 s before the window, answered inside it: it belongs to the warm-up, so throughput is not inflated.
+    with _http_server(delay_s=0.3) as url:
+        plan = ClientPlan(url, (b"{}",), 1, 0, 1, 5.0, 0.2, 1.0)
+        now = time.time()
+        tally = run_client(plan, 0, now + 0.2, now + 1.2)
+    assert tally.sent == 1 and tally.latencies_ms == [] and not tally.errors
 
 
 # ---------------------------------------------------------------- CLI arguments

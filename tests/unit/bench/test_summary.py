@@ -18,6 +18,7 @@ from hybridroute.bench.summary import (
     summarise,
     summarise_load_runs,
     summarise_runs,
+    variants_markdown_table,
 )
 from hybridroute.cli import main
 from hybridroute.errors import DataError
@@ -86,6 +87,13 @@ def test_a_timing_missing_from_one_run_is_left_out_not_invented() -> None:
         (lambda r: r["run"].update(model_version="other"), "differ in run.model_version"),
         (lambda r: r.update(test_rows=99), "differ in test_rows"),
         (lambda r: r["machine"].update(cpu_model="Intel Xeon"), "differ in machine.cpu_model"),
+        (lambda r: r["settings"].update(repeats=5), r"differ in settings.repeats \(a: 3, b: 5\)"),
+        (lambda r: r["settings"].update(latency_queries=200), "differ in settings.latency_queries"),
+        (lambda r: r["settings"].update(threads=1), r"differ in settings.threads \(a: None, b: 1\)"),
+        (lambda r: r["settings"].update(batch_size=8), "differ in settings.batch_size"),
+        (lambda r: r["settings"].update(tutorial_length=128), "differ in settings.tutorial_length"),
+        (lambda r: r["settings"].update(warmup=0), "differ in settings.warmup"),
+        (lambda r: r["settings"].update(limit=50), "differ in settings.limit"),
     ],
 )
 def test_runs_of_different_experiments_are_refused(change: Any, message: str) -> None:
@@ -149,6 +157,85 @@ def test_the_command_reports_a_bad_file_in_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["bench", "summary", str(tmp_path / "a.json"), str(tmp_path / "b.json")])
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: {tmp_path / 'a.json'}: no such file"
+
+
+@pytest.mark.parametrize("saved", sorted(RESULTS.glob("summary_*.json")), ids=lambda path: path.name)
+def test_the_saved_summaries_regenerate_identically_from_their_runs(saved: Path, tmp_path: Path) -> None:
+    expected = json.loads(saved.read_text())
+    files = [str(RESULTS.parent / run["file"]) for run in expected["runs"]]
+    out = tmp_path / "summary.json"
+    result = CliRunner().invoke(main, ["bench", "summary", *files, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    regenerated = json.loads(out.read_text())
+    for run in regenerated["runs"]:  # the saved summaries name their files relative to the repository
+        run["file"] = str(Path(run["file"]).relative_to(RESULTS.parent))
+    assert regenerated == expected
+
+
+# ---------------------------------------------------------------- bench compression --variants
+
+
+def _variants(fast_p95: float, accuracy: float = 0.84, **settings: Any) -> dict[str, Any]:
+    def model(p95: float, paths: tuple[str, ...], recipe: dict[str, Any]) -> dict[str, Any]:
+        stats = {"mean": p95 / 2, "p50": p95 / 2, "p95": p95, "p99": p95 + 1}
+        latency = {path: stats for path in paths}
+        return {"accuracy": accuracy, "latency_ms": latency, "throughput_qps": 1000.0 / p95, "recipe": recipe}
+
+    every_path = ("batch_path_t1", "batch_path_t2", "fast_path_t1", "fast_path_t2")
+    return {
+        "models": {
+            "onnx_fp32": model(3 * fast_p95, every_path, {"quantization": "fp32"}),
+            "L4-int8": model(fast_p95, ("fast_path_t1", "fast_path_t2"), {"name": "L4-int8", "layers": 4}),
+        },
+        "test_rows": 2885,
+        "machine": {"cpu_model": "AMD EPYC", "timestamp_utc": "2026-12-04T20:23:55+00:00"},
+        "settings": {"repeats": 5, "latency_queries": 300, "warmup": 20, "batch_size": 32} | settings,
+    }
+
+
+def test_variants_results_are_summarised_per_variant_and_path() -> None:
+    found = summarise([_variants(2.0), _variants(4.0), _variants(3.0)], ["a", "b", "c"])
+    assert found["benchmark"] == "variants"
+    l4 = found["models"]["L4-int8"]
+    assert l4["timings"]["latency_ms.fast_path_t1.p95"] == spread([2.0, 4.0, 3.0])
+    assert "latency_ms.batch_path_t1.p95" not in l4["timings"]  # not timed for a variant: left out, not invented
+    assert found["models"]["onnx_fp32"]["timings"]["latency_ms.batch_path_t2.p99"]["median"] == 10.0
+    assert l4["accuracy"] == 0.84 and l4["accuracy_differs"] == []
+    table = variants_markdown_table(found)
+    assert "| L4-int8 | 3.00 | 3.00 | — | — | 333 | 84.00% |" in table
+    assert "| onnx_fp32 | 9.00 | 9.00 | 9.00 | 9.00 | 111 | 84.00% |" in table
+    assert "| **median** | **3.00** | **3.00** | **—** | **—** | **333** |" in variants_markdown_table(found, "L4-int8")
+    with pytest.raises(DataError, match="no variant 'onnx_int8' in every run; the runs share: onnx_fp32, L4-int8"):
+        variants_markdown_table(found, "onnx_int8")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r["settings"].update(repeats=3), r"differ in settings.repeats \(a: 5, b: 3\)"),
+        (lambda r: r["settings"].update(throughput_threads=1), "differ in settings.throughput_threads"),
+        (lambda r: r.update(test_rows=100), "differ in test_rows"),
+        (lambda r: r["models"]["L4-int8"]["recipe"].update(layers=3), "built L4-int8 by different recipes"),
+    ],
+)
+def test_variants_runs_of_different_experiments_are_refused(change: Any, message: str) -> None:
+    other = _variants(3.0)
+    change(other)
+    with pytest.raises(DataError, match=message):
+        summarise([_variants(2.0), other], ["a", "b"])
+
+
+def test_the_command_summarises_saved_variants_runs_and_refuses_other_settings() -> None:
+    same = [str(RESULTS / f"airline_variants_L4_unfused_{r}.json") for r in ("r2", "r4")]
+    result = CliRunner().invoke(main, ["bench", "summary", *same])
+    assert result.exit_code == 0, result.output
+    assert "| L4-int8 | 3.12 | 2.84 | — | — |" in result.output
+    one = CliRunner().invoke(main, ["bench", "summary", *same, "--model", "L4-int8"])
+    assert one.exit_code == 0 and "| **median** | **3.12** | **2.84** | **—** | **—** |" in one.output
+    other = [str(RESULTS / "airline_variants_L4_unfused.json"), same[0]]
+    refused = CliRunner().invoke(main, ["bench", "summary", *other, "--model", "L4-int8"])
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert "differ in settings.repeats" in refused.output and len(refused.output.strip().splitlines()) == 1
 
 
 # ---------------------------------------------------------------- bench load
