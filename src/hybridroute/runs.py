@@ -14,17 +14,27 @@ RUN/
   students/L3/        a shallower student distilled from this run (``shrink --layers 3``), itself a run folder
   cache/              teacher logits on the training texts, reused by every distillation from the same teacher
 ```
+
+run.json and the stored split are written through a temporary file in the same folder and one
+rename (:func:`write_text_atomic`), so a crash leaves the old file or the new one, never a
+truncated one. Bundles are built in a staging folder (:func:`staging_folder`) and renamed into
+place only when complete (:func:`install_folders`); the folder a bundle replaces is renamed
+aside first and deleted last, so it is put back if the new one cannot be installed.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hybridroute.data import LabelledTexts, Split
 from hybridroute.errors import ArtifactError, DataError
+from hybridroute.files import write_text_atomic
 
 RUN_FILE = "run.json"
 
@@ -111,7 +121,7 @@ class RunLayout:
         """Merge top-level sections into run.json and write it back."""
         info = self.read_info() | sections
         self.root.mkdir(parents=True, exist_ok=True)
-        self.info_file.write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+        write_text_atomic(self.info_file, json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
         return info
 
     def require(self, path: Path, step: str) -> Path:
@@ -119,6 +129,88 @@ class RunLayout:
         if not path.exists():
             raise ArtifactError(f"{path} is missing: run `{step_command(step, self.root)}` first")
         return path
+
+
+# ---------------------------------------------------------------- writing without a half-written state
+
+
+@contextmanager
+def staging_folder(target: Path) -> Iterator[Path]:
+    """A new, empty ``.NAME-staging`` folder beside ``target``; whatever is left of it is deleted on the way out.
+
+    Build a bundle in it, then :func:`install_folders` it; after a failure the staging folder goes.
+    """
+    staging = Path(target).with_name(f".{Path(target).name}-staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _aside(target: Path) -> Path:
+    return target.with_name(f".{target.name}-previous")
+
+
+def _remove(folder: Path) -> None:
+    """Delete a folder; for a symbolic link to one (a bundle kept elsewhere), only the link."""
+    if folder.is_symlink():
+        folder.unlink()
+    else:
+        shutil.rmtree(folder)
+
+
+def _put_back(target: Path) -> None:
+    """Rename the folder set aside for ``target`` back, if there is one and ``target`` is free."""
+    if _aside(target).exists() and not target.exists():
+        _aside(target).rename(target)
+
+
+def _set_aside(target: Path) -> None:
+    """Rename ``target`` to ``.NAME-previous``, after settling what an interrupted install left there.
+
+    A ``.NAME-previous`` beside ``target`` is an old folder whose deletion did not happen: it goes.
+    One without ``target`` is an old folder whose replacement never arrived (a crash between the
+    renames): it is put back first, so it is set aside (and restored on failure) like any other.
+    """
+    aside = _aside(target)
+    if (aside.exists() or aside.is_symlink()) and target.exists():
+        _remove(aside)
+    _put_back(target)
+    if target.exists():
+        target.rename(aside)
+
+
+def install_folders(*moves: tuple[Path, Path]) -> None:
+    """Rename each finished ``(staging, target)`` folder into place, all or none, never losing an old target.
+
+    For each target in turn: the old folder is renamed aside (``.NAME-previous``) and the staging
+    folder renamed in; the old folders are deleted only after every target is in place. If a step
+    fails, the targets already installed go back to their staging folders and every old folder is
+    renamed back, so the run folder is as it was. Between the two renames a target is briefly absent:
+    an edge service watching its ``manifest.json`` sees no manifest and waits for the next one. A
+    crash there leaves the old folder as ``.NAME-previous``; the next install of that target puts it
+    back before going on.
+    """
+    done: list[tuple[Path, Path]] = []
+    try:
+        for staging, target in moves:
+            _set_aside(target)
+            try:
+                staging.rename(target)
+            except BaseException:
+                _put_back(target)
+                raise
+            done.append((staging, target))
+    except BaseException:
+        for staging, target in reversed(done):
+            target.rename(staging)
+            _put_back(target)
+        raise
+    for _, target in done:
+        with suppress(OSError):  # one left behind is deleted by the next install
+            _remove(_aside(target))
 
 
 def step_command(step: str, root: Path) -> str:
@@ -134,9 +226,8 @@ def step_command(step: str, root: Path) -> str:
 
 
 def _write_jsonl(path: Path, data: LabelledTexts) -> None:
-    with path.open("w", encoding="utf-8") as handle:
-        for text, label in zip(data.texts, data.labels, strict=True):
-            handle.write(json.dumps({"text": text, "label": label}, ensure_ascii=False) + "\n")
+    pairs = zip(data.texts, data.labels, strict=True)
+    write_text_atomic(path, "".join(json.dumps({"text": t, "label": y}, ensure_ascii=False) + "\n" for t, y in pairs))
 
 
 def _read_jsonl(path: Path, checksum: str) -> LabelledTexts:
@@ -154,7 +245,7 @@ def save_split(layout: RunLayout, split: Split) -> None:
     layout.data_dir.mkdir(parents=True, exist_ok=True)
     _write_jsonl(layout.data_dir / "train.jsonl", split.train)
     _write_jsonl(layout.data_dir / "validation.jsonl", split.validation)
-    (layout.data_dir / "labels.json").write_text(json.dumps(list(split.labels), indent=1), encoding="utf-8")
+    write_text_atomic(layout.data_dir / "labels.json", json.dumps(list(split.labels), indent=1))
 
 
 def load_saved_split(layout: RunLayout) -> Split:

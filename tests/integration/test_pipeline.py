@@ -158,9 +158,49 @@ def test_accuracy_gate_refuses_and_keeps_old_bundle(
         return (accuracy - 0.2 if len(calls) == 2 else accuracy), logits  # the second call scores INT8
 
     monkeypatch.setattr(pipeline, "_accuracy", worse_int8)
+    fp32_before = _bundle_state(layout.onnx_fp32)
     with pytest.raises(ArtifactError, match="accuracy gate failed"):
         run_compress(layout, CompressConfig(max_accuracy_drop=0.01))
     assert (layout.edge / "manifest.json").read_text() == before
+    # the FP32 bundle stays the one the edge bundle was made from (it is the reference of compress --auto and shrink)
+    assert _bundle_state(layout.onnx_fp32) == fp32_before
+    assert _leftovers(layout) == []
+
+
+def _bundle_state(bundle: Path) -> tuple[int, int, str]:
+    """The folder's inode, the manifest's mtime and text: a bundle renamed into place changes all three."""
+    manifest = bundle / "manifest.json"
+    return bundle.stat().st_ino, manifest.stat().st_mtime_ns, manifest.read_text()
+
+
+def _leftovers(layout: RunLayout) -> list[str]:
+    return sorted(p.name for p in layout.root.iterdir() if p.name.startswith("."))
+
+
+def test_compress_installs_fp32_and_edge_together_or_keeps_both_old(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layout = _copy_run(tiny_run, tmp_path)
+    before = {bundle: _bundle_state(bundle) for bundle in (layout.onnx_fp32, layout.edge)}
+    real_rename = Path.rename
+
+    def rename(self: Path, target: str | Path) -> Path:
+        if self.name == ".edge-staging":  # the FP32 bundle is already in place
+            raise OSError("simulated failure renaming the edge bundle in")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(OSError, match="simulated failure"):
+        run_compress(layout, CompressConfig(max_accuracy_drop=0.5))
+    assert {bundle: _bundle_state(bundle) for bundle in before} == before
+    EdgeClassifier.from_dir(layout.edge).predict(["where is my order"])
+    assert _leftovers(layout) == []
+    monkeypatch.undo()
+    run_compress(layout, CompressConfig(max_accuracy_drop=0.5))
+    assert all(_bundle_state(bundle)[:2] != state[:2] for bundle, state in before.items())
+    source = load_manifest(layout.onnx_fp32)
+    assert load_manifest(layout.edge).metrics["val_accuracy_fp32"] == source.metrics["val_accuracy"]
+    assert _leftovers(layout) == []
 
 
 def test_parity_failure_is_loud(tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -139,6 +139,29 @@ def test_selection_refuses_when_none_qualifies_and_keeps_the_old_edge(run_copy: 
     load_manifest(run_copy.edge)
 
 
+def test_selection_that_cannot_rename_its_bundle_in_keeps_the_old_edge(
+    run_copy: RunLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = load_manifest(run_copy.edge)
+    real_rename = Path.rename
+
+    def rename(self: Path, target: str | Path) -> Path:
+        if self.name == ".edge-staging":  # the old bundle has just been set aside
+            raise OSError("simulated failure renaming the chosen bundle in")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(OSError, match="simulated failure"):
+        select_variant(run_copy, SMALL[:1], load_saved_split(run_copy).validation, max_drop=1.0)
+    assert load_manifest(run_copy.edge) == before
+    EdgeClassifier.from_dir(run_copy.edge).predict(TEXTS)
+    assert [p.name for p in run_copy.root.iterdir() if p.name.startswith(".")] == []
+    monkeypatch.undo()
+    select_variant(run_copy, SMALL[:1], load_saved_split(run_copy).validation, max_drop=1.0)
+    assert load_manifest(run_copy.edge).settings["selection"]["chosen"] == "int8"
+    assert [p.name for p in run_copy.root.iterdir() if p.name.startswith(".")] == []
+
+
 def test_bench_variants_reports_one_table(tiny_run: Path, built: dict[str, Path]) -> None:
     from hybridroute.bench.variants import VariantBenchConfig, bench_variants, markdown_table
 

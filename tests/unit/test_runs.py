@@ -1,7 +1,8 @@
-"""Run folders: the command a missing step names must be one the CLI accepts."""
+"""Run folders: the command a missing step names must be one the CLI accepts; run.json is replaced whole."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,23 @@ def test_a_missing_step_names_its_command(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError) as info:
         layout.require(layout.onnx_fp32, "compress")
     assert str(info.value) == f"{tmp_path / 'onnx_fp32'} is missing: run `hybridroute compress --run {tmp_path}` first"
+
+
+def test_run_json_is_replaced_whole_or_not_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    layout = RunLayout(tmp_path)
+    layout.update_info(data={"checksum": "abc"})
+    mode = layout.info_file.stat().st_mode
+    (tmp_path / "plain.json").write_text("{}")
+    assert mode == (tmp_path / "plain.json").stat().st_mode  # the permissions a plain write gives
+
+    def crash(*args: object) -> None:
+        raise OSError("simulated crash before the rename")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="simulated crash"):
+        layout.update_info(compress={"size_mb": 1.0})
+    assert layout.read_info() == {"data": {"checksum": "abc"}}  # the old file, intact and valid JSON
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.json", "run.json"]  # no temporary file left
+    monkeypatch.undo()
+    layout.update_info(compress={"size_mb": 1.0})
+    assert layout.read_info() == {"data": {"checksum": "abc"}, "compress": {"size_mb": 1.0}}

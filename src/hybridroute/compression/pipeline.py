@@ -2,13 +2,16 @@
 
 ``export_bundle``: export -> parity check -> temperature -> FP32 bundle (the
 cloud tier ships this way). ``compress_run``: the FP32 bundle, then INT8
-quantization -> accuracy gate -> edge bundle. Bundles are written to a staging
-folder and renamed into place only when every gate passed, so a failed run
-never leaves a half-written bundle and an older one keeps serving.
+quantization -> accuracy gate -> edge bundle. Bundles are written to staging
+folders and renamed into place only when every gate passed, ``RUN/onnx_fp32``
+and ``RUN/edge`` together (see :func:`hybridroute.runs.install_folders`), so a
+failed run leaves the run folder as it was: no half-written bundle, the older
+one keeps serving, and the FP32 bundle stays the reference of the edge bundle.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import time
@@ -24,7 +27,7 @@ from hybridroute.compression.gates import ParityReport, check_accuracy_drop, che
 from hybridroute.compression.quantization import quantize_int8
 from hybridroute.config import CompressConfig, to_jsonable
 from hybridroute.data import LabelledTexts
-from hybridroute.runs import RunLayout
+from hybridroute.runs import RunLayout, install_folders, staging_folder
 from hybridroute.runtime.bundle import MODEL_NAME, TOKENIZER_NAME, Manifest, write_manifest
 from hybridroute.runtime.classifier import EdgeClassifier, open_session, open_tokenizer
 
@@ -85,18 +88,6 @@ def _torch_logits(model: Any, tokenizer: Any, texts: tuple[str, ...], max_length
     return predict_logits(model, tokenize(tokenizer, texts, max_length), int(tokenizer.pad_token_id)).numpy()
 
 
-def _fresh(folder: Path) -> Path:
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    return folder
-
-
-def _swap_in(staging: Path, target: Path) -> Path:
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    return target
-
-
 def _manifest(layout: RunLayout, labels: tuple[str, ...], max_length: int, kind: str, **extra: Any) -> Manifest:
     info = layout.read_info()
     base = info.get("cloud", {}).get("base_model", "") if kind == "cloud" else info.get("base_model", "")
@@ -118,20 +109,19 @@ def _temperature(logits: np.ndarray, labels: tuple[str, ...], data: LabelledText
 # ---------------------------------------------------------------- steps
 
 
-def export_bundle(
+def _export_into(
     layout: RunLayout,
     classifier_dir: Path,
-    bundle_dir: Path,
+    staging: Path,
     validation: LabelledTexts,
     config: CompressConfig,
     kind: str,
 ) -> ExportReport:
-    """Export a fine-tuned classifier to an FP32 ONNX bundle after a parity check against PyTorch."""
+    """Export a fine-tuned classifier into the empty folder ``staging`` and check it against PyTorch."""
     from hybridroute.training.models import load_classifier
 
-    model, tokenizer = load_classifier(layout.require(classifier_dir, "finetune"), eager=True)
+    model, tokenizer = load_classifier(classifier_dir, eager=True)
     labels, max_length = model.spec.labels, model.spec.max_length
-    staging = _fresh(bundle_dir.with_name(f".{bundle_dir.name}-staging"))
     logger.info("export: %s -> ONNX", classifier_dir.name)
     export_onnx(model, staging / MODEL_NAME, config.opset)
     tokenizer.backend_tokenizer.save(str(staging / TOKENIZER_NAME))  # type: ignore[attr-defined]
@@ -156,43 +146,59 @@ def export_bundle(
             settings={"export": to_jsonable(config)},
         ),
     )
-    _swap_in(staging, bundle_dir)
-    return ExportReport(bundle_dir, labels, max_length, size_mb, accuracy, report, temperature)
+    return ExportReport(staging, labels, max_length, size_mb, accuracy, report, temperature)
+
+
+def export_bundle(
+    layout: RunLayout,
+    classifier_dir: Path,
+    bundle_dir: Path,
+    validation: LabelledTexts,
+    config: CompressConfig,
+    kind: str,
+) -> ExportReport:
+    """Export a fine-tuned classifier to an FP32 ONNX bundle after a parity check against PyTorch."""
+    layout.require(classifier_dir, "finetune")  # before any folder is made
+    with staging_folder(bundle_dir) as staging:
+        report = _export_into(layout, classifier_dir, staging, validation, config, kind)
+        install_folders((staging, bundle_dir))
+    return dataclasses.replace(report, bundle_dir=bundle_dir)
 
 
 def compress_run(layout: RunLayout, validation: LabelledTexts, config: CompressConfig) -> CompressReport:
-    """Build ``RUN/onnx_fp32`` and, if every gate passes, ``RUN/edge`` from ``RUN/classifier``."""
+    """Build ``RUN/onnx_fp32`` and ``RUN/edge`` from ``RUN/classifier``, installing both only if every gate passes."""
     started = time.monotonic()
-    fp32 = export_bundle(layout, layout.classifier, layout.onnx_fp32, validation, config, "onnx_fp32")
-    logger.info("compress: quantizing to INT8")
-    staging = _fresh(layout.root / ".edge-staging")
-    settings = quantize_int8(fp32.bundle_dir / MODEL_NAME, staging / MODEL_NAME, config)
-    shutil.copy(fp32.bundle_dir / TOKENIZER_NAME, staging / TOKENIZER_NAME)
-    logger.info("compress: accuracy gate on %d validation texts", len(validation))
-    int8_acc, int8_logits = _accuracy(classifier_at(staging, fp32.labels, fp32.max_length), validation)
-    check_accuracy_drop(fp32.accuracy, int8_acc, config.max_accuracy_drop)
-    int8_mb = (staging / MODEL_NAME).stat().st_size / 1e6
-    metrics = {
-        "val_accuracy_fp32": fp32.accuracy,
-        "val_accuracy_int8": int8_acc,
-        "parity": fp32.parity.to_dict(),
-        "size_mb_fp32": fp32.size_mb,
-        "size_mb_int8": int8_mb,
-    }
-    temperature = _temperature(int8_logits, fp32.labels, validation)
-    write_manifest(
-        staging,
-        _manifest(
-            layout,
-            fp32.labels,
-            fp32.max_length,
-            "edge",
-            temperature=temperature,
-            metrics=metrics,
-            settings={"compress": to_jsonable(config), "quantization": settings.to_dict()},
-        ),
-    )
-    _swap_in(staging, layout.edge)
+    layout.require(layout.classifier, "finetune")  # before any folder is made
+    with staging_folder(layout.onnx_fp32) as fp32_staging, staging_folder(layout.edge) as staging:
+        fp32 = _export_into(layout, layout.classifier, fp32_staging, validation, config, "onnx_fp32")
+        logger.info("compress: quantizing to INT8")
+        settings = quantize_int8(fp32_staging / MODEL_NAME, staging / MODEL_NAME, config)
+        shutil.copy(fp32_staging / TOKENIZER_NAME, staging / TOKENIZER_NAME)
+        logger.info("compress: accuracy gate on %d validation texts", len(validation))
+        int8_acc, int8_logits = _accuracy(classifier_at(staging, fp32.labels, fp32.max_length), validation)
+        check_accuracy_drop(fp32.accuracy, int8_acc, config.max_accuracy_drop)
+        int8_mb = (staging / MODEL_NAME).stat().st_size / 1e6
+        metrics = {
+            "val_accuracy_fp32": fp32.accuracy,
+            "val_accuracy_int8": int8_acc,
+            "parity": fp32.parity.to_dict(),
+            "size_mb_fp32": fp32.size_mb,
+            "size_mb_int8": int8_mb,
+        }
+        temperature = _temperature(int8_logits, fp32.labels, validation)
+        write_manifest(
+            staging,
+            _manifest(
+                layout,
+                fp32.labels,
+                fp32.max_length,
+                "edge",
+                temperature=temperature,
+                metrics=metrics,
+                settings={"compress": to_jsonable(config), "quantization": settings.to_dict()},
+            ),
+        )
+        install_folders((fp32_staging, layout.onnx_fp32), (staging, layout.edge))  # the edge bundle last
     return CompressReport(
         layout.edge,
         fp32.size_mb,

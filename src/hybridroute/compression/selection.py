@@ -24,7 +24,7 @@ from hybridroute.compression.variants import Variant, build_variant
 from hybridroute.data import LabelledTexts
 from hybridroute.errors import ArtifactError, ConfigError
 from hybridroute.metrics import percentiles, time_each
-from hybridroute.runs import RunLayout
+from hybridroute.runs import RunLayout, install_folders, staging_folder
 from hybridroute.runtime.bundle import MODEL_NAME, load_manifest, write_manifest
 from hybridroute.runtime.classifier import EdgeClassifier
 from hybridroute.runtime.fastpath import FastClassifier
@@ -149,25 +149,19 @@ def build_candidates(
 
 def _install(layout: RunLayout, chosen: Candidate, validation: LabelledTexts, record: dict[str, Any]) -> Path:
     """Copy the chosen bundle to RUN/edge via a staging folder, refitting temperature on validation."""
-    staging = layout.root / ".edge-staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(chosen.bundle_dir, staging)
-    _, logits, labels = validation_logits(staging, validation)
-    temperature = fit_temperature(logits, [labels.index(y) for y in validation.labels])
-    manifest = load_manifest(staging)
-    settings = manifest.settings | {"selection": record}
-    metrics = manifest.metrics | {
-        "val_accuracy": chosen.accuracy,
-        "val_accuracy_fp32": record["fp32_accuracy"],
-        "size_mb": chosen.size_mb,
-    }
-    write_manifest(staging, manifest.with_updates(settings=settings, metrics=metrics, temperature=temperature))
-    old = layout.root / ".edge-previous"
-    shutil.rmtree(old, ignore_errors=True)
-    if layout.edge.exists():
-        layout.edge.rename(old)
-    staging.rename(layout.edge)
-    shutil.rmtree(old, ignore_errors=True)
+    with staging_folder(layout.edge) as staging:
+        shutil.copytree(chosen.bundle_dir, staging, dirs_exist_ok=True)
+        _, logits, labels = validation_logits(staging, validation)
+        temperature = fit_temperature(logits, [labels.index(y) for y in validation.labels])
+        manifest = load_manifest(staging)
+        settings = manifest.settings | {"selection": record}
+        metrics = manifest.metrics | {
+            "val_accuracy": chosen.accuracy,
+            "val_accuracy_fp32": record["fp32_accuracy"],
+            "size_mb": chosen.size_mb,
+        }
+        write_manifest(staging, manifest.with_updates(settings=settings, metrics=metrics, temperature=temperature))
+        install_folders((staging, layout.edge))
     return layout.edge
 
 

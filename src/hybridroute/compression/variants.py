@@ -33,7 +33,7 @@ from hybridroute.compression.optimize import EncoderShape, encoder_shape, optimi
 from hybridroute.compression.static import StaticSettings, quantize_static_int8
 from hybridroute.compression.vocab import prune_vocabulary, word_embedding_initializer
 from hybridroute.errors import ConfigError
-from hybridroute.runs import RunLayout, load_saved_split
+from hybridroute.runs import RunLayout, install_folders, load_saved_split, staging_folder
 from hybridroute.runtime.bundle import MODEL_NAME, TOKENIZER_NAME, Manifest, load_manifest, write_manifest
 
 logger = logging.getLogger(__name__)
@@ -278,15 +278,12 @@ def _quantize_embeddings(model: Any, variant: Variant) -> tuple[Any, dict[str, A
 
 
 def _write_bundle(model: Any, work: Path, out_dir: Path, manifest: Manifest) -> Path:
-    staging = out_dir.with_name(f".{out_dir.name}-staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    save(model, staging / MODEL_NAME)
-    shutil.copy(work / TOKENIZER_NAME, staging / TOKENIZER_NAME)
-    size_mb = (staging / MODEL_NAME).stat().st_size / 1e6
-    write_manifest(staging, manifest.with_updates(metrics={"size_mb": size_mb}))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    staging.rename(out_dir)
+    with staging_folder(out_dir) as staging:
+        save(model, staging / MODEL_NAME)
+        shutil.copy(work / TOKENIZER_NAME, staging / TOKENIZER_NAME)
+        size_mb = (staging / MODEL_NAME).stat().st_size / 1e6
+        write_manifest(staging, manifest.with_updates(metrics={"size_mb": size_mb}))
+        install_folders((staging, out_dir))
     return out_dir
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from hybridroute.config import check_positive
 from hybridroute.errors import ArtifactError, ConfigError
+from hybridroute.files import write_text_atomic
 
 REFERENCE_FILE = "monitor_reference.json"
 REFERENCE_VERSION = 1
@@ -155,9 +156,7 @@ class Reference:
 
 def save_reference(reference: Reference, path: Path) -> Path:
     """Write a reference as JSON; returns the path."""
-    path = Path(path)
-    path.write_text(json.dumps(reference.to_dict()) + "\n", encoding="utf-8")
-    return path
+    return write_text_atomic(Path(path), json.dumps(reference.to_dict()) + "\n")
 
 
 def load_reference(path: Path) -> Reference:

@@ -25,6 +25,7 @@ from hybridroute.config import (
     load_json_config,
 )
 from hybridroute.errors import ConfigError, RoutingError
+from hybridroute.files import write_text_atomic
 from hybridroute.routing.features import FEATURE_NAMES, FeatureConfig
 from hybridroute.routing.learned import LogisticModel
 from hybridroute.routing.policies import POLICIES, RoutingPolicy, make_policy
@@ -251,8 +252,7 @@ def save_router(path: str | Path, config: RouterConfig) -> Path:
     if target.is_dir():
         target = target / ROUTER_FILE
     text = json.dumps(config.to_dict(), indent=2, allow_nan=False)  # strict JSON: every number is finite
-    target.write_text(text + "\n", encoding="utf-8")
-    return target
+    return write_text_atomic(target, text + "\n")  # a crash mid-write leaves the old file, never half a new one
 
 
 def load_router(path: str | Path) -> RouterConfig:

@@ -13,6 +13,7 @@ ROUTING_DIR = Path(hybridroute.routing.__file__).parent
 ALLOWED_HYBRIDROUTE = (
     "hybridroute.config",
     "hybridroute.errors",
+    "hybridroute.files",
     "hybridroute.types",
     "hybridroute.runtime",
     "hybridroute.routing",

