@@ -56,7 +56,17 @@ def _start(args: list[str], tmp: Path) -> subprocess.Popen[str]:
         text=True,
         env=env,
         start_new_session=True,  # a terminal's Ctrl-C would reach the whole group; SIGTERM reaches only the bench
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    """Give the bench Ctrl-C's default meaning, as in a terminal.
+
+    A shell without job control starts background commands (``make test &``, some CI runners) with SIGINT
+    ignored, and Python then leaves it ignored in every process below: Ctrl-C could not be tested there.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _read_until(process: subprocess.Popen[str], marker: str, timeout_s: float = 120.0) -> str:
