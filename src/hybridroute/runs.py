@@ -213,6 +213,27 @@ def install_folders(*moves: tuple[Path, Path]) -> None:
             _remove(_aside(target))
 
 
+@contextmanager
+def rebuilding(target: Path) -> Iterator[Path]:
+    """Rebuild the folder ``target`` where it lives, keeping the old one until the new one is complete.
+
+    For folders that cannot be built in staging (a student run folder records its own paths): the old
+    folder is set aside (``.NAME-previous``) while the block builds ``target``; if the block fails, what
+    it built is deleted and the old folder renamed back, and if it succeeds the old one is deleted. A
+    crash inside the block leaves the old folder as ``.NAME-previous`` beside a partial ``target``.
+    """
+    _set_aside(target)
+    try:
+        yield target
+    except BaseException:
+        if target.exists() or target.is_symlink():
+            _remove(target)
+        _put_back(target)
+        raise
+    with suppress(OSError):  # one left behind is deleted by the next rebuild or install
+        _remove(_aside(target))
+
+
 def step_command(step: str, root: Path) -> str:
     """The command line that produces step ``step``'s output in the run folder ``root``.
 

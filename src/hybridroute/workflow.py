@@ -17,7 +17,7 @@ import numpy as np
 from hybridroute.config import AdaptConfig, CompressConfig, DataConfig, FinetuneConfig, to_jsonable
 from hybridroute.data import Split, load_split, load_texts, some_labels
 from hybridroute.errors import ArtifactError, ConfigError, DataError
-from hybridroute.runs import RunLayout, load_saved_split, save_split, step_command
+from hybridroute.runs import RunLayout, load_saved_split, rebuilding, save_split, step_command
 
 logger = logging.getLogger(__name__)
 
@@ -189,7 +189,8 @@ def run_finetune(
             f"augment_copies={config.augment_copies} needs a teacher (--teacher RUN/cloud): "
             "the teacher labels the perturbed copies"
         )
-    result = finetune(split, encoder, config, layout.classifier, progress, soft)
+    with rebuilding(layout.classifier):  # a failed fine-tuning keeps the previous classifier
+        result = finetune(split, encoder, config, layout.classifier, progress, soft)
     record = {
         "config": to_jsonable(config),
         "encoder": encoder,
@@ -235,16 +236,16 @@ def run_shrink(
     split = load_saved_split(layout)  # the student's split: a copy of the parent's, made below
     soft = cached_teacher_logits(layout.cache, teacher, split, progress)  # a bad teacher fails before any deletion
     student = layout.student(config.layers)
-    shutil.rmtree(student.root, ignore_errors=True)
-    shutil.copytree(layout.require(layout.data_dir, "train"), student.data_dir)
-    info = layout.read_info()
-    student.update_info(data=info.get("data", {}), base_model=info.get("base_model", ""), parent=str(layout.root))
     from hybridroute.training.finetune import finetune
 
-    result = finetune(split, str(parent / "encoder"), config, student.classifier, progress, soft)
-    record = {"config": to_jsonable(config), "encoder": str(parent / "encoder"), "teacher": str(teacher)}
-    student.update_info(finetune=record | _public(asdict(result)))
-    report = run_compress(student, compress or CompressConfig())
+    with rebuilding(student.root):  # a failed shrink keeps the previous student
+        shutil.copytree(layout.require(layout.data_dir, "train"), student.data_dir)
+        info = layout.read_info()
+        student.update_info(data=info.get("data", {}), base_model=info.get("base_model", ""), parent=str(layout.root))
+        result = finetune(split, str(parent / "encoder"), config, student.classifier, progress, soft)
+        record = {"config": to_jsonable(config), "encoder": str(parent / "encoder"), "teacher": str(teacher)}
+        student.update_info(finetune=record | _public(asdict(result)))
+        report = run_compress(student, compress or CompressConfig())
     layout.update_info(
         students=layout.read_info().get("students", {})
         | {f"L{config.layers}": {"val_accuracy": result.val_accuracy, "seconds": result.seconds}}

@@ -110,6 +110,46 @@ def test_a_bad_teacher_leaves_the_existing_student_alone(shrunk: RunLayout, tmp_
     assert (RunLayout(root).student(1).edge / "manifest.json").read_text() == before
 
 
+def test_a_failed_shrink_keeps_the_previous_student(
+    shrunk: RunLayout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hybridroute.training.finetune as finetune_module
+
+    root = tmp_path / "run"
+    shutil.copytree(shrunk.root, root, ignore=shutil.ignore_patterns("variants"))
+    student = RunLayout(root).student(1)
+    before = (student.edge / "manifest.json").read_text()
+
+    def stopped(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt  # Ctrl-C in the middle of training
+
+    monkeypatch.setattr(finetune_module, "finetune", stopped)
+    result = CliRunner().invoke(main, ["shrink", "--run", str(root), "--layers", "1", "--epochs", "1"])
+    assert result.exit_code == 1 and "interrupted" in result.output
+    assert (student.edge / "manifest.json").read_text() == before
+    assert EdgeClassifier.from_dir(student.edge).predict(TEXTS[:1])[0].label
+    assert sorted(p.name for p in student.root.parent.iterdir()) == ["L1"]
+
+
+def test_a_failed_finetune_keeps_the_previous_classifier(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hybridroute.training.finetune as finetune_module
+
+    root = tmp_path / "run"
+    shutil.copytree(tiny_run, root, ignore=shutil.ignore_patterns("variants", "students"))
+    before = sorted((p.name, p.stat().st_size) for p in (root / "classifier").rglob("*"))
+
+    def failing(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(finetune_module, "finetune", failing)
+    result = CliRunner().invoke(main, ["finetune", "--out", str(root), "--epochs", "1"])
+    assert result.exit_code == 1 and "out of memory" in result.output
+    assert sorted((p.name, p.stat().st_size) for p in (root / "classifier").rglob("*")) == before
+    assert not (root / ".classifier-previous").exists()
+
+
 def test_teacher_logits_are_scored_once_per_teacher_and_split(
     shrunk: RunLayout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

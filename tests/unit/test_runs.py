@@ -59,3 +59,34 @@ def test_run_json_is_replaced_whole_or_not_at_all(tmp_path: Path, monkeypatch: p
     monkeypatch.undo()
     layout.update_info(compress={"size_mb": 1.0})
     assert layout.read_info() == {"data": {"checksum": "abc"}, "compress": {"size_mb": 1.0}}
+
+
+def test_rebuilding_keeps_the_old_folder_until_the_new_one_is_complete(tmp_path: Path) -> None:
+    from hybridroute.runs import rebuilding
+
+    target = tmp_path / "students" / "L1"
+    target.mkdir(parents=True)
+    (target / "run.json").write_text("old")
+
+    with pytest.raises(RuntimeError, match="training failed"), rebuilding(target):
+        target.mkdir()
+        (target / "run.json").write_text("half")
+        raise RuntimeError("training failed")
+    assert (target / "run.json").read_text() == "old"
+
+    with rebuilding(target):
+        assert not target.exists()  # built from scratch, the old one aside
+        target.mkdir()
+        (target / "run.json").write_text("new")
+    assert (target / "run.json").read_text() == "new"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["L1"]
+
+
+def test_rebuilding_a_folder_that_does_not_exist_yet_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    from hybridroute.runs import rebuilding
+
+    target = tmp_path / "classifier"
+    with pytest.raises(RuntimeError), rebuilding(target):
+        target.mkdir()
+        raise RuntimeError("stopped")
+    assert list(tmp_path.iterdir()) == []
