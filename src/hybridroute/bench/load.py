@@ -245,18 +245,29 @@ def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float | None]:
     return summary
 
 
-def mean_batch_size(metrics_text: str) -> float | None:
-    r"""Mean texts per model batch from the edge service's Prometheus text (None when it has no batches).
+def batch_totals(metrics_text: str) -> tuple[float, float]:
+    r"""Texts and model batches so far, from the edge service's Prometheus text.
 
-    Example: "hybridroute_batch_size_sum 64.0\nhybridroute_batch_size_count 4.0" -> 16.0
+    Example: "hybridroute_batch_size_sum 64.0\nhybridroute_batch_size_count 4.0" -> (64.0, 4.0)
     """
     values: dict[str, float] = {}
     for line in metrics_text.splitlines():
         name, _, value = line.partition(" ")
         if name in ("hybridroute_batch_size_sum", "hybridroute_batch_size_count"):
             values[name] = float(value)
-    count = values.get("hybridroute_batch_size_count", 0.0)
-    return values.get("hybridroute_batch_size_sum", 0.0) / count if count else None
+    return values.get("hybridroute_batch_size_sum", 0.0), values.get("hybridroute_batch_size_count", 0.0)
+
+
+def mean_batch_size(metrics_text: str, before: str | None = None) -> float | None:
+    r"""Mean texts per model batch since ``before`` (an earlier scrape), or ever; None when there were no batches.
+
+    Example: mean_batch_size("hybridroute_batch_size_sum 64.0\nhybridroute_batch_size_count 4.0") -> 16.0
+    """
+    texts, batches = batch_totals(metrics_text)
+    if before is not None:
+        texts_before, batches_before = batch_totals(before)
+        texts, batches = texts - texts_before, batches - batches_before
+    return texts / batches if batches else None
 
 
 def request_bodies(texts: Sequence[str]) -> list[bytes]:
@@ -741,11 +752,16 @@ Progress = Callable[[str], None]
 
 
 def measure(target: Target, url: str, bodies: Sequence[bytes], config: LoadConfig) -> PhaseResult:
-    """Load one running server and summarize; the edge service's mean batch size comes from its /metrics."""
+    """Load one running server and summarize.
+
+    The edge service's mean batch size comes from its /metrics, scraped before and after: this phase's
+    batches (its warm-up included), not traffic the server saw earlier (a ``--url`` server's other runs).
+    """
+    before = fetch_text(f"{url}/metrics") if target.name != "plain" else None
     tally, measure_at = drive_load(url, bodies, config)
     result = summarize(target.name, url, tally, measure_at, config.duration_s)
     metrics = fetch_text(f"{url}/metrics") if target.name != "plain" else None
-    batch = mean_batch_size(metrics) if metrics else None
+    batch = mean_batch_size(metrics, before) if metrics else None
     return PhaseResult(**(asdict(result) | {"mean_batch_size": batch}))
 
 

@@ -89,6 +89,14 @@ def test_mean_batch_size_reads_the_prometheus_histogram() -> None:
     assert mean_batch_size("") is None
 
 
+def test_mean_batch_size_counts_only_the_batches_since_the_earlier_scrape() -> None:
+    before = "hybridroute_batch_size_count 100.0\nhybridroute_batch_size_sum 100.0\n"  # an earlier run, alone
+    after = "hybridroute_batch_size_count 104.0\nhybridroute_batch_size_sum 164.0\n"  # then 4 batches of 16
+    assert mean_batch_size(after, before) == 16.0
+    assert mean_batch_size(after) == 164.0 / 104.0
+    assert mean_batch_size(before, before) is None  # no batches in between
+
+
 def test_urls_must_be_plain_http_with_a_host() -> None:
     assert check_url("http://127.0.0.1:8000/") == "http://127.0.0.1:8000"
     assert address_of("http://127.0.0.1:8123") == ("127.0.0.1", 8123)
