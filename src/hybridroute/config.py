@@ -15,7 +15,7 @@ import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 from hybridroute.errors import ConfigError
 
@@ -215,6 +215,22 @@ def config_from_dict(cls: type[T], values: dict[str, Any]) -> T:
         raise ConfigError(f"invalid {cls.__name__}: {exc}") from exc
 
 
+def is_integer(value: object) -> TypeGuard[int]:
+    """An int that is not a bool (``True`` is an int to Python, never to a config file).
+
+    Example: is_integer(3) -> True; is_integer(True) -> False; is_integer(3.0) -> False
+    """
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> TypeGuard[int | float]:
+    """An int or a float that is not a bool (NaN and infinities included: callers that refuse them say so).
+
+    Example: is_number(0.5) -> True; is_number("0.5") -> False; is_number(False) -> False
+    """
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _optional_part(hint: Any) -> Any:
     """``X`` for ``X | None`` / ``Optional[X]``, else None."""
     args = typing.get_args(hint)
@@ -260,12 +276,12 @@ def matches_type(value: Any, hint: Any) -> bool:
         return isinstance(value, (list, tuple)) and all(matches_type(v, item) for v in value)
     if hint is bool:
         return isinstance(value, bool)
+    if hint is int:
+        return is_integer(value)
+    if hint is float:
+        return is_number(value) and math.isfinite(value)
     if isinstance(value, bool):
         return False
-    if hint is int:
-        return isinstance(value, int)
-    if hint is float:
-        return isinstance(value, (int, float)) and math.isfinite(value)
     if hint is Path:
         return isinstance(value, (str, Path))
     if hint is str:

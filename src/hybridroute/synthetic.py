@@ -38,6 +38,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from hybridroute.config import is_integer, is_number
 from hybridroute.errors import ConfigError
 
 SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
@@ -131,13 +132,13 @@ class _IntentText:
 
 def _check_int(name: str, value: object, minimum: int) -> None:
     """Raise ConfigError unless ``value`` is an int >= ``minimum`` (bools are refused)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:  # bool is an int
+    if not is_integer(value) or value < minimum:
         raise ConfigError(f"SyntheticConfig.{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _check_rate(name: str, value: object) -> None:
     """Raise ConfigError unless ``value`` is a real number in [0, 1] (NaN fails the test)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+    if not is_number(value) or not 0.0 <= value <= 1.0:
         raise ConfigError(f"SyntheticConfig.{name} must be a number in [0, 1], got {value!r}")
 
 

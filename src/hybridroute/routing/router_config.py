@@ -22,6 +22,7 @@ from hybridroute.config import (
     check_probability,
     check_range,
     config_from_dict,
+    is_number,
     load_json_config,
 )
 from hybridroute.errors import ConfigError, RoutingError
@@ -86,7 +87,7 @@ def check_number(name: str, value: object) -> None:
 
     Example: check_number("threshold", "0.5") -> ConfigError("threshold has the wrong type: ... got '0.5' (str)")
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         raise ConfigError(f"{name} has the wrong type: it must be a number, got {value!r:.60} ({type(value).__name__})")
 
 

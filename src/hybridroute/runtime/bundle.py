@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hybridroute.config import is_integer, is_number
 from hybridroute.data import file_sha256 as sha256_file
 from hybridroute.errors import ArtifactError
 
@@ -65,10 +66,6 @@ def _field_error(path: Path, name: str, accepted: str, value: Any) -> ArtifactEr
     return ArtifactError(f"{path}: manifest field {name!r} must be {accepted}, got {value!r:.80}")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def check_labels(path: Path, labels: Any) -> tuple[str, ...]:
     """Two or more distinct strings, in the model's output order.
 
@@ -93,10 +90,10 @@ def check_manifest_fields(path: Path, data: dict[str, Any]) -> None:
     another type.
     """
     temperature = data.get("temperature", 1.0)
-    if not _is_number(temperature) or not math.isfinite(temperature) or temperature <= 0:
+    if not is_number(temperature) or not math.isfinite(temperature) or temperature <= 0:
         raise _field_error(path, "temperature", "a finite number > 0", temperature)
     max_length = data["max_length"]
-    if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < MIN_MAX_LENGTH:
+    if not is_integer(max_length) or max_length < MIN_MAX_LENGTH:
         raise _field_error(path, "max_length", f"an integer >= {MIN_MAX_LENGTH}", max_length)
     files = data["files"]
     if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
@@ -114,7 +111,7 @@ def _parse_manifest(data: dict[str, Any], path: Path) -> Manifest:
     if missing:
         raise ArtifactError(f"{path}: manifest lacks {missing}; it needs {list(REQUIRED_KEYS)}")
     version = data["format_version"]
-    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
+    if not is_integer(version) or version > FORMAT_VERSION:
         raise ArtifactError(
             f"{path}: manifest format {version!r} is newer than this hybridroute understands "
             f"(up to {FORMAT_VERSION}); upgrade hybridroute"
