@@ -238,15 +238,17 @@ def _data_config(data: Path, text_col: str, label_col: str, strict: bool, val_fr
     return DataConfig(data, text_col, label_col, strict, val_fraction, _seed(seed))
 
 
-def _refuse_split_options_without_data() -> None:
-    """Without --data the run's stored split is used: options that describe a new split would be ignored."""
+def _given(name: str) -> bool:
+    """Whether the option ``name`` was typed on the command line (not its default)."""
     from click.core import ParameterSource
 
-    context = click.get_current_context()
+    return click.get_current_context().get_parameter_source(name) is ParameterSource.COMMANDLINE
+
+
+def _refuse_split_options_without_data() -> None:
+    """Without --data the run's stored split is used: options that describe a new split would be ignored."""
     names = ("text_col", "label_col", "strict", "val_fraction")
-    given = [
-        f"--{n.replace('_', '-')}" for n in names if context.get_parameter_source(n) is ParameterSource.COMMANDLINE
-    ]
+    given = [f"--{n.replace('_', '-')}" for n in names if _given(n)]
     if given:
         message = f"{', '.join(given)}: these describe how to split --data; without --data the stored split is used"
         raise click.BadParameter(message, param_hint="--data")
@@ -331,13 +333,6 @@ def train(
     adapt, finetune, compress = build_train_sections(config_file, overrides)
     plan = TrainPlan(_data_config(**data), adapt, finetune, compress, corpus, no_adapt, corpus_text_col)
     click.echo(summarize_run(train_all(_layout(out), plan)))
-
-
-def _given(name: str) -> bool:
-    """Whether the option ``name`` was typed on the command line (not its default)."""
-    from click.core import ParameterSource
-
-    return click.get_current_context().get_parameter_source(name) is ParameterSource.COMMANDLINE
 
 
 def _check_corpus_text_col(corpus: Path | None) -> None:
@@ -920,8 +915,6 @@ def bench_compression(
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the whole summary here.")
 def bench_summary(results: tuple[Path, ...], model: str, json_out: Path | None) -> None:
     """Median, min and max across saved `bench compression` or `bench load` --json results of one experiment."""
-    from click.core import ParameterSource
-
     from hybridroute.bench.summary import (
         load_markdown_table,
         load_result,
@@ -931,7 +924,7 @@ def bench_summary(results: tuple[Path, ...], model: str, json_out: Path | None) 
     )
 
     summary = summarise([load_result(path) for path in results], [str(path) for path in results])
-    model_given = click.get_current_context().get_parameter_source("model") is ParameterSource.COMMANDLINE
+    model_given = _given("model")
     if summary.get("benchmark") == "load":
         if model_given:
             raise click.BadParameter("load results have configurations, not models", param_hint="--model")
