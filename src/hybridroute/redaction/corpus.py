@@ -4,7 +4,8 @@
 inserts 1-3 pieces of fake personal data and 0-2 *negative controls* (numbers that
 are not personal data: amounts, dates, times, flight numbers, card last-4, quantities,
 the company's own allow-listed address) at random word boundaries, and records the
-true span of every inserted entity. The values are generated here; none is real.
+true span of every inserted entity. One phone number in six has a quantity right after
+it ("+49 30 45925534 10 min"), a negative control as well. The values are generated here; none is real.
 
 Decisions the benchmark's numbers rest on:
 
@@ -138,8 +139,30 @@ def _phone(rng: np.random.Generator) -> str:
         f"+41 (0)44 {_digits(rng, 3)} {_digits(rng, 2)} {_digits(rng, 2)}",
         f"0049 30 {_digits(rng, 8)}", f"0033 6 {_digits(rng, 2)} {_digits(rng, 2)} {_digits(rng, 2)} {_digits(rng, 2)}",
         f"0044 20 {_digits(rng, 4)} {_digits(rng, 4)}", f"00447{_digits(rng, 9)}",
+        f"+44 20 {_digits(rng, 4)} {_digits(rng, 4)} ext. {_digits(rng, 3)}",
+        f"+44 20 {_digits(rng, 4)} {_digits(rng, 4)}x{_digits(rng, 2)}", f"+1 {a} {b} {c} ext {_digits(rng, 1)}",
+        f"{a} - {b} - {c}", f"({a}) {b} - {c}",
+        f"+44 020 {_digits(rng, 4)} {_digits(rng, 4)}", f"+49 030 {_digits(rng, 8)}",
+        f"+33 0{int(rng.integers(1, 10))} {_digits(rng, 2)} {_digits(rng, 2)} {_digits(rng, 2)} {_digits(rng, 2)}",
     )  # fmt: skip
     return _pick(rng, formats)
+
+
+_PHONE_CUES = ("call me on {}", "my number is {}", "tel: {}", "{}", "phone {}")
+
+
+def _phone_fragment(rng: np.random.Generator, controls: bool = True) -> Fragment:
+    """A phone number behind a cue; with ``controls``, one in six has a quantity after it, a negative control.
+
+    The quantity ("+49 30 45925534 10 min") tests that a number after a complete phone number,
+    with a unit word after it, stays.
+    """
+    text, spans = _cue(_pick(rng, _PHONE_CUES), _phone(rng), "PHONE")
+    if controls and rng.random() < 1 / 6:
+        quantity = f"{int(rng.integers(1, 60))} {_pick(rng, ('min', 'minutes', 'hours', 'days', 'times'))}"
+        spans.append((len(text) + 1, len(text) + 1 + len(quantity), ""))
+        text = f"{text} {quantity}"
+    return text, spans
 
 
 def _card(rng: np.random.Generator) -> str:
@@ -298,11 +321,10 @@ def _negative(rng: np.random.Generator) -> str:
     )
 
 
-def _pii_fragment(rng: np.random.Generator, entity: str) -> tuple[Fragment, bool]:
-    """One fragment of ``entity`` and whether it must go at the end of the text."""
+def _pii_fragment(rng: np.random.Generator, entity: str, controls: bool = True) -> tuple[Fragment, bool]:
+    """One fragment of ``entity`` (negative controls in it only with ``controls``) and whether it goes at the end."""
     plain: dict[str, tuple[Callable[[np.random.Generator], str], tuple[str, ...]]] = {
         "EMAIL": (_email, ("my email is {}", "mail me at {}", "contact: {}", "({})", "{}")),
-        "PHONE": (_phone, ("call me on {}", "my number is {}", "tel: {}", "{}", "phone {}")),
         "CARD": (_card, ("my card {}", "card number {}", "{}", "charged to {}")),
         "IBAN": (_iban, ("IBAN {}", "to {}", "transfer from {}", "{}")),
         "URL": (_url, ("see {}", "link: {}", "{}", "on {} it says")),
@@ -313,6 +335,8 @@ def _pii_fragment(rng: np.random.Generator, entity: str) -> tuple[Fragment, bool
         return _cue(_pick(rng, templates), make(rng), entity), False
     if entity == "PERSON":
         return _person(rng)
+    if entity == "PHONE":
+        return _phone_fragment(rng, controls), False
     return {"SSN": _ssn, "ACCOUNT": _account, "ORDER": _order}[entity](rng), False
 
 
@@ -385,7 +409,7 @@ def generate_pii_corpus(
     corpus: list[PiiExample] = []
     for _ in range(n):
         k = len(corpus) % len(texts) if each else int(rng.integers(len(texts)))
-        inserts = [_pii_fragment(rng, _pick(rng, kinds)) for _ in range(int(rng.integers(1, 4)))]
+        inserts = [_pii_fragment(rng, _pick(rng, kinds), controls) for _ in range(int(rng.integers(1, 4)))]
         signatures = [f for f in inserts if f[1]][:1]  # one sign-off per message, after everything else
         decoys = [_negative(rng) for _ in range(int(rng.integers(0, 3)))] if controls else []
         inserts += [((decoy, [(0, len(decoy), "")]), False) for decoy in decoys]

@@ -147,15 +147,25 @@ NATIONAL_LENGTHS: dict[str, frozenset[int]] = {
     "86": frozenset({11}), "91": frozenset({10}), "351": frozenset({9}), "353": frozenset({7, 8, 9}),
     "971": frozenset({8, 9}),
 }  # fmt: skip
-# "+" or the international call prefix "00", the country code, an optional trunk "(0)" that is not
-# dialled from abroad ("+33 (0)1 23 45 67 89"), then the digit groups of the national number (the
-# last group not a percentage: "+49 30 14136092 14% fee").
+# An extension written after a number: "x12" against it, or after a space " x12", " ext 7", ", ext. 123",
+# " Ext: 5", " extension 45". Shared by every phone pattern; its digits do not count towards a number's length.
+_EXTENSION = r"(?:\x20?[xX]|,?\x20?(?i:ext|extn|extension)[.:]?\x20?)\d{1,5}"
+_EXTENSION_AT_END = re.compile(f"(?:{_EXTENSION})$")
+# "+" or the international call prefix "00", the country code, an optional trunk "0" or "(0)" that is not
+# dialled from abroad ("+33 (0)1 23 45 67 89", "+44 020 7946 0958"), the digit groups of the national
+# number (the last group not a percentage: "+49 30 14136092 14% fee"), then an optional extension.
 _INTERNATIONAL = re.compile(
-    r"""(?:(?<![\w+-])(?P<plus>\+)|(?<![\w+$\u20ac\u00a3\#-])(?<!\d[.,:/])00\x20?)(?P<country>[1-9]\d{0,2})
-    (?P<trunk>[\s.-]?\(0\))?(?P<national>(?:[\s.-]?\(?\d{1,5}\)?){2,7})(?![\w%-]|\.\d)""",
+    rf"""(?:(?<![\w+-])(?P<plus>\+)|(?<![\w+$\u20ac\u00a3\#-])(?<!\d[.,:/])00\x20?)(?P<country>[1-9]\d{{0,2}})
+    (?P<trunk>[\s.-]?(?:\(0\)|0))?(?P<national>(?:[\s.-]?\(?\d{{1,5}}\)?){{2,7}})
+    (?P<extension>{_EXTENSION})?(?![\w%-]|\.\d)""",
     re.VERBOSE,
 )
 _GROUP = re.compile(r"\(?\d+\)?")
+# Words after which a number is a count or an amount ("10 min", "3 times", "120 EUR"), not a phone digit group.
+_UNIT_WORDS = """sec secs second seconds min mins minute minutes h hr hrs hour hours day days week weeks month
+    months year years times items pcs pieces people passengers pax bags seats tickets nights calls attempts
+    transactions payments % percent eur euro euros usd dollars gbp pounds km miles kg"""
+_UNIT_AFTER = re.compile(r"\x20+(?i:" + "|".join(re.escape(w) for w in _UNIT_WORDS.split()) + r")(?!\w)")
 
 
 @dataclass(frozen=True)
@@ -163,9 +173,13 @@ class InternationalPhoneRecognizer:
     """Numbers written with a country code, trimmed to a length that country's numbers have.
 
     A greedy pattern would take the next number too ("+33 1 23 45 67 89 10 min"); trailing
-    groups are dropped until the national part has a valid length. A trunk "(0)" is not part
-    of the national number. Numbers written with "00" instead of "+" need a country code of
-    :data:`NATIONAL_LENGTHS`: "00" starts many numbers that are no phone numbers at all.
+    groups are dropped until the national part has a valid length. Shorter valid readings are
+    offered as well, so the redactor's overlap resolution can leave a number written right after
+    a variable-length one whole ("0049 30 91114476 (911) 755-7577"). A trunk "0" or "(0)" is not
+    part of the national number. A last group of one to three digits with a unit word after it
+    is a quantity, not part of the number ("+49 30 45925534 10 min": German numbers run 6-13
+    digits, so length alone cannot tell). Numbers written with "00" instead of "+" need a country
+    code of :data:`NATIONAL_LENGTHS`: "00" starts many numbers that are no phone numbers at all.
     """
 
     entity: str = "PHONE"
@@ -186,29 +200,76 @@ class InternationalPhoneRecognizer:
             country = country or written
             lengths = NATIONAL_LENGTHS.get(country, frozenset(range(7, 13)))
             carried = len(written) - len(country)  # national digits written together with the code
-            end = _trimmed_phone_end(text, match.start("national"), match.end(), lengths, carried)
-            if end is not None:
-                spans.append(Span(match.start(), end, self.entity))
-                pos = end
+            ends = _international_ends(text, match, lengths, carried)
+            spans += [Span(match.start(), end, self.entity) for end in ends]
+            pos = ends[0] if ends else pos
         return spans
 
 
-def _trimmed_phone_end(text: str, start: int, end: int, lengths: frozenset[int], carried: int = 0) -> int | None:
-    """The end of the longest run of whole digit groups of ``text[start:end]`` with a valid national length.
+def _international_ends(text: str, match: re.Match[str], lengths: frozenset[int], carried: int) -> list[int]:
+    """Where the number of an :data:`_INTERNATIONAL` match may end, longest first; empty if no length fits.
+
+    The first reading with a valid length wins: without a trailing quantity before with it, and a bare
+    "0" after the country code as a trunk before as the first national digit (Italian numbers keep it).
+    An extension belongs to the number only when no group was trimmed off before it.
+
+    Example: for "+49 30 45925534 10 min" -> [15] (the "10" is a quantity: "min" follows)
+    """
+    national_end = match.end("national")
+    quantity = _quantity_start(text, match.start("national"), national_end)
+    for stop in ([] if quantity is None else [quantity]) + [national_end]:
+        for start in _national_starts(match):
+            if ends := _phone_ends(text, start, stop, lengths, carried):
+                if ends[0] == national_end and match.group("extension"):
+                    ends[0] = match.end("extension")
+                return ends
+    return []
+
+
+def _national_starts(match: re.Match[str]) -> list[int]:
+    """Where the national number of an :data:`_INTERNATIONAL` match may start, most likely first.
+
+    Example: for "+33 01 23 45 67 89" -> [5, 4] (after the trunk "0", then from it)
+    """
+    trunk = match.group("trunk")
+    if trunk is None or trunk.endswith(")"):
+        return [match.start("national")]
+    return [match.start("national"), match.end("trunk") - 1]
+
+
+def _quantity_start(text: str, start: int, end: int) -> int | None:
+    """Where a trailing quantity of the digit groups ``text[start:end]`` starts, or None.
+
+    A quantity is a last group of one to three digits after a space, with a unit word after ``end``.
+    Its limit: a number whose own last group is that short loses it before a unit word
+    ("+49 30 1234 56 hours"), and a quantity without a unit word stays in ("+49 30 45925534 10").
+
+    Example: _quantity_start("+49 30 45925534 10 min", 3, 18) -> 16
+    """
+    groups = list(_GROUP.finditer(text, start, end))
+    last = groups[-1] if len(groups) > 1 else None
+    if last is None or not last.group().isdecimal() or len(last.group()) > 3 or not text[last.start() - 1].isspace():
+        return None
+    return last.start() if _UNIT_AFTER.match(text, end) else None
+
+
+def _phone_ends(text: str, start: int, end: int, lengths: frozenset[int], carried: int = 0) -> list[int]:
+    """The ends of the runs of whole digit groups of ``text[start:end]`` with a valid national length, longest first.
 
     ``carried`` national digits come before ``start`` (written without a gap after the country code).
 
-    Example: _trimmed_phone_end("+33 1 23 45 67 89 10", 3, 20, NATIONAL_LENGTHS["33"]) -> 17
+    Example: _phone_ends("+33 1 23 45 67 89 10", 3, 20, NATIONAL_LENGTHS["33"]) -> [17]
     """
-    for group in reversed(list(_GROUP.finditer(text, start, end))):
-        if carried + len(digits_of(text[start : group.end()])) in lengths:
-            return group.end()
-    return None
+    groups = reversed(list(_GROUP.finditer(text, start, end)))
+    return [g.end() for g in groups if carried + len(digits_of(text[start : g.end()])) in lengths]
 
 
-def _digit_count(low: int, high: int) -> Callable[[str], bool]:
-    """A validator: the value holds between ``low`` and ``high`` digits."""
-    return lambda value: low <= len(digits_of(value)) <= high
+def _phone_digit_count(low: int, high: int) -> Callable[[str], bool]:
+    """A validator: the number holds between ``low`` and ``high`` digits, an extension after it not counted.
+
+    Example: _phone_digit_count(10, 13)("020 7946 0958 ext 12") -> True
+    """
+    return lambda value: low <= len(digits_of(_EXTENSION_AT_END.sub("", value))) <= high
 
 
 def _card_valid(value: str) -> bool:
@@ -252,6 +313,7 @@ _NAME = (
 def _patterns() -> dict[str, list[PatternRecognizer]]:
     """The pattern recognizers, by entity type (built per call: nothing happens at import)."""
     flags = re.VERBOSE
+    sep = r"(?:\x20?-\x20?|[\s.])"  # between the groups of a North American number: "-", " - ", " ", "."
     return {
         "EMAIL": [
             # The local part may start with "_" or "-" and hold an apostrophe ("o'brien@..."), as mail allows.
@@ -314,23 +376,25 @@ def _patterns() -> dict[str, list[PatternRecognizer]]:
             ),
         ],
         "PHONE": [
-            # North American: (415) 555-0132, 415.555.0132, 415/555-0132, +1-415-555-0132, 4155550132, with
-            # an extension written straight after it (415-555-0132x12). A number may not run on into
-            # ".digit": "0698 1701 231.416.5691" holds a US number, not a British one. A "1" written
-            # against the area code but apart from the exchange ("1800 555 0199") needs a real exchange
-            # (2-9 first), so "card ending 1719 020 6668 8396" leaves the British number whole.
+            # North American: (415) 555-0132, 415.555.0132, 415/555-0132, +1-415-555-0132, 4155550132,
+            # 415 - 555 - 0132, with an extension after it (415-555-0132x12, 415-555-0132 ext. 12). A number may
+            # not run on into ".digit": "0698 1701 231.416.5691" holds a US number, not a British one. A "1"
+            # written against the area code but apart from the exchange ("1800 555 0199") needs a real exchange
+            # (2-9 first), so "card ending 1719 020 6668 8396" leaves the British number whole. A number starts
+            # neither after "-" nor after " - " behind a digit: there it would be the tail of another number.
             _rx(
                 "PHONE",
-                r"""(?<![\w+-])(?:(?:\+1[\s.-]?|1[\s.-])?(?:\(\d{3}\)[\s.-]?|\d{3}[\s./-]?)\d{3}
-                |1(?:\d{6}|(?:\(\d{3}\)[\s.-]?|\d{3}[\s./-])[2-9]\d\d))
-                [\s.-]?\d{4}(?:[xX]\d{1,5})?(?![\w-]|\.\d)""",
+                rf"""(?<![\w+-])(?<!\d\x20-\x20)(?:(?:\+1{sep}?|1{sep})?(?:\(\d{{3}}\){sep}?|\d{{3}}(?:{sep}|/)?)\d{{3}}
+                |1(?:\d{{6}}|(?:\(\d{{3}}\){sep}?|\d{{3}}(?:{sep}|/))[2-9]\d\d))
+                {sep}?\d{{4}}(?:{_EXTENSION})?(?![\w-]|\.\d)""",
                 flags=flags,
             ),
-            # British: 020 7946 0958, 07700 900123, +44 (0)20 7946 0958, +44 7700 900123.
+            # British: 020 7946 0958, 07700 900123, +44 (0)20 7946 0958, +44 7700 900123, with an extension. Not
+            # after " - " behind a digit either: in "(917) 867 - 0608 020 7478 3044" the "0608" ends a US number.
             _rx(
                 "PHONE",
-                r"(?<![\w+-])(?:\+44[\s.-]?(?:\(0\)[\s.-]?)?|0)\d{2,4}[\s.-]?\d{3,4}[\s.-]?\d{3,4}(?![\w-]|\.\d)",
-                _digit_count(10, 13),
+                rf"(?<![\w+-])(?<!\d\x20-\x20)(?:\+44[\s.-]?(?:\(0\)[\s.-]?)?|0)\d{{2,4}}[\s.-]?\d{{3,4}}[\s.-]?\d{{3,4}}(?:{_EXTENSION})?(?![\w-]|\.\d)",
+                _phone_digit_count(10, 13),
             ),
         ],
         "HANDLE": [_rx("HANDLE", r"(?<![\w@.+-])@[A-Za-z0-9_]{2,30}(?![\w@]|\.[A-Za-z]{2,}\b)")],

@@ -41,7 +41,11 @@ def test_corpus_covers_every_entity_type() -> None:
 def test_corpus_holds_the_reviewed_formats_and_the_recognizers_catch_them() -> None:
     corpus = generate_pii_corpus(BASE, 1500, seed=5, entities=["PHONE", "EMAIL", "CARD", "IBAN"])
     values = [e.text[s.start : s.end] for e in corpus for s in e.spans]
-    for shape in (r"^\+\d+ \(0\)", r"^00\d", r"^\d{3}/\d{3}-", r"\dx\d+$", r"^[_-]\w*.*@", r"^\w'\w+@"):
+    shapes = (r"^\+\d+ \(0\)", r"^00\d", r"^\d{3}/\d{3}-", r"\dx\d+$", r"^[_-]\w*.*@", r"^\w'\w+@")
+    # Shapes of the second review: extensions after international numbers, spaced hyphens, a bare trunk 0.
+    shapes += (r"^\+44 .* ext\. \d+$", r"^\+44 .*\dx\d+$", r"^\+1 .* ext \d$", r"^\d{3} - \d{3} - \d{4}$")
+    shapes += (r"^\(\d{3}\) \d{3} - \d{4}$", r"^\+44 020 ", r"^\+33 0[1-9] ", r"^\+49 030 ")
+    for shape in shapes:
         assert any(re.search(shape, v) for v in values), shape
     assert any(re.fullmatch(r"\d{4}\.\d{4}\.\d{4}\.\d{4}", v) for v in values)
     assert any(re.fullmatch(r"[A-Z]{2}\d\d(-[A-Z0-9]{1,4})+", v) for v in values)
@@ -49,6 +53,24 @@ def test_corpus_holds_the_reviewed_formats_and_the_recognizers_catch_them() -> N
     scores = score_corpus(corpus, Redactor(RedactionConfig(allow_list=COMPANY_ALLOW_LIST)))
     assert all(s["leaked"] == 0 for s in scores["per_type"].values())
     assert scores["negative_controls"]["touched"] <= 0.01 * scores["negative_controls"]["total"]
+
+
+def test_corpus_puts_quantities_right_after_some_phone_numbers() -> None:
+    corpus = generate_pii_corpus(BASE, 600, seed=6, entities=["PHONE"])
+    after = [
+        (e.text[s.start : s.end], e.text[a:b])
+        for e in corpus
+        for s in e.spans
+        for a, b in e.negatives
+        if a == s.end + 1
+    ]
+    quantities = [(p, q) for p, q in after if re.fullmatch(r"\d+ (min|minutes|hours|days|times)", q)]
+    assert len(quantities) > 50 and any(phone.startswith("+49") for phone, _ in quantities)
+    scores = score_corpus(corpus, Redactor(RedactionConfig(allow_list=COMPANY_ALLOW_LIST)))
+    assert scores["per_type"]["PHONE"]["leaked"] == 0
+    assert scores["negative_controls"]["touched"] == 0
+    plain = generate_pii_corpus(BASE, 600, seed=6, entities=["PHONE"], controls=False)
+    assert all(e.negatives == () for e in plain)
 
 
 def test_corpus_needs_texts_and_n() -> None:

@@ -115,6 +115,26 @@ WHOLE = [
     ("iban GB82  WEST 1234 5698 7654 32", "GB82  WEST 1234 5698 7654 32", "IBAN"),
     ("IBAN GB82-WEST-1234-5698-7654-32.", "GB82-WEST-1234-5698-7654-32", "IBAN"),
     ("to DE89-3704-0044-0532-0130-00 now", "DE89-3704-0044-0532-0130-00", "IBAN"),
+    # An extension after a British or international number (and written out after any number).
+    ("call +44 20 7946 0958 ext. 123 today", "+44 20 7946 0958 ext. 123", "PHONE"),
+    ("call +44 20 7946 0958x12 today", "+44 20 7946 0958x12", "PHONE"),
+    ("call +1 415 555 0132 ext 7 today", "+1 415 555 0132 ext 7", "PHONE"),
+    ("call +33 1 23 45 67 89 ext. 45.", "+33 1 23 45 67 89 ext. 45", "PHONE"),
+    ("ring 020 7946 0958 ext 12 please", "020 7946 0958 ext 12", "PHONE"),
+    ("tel: 415-555-0132 ext. 12", "415-555-0132 ext. 12", "PHONE"),
+    ("tel: +44 20 7946 0958, ext. 123", "+44 20 7946 0958, ext. 123", "PHONE"),
+    ("tel: 0049 30 12345678 Ext: 5", "0049 30 12345678 Ext: 5", "PHONE"),
+    ("tel: 415-555-0132 x12", "415-555-0132 x12", "PHONE"),
+    # Hyphens with a space on each side.
+    ("call 415 - 555 - 0132 today", "415 - 555 - 0132", "PHONE"),
+    ("call (415) 555 - 0132 today", "(415) 555 - 0132", "PHONE"),
+    ("call +1 - 415 - 555 - 0132 today", "+1 - 415 - 555 - 0132", "PHONE"),
+    # A trunk 0 after the country code, without brackets.
+    ("call +44 020 7946 0958 today", "+44 020 7946 0958", "PHONE"),
+    ("call +33 01 23 45 67 89 today", "+33 01 23 45 67 89", "PHONE"),
+    ("call +49 030 45925534 today", "+49 030 45925534", "PHONE"),
+    ("call 0033 06 12 34 56 78", "0033 06 12 34 56 78", "PHONE"),
+    ("call +44 020 7946 0958 ext 5", "+44 020 7946 0958 ext 5", "PHONE"),
 ]
 
 
@@ -142,6 +162,10 @@ NEAR_MISSES = [
     "IBAN GB83-WEST-1234-5698-7654-32 fails mod 97, GB82-WEST-1234 is short",
     "it's o'clock, don't @ me, _ and - alone",
     "+49 30 is Berlin; +33 (0) means nothing alone",
+    "ext. 123 alone, x12 alone, a 2 x 12 pack, extension 45 of the deadline",
+    "scores 41 - 55 - 0132, pages 415 - 55, 12 - 34 - 5678, 1 - 2 - 3",
+    "+44 0 and +33 01 mean nothing, +49 030 is Berlin",
+    "on 12/03/2024 - 10:45 - 2 items, 10 min - 20 min",
 ]
 
 
@@ -171,3 +195,56 @@ def test_a_card_ending_before_a_british_number_does_not_join_it(redactor: Redact
         "1 415-555-0132",
         "1-2990176298",
     ]
+
+
+# A count or unit word after a complete number makes the digits before it a quantity, not a phone digit group.
+QUANTITY_AFTER = [
+    ("call +49 30 45925534 10 min ago", "+49 30 45925534", "10 min"),
+    ("+49 30 45925534 10 min", "+49 30 45925534", "10 min"),
+    ("+49 030 45925534 10 minutes", "+49 030 45925534", "10 minutes"),
+    ("tel 0049 30 45925534 2 days ago", "0049 30 45925534", "2 days"),
+    ("+49 30 45925534 3 times now", "+49 30 45925534", "3 times"),
+    ("+39 06 1234 5678 20 minutes", "+39 06 1234 5678", "20 minutes"),
+    ("+33 01 23 45 67 89 10 min", "+33 01 23 45 67 89", "10 min"),
+    ("+49 30 45925534 15 hrs", "+49 30 45925534", "15 hrs"),
+    ("+49 30 45925534 120 EUR", "+49 30 45925534", "120 EUR"),
+]
+
+
+@pytest.mark.parametrize(("text", "phone", "quantity"), QUANTITY_AFTER)
+def test_a_quantity_after_an_international_number_stays(
+    redactor: Redactor, text: str, phone: str, quantity: str
+) -> None:
+    assert found(redactor, text) == [(phone, "PHONE")]
+    assert quantity in redactor.redact(text).text
+
+
+def test_the_quantity_rule_and_its_documented_limits(redactor: Redactor) -> None:
+    # German numbers run 6-13 digits: without a unit word the trailing group reads as part of the number.
+    assert found(redactor, "call +49 30 45925534 10 please") == [("+49 30 45925534 10", "PHONE")]
+    assert found(redactor, "call +49 30 4592 5534 hours") == [("+49 30 4592 5534", "PHONE")]  # 4 digits: no quantity
+    # The limit: a number's own last group of 1-3 digits before a unit word is read as a quantity.
+    assert found(redactor, "call +49 30 1234 56 hours") == [("+49 30 1234", "PHONE")]
+    # Where the shorter number has no valid length the group stays in: "+33 1 23 45 67" has 8 digits, not 9.
+    assert found(redactor, "call +33 1 23 45 67 89 days") == [("+33 1 23 45 67 89", "PHONE")]
+
+
+def test_a_number_right_after_a_german_number_keeps_its_first_group(redactor: Redactor) -> None:
+    # German numbers run 6-13 digits, so "0049 30 91114476 (911)" is a valid length too; the shorter
+    # reading lets the number after it be covered whole.
+    text = "0049 30 91114476 (911) 755 - 7577 and 0049 30 04397007 777.357.3137 now"
+    assert found(redactor, text) == [
+        ("0049 30 91114476", "PHONE"),
+        ("(911) 755 - 7577", "PHONE"),
+        ("0049 30 04397007", "PHONE"),
+        ("777.357.3137", "PHONE"),
+    ]
+
+
+def test_a_british_number_does_not_start_inside_a_spaced_hyphen_number(redactor: Redactor) -> None:
+    # "0608 020 7478" would be a valid British shape, but "0608" ends the number before it (after " - ").
+    assert found(redactor, "call (917) 867 - 0608 020 7478 3044 food") == [
+        ("(917) 867 - 0608", "PHONE"),
+        ("020 7478 3044", "PHONE"),
+    ]
+    assert found(redactor, "Tel - 020 7946 0958") == [("020 7946 0958", "PHONE")]

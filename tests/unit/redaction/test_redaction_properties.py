@@ -51,7 +51,7 @@ def digit_string(n: int) -> st.SearchStrategy[str]:
 
 @st.composite
 def phones(draw: st.DrawFn) -> str:
-    """North American, British and international numbers in their usual spellings."""
+    """North American, British and international numbers in their usual spellings (extensions, trunk 0s too)."""
     area = draw(st.sampled_from("23456789")) + draw(digit_string(2))
     exchange, line = draw(digit_string(3)), draw(digit_string(4))
     sep = draw(st.sampled_from(["-", ".", " "]))
@@ -72,6 +72,14 @@ def phones(draw: st.DrawFn) -> str:
                 f"0049 30 {line}{draw(digit_string(4))}",
                 f"0044 20 {line} {draw(digit_string(4))}",
                 f"00447{draw(digit_string(9))}",
+                f"+44 20 {line} {draw(digit_string(4))} ext. {draw(digit_string(3))}",
+                f"+44 20 {line} {draw(digit_string(4))}x{draw(digit_string(2))}",
+                f"+1 {area} {exchange} {line} ext {draw(digit_string(1))}",
+                f"{area} - {exchange} - {line}",
+                f"({area}) {exchange} - {line}",
+                f"+44 020 {line} {draw(digit_string(4))}",
+                f"+33 0{area[0]} {exchange[:2]} {line[:2]} {line[2:]} {draw(digit_string(2))}",
+                f"+49 030 {line}{draw(digit_string(4))}",
             ]
         )
     )
