@@ -44,6 +44,7 @@ def test_bench_load_measures_all_three_configurations(tiny_run: Path, tmp_path: 
     for name in ("batched", "unbatched", "plain"):
         phase = report[name]
         assert phase["errors"] == 0 and phase["ok"] > 0 and phase["throughput_rps"] > 0, phase
+        assert phase["unsent"] == 0 and phase["warmup_unsent"] == 0  # a closed loop has no schedule to fall behind
         latency = phase["latency_ms"]
         assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
     assert report["batched"]["mean_batch_size"] >= 1.0 and report["unbatched"]["mean_batch_size"] == 1.0
@@ -74,6 +75,10 @@ def test_bench_load_open_loop_offers_the_given_rate(tiny_run: Path, tmp_path: Pa
     batched = report["batched"]
     assert batched["errors"] == 0 and 30 <= batched["throughput_rps"] <= 44, batched  # the offered rate, not more
     assert report["kept_up"] == {"batched": batched["throughput_rps"] >= 0.98 * 40}
+    # 4 clients due every 0.1 s for 2 s: 80 requests, each sent (ok or error) or counted unsent (1 per client at the
+    # window's edges either way, by rounding)
+    assert 76 <= batched["ok"] + batched["errors"] + batched["unsent"] <= 84, batched
+    assert ("requests were due but never sent" in result.output) == bool(batched["unsent"] + batched["warmup_unsent"])
     assert report["unbatched"] is None and "--unbatched-url" in report["not_measured"]["unbatched"]
     assert set(report["not_measured"]) == {"unbatched", "plain"} and "latency_ms" in report["definitions"]
     assert "batched: offered 40.0 req/s, served" in result.output

@@ -12,7 +12,10 @@ How the load is made:
   latency counts from the moment it was due, so a server that falls behind is
   charged for the queue it causes (no "coordinated omission"). This is how a
   latency target at a given throughput is checked: by Little's law, 32 closed-loop
-  clients at 400 requests/s wait 80 ms on average, whatever the server;
+  clients at 400 requests/s wait 80 ms on average, whatever the server. A client that
+  falls behind its schedule cannot catch up after the window: the requests that fell
+  due before the window closed but were never sent are counted (``unsent``), never
+  dropped silently;
 * all clients start together, load for ``warmup_s`` unmeasured, then ``duration_s``
   measured: a request counts when it is sent inside the measured window (in the open
   loop: when it was due), however late it completes. Each
@@ -23,7 +26,10 @@ How the load is made:
   so a run is bounded in time and in count;
 * a response other than 200, a timeout or a broken connection is an error, by kind.
   Errors of requests sent during the warm-up are not measured but reported apart, so
-  a server that never answered cannot pass for one that made no errors.
+  a server that never answered cannot pass for one that made no errors;
+* a client process that dies (at start-up or during the load) fails the run within a
+  fraction of a second of its exit, naming the process and its exit code: the caller
+  polls the processes while it waits for their reports.
 
 What is measured, one configuration after the other on the same model:
 
@@ -44,9 +50,11 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import itertools
 import json
 import math
 import multiprocessing
+import queue
 import signal
 import socket
 import subprocess
@@ -57,7 +65,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -69,6 +77,8 @@ from hybridroute.config import check_positive, check_range
 from hybridroute.errors import ConfigError, HybridError
 
 HOST = "127.0.0.1"
+READY_TIMEOUT_S = 60.0  # longest a live client process may take to start (a dead one is noticed at once)
+POLL_S = 0.1  # how often the caller checks that its client processes are still alive
 CONFIGURATIONS = ("batched", "unbatched", "plain")
 DESCRIPTIONS = {
     "batched": "edge service, micro-batching on",
@@ -313,6 +323,12 @@ DEFINITIONS = {
     "latency_ms": "of the successful requests sent in the measured window, each waited for up to the timeout even "
     "past the window's end; null when none succeeded (see ok, errors)",
     "warmup_errors": "failed requests sent during the unmeasured warm-up (not in errors)",
+    "unsent": "open loop: requests due in the measured window that their client never sent (still waiting on earlier "
+    "ones when the window closed); in neither ok, errors nor latency_ms, so throughput falls short of the offered "
+    "rate by them; always 0 in the closed loop",
+    "warmup_unsent": "open loop: requests due during the warm-up that were never sent (not in unsent)",
+    "mean_batch_size": "texts per model batch of the edge service in the measured window (its /metrics scraped when "
+    "the window opened and after the last request); null for the plain handler or when a scrape failed",
     "speedup": "batched throughput over unbatched / plain; null when either was not measured or served nothing",
     "not_measured": "each configuration left out (null above) and why",
 }
@@ -350,6 +366,8 @@ class Tally:
         errors: failures of requests sent in the measured window, by kind (``http_503``, ``TimeoutError``, ...).
         warmup_errors: failures of requests sent during the warm-up, by kind (not measured, but not hidden).
         sent: requests sent, warm-up included.
+        unsent: open loop: requests due in the measured window that were never sent (the client fell behind).
+        warmup_unsent: open loop: requests due during the warm-up that were never sent.
         ran_to_end: clients that were still sending when the measured window closed.
         last_stop: wall time the last client that hit its request cap stopped (0 when none did).
         failure: why the client process itself failed (None when it did not).
@@ -362,6 +380,8 @@ class Tally:
     ran_to_end: int = 0
     last_stop: float = 0.0
     failure: str | None = None
+    unsent: int = 0
+    warmup_unsent: int = 0
 
     def add(self, other: Tally) -> None:
         """Fold another tally into this one."""
@@ -369,9 +389,22 @@ class Tally:
         self.errors.update(other.errors)
         self.warmup_errors.update(other.warmup_errors)
         self.sent += other.sent
+        self.unsent += other.unsent
+        self.warmup_unsent += other.warmup_unsent
         self.ran_to_end += other.ran_to_end
         self.last_stop = max(self.last_stop, other.last_stop)
         self.failure = self.failure or other.failure
+
+    def record(self, measured: bool, error: str | None, elapsed_ms: float) -> None:
+        """Count one sent request: a measured latency or error, or a warm-up error (warm-up successes are not kept)."""
+        self.sent += 1
+        if not measured:
+            if error is not None:
+                self.warmup_errors[error] += 1
+        elif error is None:
+            self.latencies_ms.append(elapsed_ms)
+        else:
+            self.errors[error] += 1
 
 
 def merge(tallies: Sequence[Tally]) -> Tally:
@@ -400,6 +433,8 @@ class PhaseResult:
     sent: int
     mean_batch_size: float | None = None
     warmup_errors: int = 0
+    unsent: int = 0
+    warmup_unsent: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -410,9 +445,10 @@ class PhaseResult:
         lat = {k: ("-" if v is None else f"{v:.1f}") for k, v in self.latency_ms.items()}
         batch = "" if self.mean_batch_size is None else f", mean batch {self.mean_batch_size:.1f}"
         warmup = f" (+{self.warmup_errors} in the warm-up)" if self.warmup_errors else ""
+        unsent = f", {self.unsent} due but never sent" if self.unsent else ""
         return (
             f"{self.name}: {self.throughput_rps:.1f} req/s, p50 {lat['p50']} ms, p95 {lat['p95']} ms, "
-            f"p99 {lat['p99']} ms, {self.ok} ok, {self.errors} errors{warmup}{batch}"
+            f"p99 {lat['p99']} ms, {self.ok} ok, {self.errors} errors{warmup}{unsent}{batch}"
         )
 
 
@@ -444,6 +480,8 @@ def summarize(name: str, url: str, tally: Tally, measure_at: float, duration_s: 
         window_s=window,
         sent=tally.sent,
         warmup_errors=sum(tally.warmup_errors.values()),
+        unsent=tally.unsent,
+        warmup_unsent=tally.warmup_unsent,
     )
 
 
@@ -500,6 +538,24 @@ def due_times(start: float, index: int, concurrency: int, interval_s: float) -> 
         due += interval_s
 
 
+def overdue(dues: Iterable[float], measure_at: float, end_at: float, limit: int) -> tuple[int, int]:
+    """Open loop: how many of a client's unsent due times fell before ``end_at``, as (in the warm-up, measured).
+
+    ``dues`` ascend; at most ``limit`` count (the requests the client's cap still allowed).
+
+    Example: dues 0.5, 1.5, 2.5, 3.5, ...; measure_at 1.0, end_at 3.0, limit 10 -> (1, 2)
+    """
+    warmup = measured = 0
+    for due in itertools.islice(dues, max(limit, 0)):
+        if due >= end_at:
+            break
+        if due < measure_at:
+            warmup += 1
+        else:
+            measured += 1
+    return warmup, measured
+
+
 def open_connection(host: str, port: int, timeout_s: float) -> http.client.HTTPConnection:
     """A connected keep-alive connection with Nagle off (small requests must not wait for a delayed ACK)."""
     connection = http.client.HTTPConnection(host, port, timeout=timeout_s)
@@ -532,19 +588,23 @@ def run_client(
     A request is measured when it is sent in ``[measure_at, end_at)``; the client waits for it (up to the
     timeout) even past ``end_at``. Closed loop: the next request goes as soon as the last one is answered.
     Open loop (``plan.interval_s``): each request goes when it is due (or at once when late) and its latency
-    counts from when it was due.
+    counts from when it was due; the requests still due before ``end_at`` when the client stops are counted
+    as ``unsent`` / ``warmup_unsent``.
     """
     host, port = address_of(plan.url)
     tally, connection = Tally(), None
     schedule = None
     if plan.interval_s is not None:
         schedule = due_times(measure_at - plan.warmup_s, index, plan.concurrency, plan.interval_s)
+    pending: list[float] = []  # open loop: the due time drawn but not sent yet
     while tally.sent < plan.cap_per_client and time.time() < end_at and not (stop and stop.is_set()):
         body = plan.bodies[(index + tally.sent) % len(plan.bodies)]
-        started = time.perf_counter() if schedule is None else wait_until(next(schedule))
+        pending = [] if schedule is None else [next(schedule)]
+        started = time.perf_counter() if schedule is None else wait_until(pending[0])
         sent_at = time.time() - (time.perf_counter() - started)  # when it was due, in the open loop
         if time.time() >= end_at:
             break
+        pending = []
         try:
             connection = connection or open_connection(host, port, plan.timeout_s)
             status = post(connection, body)
@@ -555,17 +615,12 @@ def run_client(
                 connection.close()
             connection = None
             time.sleep(0.01)  # a refused connection fails at once: do not spin
-        elapsed_ms = 1000.0 * (time.perf_counter() - started)
-        tally.sent += 1
-        if sent_at < measure_at:
-            if error is not None:
-                tally.warmup_errors[error] += 1
-        elif error is None:
-            tally.latencies_ms.append(elapsed_ms)
-        else:
-            tally.errors[error] += 1
+        tally.record(sent_at >= measure_at, error, 1000.0 * (time.perf_counter() - started))
     if connection is not None:
         connection.close()
+    if schedule is not None and not (stop and stop.is_set()):
+        left = plan.cap_per_client - tally.sent
+        tally.warmup_unsent, tally.unsent = overdue(itertools.chain(pending, schedule), measure_at, end_at, left)
     if tally.sent >= plan.cap_per_client and time.time() < end_at:
         tally.last_stop = time.time()
     else:
@@ -573,15 +628,18 @@ def run_client(
     return tally
 
 
-def client_process(plan: ClientPlan, ready: Any, go: Any, start: Any, results: Any) -> None:
-    """A client process: report ready, wait for the common start, run the clients, send back one tally.
+def client_process(number: int, plan: ClientPlan, reports: Any, go: Any, start: Any) -> None:
+    """Client process ``number``: report ready, wait for the common start, run the clients, report one tally.
 
-    Ctrl-C reaches every process of the terminal's group: a client then stops sending and exits quietly
-    (the parent reports the interruption and stops the servers).
+    Each report is ``(number, None)`` for ready or ``(number, tally)``; a failure is a tally with ``failure``
+    set, sent at once (before ready when it happens at start-up). Ctrl-C reaches every process of the
+    terminal's group: a client then stops sending and exits quietly (the parent reports the interruption and
+    stops the servers).
     """
     stop = threading.Event()
     try:
-        ready.put(True)
+        address_of(plan.url)  # a bad URL fails here, at start-up, not once the load has begun
+        reports.put((number, None))
         go.wait()
         wait_until(start.value)  # the common start: a request sent before it would belong to no phase
         measure_at = start.value + plan.warmup_s
@@ -593,11 +651,11 @@ def client_process(plan: ClientPlan, ready: Any, go: Any, start: Any, results: A
             except KeyboardInterrupt:
                 stop.set()  # the pool waits for its threads: let them end after their request in flight
                 raise
-        results.put(merge(tallies))
+        reports.put((number, merge(tallies)))
     except KeyboardInterrupt:
         return
     except Exception as exc:  # the parent must hear about it rather than wait for a tally that never comes
-        results.put(Tally(failure=f"{type(exc).__name__}: {exc}"))
+        reports.put((number, Tally(failure=f"{type(exc).__name__}: {exc}")))
 
 
 def client_plans(url: str, bodies: Sequence[bytes], config: LoadConfig) -> list[ClientPlan]:
@@ -624,40 +682,108 @@ def client_plans(url: str, bodies: Sequence[bytes], config: LoadConfig) -> list[
     return plans
 
 
-def drive_load(url: str, bodies: Sequence[bytes], config: LoadConfig) -> tuple[Tally, float]:
-    """Load ``url`` from client processes started together; return the merged tally and the measurement start.
+def exit_description(code: int) -> str:
+    """An exit status in words.
+
+    Example: exit_description(3) -> "code 3"; exit_description(-9) -> "code -9 (killed by SIGKILL)"
+    """
+    if code >= 0:
+        return f"code {code}"
+    try:
+        return f"code {code} (killed by {signal.Signals(-code).name})"
+    except ValueError:
+        return f"code {code} (killed by signal {-code})"
+
+
+def dead_client(processes: Sequence[Any], reported: Iterable[int]) -> int | None:
+    """The index of the first process that has exited without reporting, or None."""
+    done = set(reported)
+    return next((i for i, p in enumerate(processes) if i not in done and p.exitcode is not None), None)
+
+
+def collect_reports(reports: Any, processes: Sequence[Any], timeout_s: float, stage: str) -> list[Tally | None]:
+    """One report from each client process, in process order; fail as soon as one fails or dies first.
+
+    ``stage`` ends the error messages' "before it ..." ("was ready", "reported its results").
+
+    A process that has exited flushed its report before it did, so when one is found dead and the queue then
+    stays empty for :data:`POLL_S`, it never reported.
 
     Raises:
-        HybridError: a client process failed or did not report in time.
+        HybridError: a client reported a failure, exited without reporting, or ``timeout_s`` passed.
+    """
+    got: dict[int, Tally | None] = {}
+    deadline, count = time.monotonic() + timeout_s, len(processes)
+    while len(got) < count:
+        dead = dead_client(processes, got)
+        try:
+            number, report = reports.get(timeout=POLL_S)
+        except queue.Empty:
+            if dead is not None:
+                code = exit_description(processes[dead].exitcode)
+                raise HybridError(
+                    f"load client process {dead + 1} of {count} (pid {processes[dead].pid}) exited with {code} "
+                    f"before it {stage}; its error, if any, is printed above"
+                ) from None
+            if time.monotonic() > deadline:
+                late = ", ".join(str(i + 1) for i in range(count) if i not in got)
+                raise HybridError(
+                    f"load client processes {late} of {count} are running but did not report within {timeout_s:.0f} s"
+                ) from None
+            continue
+        if report is not None and report.failure:
+            raise HybridError(f"load client process {number + 1} of {count} failed before it {stage}: {report.failure}")
+        got[number] = report
+    return [got[i] for i in range(count)]
+
+
+def drive_load(
+    url: str, bodies: Sequence[bytes], config: LoadConfig, at_window: Callable[[], None] | None = None
+) -> tuple[Tally, float]:
+    """Load ``url`` from client processes started together; return the merged tally and the measurement start.
+
+    Args:
+        url: the server.
+        bodies: request bodies, sent in turn.
+        config: the load.
+        at_window: called (on a thread of this process) when the measured window opens.
+
+    Raises:
+        HybridError: a client process failed, died or did not report in time.
     """
     context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
-    ready, results, go, start = context.Queue(), context.Queue(), context.Event(), context.Value("d", 0.0)
+    reports, go, start = context.Queue(), context.Event(), context.Value("d", 0.0)
     plans = client_plans(url, bodies, config)
-    processes = [context.Process(target=client_process, args=(p, ready, go, start, results)) for p in plans]
+    processes = [
+        context.Process(target=client_process, args=(n, p, reports, go, start), name=f"load-client-{n + 1}")
+        for n, p in enumerate(plans)
+    ]
     for process in processes:
         process.start()
+    timer = None
     try:
-        for _ in processes:
-            ready.get(timeout=60.0)
+        collect_reports(reports, processes, READY_TIMEOUT_S, "was ready")
         start.value = time.time() + 0.05
         go.set()
+        measure_at = start.value + config.warmup_s
+        if at_window is not None:
+            timer = threading.Timer(max(0.0, measure_at - time.time()), at_window)
+            timer.start()
         wait_s = config.warmup_s + config.duration_s + config.timeout_s + 60.0
-        tallies = [results.get(timeout=wait_s) for _ in processes]
-    except Exception as exc:  # queue.Empty: a process hung or died before reporting
-        raise HybridError(f"the load clients did not report back ({type(exc).__name__})") from exc
-    except BaseException:  # Ctrl-C or SIGTERM: stop the clients now rather than wait out their window
+        tallies = collect_reports(reports, processes, wait_s, "reported its results")
+    except BaseException:  # a failure, Ctrl-C or SIGTERM: stop the clients now rather than wait out their window
         for process in processes:
             process.terminate()
         raise
     finally:
+        if timer is not None:
+            timer.cancel()  # when it has not fired; else wait for it to finish
+            timer.join()
         for process in processes:
             process.join(timeout=10.0)
             if process.is_alive():
                 process.kill()
-    failures = [t.failure for t in tallies if t.failure]
-    if failures:
-        raise HybridError(f"a load client process failed: {failures[0]}")
-    return merge(tallies), start.value + config.warmup_s
+    return merge([t for t in tallies if t is not None]), measure_at
 
 
 # ---------------------------------------------------------------- servers
@@ -754,14 +880,21 @@ Progress = Callable[[str], None]
 def measure(target: Target, url: str, bodies: Sequence[bytes], config: LoadConfig) -> PhaseResult:
     """Load one running server and summarize.
 
-    The edge service's mean batch size comes from its /metrics, scraped before and after: this phase's
-    batches (its warm-up included), not traffic the server saw earlier (a ``--url`` server's other runs).
+    The edge service's mean batch size comes from its /metrics, scraped when the measured window opens and
+    after the last request: the window's batches, not the warm-up's nor traffic the server saw earlier (a
+    ``--url`` server's other runs). None when either scrape failed rather than a figure over the wrong span.
     """
-    before = fetch_text(f"{url}/metrics") if target.name != "plain" else None
-    tally, measure_at = drive_load(url, bodies, config)
+    edge = target.name != "plain"
+    at_window: list[str | None] = []
+
+    def scrape() -> None:
+        at_window.append(fetch_text(f"{url}/metrics"))
+
+    tally, measure_at = drive_load(url, bodies, config, scrape if edge else None)
     result = summarize(target.name, url, tally, measure_at, config.duration_s)
-    metrics = fetch_text(f"{url}/metrics") if target.name != "plain" else None
-    batch = mean_batch_size(metrics, before) if metrics else None
+    after = fetch_text(f"{url}/metrics") if edge else None
+    before = at_window[0] if at_window else None
+    batch = mean_batch_size(after, before) if after and before else None
     return PhaseResult(**(asdict(result) | {"mean_batch_size": batch}))
 
 
@@ -859,21 +992,43 @@ def markdown_table(result: dict[str, Any]) -> str:
             continue
         lat = phase["latency_ms"]
         warmup = phase.get("warmup_errors") or 0  # results saved before it was counted have none
+        unsent = phase.get("unsent") or 0  # nor this
         errors = f"{phase['errors']}" + (f" (+{warmup} in warm-up)" if warmup else "")
+        errors += f" (+{unsent} never sent)" if unsent else ""
         rows.append(
             f"| {name} | {phase['throughput_rps']:.1f} | {cell(lat['p50'])} | {cell(lat['p95'])} | "
             f"{cell(lat['p99'])} | {errors} | {cell(phase['mean_batch_size'])} |"
         )
-    offered = result.get("settings", {}).get("rate_rps")
-    for name, ok in result.get("kept_up", {}).items():
-        verdict = "kept up" if ok else "SATURATED: the latencies above include the queue that built up"
-        rows.append(f"\n{name}: offered {offered:.1f} req/s, served {result[name]['throughput_rps']:.1f} ({verdict})")
+    offered, verdicts = result.get("settings", {}).get("rate_rps"), result.get("kept_up", {})
+    for name in CONFIGURATIONS:
+        phase = result.get(name) or {}
+        lines = [unsent_note(name, phase)]
+        if name in verdicts:
+            verdict = "kept up" if verdicts[name] else "SATURATED: the latencies above include the queue that built up"
+            lines.insert(0, f"{name}: offered {offered:.1f} req/s, served {phase['throughput_rps']:.1f} ({verdict})")
+        if any(lines):
+            rows.append("\n" + "\n".join(line for line in lines if line))
     speed = result.get("speedup", {})
     if speed.get("batched_vs_unbatched") is not None:
         rows.append(f"\nbatched / unbatched throughput: {speed['batched_vs_unbatched']:.2f}x")
     if speed.get("batched_vs_plain") is not None:
         rows.append(f"batched / plain throughput: {speed['batched_vs_plain']:.2f}x")
     return "\n".join(rows)
+
+
+def unsent_note(name: str, phase: dict[str, Any]) -> str:
+    """A line saying how many requests a configuration's open-loop clients left unsent ('' when none).
+
+    Example: ("batched", {"unsent": 12}) -> "batched: 12 requests were due but never sent: their clients ..."
+    """
+    unsent, warmup = phase.get("unsent") or 0, phase.get("warmup_unsent") or 0  # none in results saved before
+    if not (unsent or warmup):
+        return ""
+    more = f" (+{warmup} due in the warm-up)" if warmup else ""
+    return (
+        f"{name}: {unsent} requests were due but never sent{more}: their clients fell behind the schedule; "
+        "they are in neither ok, errors nor the latencies"
+    )
 
 
 def request_texts(texts_file: Path | None, run: Path | None) -> tuple[list[str], str]:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
+import multiprocessing
+import os
+import signal
 import socket
 import threading
 import time
@@ -10,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing import resource_tracker
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +39,10 @@ from hybridroute.bench.load import (
     latency_summary,
     markdown_table,
     mean_batch_size,
+    measure,
     measured_window,
     merge,
+    overdue,
     percentile,
     plan_targets,
     read_texts,
@@ -48,7 +55,7 @@ from hybridroute.bench.load import (
     summarize,
 )
 from hybridroute.cli import main
-from hybridroute.errors import ConfigError
+from hybridroute.errors import ConfigError, HybridError
 
 
 @pytest.fixture
@@ -228,6 +235,12 @@ def test_open_loop_clients_are_due_on_a_fixed_schedule_spread_over_one_interval(
     assert [next(schedule) for _ in range(3)] == [0.5, 2.5, 4.5]
 
 
+def test_overdue_requests_are_split_by_phase_and_stop_at_the_window_and_the_cap() -> None:
+    assert overdue(itertools.count(0.5), measure_at=1.0, end_at=3.0, limit=10) == (1, 2)  # 0.5 | 1.5, 2.5
+    assert overdue(itertools.count(0.5), measure_at=1.0, end_at=3.0, limit=2) == (1, 1)  # the cap allowed 2 more
+    assert overdue(itertools.count(3.0), measure_at=1.0, end_at=3.0, limit=10) == (0, 0)  # none due in time
+
+
 class _SlowHandler(BaseHTTPRequestHandler):
     delay_s = 0.0
 
@@ -262,6 +275,38 @@ def test_an_open_loop_client_sends_at_its_rate_not_as_fast_as_it_can() -> None:
         now = time.time()
         tally = run_client(plan, 0, now, now + 1.0)
     assert 9 <= tally.sent <= 11 and not tally.errors  # a closed loop would send hundreds in a second
+
+
+def test_an_open_loop_client_that_falls_behind_counts_every_request_it_never_sent() -> None:
+    # Due every 50 ms, answered in 150 ms: the client sends a third of its schedule. Every request due before the
+    # window closed is either sent (ok, errors or warm-up) or unsent: none is dropped from the books.
+    with _http_server(delay_s=0.15) as url:
+        plan = ClientPlan(url, (b"{}",), 1, 0, 10_000, 5.0, 0.3, 0.9, interval_s=0.05, concurrency=1)
+        now = time.time()
+        measure_at, end_at = now + 0.3, now + 1.2
+        tally = run_client(plan, 0, measure_at, end_at)
+    dues = list(itertools.takewhile(lambda due: due < end_at, due_times(measure_at - plan.warmup_s, 0, 1, 0.05)))
+    due_in_window = sum(due >= measure_at for due in dues)
+    measured_sent = len(tally.latencies_ms) + sum(tally.errors.values())
+    assert measured_sent + tally.unsent == due_in_window and tally.unsent >= 10
+    assert (tally.sent - measured_sent) + tally.warmup_unsent == len(dues) - due_in_window
+    result = summarize("batched", url, tally, measure_at, 0.9)
+    assert result.unsent == tally.unsent and f"{tally.unsent} due but never sent" in result.line()
+
+
+def test_unsent_requests_are_summed_across_client_processes_and_shown_in_the_table() -> None:
+    # Two clients (one per process), 10 req/s each against a server that never answers: each sends its first request
+    # (warm-up, times out after the window) and nothing else. Client 0 is due at 0, .1, ..., client 1 at .05, .15, ...
+    config = LoadConfig(concurrency=2, processes=2, warmup_s=0.42, duration_s=0.3, timeout_s=1.0, rate_rps=20.0)
+    with _hung_server() as url:
+        tally, measure_at = drive_load(url, request_bodies(["hello"]), config)
+    result = summarize("batched", url, tally, measure_at, config.duration_s)
+    assert (result.ok, result.errors, result.warmup_errors, result.sent) == (0, 0, 2, 2)
+    assert result.unsent == 6 and result.warmup_unsent == 7  # .5 .6 .7 / .45 .55 .65; 4 + 3 more in the warm-up
+    assert result.to_dict()["unsent"] == 6 and result.throughput_rps == 0.0
+    table = markdown_table({"batched": result.to_dict(), "unbatched": None, "plain": None, "speedup": {}})
+    assert "| 0 (+2 in warm-up) (+6 never sent) |" in table
+    assert "batched: 6 requests were due but never sent (+7 due in the warm-up)" in table
 
 
 def test_open_loop_latency_counts_the_queue_a_slow_server_causes() -> None:
@@ -303,6 +348,99 @@ def test_a_hung_server_is_all_timeouts_even_when_they_come_after_the_window() ->
     result = summarize("batched", url, tally, measure_at, config.duration_s)
     assert result.sent == 3 and result.errors == 3 and result.error_kinds == {"TimeoutError": 3}
     assert result.ok == 0 and result.throughput_rps == 0.0 and result.latency_ms["p99"] is None
+
+
+def test_a_client_process_that_dies_at_start_up_fails_the_run_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every spawned interpreter imports sitecustomize first: this one exits as a broken install or import would.
+    (tmp_path / "sitecustomize.py").write_text("import os\nos._exit(3)\n", encoding="utf-8")
+    resource_tracker.ensure_running()  # a helper process too: started with the sitecustomize, it would die as well
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    config = LoadConfig(concurrency=2, processes=2, warmup_s=0.0, duration_s=30.0)
+    started = time.monotonic()
+    with pytest.raises(
+        HybridError, match=r"^load client process [12] of 2 \(pid \d+\) exited with code 3 before it was"
+    ):
+        drive_load(f"http://127.0.0.1:{free_port()}", request_bodies(["hello"]), config)
+    assert time.monotonic() - started < 5.0  # not the 60 s start-up limit, nor the 30 s window
+
+
+def test_a_client_process_killed_during_the_load_fails_the_run_at_once() -> None:
+    config = LoadConfig(concurrency=2, processes=2, warmup_s=0.0, duration_s=30.0, timeout_s=30.0)
+
+    def kill_a_client() -> None:
+        time.sleep(1.0)  # spawned, ready and blocked on the hung server by now, on most machines
+        victims = multiprocessing.active_children()
+        if victims:
+            os.kill(victims[0].pid or 0, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_a_client)
+    started = time.monotonic()
+    with (
+        _hung_server() as url,
+        pytest.raises(HybridError, match=r"exited with code -9 \(killed by SIGKILL\) before it"),
+    ):
+        killer.start()
+        drive_load(url, request_bodies(["hello"]), config)
+    killer.join()
+    assert time.monotonic() - started < 6.0  # not the 30 s window plus the 30 s timeout
+
+
+def test_a_client_process_that_fails_at_start_up_names_itself_and_the_cause() -> None:
+    config = LoadConfig(concurrency=1, processes=1, warmup_s=0.0, duration_s=30.0)
+    started = time.monotonic()
+    with pytest.raises(
+        HybridError, match=r"load client process 1 of 1 failed before it was ready: ConfigError: .*port"
+    ):
+        drive_load("http://127.0.0.1:99999", request_bodies(["hello"]), config)
+    assert time.monotonic() - started < 5.0
+
+
+class _MetricsHandler(BaseHTTPRequestHandler):
+    """An edge service's batch-size histogram: the first request is a warm-up batch of 100 texts, later ones 1."""
+
+    protocol_version = "HTTP/1.1"
+    lock = threading.Lock()
+    texts = batches = 0
+
+    def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+        self.rfile.read(int(self.headers["Content-Length"]))
+        time.sleep(0.005)
+        with self.lock:
+            handler = type(self)
+            handler.texts += 1 if handler.batches else 100
+            handler.batches += 1
+        self._answer(b"{}")
+
+    def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+        with self.lock:
+            text = f"hybridroute_batch_size_sum {self.texts}.0\nhybridroute_batch_size_count {self.batches}.0\n"
+        self._answer(text.encode())
+
+    def _answer(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_mean_batch_size_covers_the_measured_window_not_the_warm_up() -> None:
+    handler = type("Handler", (_MetricsHandler,), {"lock": threading.Lock(), "texts": 0, "batches": 0})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    config = LoadConfig(concurrency=1, processes=1, warmup_s=0.4, duration_s=0.4)
+    try:
+        result = measure(Target("batched"), url, request_bodies(["hello"]), config)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.ok > 0 and handler.batches > result.ok  # the warm-up's batches happened, the 100-text one first
+    assert result.mean_batch_size == 1.0  # scraped before the warm-up, it would be (100 + n - 1) / n
 
 
 def test_requests_that_failed_in_the_warm_up_are_reported_apart() -> None:
