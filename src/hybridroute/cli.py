@@ -265,7 +265,7 @@ def _echo_json(value: Any) -> None:
 def _layout(out: Path) -> Any:
     from hybridroute.runs import RunLayout
 
-    return RunLayout(out)
+    return RunLayout.open(out)
 
 
 # ---------------------------------------------------------------- training

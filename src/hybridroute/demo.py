@@ -83,7 +83,7 @@ def run_demo(config: DemoConfig) -> str:
     started = time.monotonic()
     train_csv, test_csv = _write_data(config)
     logger.info("demo: generated %s and %s", train_csv, test_csv)
-    layout = RunLayout(config.out / "run")
+    layout = RunLayout.open(config.out / "run")
     info = train_all(layout, _plan(config, train_csv))
     bench = run_compression_bench(
         CompressionBenchConfig(

@@ -131,7 +131,7 @@ def open_cloud(layout: RunLayout, settings: HybridSettings, labels: tuple[str, .
 
 def open_hybrid(settings: HybridSettings) -> HybridClassifier:
     """Load edge, router and cloud for a run folder."""
-    layout = RunLayout(Path(settings.run))
+    layout = RunLayout.open(Path(settings.run))
     edge = EdgeClassifier.from_dir(layout.require(layout.edge, "train"), threads=settings.threads)
     router = router_for(layout, settings.policy)
     if layout.router.is_file():

@@ -17,33 +17,55 @@ RUN/
 
 run.json and the stored split are written through a temporary file in the same folder and one
 rename (:func:`write_text_atomic`), so a crash leaves the old file or the new one, never a
-truncated one. Bundles are built in a staging folder (:func:`staging_folder`) and renamed into
-place only when complete (:func:`install_folders`); the folder a bundle replaces is renamed
-aside first and deleted last, so it is put back if the new one cannot be installed.
+truncated one; run.json is changed under an exclusive lock (``.run.json.lock``), so two commands
+updating it at once both keep their sections. Bundles are built in a staging folder
+(:func:`staging_folder`) and renamed into place only when complete (:func:`install_folders`);
+folders that cannot be staged are rebuilt in place (:func:`rebuilding`). Either way the folder
+being replaced is renamed aside first (``.NAME-previous``) and dropped only once the new one is
+complete, so it is put back if the new one fails, and, after a crash or ``kill -9``, by the next
+command that opens the run folder (:func:`recover_interrupted`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from hybridroute.data import LabelledTexts, Split
 from hybridroute.errors import ArtifactError, DataError
-from hybridroute.files import write_text_atomic
+from hybridroute.files import exclusive_lock, write_text_atomic
+
+logger = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
+RUN_LOCK = ".run.json.lock"  # held while run.json is read, changed and written back
 
 
 @dataclass(frozen=True)
 class RunLayout:
-    """Paths inside a run folder."""
+    """Paths inside a run folder.
+
+    Constructing one touches nothing; :meth:`open` is how a command starts using a run folder.
+    """
 
     root: Path
+
+    @classmethod
+    def open(cls, root: Path) -> RunLayout:
+        """The layout of ``root``, after finishing what a killed rebuild or install left there.
+
+        The previous folder is put back wherever its replacement was never completed
+        (:func:`recover_interrupted`), so no command reads a half-built bundle.
+        """
+        recover_interrupted(Path(root))
+        return cls(Path(root))
 
     @property
     def info_file(self) -> Path:
@@ -118,10 +140,16 @@ class RunLayout:
             raise ArtifactError(f"{self.info_file}: not valid JSON ({exc})") from exc
 
     def update_info(self, **sections: Any) -> dict[str, Any]:
-        """Merge top-level sections into run.json and write it back."""
-        info = self.read_info() | sections
+        """Merge top-level sections into run.json and write it back; returns the record written.
+
+        The read, merge and write happen under an exclusive lock (``.run.json.lock`` beside it): without it,
+        two commands updating at once would both read the old record and the later write would drop the
+        other's sections.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(self.info_file, json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
+        with exclusive_lock(self.root / RUN_LOCK):
+            info = self.read_info() | sections
+            write_text_atomic(self.info_file, json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
         return info
 
     def require(self, path: Path, step: str) -> Path:
@@ -149,68 +177,208 @@ def staging_folder(target: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+# Names beside a folder being replaced: ``.NAME-previous`` is the old folder (or, when there was none, an empty
+# placeholder file) until the new one is complete; ``.NAME-discarded`` is the old folder after that, being
+# deleted; ``.NAME.lock`` is held (flock) for as long as the replacement runs.
+
+
 def _aside(target: Path) -> Path:
     return target.with_name(f".{target.name}-previous")
 
 
-def _remove(folder: Path) -> None:
-    """Delete a folder; for a symbolic link to one (a bundle kept elsewhere), only the link."""
-    if folder.is_symlink():
-        folder.unlink()
+def _discarded(target: Path) -> Path:
+    return target.with_name(f".{target.name}-discarded")
+
+
+def _lock(target: Path) -> Path:
+    return target.with_name(f".{target.name}.lock")
+
+
+def _present(path: Path) -> bool:
+    """Whether anything is at ``path``, a dangling symbolic link included."""
+    return path.exists() or path.is_symlink()
+
+
+def _is_placeholder(aside: Path) -> bool:
+    """Whether ``aside`` is the empty file that stands for "there was no folder before"."""
+    return aside.is_file() and not aside.is_symlink()
+
+
+def _remove(path: Path) -> None:
+    """Delete a folder; for a symbolic link to one (a bundle kept elsewhere) or a placeholder file, only it."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink()
     else:
-        shutil.rmtree(folder)
-
-
-def _put_back(target: Path) -> None:
-    """Rename the folder set aside for ``target`` back, if there is one and ``target`` is free."""
-    if _aside(target).exists() and not target.exists():
-        _aside(target).rename(target)
+        shutil.rmtree(path)
 
 
 def _set_aside(target: Path) -> None:
-    """Rename ``target`` to ``.NAME-previous``, after settling what an interrupted install left there.
+    """Rename ``target`` to ``.NAME-previous``; with no ``target``, leave an empty placeholder file there instead."""
+    if _present(target):
+        target.rename(_aside(target))
+    else:
+        _aside(target).touch(exist_ok=False)
 
-    A ``.NAME-previous`` beside ``target`` is an old folder whose deletion did not happen: it goes.
-    One without ``target`` is an old folder whose replacement never arrived (a crash between the
-    renames): it is put back first, so it is set aside (and restored on failure) like any other.
-    """
+
+def _put_back(target: Path) -> None:
+    """Undo :func:`_set_aside` once the new ``target`` is gone: the old folder back, or the placeholder deleted."""
     aside = _aside(target)
-    if (aside.exists() or aside.is_symlink()) and target.exists():
-        _remove(aside)
-    _put_back(target)
-    if target.exists():
-        target.rename(aside)
+    if _is_placeholder(aside):
+        aside.unlink()
+    elif _present(aside) and not _present(target):
+        aside.rename(target)
+
+
+def _commit(target: Path) -> None:
+    """Mark the new ``target`` complete: its ``.NAME-previous`` becomes ``.NAME-discarded`` (one atomic rename)."""
+    _aside(target).rename(_discarded(target))
+
+
+def _drop_discarded(target: Path) -> None:
+    with suppress(OSError):  # one left behind is deleted when the run folder is next opened
+        if _present(_discarded(target)):
+            _remove(_discarded(target))
+
+
+def _settle(target: Path) -> bool:
+    """Finish what an interrupted replacement of ``target`` left (its lock held); True when something was undone.
+
+    See :func:`recover_interrupted` for the states and why each is handled as it is.
+    """
+    aside, undone = _aside(target), ""
+    if _is_placeholder(aside):
+        if _present(target):
+            _remove(target)
+            undone = "removed a partial folder; the build that made it was interrupted"
+        aside.unlink()
+    elif _present(aside):
+        undone = "restored the previous folder; the rebuild that replaced it was interrupted"
+        if _present(target):
+            _remove(target)
+            undone += " (partial one removed)"
+        aside.rename(target)
+    _drop_discarded(target)
+    if undone:
+        logger.warning("%s: %s", target, undone)
+    return bool(undone)
+
+
+@contextmanager
+def _replacing(*targets: Path) -> Iterator[None]:
+    """Hold the locks of ``targets`` for the block, after settling what an interrupted replacement left.
+
+    A target another command is replacing is waited for (saying so), and the locks are taken in path order,
+    so two commands never wait on each other.
+    """
+    with ExitStack() as stack:
+        for target in sorted(set(targets)):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(exclusive_lock(_lock(target), on_wait=partial(_say_waiting, target)))
+        for target in targets:
+            _settle(target)
+        yield
+
+
+def _say_waiting(target: Path) -> None:
+    logger.warning("%s: another command is replacing it; waiting for it to finish", target)
+
+
+def _interrupted_targets(folder: Path) -> list[Path]:
+    """The folders in ``folder`` with a ``.NAME-previous`` or ``.NAME-discarded`` beside them.
+
+    Example: a folder holding ``.classifier-previous``, ``.edge-discarded`` and ``edge``
+        -> [folder / "classifier", folder / "edge"]
+    """
+    names: set[str] = set()
+    for suffix in ("-previous", "-discarded"):
+        names.update(marker.name[1 : -len(suffix)] for marker in folder.glob(f".*{suffix}"))
+    return [folder / name for name in sorted(names) if name]
+
+
+def _settle_unless_running(target: Path) -> bool:
+    """:func:`_settle` ``target`` unless a command is replacing it now (its lock is held)."""
+    try:
+        with exclusive_lock(_lock(target), wait=False):
+            return _settle(target)
+    except BlockingIOError:
+        return False  # still being replaced: its command finishes or undoes it
+    except OSError as exc:
+        if not _present(_aside(target)):
+            return False  # only an old folder left to delete (read-only storage?): harmless
+        raise ArtifactError(
+            f"{target} was being replaced when its command stopped, and the previous folder "
+            f"{_aside(target)} could not be put back ({exc}); delete {target.name} and rename "
+            f"{_aside(target).name} to {target.name} (delete a file {_aside(target).name} instead)"
+        ) from exc
+
+
+def recover_interrupted(root: Path) -> list[Path]:
+    """Finish what killed rebuilds and installs left in the run folder ``root`` and its students; return them.
+
+    Run on opening a run folder (:class:`RunLayout`). A replacement (:func:`rebuilding`,
+    :func:`install_folders`) of a folder ``NAME`` takes these steps, holding ``.NAME.lock``:
+
+    1. rename ``NAME`` to ``.NAME-previous`` (or, with no ``NAME``, create an empty file of that name);
+    2. build ``NAME`` in place, or rename a finished staging folder to ``NAME``;
+    3. rename ``.NAME-previous`` to ``.NAME-discarded``: from here on the new ``NAME`` is the folder;
+    4. delete ``.NAME-discarded``.
+
+    A kill at any point leaves one of these states, settled as follows:
+
+    - before 1: nothing changed;
+    - after 1, before 3 (the dangerous window, hours long while a model trains): ``.NAME-previous`` beside a
+      partial ``NAME`` or none. The replacement never finished, so ``NAME`` (if any) is deleted and
+      ``.NAME-previous`` renamed back (a placeholder file is deleted instead: there was no folder before);
+    - after 3: a complete ``NAME`` and ``.NAME-discarded``, whole or half deleted: it is deleted.
+
+    Deleting and renaming are repeated from the start if the recovery itself is killed. A folder whose lock
+    is held (its replacement is still running, in this process or another) is left alone. Each restored
+    folder is logged as a warning.
+
+    Raises:
+        ArtifactError: a previous folder could not be put back (read-only storage); the message says how.
+    """
+    root = Path(root)
+    return [
+        target
+        for folder in (root, root / "students")
+        for target in _interrupted_targets(folder)
+        if _settle_unless_running(target)
+    ]
 
 
 def install_folders(*moves: tuple[Path, Path]) -> None:
     """Rename each finished ``(staging, target)`` folder into place, all or none, never losing an old target.
 
     For each target in turn: the old folder is renamed aside (``.NAME-previous``) and the staging
-    folder renamed in; the old folders are deleted only after every target is in place. If a step
+    folder renamed in; the old folders are dropped only after every target is in place. If a step
     fails, the targets already installed go back to their staging folders and every old folder is
     renamed back, so the run folder is as it was. Between the two renames a target is briefly absent:
-    an edge service watching its ``manifest.json`` sees no manifest and waits for the next one. A
-    crash there leaves the old folder as ``.NAME-previous``; the next install of that target puts it
-    back before going on.
+    an edge service watching its ``manifest.json`` sees no manifest and waits for the next one. After a
+    crash before every target was in place, the next command that opens the run folder puts every old
+    folder back (:func:`recover_interrupted`); only a crash among the final renames that drop the old
+    folders (microseconds) can leave some targets new and others old.
     """
-    done: list[tuple[Path, Path]] = []
-    try:
-        for staging, target in moves:
-            _set_aside(target)
-            try:
-                staging.rename(target)
-            except BaseException:
+    with _replacing(*(target for _, target in moves)):
+        done: list[tuple[Path, Path]] = []
+        try:
+            for staging, target in moves:
+                _set_aside(target)
+                try:
+                    staging.rename(target)
+                except BaseException:
+                    _put_back(target)
+                    raise
+                done.append((staging, target))
+        except BaseException:
+            for staging, target in reversed(done):
+                target.rename(staging)
                 _put_back(target)
-                raise
-            done.append((staging, target))
-    except BaseException:
-        for staging, target in reversed(done):
-            target.rename(staging)
-            _put_back(target)
-        raise
-    for _, target in done:
-        with suppress(OSError):  # one left behind is deleted by the next install
-            _remove(_aside(target))
+            raise
+        for _, target in moves:
+            _commit(target)
+        for _, target in moves:
+            _drop_discarded(target)
 
 
 @contextmanager
@@ -220,18 +388,23 @@ def rebuilding(target: Path) -> Iterator[Path]:
     For folders that cannot be built in staging (a student run folder records its own paths): the old
     folder is set aside (``.NAME-previous``) while the block builds ``target``; if the block fails, what
     it built is deleted and the old folder renamed back, and if it succeeds the old one is deleted. A
-    crash inside the block leaves the old folder as ``.NAME-previous`` beside a partial ``target``.
+    crash inside the block leaves the old folder as ``.NAME-previous`` beside a partial ``target``; the
+    next command that opens the run folder deletes the partial one and puts the old one back
+    (:func:`recover_interrupted` lists every state a kill can leave). A second rebuild of the same
+    ``target`` waits for the first.
     """
-    _set_aside(target)
-    try:
-        yield target
-    except BaseException:
-        if target.exists() or target.is_symlink():
-            _remove(target)
-        _put_back(target)
-        raise
-    with suppress(OSError):  # one left behind is deleted by the next rebuild or install
-        _remove(_aside(target))
+    target = Path(target)
+    with _replacing(target):
+        _set_aside(target)
+        try:
+            yield target
+            _commit(target)
+        except BaseException:
+            if _present(target):
+                _remove(target)
+            _put_back(target)
+            raise
+        _drop_discarded(target)
 
 
 def step_command(step: str, root: Path) -> str:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -90,3 +96,194 @@ def test_rebuilding_a_folder_that_does_not_exist_yet_leaves_nothing_on_failure(t
         target.mkdir()
         raise RuntimeError("stopped")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_commands_updating_run_json_at_once_keep_every_section(tmp_path: Path) -> None:
+    """Six processes add 25 sections each at the same moment: a read-modify-write without a lock loses some."""
+    go = tmp_path / "go"
+    script = f"""
+import os, sys, time
+from pathlib import Path
+from hybridroute.runs import RunLayout
+while not os.path.exists({str(go)!r}):
+    time.sleep(0.001)
+for j in range(25):
+    RunLayout(Path({str(tmp_path / "run")!r})).update_info(**{{f"p{{sys.argv[1]}}_{{j}}": {{"j": j}}}})
+"""
+    children = [
+        subprocess.Popen([sys.executable, "-c", script, str(i)], stderr=subprocess.PIPE, text=True) for i in range(6)
+    ]
+    time.sleep(0.5)  # let every child reach the starting line
+    go.touch()
+    errors = [child.communicate(timeout=120)[1] for child in children]
+    assert all(child.returncode == 0 for child in children), errors
+    info = RunLayout(tmp_path / "run").read_info()
+    assert sorted(info) == sorted(f"p{i}_{j}" for i in range(6) for j in range(25))
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["run.json"]  # no lock or temporary file left
+
+
+# ---------------------------------------------------------------- a rebuild killed halfway
+
+
+REBUILDER = """
+import sys, time
+from pathlib import Path
+from hybridroute.runs import rebuilding
+target = Path(sys.argv[1])
+with rebuilding(target):
+    (target / "sub").mkdir(parents=True)
+    (target / "weights.bin").write_text("partial")
+    print("building", flush=True)
+    time.sleep(120)
+"""
+
+
+def start_rebuild(target: Path) -> subprocess.Popen[str]:
+    """A process inside ``rebuilding(target)`` with a partial new folder written, blocked there until killed."""
+    child = subprocess.Popen([sys.executable, "-c", REBUILDER, str(target)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "building"
+    return child
+
+
+def kill(child: subprocess.Popen[str]) -> None:
+    child.send_signal(signal.SIGKILL)
+    child.wait(30)
+    assert child.returncode == -signal.SIGKILL
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("where", ["classifier", "students/L3"])
+def test_opening_the_run_after_a_rebuild_killed_halfway_restores_the_previous_folder(
+    tmp_path: Path, where: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "run"
+    target = root / where
+    target.mkdir(parents=True)
+    (target / "weights.bin").write_text("old")
+    child = start_rebuild(target)
+    try:
+        assert RunLayout.open(root).root == root  # opened while the rebuild runs: it is not touched
+        assert (target / "weights.bin").read_text() == "partial"
+    finally:
+        kill(child)
+    assert listing(target.parent) == sorted([f".{target.name}-previous", f".{target.name}.lock", target.name])
+
+    with caplog.at_level(logging.WARNING, logger="hybridroute.runs"):
+        RunLayout.open(root)
+    assert (target / "weights.bin").read_text() == "old" and listing(target) == ["weights.bin"]
+    assert listing(target.parent) == [target.name]  # partial folder, old folder's aside name and lock all gone
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{target}: restored the previous folder; the rebuild that replaced it was interrupted (partial one removed)"
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hybridroute.runs"):
+        RunLayout.open(root)
+    assert caplog.records == []  # nothing left to recover
+
+
+def test_a_first_build_killed_halfway_leaves_no_partial_folder_after_the_next_open(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    target = tmp_path / "classifier"
+    kill(start_rebuild(target))
+    assert (target / "weights.bin").read_text() == "partial"
+    with caplog.at_level(logging.WARNING, logger="hybridroute.runs"):
+        RunLayout.open(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{target}: removed a partial folder; the build that made it was interrupted"
+    ]
+
+
+def test_the_next_rebuild_after_a_kill_keeps_the_previous_folder_if_it_fails_too(tmp_path: Path) -> None:
+    from hybridroute.runs import rebuilding
+
+    target = tmp_path / "classifier"
+    target.mkdir()
+    (target / "weights.bin").write_text("old")
+    kill(start_rebuild(target))
+    with pytest.raises(RuntimeError, match="again"), rebuilding(target):
+        raise RuntimeError("failed again")
+    assert (target / "weights.bin").read_text() == "old" and listing(tmp_path) == ["classifier"]
+
+
+def test_a_kill_after_the_rebuild_finished_keeps_the_new_folder(tmp_path: Path) -> None:
+    """Killed while the old folder (already renamed ``.NAME-discarded``) was being deleted: the new one stays."""
+    target = tmp_path / "classifier"
+    target.mkdir()
+    (target / "weights.bin").write_text("new")
+    old = tmp_path / ".classifier-discarded"
+    old.mkdir()
+    (old / "half-deleted").write_text("old")
+    RunLayout.open(tmp_path)
+    assert (target / "weights.bin").read_text() == "new" and listing(tmp_path) == ["classifier"]
+
+
+def test_an_old_folder_set_aside_without_a_new_one_is_put_back(tmp_path: Path) -> None:
+    """Killed right after the old folder was renamed aside, before the block made anything."""
+    aside = tmp_path / ".edge-previous"
+    aside.mkdir()
+    (aside / "manifest.json").write_text("{}")
+    RunLayout.open(tmp_path)
+    assert listing(tmp_path) == ["edge"] and (tmp_path / "edge" / "manifest.json").read_text() == "{}"
+
+
+def test_a_folder_set_aside_as_a_link_is_put_back_as_the_link(tmp_path: Path) -> None:
+    kept = tmp_path / "models" / "v1"
+    kept.mkdir(parents=True)
+    root = tmp_path / "run"
+    (root / "partial-edge").mkdir(parents=True)
+    (root / ".edge-previous").symlink_to(kept, target_is_directory=True)
+    (root / "partial-edge").rename(root / "edge")
+    RunLayout.open(root)
+    assert (root / "edge").is_symlink() and (root / "edge").resolve() == kept.resolve() and listing(root) == ["edge"]
+
+
+def test_a_second_rebuild_waits_for_the_first_then_starts_from_the_previous_folder(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hybridroute.runs import rebuilding
+
+    target = tmp_path / "classifier"
+    target.mkdir()
+    (target / "weights.bin").write_text("old")
+    child, seen = start_rebuild(target), []
+
+    def second() -> None:
+        with rebuilding(target):
+            seen.append(listing(tmp_path))  # the killed rebuild settled first: the old folder is the one aside
+            target.mkdir()
+            (target / "weights.bin").write_text("new")
+
+    with caplog.at_level(logging.WARNING, logger="hybridroute.runs"):
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(0.5)
+        assert seen == [] and thread.is_alive()  # waiting for the lock
+        kill(child)
+        thread.join(30)
+    assert seen == [[".classifier-previous", ".classifier.lock"]]
+    assert (target / "weights.bin").read_text() == "new" and listing(tmp_path) == ["classifier"]
+    assert any("waiting for it to finish" in r.getMessage() for r in caplog.records)
+
+
+def test_an_install_of_two_folders_killed_between_them_is_undone_for_both(tmp_path: Path) -> None:
+    """Killed after the FP32 bundle was renamed in and the edge one set aside: the next open puts both old back."""
+    for name, content in ((".onnx_fp32-previous", "old fp32"), ("onnx_fp32", "new fp32"), (".edge-previous", "old")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.onnx").write_text(content)
+    RunLayout.open(tmp_path)
+    assert listing(tmp_path) == ["edge", "onnx_fp32"]
+    assert (tmp_path / "onnx_fp32" / "model.onnx").read_text() == "old fp32"
+    assert (tmp_path / "edge" / "model.onnx").read_text() == "old"
+
+
+def test_only_opening_a_run_recovers_constructing_a_layout_touches_nothing(tmp_path: Path) -> None:
+    (tmp_path / ".edge-previous").mkdir()
+    RunLayout(tmp_path)
+    assert listing(tmp_path) == [".edge-previous"]
+    RunLayout.open(tmp_path)
+    assert listing(tmp_path) == ["edge"]

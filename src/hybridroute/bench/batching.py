@@ -151,7 +151,7 @@ def run_batching_bench(
 
     if not texts:
         raise ConfigError(f"no texts to measure in {source}")
-    classifier = EdgeClassifier.from_dir(RunLayout(run).edge, threads=config.threads)
+    classifier = EdgeClassifier.from_dir(RunLayout.open(run).edge, threads=config.threads)
     shuffled = [texts[int(i)] for i in np.random.default_rng(config.seed).permutation(len(texts))]
     ids = classifier.token_ids(shuffled[: config.texts])
 

@@ -605,7 +605,7 @@ def run_compression_bench(
         ArtifactError: a piece of the run is missing (the message names the command to run).
         DataError: the test file is unusable or has labels the model never saw.
     """
-    layout = RunLayout(config.run)
+    layout = RunLayout.open(config.run)
     _require_run(layout)
     manifest = load_manifest(layout.edge)
     test = load_test_set(config, manifest.labels)

@@ -28,6 +28,7 @@ Steps, each reported through ``progress``:
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import math
 import time
@@ -45,6 +46,7 @@ from hybridroute.bench.machine import machine_info, machine_summary
 from hybridroute.config import DataConfig, check_range, to_jsonable
 from hybridroute.data import LabelledTexts, check_known_labels, load_labelled
 from hybridroute.errors import ArtifactError, ConfigError, RoutingError
+from hybridroute.files import write_bytes_atomic
 from hybridroute.metrics import percentiles
 from hybridroute.routing.cascade import HybridClassifier
 from hybridroute.routing.curve import apgr, cascade_curve, cpt
@@ -755,8 +757,9 @@ def save_plot(result: Mapping[str, Any], path: Path) -> Path:
     axes.legend(fontsize=8, loc="best")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    return path
+    image = io.BytesIO()
+    figure.savefig(image, format=path.suffix[1:] or "png", dpi=120)  # the format savefig(path) would infer
+    return write_bytes_atomic(path, image.getvalue())  # an interrupted run leaves the earlier plot whole
 
 
 # ---------------------------------------------------------------- orchestration
@@ -854,7 +857,7 @@ def run_routing_bench(
         ArtifactError: the edge bundle, cloud bundle or router.json is missing (the message names the command).
         DataError: the test file is unusable or has labels the model never saw.
     """
-    layout = RunLayout(config.run)
+    layout = RunLayout.open(config.run)
     router = require_routing_run(layout)
     labels = read_manifest(layout.edge).labels
     test = load_test(config, labels)

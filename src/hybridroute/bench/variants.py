@@ -382,7 +382,7 @@ def run_variants_bench(
     from hybridroute.config import DataConfig
     from hybridroute.data import check_known_labels, load_labelled
 
-    layout = RunLayout(Path(run_dir))
+    layout = RunLayout.open(Path(run_dir))
     manifest = load_manifest(layout.require(layout.onnx_fp32, "compress"))
     test = load_labelled(DataConfig(Path(test_file), text_col=text_col, label_col=label_col))
     if limit:

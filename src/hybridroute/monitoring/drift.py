@@ -201,7 +201,7 @@ def build_reference(run_dir: Path, threads: int = 1, save: bool = True, bundle: 
     from hybridroute.runs import RunLayout, load_saved_split  # runtime pieces, loaded only here
     from hybridroute.runtime.classifier import EdgeClassifier
 
-    layout = RunLayout(Path(run_dir))
+    layout = RunLayout.open(Path(run_dir))
     validation = load_saved_split(layout).validation
     edge = EdgeClassifier.from_dir(layout.edge if bundle is None else Path(bundle), threads=threads)
     probabilities = edge.predict_proba(list(validation.texts))
@@ -247,7 +247,7 @@ def reference_for_run(run_dir: Path, threads: int = 1, bundle: Path | None = Non
     from hybridroute.runs import RunLayout  # runtime pieces, loaded only here
     from hybridroute.runtime.bundle import load_manifest
 
-    layout = RunLayout(Path(run_dir))
+    layout = RunLayout.open(Path(run_dir))
     edge_dir = layout.edge if bundle is None else Path(bundle)
     saved = layout.root / REFERENCE_FILE
     if saved.is_file():

@@ -134,7 +134,7 @@ def measure_tracking(
 
     labelled = load_labelled(DataConfig(Path(data), text_col, label_col))
     order = np.random.default_rng(seed).permutation(len(labelled.texts))
-    edge = EdgeClassifier.from_dir(RunLayout(Path(run_dir)).edge, threads=threads)
+    edge = EdgeClassifier.from_dir(RunLayout.open(Path(run_dir)).edge, threads=threads)
     probabilities = edge.predict_proba([labelled.texts[i] for i in order])
     predicted = [edge.labels[i] for i in probabilities.argmax(axis=1)]
     correct = [p == labelled.labels[i] for p, i in zip(predicted, order, strict=True)]

@@ -28,6 +28,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from hybridroute.errors import ConfigError
+from hybridroute.files import write_bytes_atomic, write_text_atomic
 from hybridroute.monitoring.audit import open_audit_reader, redact_url
 from hybridroute.monitoring.drift import Reference
 from hybridroute.monitoring.health import CRITICAL, Alert, evaluate
@@ -307,10 +308,19 @@ def render_report(
         raise ConfigError(f"audit database {source} holds no records yet; serve some traffic first")
     report = analyze(records, reference, t, c)
     plots = make_plots(records, report, reference, t, c)
-    out = Path(out_html)
+    return write_report_files(Path(out_html), report_html(report, plots, len(records), source), plots)
+
+
+def write_report_files(out: Path, page: str, plots: Sequence[Plot]) -> Path:
+    """Write ``page`` to ``out`` and each plot to ``<stem>_files/<name>.png`` beside it; return ``out``.
+
+    Each file is replaced whole (:func:`write_text_atomic`), so an interrupted report leaves the earlier
+    files readable: the page last, after the PNG copies it mentions.
+
+    Example: write_report_files(Path("r.html"), page, [Plot("cost", "...", png)]) writes r_files/cost.png, r.html
+    """
     files = out.parent / f"{out.stem}_files"
     files.mkdir(parents=True, exist_ok=True)
     for plot in plots:
-        (files / f"{plot.name}.png").write_bytes(plot.png)
-    out.write_text(report_html(report, plots, len(records), source), encoding="utf-8")
-    return out
+        write_bytes_atomic(files / f"{plot.name}.png", plot.png)
+    return write_text_atomic(out, page)

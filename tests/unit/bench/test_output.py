@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -31,3 +34,72 @@ def test_an_unwritable_path_is_named(tmp_path: Path) -> None:
     blocker.write_text("", encoding="utf-8")
     with pytest.raises(ConfigError, match=f"cannot write the result to {blocker / 'out.json'}"):
         write_json({"a": 1}, blocker / "out.json")
+
+
+def run_with_file_size_limit(setup: str, code: str, limit: int = 64) -> subprocess.CompletedProcess[str]:
+    """Run ``setup`` then, with files capped at ``limit`` bytes (a longer write fails: EFBIG), ``code`` in a child."""
+    cap = (
+        "import resource, signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n"
+    )
+    script = textwrap.dedent(setup) + cap + textwrap.dedent(code)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_a_result_cut_off_midway_leaves_the_previous_one(tmp_path: Path) -> None:
+    path = write_json({"old": True}, tmp_path / "bench.json")
+    result = run_with_file_size_limit(
+        "from hybridroute.bench.output import write_json\nfrom hybridroute.errors import ConfigError\n",
+        f"""
+try:
+    write_json({{"rows": list(range(10_000))}}, {str(path)!r})
+except ConfigError as exc:
+    print(exc)
+""",
+    )
+    assert "File too large" in result.stdout, result.stderr  # the write really was cut off, and named
+    assert json.loads(path.read_text(encoding="utf-8")) == {"old": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
+
+
+ROUTING_RESULT = {
+    "curves": {"confidence": {"apgr": 0.5, "cloud_share": [0.0, 0.5, 1.0], "accuracy": [0.8, 0.9, 0.95]}},
+    "edge_only_accuracy": 0.8,
+    "cloud_only_accuracy": 0.95,
+    "operating_point": {"cloud_share": 0.5, "accuracy": 0.9, "policy": "confidence"},
+    "policies": {"tutorial": {"cloud_call_share": 1.0, "accuracy": 0.95}},
+    "test_rows": 3,
+}
+
+
+def test_a_plot_cut_off_midway_leaves_the_previous_one(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from hybridroute.bench.routing import save_plot
+
+    path = save_plot(ROUTING_RESULT, tmp_path / "routing.png")
+    previous = path.read_bytes()
+    assert previous.startswith(b"\x89PNG") and len(previous) > 4096
+    result = run_with_file_size_limit(
+        "from matplotlib.backends.backend_agg import FigureCanvasAgg\nfrom matplotlib.figure import Figure\n"
+        "from hybridroute.bench.routing import save_plot\n",
+        f"""
+result = {ROUTING_RESULT!r}
+result["test_rows"] = 4  # another title: a different picture
+try:
+    save_plot(result, {str(path)!r})
+except OSError as exc:
+    print(exc.errno)
+""",
+        limit=4096,
+    )
+    assert result.stdout.strip() == "27", result.stderr  # EFBIG: the write really was cut off
+    assert path.read_bytes() == previous
+    assert [p.name for p in tmp_path.iterdir()] == ["routing.png"]
+
+
+def test_a_plot_takes_its_format_from_the_suffix(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from hybridroute.bench.routing import save_plot
+
+    assert save_plot(ROUTING_RESULT, tmp_path / "deep" / "r.svg").read_text(encoding="utf-8").lstrip().startswith("<")
+    assert save_plot(ROUTING_RESULT, tmp_path / "r.png").read_bytes().startswith(b"\x89PNG")

@@ -99,7 +99,7 @@ def test_an_old_bundle_left_aside_after_an_install_is_removed_by_the_next(
 ) -> None:
     monkeypatch.setattr(shutil, "rmtree", lambda *args, **kwargs: None)  # the final delete did not happen
     install_folders((_new_staging(edge), edge))
-    assert (edge.parent / ".edge-previous").is_dir() and temperature_of(edge) == NEW
+    assert (edge.parent / ".edge-discarded").is_dir() and temperature_of(edge) == NEW  # marked as the old one
     monkeypatch.undo()
     install_folders((make_bundle(edge.with_name(".edge-staging"), temperature=3.0), edge))
     assert temperature_of(edge) == 3.0 and sorted(p.name for p in edge.parent.iterdir()) == ["edge"]

@@ -1,0 +1,49 @@
+"""The health report's files are replaced whole: a report cut off midway leaves the previous one readable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from hybridroute.monitoring.report import Plot, write_report_files  # noqa: E402
+
+
+def run_with_file_size_limit(setup: str, code: str, limit: int = 64) -> subprocess.CompletedProcess[str]:
+    """Run ``setup`` then, with files capped at ``limit`` bytes (a longer write fails: EFBIG), ``code`` in a child."""
+    cap = (
+        "import resource, signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n"
+    )
+    script = textwrap.dedent(setup) + cap + textwrap.dedent(code)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_the_page_and_plots_are_written_beside_each_other(tmp_path: Path) -> None:
+    out = write_report_files(tmp_path / "report.html", "<html></html>", [Plot("cost", "Cost", b"\x89PNG old")])
+    assert out.read_text(encoding="utf-8") == "<html></html>"
+    assert (tmp_path / "report_files" / "cost.png").read_bytes() == b"\x89PNG old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "report_files"]
+
+
+@pytest.mark.parametrize(("page", "png"), [("'x' * 10_000", "b'small'"), ("'small'", "b'x' * 10_000")])
+def test_a_report_cut_off_midway_leaves_the_previous_files(tmp_path: Path, page: str, png: str) -> None:
+    out = write_report_files(tmp_path / "report.html", "<html>old</html>", [Plot("cost", "Cost", b"\x89PNG old")])
+    result = run_with_file_size_limit(
+        "from pathlib import Path\nfrom hybridroute.monitoring.report import Plot, write_report_files\n",
+        f"""
+try:
+    write_report_files(Path({str(out)!r}), {page}, [Plot("cost", "Cost", {png})])
+except OSError as exc:
+    print(exc.errno)
+""",
+    )
+    assert result.stdout.strip() == "27", result.stderr  # EFBIG: a write really was cut off
+    assert out.read_text(encoding="utf-8") == "<html>old</html>"  # the page is written last, after its plots
+    assert (tmp_path / "report_files" / "cost.png").read_bytes() in {b"\x89PNG old", b"small"}  # each file whole
+    assert sorted(p.name for p in (tmp_path / "report_files").iterdir()) == ["cost.png"]
