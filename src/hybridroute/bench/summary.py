@@ -74,9 +74,12 @@ VARIANT_DEFINITIONS = {
     "over that run's repeats); latency_ms.PATH.STAT per timed path, a path missing from any run left out",
     "accuracy": "each field from the first run that measured it; accuracy_differs names the runs that disagree",
 }
+# Counted per phase by `bench load`, summed over the runs: failed requests, and open-loop requests due but never sent.
+LOAD_COUNTS = ("errors", "unsent")
 LOAD_DEFINITIONS = {
     "configurations": "per served configuration measured in every run: {median, min, max, runs} of its "
-    "throughput and latency percentiles, and its errors summed over the runs",
+    "throughput and latency percentiles, and its errors and unsent requests (open loop: due, never sent) "
+    "summed over the runs",
     "speedup": "median across runs of each run's ratio of throughputs, not the ratio of the medians",
 }
 
@@ -251,8 +254,9 @@ def summarise_load_runs(results: Sequence[Mapping[str, Any]], names: Sequence[st
     for name in LOAD_CONFIGURATIONS:
         phases = [r[name] for r in results if isinstance(r.get(name), Mapping)]
         if len(phases) == len(results):
-            errors = sum(int(p.get("errors", 0)) for p in phases)
-            configurations[name] = _timings(phases, LOAD_TIMINGS) | {"errors": errors}
+            configurations[name] = _timings(phases, LOAD_TIMINGS) | {
+                key: sum(int(p.get(key, 0)) for p in phases) for key in LOAD_COUNTS
+            }
     return {
         "benchmark": "load",
         "runs": _run_entries(results, names),
@@ -346,7 +350,10 @@ def load_markdown_table(summary: Mapping[str, Any]) -> str:
     columns.append(("batched p99 ms", configurations["batched"].get("latency_ms.p99"), 1, ""))
     lines = [f"bench load, {len(summary['runs'])} runs", "", *_per_run_table(summary["runs"], columns)]
     errors = ", ".join(f"{name} {figures['errors']}" for name, figures in configurations.items())
-    return "\n".join([*lines, "", f"- errors over all runs: {errors}"])
+    lines += ["", f"- errors over all runs: {errors}"]
+    if unsent := ", ".join(f"{name} {f['unsent']}" for name, f in configurations.items() if f["unsent"]):
+        lines.append(f"- requests due but never sent (open loop, clients fell behind): {unsent}")
+    return "\n".join(lines)
 
 
 def variants_markdown_table(summary: Mapping[str, Any], model: str | None = None) -> str:

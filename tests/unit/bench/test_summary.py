@@ -286,10 +286,14 @@ def test_load_summary_leaves_out_configurations_some_runs_did_not_measure() -> N
     assert "| **median** | **650.0** | **—** | **—** | **50.0** |" in load_markdown_table(found)
 
 
-def test_load_errors_are_summed_not_hidden() -> None:
+def test_load_errors_and_unsent_requests_are_summed_not_hidden() -> None:
     runs = [_load(600.0, 400.0), _load(700.0, 350.0)]
     runs[1]["batched"]["errors"] = 3
-    assert summarise_load_runs(runs, ["a", "b"])["configurations"]["batched"]["errors"] == 3
+    runs[0]["unbatched"]["unsent"], runs[1]["unbatched"]["unsent"] = 5, 7
+    found = summarise_load_runs(runs, ["a", "b"])
+    assert found["configurations"]["batched"]["errors"] == 3
+    assert found["configurations"]["unbatched"]["unsent"] == 12 and found["configurations"]["batched"]["unsent"] == 0
+    assert "- requests due but never sent (open loop, clients fell behind): unbatched 12" in load_markdown_table(found)
 
 
 @pytest.mark.parametrize(
