@@ -149,8 +149,25 @@ class RunLayout:
         self.root.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(self.root / RUN_LOCK):
             info = self.read_info() | sections
-            write_text_atomic(self.info_file, json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
+            self._write_info(info)
         return info
+
+    def merge_into_section(self, section: str, **entries: Any) -> dict[str, Any]:
+        """Add ``entries`` to the run.json section ``section`` (a mapping), keeping its other entries; returns it.
+
+        Under the same lock as :meth:`update_info`, so two commands adding entries at once both keep theirs.
+
+        Example: layout.merge_into_section("students", L3={"val_accuracy": 0.93})
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(self.root / RUN_LOCK):
+            info = self.read_info()
+            info[section] = info.get(section, {}) | entries
+            self._write_info(info)
+        return info
+
+    def _write_info(self, info: dict[str, Any]) -> None:
+        write_text_atomic(self.info_file, json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
 
     def require(self, path: Path, step: str) -> Path:
         """Raise with the command to run when an earlier step's output is missing."""

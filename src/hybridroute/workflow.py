@@ -246,9 +246,8 @@ def run_shrink(
         record = {"config": to_jsonable(config), "encoder": str(parent / "encoder"), "teacher": str(teacher)}
         student.update_info(finetune=record | _public(asdict(result)))
         report = run_compress(student, compress or CompressConfig())
-    layout.update_info(
-        students=layout.read_info().get("students", {})
-        | {f"L{config.layers}": {"val_accuracy": result.val_accuracy, "seconds": result.seconds}}
+    layout.merge_into_section(
+        "students", **{f"L{config.layers}": {"val_accuracy": result.val_accuracy, "seconds": result.seconds}}
     )
     return student, result, report
 

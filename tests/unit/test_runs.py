@@ -9,7 +9,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -98,8 +100,15 @@ def test_rebuilding_a_folder_that_does_not_exist_yet_leaves_nothing_on_failure(t
     assert list(tmp_path.iterdir()) == []
 
 
-def test_commands_updating_run_json_at_once_keep_every_section(tmp_path: Path) -> None:
-    """Six processes add 25 sections each at the same moment: a read-modify-write without a lock loses some."""
+@pytest.mark.parametrize(
+    ("call", "where"),
+    [("update_info(**entry)", lambda info: info), ('merge_into_section("students", **entry)', lambda i: i["students"])],
+    ids=["sections", "entries-of-one-section"],
+)
+def test_commands_updating_run_json_at_once_keep_every_section(
+    tmp_path: Path, call: str, where: Callable[[dict[str, Any]], dict[str, Any]]
+) -> None:
+    """Six processes add 25 entries each at the same moment: a read-modify-write without a lock loses some."""
     go = tmp_path / "go"
     script = f"""
 import os, sys, time
@@ -108,7 +117,8 @@ from hybridroute.runs import RunLayout
 while not os.path.exists({str(go)!r}):
     time.sleep(0.001)
 for j in range(25):
-    RunLayout(Path({str(tmp_path / "run")!r})).update_info(**{{f"p{{sys.argv[1]}}_{{j}}": {{"j": j}}}})
+    entry = {{f"p{{sys.argv[1]}}_{{j}}": {{"j": j}}}}
+    RunLayout(Path({str(tmp_path / "run")!r})).{call}
 """
     children = [
         subprocess.Popen([sys.executable, "-c", script, str(i)], stderr=subprocess.PIPE, text=True) for i in range(6)
@@ -118,7 +128,7 @@ for j in range(25):
     errors = [child.communicate(timeout=120)[1] for child in children]
     assert all(child.returncode == 0 for child in children), errors
     info = RunLayout(tmp_path / "run").read_info()
-    assert sorted(info) == sorted(f"p{i}_{j}" for i in range(6) for j in range(25))
+    assert sorted(where(info)) == sorted(f"p{i}_{j}" for i in range(6) for j in range(25))
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["run.json"]  # no lock or temporary file left
 
 
