@@ -93,18 +93,48 @@ def text_hash(text: str, salt: bytes) -> str:
 
 
 def load_or_create_salt(path: Path) -> bytes:
-    """The salt kept in ``path``, created (32 random bytes, hex, owner-only) on first use."""
+    """The salt kept in ``path``, created (32 random bytes, hex, owner-only) on first use.
+
+    Creation is atomic and the first creator wins: the salt is written whole to an owner-only temporary file,
+    which is then hard-linked to ``path`` only if ``path`` does not exist yet. A crash leaves no salt or a
+    whole one, and processes starting at once all read the one salt that was linked first (two salts would
+    make one deployment's text hashes disagree). An empty or undecodable salt file is an error, not replaced.
+
+    Example: load_or_create_salt(Path("RUN/audit.salt")) == load_or_create_salt(Path("RUN/audit.salt"))
+    """
     path = Path(path)
-    if path.is_file():
-        salt = path.read_text(encoding="utf-8").strip()
-        if not salt:
-            raise ConfigError(f"{path}: the audit salt file is empty; delete it to create a new one")
-        return salt.encode("utf-8")
+    if not path.exists() and _create_salt_file(path):
+        logger.info("created the audit salt %s (keep it: hashes made with another salt will not match)", path)
+    return _read_salt(path)
+
+
+def _create_salt_file(path: Path) -> bool:
+    """Link a new owner-only salt file to ``path`` unless one is there; False when another process was first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    salt = secrets.token_hex(32)
-    path.write_text(salt + "\n", encoding="utf-8")
-    path.chmod(0o600)
-    logger.info("created the audit salt %s (keep it: hashes made with another salt will not match)", path)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o600)  # owner-only whatever the umask
+            handle.write(secrets.token_hex(32) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())  # whole on disk before it gets its name
+        os.link(temp, path)  # unlike a rename, never replaces a salt another process made meanwhile
+    except FileExistsError:
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+    return True
+
+
+def _read_salt(path: Path) -> bytes:
+    try:
+        salt = path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: the audit salt file is not text ({exc}); delete it to create a new one") from exc
+    if not salt:
+        raise ConfigError(f"{path}: the audit salt file is empty; delete it to create a new one")
     return salt.encode("utf-8")
 
 
@@ -269,6 +299,15 @@ class AuditStore(Protocol):
         """Release the connection."""
         ...
 
+    @property
+    def database_errors(self) -> tuple[type[Exception], ...]:
+        """The exception types by which this store's database driver says a statement failed.
+
+        The DB-API drivers' errors share no base class, so a caller that must tell "the database refused"
+        (read-only, full, gone away) from a bug asks the store, which knows its driver.
+        """
+        ...
+
 
 _COLUMN_TYPES = {
     "time": "DOUBLE PRECISION NOT NULL",
@@ -350,9 +389,13 @@ def select_sql(
 
 
 class SqlAuditStore:
-    """The queries both stores share; subclasses open the connection and name the placeholder."""
+    """The queries both stores share; subclasses open the connection and name the placeholder and driver errors.
+
+    The defaults are SQLite's (a reader opens a SQLite log with this class itself).
+    """
 
     mark = "?"
+    database_errors: tuple[type[Exception], ...] = (sqlite3.Error, sqlite3.Warning)
 
     def __init__(self, connection: Any) -> None:
         self._connection = connection
@@ -525,6 +568,7 @@ class PostgresAuditStore(SqlAuditStore):
             connection = psycopg.connect(url)
         except psycopg.Error as exc:
             raise ConfigError(f"cannot connect to the audit database {redact_url(url)}: {exc}") from exc
+        self.database_errors = (psycopg.Error,)
         super().__init__(connection)
         if create_schema:
             self._create_schema("id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")

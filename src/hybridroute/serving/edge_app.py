@@ -25,10 +25,16 @@ Routes:
         validation reference (text length, unknown-token rate, confidence).
 
 Every error answers ``{"error": {"type": ..., "message": ...}}``.
+
+Bodies are read within a byte limit before anything else (see :mod:`.request_body`): a classify body over
+``settings.body_limit`` and a feedback or reload body over :data:`SMALL_BODY_BYTES` get 413
+(``payload_too_large``), before the body is read when the Content-Length says so. Large classify bodies are
+parsed in a worker thread, and one with more than ``max_texts`` texts is refused before it is validated.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import uuid
@@ -72,6 +78,7 @@ from hybridroute.serving.edge_schemas import (
     ReloadResponse,
     Unauthorized,
     accepted_classify,
+    check_text_count,
 )
 from hybridroute.serving.edge_service import Answered, EdgeService, open_hybrid_for
 from hybridroute.serving.edge_settings import EdgeSettings
@@ -83,9 +90,14 @@ from hybridroute.serving.openapi import (
     set_enum,
     set_text_limits,
 )
+from hybridroute.serving.request_body import BodyLimit, BodyTooLarge, bounded_body_route
 from hybridroute.serving.schemas import RequestTooLarge, check_limits, status_in
 
 logger = logging.getLogger(__name__)
+
+# A feedback or reload body is a few hundred bytes (an id and a label, or a folder path): 64 KiB is plenty.
+SMALL_BODY_BYTES = 64 * 1024
+SMALL_BODY = BodyLimit(SMALL_BODY_BYTES, "a feedback or reload body is a few hundred bytes")
 
 # Most specific first: the first matching class decides the status and the error type.
 STATUS_BY_ERROR: tuple[tuple[type[HybridError], int, str], ...] = (
@@ -246,22 +258,48 @@ def publish_limits(document: dict[str, Any], service: EdgeService) -> None:
     require_bearer(document, "/admin/reload", "post", "the service's admin token (reloading is off without one)")
 
 
-def add_routes(app: FastAPI) -> None:
-    """Register the edge service's routes on ``app``."""
+def classify_body_limit(settings: EdgeSettings) -> BodyLimit:
+    """How ``POST /v1/classify`` reads its body: within ``settings.body_limit``, refusing too many texts unvalidated."""
+    return BodyLimit(
+        settings.body_limit,
+        f"room for {settings.max_texts} texts of {settings.max_chars} characters each; "
+        "split the batch into smaller requests",
+        check=functools.partial(check_text_count, max_texts=settings.max_texts),
+    )
+
+
+def add_routes(app: FastAPI, settings: EdgeSettings) -> None:
+    """Register the edge service's routes on ``app``; bodies are read within the limits ``settings`` give."""
     # Every status each route answers with is documented (schemathesis checks it in the tests).
     x_audit = header_doc("committed, dropped, pending, queued, retrying or failed: see edge_service")
     audited = {200: {"headers": {"X-Audit": x_audit}}}
     classify_responses = audited | error_responses(400, 413, 422, 500, 503)
-    app.add_api_route(
-        "/v1/classify", classify, methods=["POST"], response_model=ClassifyResponse, responses=classify_responses
+    # app.router: FastAPI.add_api_route does not take route_class_override.
+    app.router.add_api_route(
+        "/v1/classify",
+        classify,
+        methods=["POST"],
+        response_model=ClassifyResponse,
+        responses=classify_responses,
+        route_class_override=bounded_body_route(classify_body_limit(settings)),
     )
-    feedback_responses = error_responses(400, 404, 422, 500, 503)
-    app.add_api_route(
-        "/v1/feedback", feedback, methods=["POST"], response_model=FeedbackResponse, responses=feedback_responses
+    feedback_responses = error_responses(400, 404, 413, 422, 500, 503)
+    app.router.add_api_route(
+        "/v1/feedback",
+        feedback,
+        methods=["POST"],
+        response_model=FeedbackResponse,
+        responses=feedback_responses,
+        route_class_override=bounded_body_route(SMALL_BODY),
     )
-    reload_responses = error_responses(400, 401, 403, 404, 409, 422, 500, 503)
-    app.add_api_route(
-        "/admin/reload", admin_reload, methods=["POST"], response_model=ReloadResponse, responses=reload_responses
+    reload_responses = error_responses(400, 401, 403, 404, 409, 413, 422, 500, 503)
+    app.router.add_api_route(
+        "/admin/reload",
+        admin_reload,
+        methods=["POST"],
+        response_model=ReloadResponse,
+        responses=reload_responses,
+        route_class_override=bounded_body_route(SMALL_BODY),
     )
     app.add_api_route("/healthz", healthz, methods=["GET"])
     app.add_api_route("/readyz", readyz, methods=["GET"], responses=error_responses(503))
@@ -287,6 +325,8 @@ async def on_hybrid_error(request: Request, exc: Exception) -> JSONResponse:
     response = error_response(status, kind, str(exc))
     if status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, BodyTooLarge):  # the rest of the body is not wanted: do not read it to keep the connection
+        response.headers["Connection"] = "close"
     return response
 
 
@@ -376,7 +416,7 @@ def create_app(
     app.state.service = EdgeService(
         settings, hybrid, registry if registry is not None else CollectorRegistry(), audit, load, new_id
     )
-    add_routes(app)
+    add_routes(app, settings)
     add_error_handlers(app)
     install_openapi(app, lambda document: publish_limits(document, app.state.service))
     return app

@@ -78,8 +78,6 @@ logger = logging.getLogger(__name__)
 
 QUEUED = "queued"  # X-Audit when responses do not wait for the commit
 PENDING = "pending"  # X-Audit when the wait for the commit timed out
-# The audit stores' DB-API drivers: their errors share no base class, so they are told apart by package.
-DATABASE_DRIVERS = frozenset({"sqlite3", "psycopg", "psycopg2"})
 # The monitor's gauges are recomputed on a scrape at most this often: an analysis of the held records costs
 # tens of ms, and Prometheus alert rules look at minutes anyway.
 MONITOR_GAUGES_EVERY_S = 30.0
@@ -119,15 +117,6 @@ def latency_split(answer: RoutedAnswer) -> tuple[float | None, float | None]:
     if not answer.cloud_called and answer.tier.value == "edge" and not answer.fallback:
         return answer.latency_ms, None
     return None, answer.latency_ms
-
-
-def is_database_error(exc: BaseException) -> bool:
-    """Whether ``exc`` was raised by an audit store's database driver.
-
-    Example: is_database_error(sqlite3.OperationalError("attempt to write a readonly database")) -> True;
-        is_database_error(KeyError("x")) -> False
-    """
-    return any(cls.__module__.partition(".")[0] in DATABASE_DRIVERS for cls in type(exc).__mro__)
 
 
 def make_batch_classifier(holder: ModelHolder) -> Callable[[list[str]], list[Answered]]:
@@ -428,9 +417,7 @@ class EdgeService:
         at = self.wall_clock()
         try:
             found = await run_in_threadpool(self.store.add_feedback, request_id, label, at)
-        except Exception as exc:
-            if not is_database_error(exc):
-                raise
+        except self.store.database_errors as exc:  # anything else is a bug: the app answers 500 and logs it
             logger.warning(
                 "feedback for %s not stored: the audit database refused it (%s: %s)",
                 request_id,

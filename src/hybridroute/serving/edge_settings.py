@@ -14,6 +14,19 @@ from hybridroute.routing.ledger import PriceConfig
 
 AUDIT_FILE = "audit.sqlite"
 SALT_FILE = "audit.salt"
+# "\uXXXX": the longest JSON spelling of a character of the Basic Multilingual Plane, which is how json.dumps
+# (ensure_ascii) sends any non-ASCII text. An escaped astral character costs 12 bytes (a surrogate pair).
+JSON_BYTES_PER_CHAR = 6
+JSON_BYTES_PER_TEXT = 4  # its quotes, a comma and a space
+JSON_BYTES_SLACK = 1024  # the envelope ({"texts": [...]}) and indentation
+
+
+def default_body_limit(max_texts: int, max_chars: int) -> int:
+    """Most bytes a classify body needs to carry ``max_texts`` texts of ``max_chars`` characters, escaped.
+
+    Example: default_body_limit(64, 10_000) -> 3_841_280 (64 × (6 × 10,000 + 4) + 1024)
+    """
+    return max_texts * (JSON_BYTES_PER_CHAR * max_chars + JSON_BYTES_PER_TEXT) + JSON_BYTES_SLACK
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,9 @@ class EdgeSettings:
         workers: model batches that may run at once, each on its own thread (see ``threads``).
         max_chars: most characters per text (413 beyond); the tokenizer truncates for the model.
         max_texts: most texts per request (413 beyond).
+        max_body_bytes: most bytes in a classify body (413 beyond, before the body is read when its
+            Content-Length says so); None: room for ``max_texts`` texts of ``max_chars`` characters, each escaped
+            as six JSON bytes (see :func:`default_body_limit` and :attr:`body_limit`).
         audit_db: file path, ``sqlite:///PATH`` or ``postgresql://...``; None: RUN/audit.sqlite.
         store_raw_text: keep raw texts in the audit log (off: only a salted hash).
         hash_salt: secret for text hashes; None: read or create RUN/audit.salt.
@@ -57,6 +73,7 @@ class EdgeSettings:
     workers: int = 1
     max_chars: int = 10_000  # far above any customer message; bounds work and memory per request
     max_texts: int = 64
+    max_body_bytes: int | None = None
     audit_db: str | None = None
     store_raw_text: bool = False  # raw customer text is personal data: opt in
     hash_salt: str | None = None
@@ -82,6 +99,8 @@ class EdgeSettings:
         check_range("workers", self.workers, 1, 256)
         check_range("max_chars", self.max_chars, 1, 10_000_000)
         check_range("max_texts", self.max_texts, 1, 4096)
+        if self.max_body_bytes is not None:
+            check_range("max_body_bytes", self.max_body_bytes, 1, 2**40)
         check_range("audit_queue", self.audit_queue, 1, 10_000_000)
         check_range("audit_batch", self.audit_batch, 1, 100_000)
         check_range("audit_ack_timeout_s", self.audit_ack_timeout_s, 0.0, 60.0)
@@ -93,6 +112,13 @@ class EdgeSettings:
             raise ConfigError(f"admin_token must hold at least 16 characters, got {len(self.admin_token)}")
         if self.hash_salt is not None and not self.hash_salt:
             raise ConfigError("hash_salt must not be empty (leave it unset to use RUN/audit.salt)")
+
+    @property
+    def body_limit(self) -> int:
+        """Most bytes in a classify body: ``max_body_bytes``, or what the text limits need."""
+        if self.max_body_bytes is not None:
+            return self.max_body_bytes
+        return default_body_limit(self.max_texts, self.max_chars)
 
     @property
     def audit_url(self) -> str:

@@ -30,7 +30,7 @@ ERROR_MEANINGS: dict[int, str] = {
     403: "The admin token is wrong",
     404: "The thing the request names does not exist (or the feature is disabled)",
     409: "The request clashes with the service's state",
-    413: "Too many texts, or a text with too many characters",
+    413: "Too many texts, a text with too many characters, or a body over the byte limit",
     422: "The body is not JSON, or not of the documented shape",
     500: "The model failed",
     503: "Not ready yet (model loading) or shutting down",

@@ -64,6 +64,18 @@ def not_unicode(texts: Sequence[str]) -> list[int]:
     return broken
 
 
+def check_count(n_texts: int, max_batch: int) -> None:
+    """Raise :class:`RequestTooLarge` if a batch of ``n_texts`` texts is over ``max_batch``.
+
+    Example: check_count(3, max_batch=2) -> RequestTooLarge("batch has 3 texts; at most 2 are accepted ...")
+    """
+    if n_texts > max_batch:
+        raise RequestTooLarge(
+            f"batch has {n_texts} texts; at most {max_batch} are accepted per request "
+            "(split the batch into smaller requests)"
+        )
+
+
 def check_limits(texts: list[str], max_batch: int, max_chars: int, *, single: bool = False) -> None:
     """Raise :class:`RequestTooLarge` if the batch or one of its texts is too large.
 
@@ -72,11 +84,7 @@ def check_limits(texts: list[str], max_batch: int, max_chars: int, *, single: bo
     Example: check_limits(["hi"] * 3, max_batch=2, max_chars=10) -> RequestTooLarge("batch has 3 texts ...");
         check_limits(["x" * 30], 64, 20, single=True) -> RequestTooLarge("text has 30 characters; ...")
     """
-    if len(texts) > max_batch:
-        raise RequestTooLarge(
-            f"batch has {len(texts)} texts; at most {max_batch} are accepted per request "
-            "(split the batch into smaller requests)"
-        )
+    check_count(len(texts), max_batch)
     for index, text in enumerate(texts):
         if len(text) > max_chars:
             where = "text" if single else f"texts[{index}]"

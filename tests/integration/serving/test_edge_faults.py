@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -272,6 +273,50 @@ def test_feedback_while_the_database_refuses_writes_is_503_and_keeps_the_connect
     warnings = [r for r in caplog.records if "feedback" in r.getMessage() and "not stored" in r.getMessage()]
     assert warnings and all(r.levelname == "WARNING" and r.exc_info is None for r in warnings)
     assert not any("failed unexpectedly" in r.getMessage() for r in caplog.records)
+
+
+class DriverError(Exception):
+    """An error of a database driver the edge service has never heard of."""
+
+
+class OtherDriverStore(SQLiteAuditStore):
+    """A store whose driver reports a failed statement with DriverError; feedback raises ``error``."""
+
+    database_errors = (DriverError,)
+
+    def __init__(self, path: Path, error: Exception) -> None:
+        super().__init__(path)
+        self.error = error
+
+    def add_feedback(self, request_id: str, label: str, at: float) -> bool:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "kind"),
+    [
+        (DriverError("server closed the connection unexpectedly"), 503, "audit_unavailable"),
+        (sqlite3.OperationalError("disk I/O error"), 500, "internal_error"),  # not this store's driver: a bug
+        (KeyError("request_id"), 500, "internal_error"),
+    ],
+)
+def test_feedback_asks_the_store_which_errors_mean_its_database_failed(
+    fake_classifier: EdgeClassifier, tmp_path: Path, error: Exception, status: int, kind: str
+) -> None:
+    store = OtherDriverStore(tmp_path / "audit.sqlite", error)
+    try:
+        app = create_app(settings(tmp_path), HybridClassifier(fake_classifier, AlwaysCloud(), None), audit=store)
+        with serve_in_thread(app, graceful_shutdown_s=5) as url, httpx.Client(timeout=10.0) as client:
+            wait_ready(client, url)
+            answered, _ = timed_post(client, url, {"text": "hello there"})
+            feedback = {"request_id": answered.json()["results"][0]["request_id"], "label": LABELS[0]}
+            response = client.post(f"{url}/v1/feedback", json=feedback)
+    finally:
+        store.close()
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["type"] == kind
+    if status == 503:
+        assert f"DriverError: {error}" in response.json()["error"]["message"]
 
 
 # ---------------------------------------------------------------- the same on a real (tmpfs) disk
