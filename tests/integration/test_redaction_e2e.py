@@ -1,12 +1,7 @@
-"""End to end: a real cloud service on loopback records every body it receives; no raw PII may be among them.
-
-Skips (saying why) while ``HybridClassifier`` has no ``redactor`` parameter, so it passes before and
-after the cascade learns to redact.
-"""
+"""End to end: a real cloud service on loopback records every body it receives; no raw PII may be among them."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,11 +10,6 @@ from typing import Any
 import pytest
 
 from hybridroute.routing.cascade import HybridClassifier
-
-pytestmark = pytest.mark.skipif(
-    "redactor" not in {f.name for f in dataclasses.fields(HybridClassifier)},
-    reason="HybridClassifier has no `redactor` field yet (issue 5 integration patch not applied)",
-)
 
 PII = {
     "EMAIL": "jane.doe+bank@mail.example.co.uk",
@@ -66,12 +56,11 @@ class RecordingApp:
 
 
 @pytest.fixture()
-def recorded_cloud(request: pytest.FixtureRequest) -> Iterator[tuple[str, RecordingApp, Any]]:
+def recorded_cloud(tiny_run: Path) -> Iterator[tuple[str, RecordingApp, Any]]:
     from hybridroute.runtime.classifier import EdgeClassifier
     from hybridroute.serving.cloud_app import CloudSettings, create_app
     from hybridroute.serving.uvicorn_runner import serve_in_thread
 
-    tiny_run: Path = request.getfixturevalue("tiny_run")  # only trained once the skip above has passed
     edge = EdgeClassifier.from_dir(tiny_run / "edge", threads=1)
     recorder = RecordingApp(create_app(CloudSettings(bundle=None, threads=1), classifier=edge))
     with serve_in_thread(recorder) as url:

@@ -8,9 +8,11 @@ import dataclasses
 import errno
 import importlib.util
 import logging
+import math
 import os
 import random
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -92,6 +94,61 @@ def test_salt_is_created_once_private_and_reused(tmp_path: Path) -> None:
         load_or_create_salt(path)
 
 
+def test_a_salt_file_that_is_not_text_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "audit.salt"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ConfigError, match="not text"):
+        load_or_create_salt(path)
+    path.write_text(" \n")
+    with pytest.raises(ConfigError, match="empty"):
+        load_or_create_salt(path)
+
+
+def test_processes_starting_at_once_all_get_the_same_salt(tmp_path: Path) -> None:
+    """Eight processes race through 100 fresh salt files: for each, every process reads the one salt created."""
+    go, files = tmp_path / "go", [tmp_path / "salts" / f"{i}.salt" for i in range(100)]
+    script = f"""
+import os, time
+from hybridroute.monitoring.audit import load_or_create_salt
+while not os.path.exists({str(go)!r}):
+    time.sleep(0.001)
+for path in {[str(f) for f in files]!r}:
+    print(load_or_create_salt(path).decode())
+"""
+    children = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(8)
+    ]
+    time.sleep(0.5)  # let every child reach the starting line
+    go.touch()
+    outputs = [child.communicate(timeout=120) for child in children]
+    assert all(child.returncode == 0 for child in children), [err for _, err in outputs]
+    seen = [out.split() for out, _ in outputs]
+    assert all(salts == seen[0] for salts in seen) and len(set(seen[0])) == len(files)
+    assert all(f.read_text(encoding="utf-8").strip() == salt for f, salt in zip(files, seen[0], strict=True))
+    assert {oct(f.stat().st_mode & 0o777) for f in files} == {"0o600"}
+    assert sorted(p.name for p in (tmp_path / "salts").iterdir()) == sorted(f.name for f in files)  # no temp left
+
+
+def test_a_salt_creation_cut_off_midway_leaves_no_salt(tmp_path: Path) -> None:
+    """A crash (here: a file-size limit) while the salt is written must not leave a short salt to be used later."""
+    path = tmp_path / "audit.salt"
+    script = f"""
+import resource, signal
+from hybridroute.monitoring.audit import load_or_create_salt
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (16, 16))
+try:
+    load_or_create_salt({str(path)!r})
+except OSError as exc:
+    print(exc.errno)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert result.stdout.strip() == "27", result.stderr  # EFBIG: the write really was cut off
+    assert list(tmp_path.iterdir()) == []
+    assert len(load_or_create_salt(path)) == 64  # the next start makes a whole one
+
+
 def test_times_parse_as_utc_unless_they_carry_an_offset() -> None:
     assert parse_time("1970-01-02") == 86400.0
     assert parse_time("1970-01-01T01:00:00+01:00") == 0.0
@@ -141,6 +198,21 @@ def test_the_reader_refuses_other_files_and_leaves_them_unchanged(tmp_path: Path
     assert path.read_bytes() == content  # no audit schema written into a mistyped --db
     with pytest.raises(ConfigError, match="does not exist"):
         open_audit_reader(tmp_path / "missing.db")
+
+
+@pytest.mark.parametrize(("synchronous", "pragma"), [(None, 1), ("NORMAL", 1), ("FULL", 2)])
+def test_sqlite_store_runs_in_wal_with_the_configured_synchronous_mode(
+    tmp_path: Path, synchronous: str | None, pragma: int
+) -> None:
+    path = tmp_path / "audit.sqlite"
+    store = SQLiteAuditStore(path) if synchronous is None else SQLiteAuditStore(path, synchronous=synchronous)
+    try:
+        with store._lock:  # synchronous is a setting of each connection: read the store's own
+            assert store._connection.execute("PRAGMA synchronous").fetchone()[0] == pragma  # NORMAL 1, FULL 2
+    finally:
+        store.close()
+    with contextlib.closing(sqlite3.connect(path)) as other:  # WAL is a setting of the file: any connection sees it
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_sqlite_store_uses_wal_and_indexes(store: SQLiteAuditStore) -> None:
@@ -269,15 +341,21 @@ def blocking(store: SQLiteAuditStore) -> BlockingStore:
 
 
 def test_writer_commits_everything_in_batches_before_close_returns(store: SQLiteAuditStore) -> None:
-    writer = AuditWriter(store, capacity=1000, max_batch=50)
+    blocking = BlockingStore(store)
+    writer = AuditWriter(blocking, capacity=1000, max_batch=50)  # type: ignore[arg-type]
     writer.start()
     acks = Acks()
-    for i in range(200):
+    assert writer.submit([record(0)], acks)
+    while writer.queued:  # the writer takes record 0 and blocks in write_many
+        time.sleep(0.001)
+    for i in range(1, 200):  # these queue up behind it
         assert writer.submit([record(i)], acks)
+    blocking.release.set()
     writer.close()
     assert store.count() == 200 and writer.committed == 200
     assert acks.statuses == [COMMITTED] * 200
-    assert writer.transactions <= 200
+    # Group commit: the 199 records queued meanwhile go in full batches of max_batch, never more.
+    assert blocking.transactions == [1, 50, 50, 50, 49] and writer.transactions == 5 <= math.ceil(200 / 50) + 1
 
 
 def test_writer_overflow_is_dropped_counted_durably_and_acknowledged(store: SQLiteAuditStore) -> None:
@@ -338,6 +416,40 @@ def test_while_failing_the_queue_stays_bounded_and_the_overflow_count_is_committ
     blocking.fail = False
     writer.close()
     assert store.count() == 2 and store.dropped() == 2  # every record is a row or in the committed counter
+
+
+class FailsTheFirstDropCarrier:
+    """Wraps a store; waits until released, then fails the first transaction that carries a drop count, once."""
+
+    def __init__(self, inner: SQLiteAuditStore) -> None:
+        self.inner, self.release = inner, threading.Event()
+        self.attempts: list[tuple[int, int]] = []  # (records, dropped) of every transaction tried
+
+    def write_many(self, records: Sequence[AuditRecord], dropped: int = 0) -> None:
+        self.release.wait(5.0)
+        self.attempts.append((len(records), dropped))
+        if dropped and sum(1 for _, d in self.attempts if d) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.inner.write_many(records, dropped)
+
+
+def test_drops_carried_by_a_failed_transaction_are_kept_and_committed_with_the_retry(store: SQLiteAuditStore) -> None:
+    faulty = FailsTheFirstDropCarrier(store)
+    writer = AuditWriter(faulty, capacity=3, max_batch=10, retry_s=0.01, max_retry_s=0.05)  # type: ignore[arg-type]
+    writer.start()
+    first, rest, overflow = Acks(), Acks(), Acks()
+    assert writer.submit([record(0)], first)
+    while writer.queued:  # the writer takes record 0 and blocks in write_many
+        time.sleep(0.001)
+    assert writer.submit([record(1), record(2), record(3)], rest)  # the queue is full
+    assert not writer.submit([record(4), record(5)], overflow)  # dropped: 2 to count with the next transaction
+    faulty.release.set()
+    writer.close()
+    assert faulty.attempts == [(1, 0), (3, 2), (3, 2)]  # the one carrying the drops failed once, then committed
+    assert writer.failed_transactions == 1 and writer.failed == 0
+    assert store.count() == 4 and store.dropped() == 2 == writer.dropped  # every record is a row or counted
+    assert first.statuses == [COMMITTED]
+    assert rest.statuses == overflow.statuses == [RETRYING]  # their transaction failed: answered once, at once
 
 
 def test_records_still_failing_at_close_are_given_up_counted_and_logged(
@@ -689,6 +801,34 @@ def test_a_closing_writer_stops_retrying_at_its_deadline(
     attempts = writer.failed_transactions
     time.sleep(0.2)
     assert not writer._thread.is_alive() and attempts >= 2 and writer.failed_transactions == attempts
+    store.close()
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_drops_survive_failed_transactions_on_a_locked_database(locked_log: tuple[Path, sqlite3.Connection]) -> None:
+    """Records dropped while another connection locks the log: their count rides failing retries until the lock goes."""
+    path, other = locked_log
+    store = SQLiteAuditStore(path, busy_timeout_s=0.02)
+    writer = AuditWriter(store, capacity=3, retry_s=0.01, max_retry_s=0.02)
+    writer.start()
+    writer.submit([record(0), record(1)])
+    wait_until(lambda: writer.failing)
+    overflow = Acks()
+    assert not writer.submit([record(2), record(3)], overflow)  # 2 queued + 2 > capacity 3: dropped, counted
+    failures = writer.failed_transactions
+    # One attempt may have been running without the drops; the one after it carried them, and failed too.
+    wait_until(lambda: writer.failed_transactions >= failures + 2)
+    other.execute("ROLLBACK")
+    wait_until(lambda: not writer.failing)
+    writer.close()
+    assert store.count() == 2 and store.dropped() == 2 == writer.dropped and writer.failed == 0
+    assert overflow.statuses == [RETRYING]
     store.close()
 
 

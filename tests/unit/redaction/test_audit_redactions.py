@@ -1,4 +1,4 @@
-"""The audit log stores redaction counts, never raw values (skips until the integration patch is applied)."""
+"""The audit log stores redaction counts, never raw values."""
 
 from __future__ import annotations
 
@@ -7,14 +7,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 from hybridroute.monitoring.audit import AuditRecord, SQLiteAuditStore
-
-pytestmark = pytest.mark.skipif(
-    "redactions" not in {f.name for f in dataclasses.fields(AuditRecord)},
-    reason="AuditRecord has no `redactions` column yet (issue 5 integration patch not applied)",
-)
 
 
 def record(request_id: str, redactions: str | None) -> AuditRecord:

@@ -1,24 +1,17 @@
-"""The cascade redacts what it escalates (skips until the issue 5 integration patch is applied)."""
+"""The cascade redacts what it escalates."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import pytest
 
 from hybridroute.redaction import RedactionConfig, Redactor
 from hybridroute.routing.cascade import HybridClassifier
 from hybridroute.routing.policies import AlwaysCloud, AlwaysEdge, TutorialPolicy
 from hybridroute.serving.cloud_client import CloudResult
 from hybridroute.types import Prediction
-
-pytestmark = pytest.mark.skipif(
-    "redactor" not in {f.name for f in dataclasses.fields(HybridClassifier)},
-    reason="HybridClassifier has no `redactor` field yet (issue 5 integration patch not applied)",
-)
 
 LABELS = ("negative", "neutral", "positive")
 TEXTS = ["mail jane@example.com or call 415-555-0132", "card 4111 1111 1111 1111 declined", "where is my refund?"]

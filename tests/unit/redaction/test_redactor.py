@@ -71,6 +71,26 @@ def test_overlap_keeps_two_spans_over_one_straddling_them() -> None:
     assert resolve_overlaps(spans, {"SSN": 70, "CARD": 80}) == [Span(0, 10, "SSN"), Span(11, 30, "CARD")]
 
 
+def test_overlap_keeps_both_of_two_spans_that_only_touch() -> None:
+    spans = [Span(0, 5, "EMAIL"), Span(5, 10, "PHONE")]  # the first ends where the second starts: no overlap
+    assert resolve_overlaps(spans, {"EMAIL": 100, "PHONE": 50}) == spans
+    assert resolve_overlaps(spans[::-1], {"EMAIL": 100, "PHONE": 50}) == spans
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted", "entities"),
+    [
+        ("my name is Jane4111 1111 1111 1111 thanks", "my name is <PERSON><CARD> thanks", ["PERSON", "CARD"]),
+        ("my name is Jane Doe123-45-6789", "my name is <PERSON><SSN>", ["PERSON", "SSN"]),
+    ],
+)
+def test_two_entities_written_together_are_both_redacted(text: str, redacted: str, entities: list[str]) -> None:
+    result = Redactor().redact(text)
+    assert result.text == redacted and [s.entity for s in result.spans] == entities
+    assert result.spans[0].end == result.spans[1].start  # they really touch
+    assert "Jane" not in result.text
+
+
 def test_total_counts_sums_over_texts() -> None:
     results = Redactor().redact_many(["a@b.io", "c@d.io and 415-555-0132", "nothing"])
     assert total_counts(results) == {"EMAIL": 2, "PHONE": 1}

@@ -40,3 +40,36 @@ def test_iban_rejects_wrong_checksum_length_or_country(iban: str) -> None:
 def test_iban_check_digits_round_trip() -> None:
     assert iban_check_digits("GB", "WEST12345698765432") == "82"
     assert iban_valid("NL" + iban_check_digits("NL", "ABNA0417164300") + "ABNA0417164300")
+
+
+def mod97_passes(iban: str) -> bool:
+    """ISO 7064 mod 97-10 alone, computed here without the module's helpers: letters as 10..35."""
+    rearranged = iban[4:] + iban[:4]
+    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+
+
+def with_check_digits(country: str, bban: str) -> str:
+    return country + iban_check_digits(country, bban) + bban
+
+
+@pytest.mark.parametrize(
+    "iban",
+    [
+        with_check_digits("GB", "WEST1234569876543"),  # 21 characters, GB needs 22
+        with_check_digits("GB", "WEST123456987654321"),  # 23
+        with_check_digits("DE", "37040044053201300"),  # 21, DE needs 22
+        with_check_digits("DE", "86011117947"),  # 15, Norway's length, not Germany's
+        with_check_digits("XX", "WEST12345698765432"),  # no such country
+        with_check_digits("US", "WEST12345698765432"),  # a country without IBANs
+    ],
+)
+def test_iban_rejects_a_passing_checksum_at_the_wrong_length_or_in_an_unknown_country(iban: str) -> None:
+    assert mod97_passes(iban)  # the checksum alone would let it through: only the length table refuses it
+    assert not iban_valid(iban)
+
+
+@pytest.mark.parametrize(
+    ("country", "bban"), [("GB", "WEST12345698765432"), ("DE", "370400440532013000"), ("NO", "86011117947")]
+)
+def test_the_same_construction_at_the_country_length_is_valid(country: str, bban: str) -> None:
+    assert iban_valid(with_check_digits(country, bban))  # so the cases above fail for their length alone
