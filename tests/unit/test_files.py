@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -17,17 +16,7 @@ from pathlib import Path
 import pytest
 
 from hybridroute.files import exclusive_lock, write_bytes_atomic, write_text_atomic
-
-
-def run_with_file_size_limit(setup: str, code: str, limit: int = 64) -> subprocess.CompletedProcess[str]:
-    """Run ``setup`` then, with files capped at ``limit`` bytes, ``code`` in a child Python (no core dump)."""
-    cap = f"""
-import resource, signal
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing
-resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
-"""
-    script = textwrap.dedent(setup) + cap + textwrap.dedent(code)
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+from support.files import run_with_file_size_limit
 
 
 def test_write_text_atomic_replaces_the_content(tmp_path: Path) -> None:

@@ -55,6 +55,7 @@ import csv
 import datetime as dt
 import hashlib
 import hmac
+import io
 import logging
 import math
 import os
@@ -70,6 +71,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hybridroute.errors import ConfigError, HybridError
+from hybridroute.files import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -504,13 +506,15 @@ class SqlAuditStore:
     def export_csv(self, path: Path, **filters: Any) -> int:
         """Write the records :meth:`query` selects (same keyword filters) to CSV, times in ISO 8601 UTC.
 
-        Text cells that a spreadsheet would run as a formula get a leading ``'`` (:func:`csv_cell`).
+        Text cells that a spreadsheet would run as a formula get a leading ``'`` (:func:`csv_cell`). The file is
+        replaced whole (:func:`write_text_atomic`): an export that fails leaves an earlier one as it was.
         """
         records = self.query(**filters)
-        with Path(path).open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(COLUMNS)
-            writer.writerows(_csv_row(r) for r in records)
+        buffer = io.StringIO(newline="")
+        writer = csv.writer(buffer)
+        writer.writerow(COLUMNS)
+        writer.writerows(_csv_row(r) for r in records)
+        write_text_atomic(Path(path), buffer.getvalue())
         return len(records)
 
     def close(self) -> None:

@@ -1,15 +1,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from hybridroute.bench.output import write_json
 from hybridroute.errors import ConfigError
+from support.files import run_with_file_size_limit
 
 
 def test_a_result_round_trips_into_new_folders(tmp_path: Path) -> None:
@@ -34,16 +32,6 @@ def test_an_unwritable_path_is_named(tmp_path: Path) -> None:
     blocker.write_text("", encoding="utf-8")
     with pytest.raises(ConfigError, match=f"cannot write the result to {blocker / 'out.json'}"):
         write_json({"a": 1}, blocker / "out.json")
-
-
-def run_with_file_size_limit(setup: str, code: str, limit: int = 64) -> subprocess.CompletedProcess[str]:
-    """Run ``setup`` then, with files capped at ``limit`` bytes (a longer write fails: EFBIG), ``code`` in a child."""
-    cap = (
-        "import resource, signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n"
-    )
-    script = textwrap.dedent(setup) + cap + textwrap.dedent(code)
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_a_result_cut_off_midway_leaves_the_previous_one(tmp_path: Path) -> None:

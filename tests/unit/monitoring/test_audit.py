@@ -44,6 +44,7 @@ from hybridroute.monitoring.audit import (
     select_sql,
     text_hash,
 )
+from support.files import EFBIG, run_with_file_size_limit
 
 
 def record(i: int, tier: str = "edge", reason: str = "confident", at: float | None = None) -> AuditRecord:
@@ -133,18 +134,17 @@ for path in {[str(f) for f in files]!r}:
 def test_a_salt_creation_cut_off_midway_leaves_no_salt(tmp_path: Path) -> None:
     """A crash (here: a file-size limit) while the salt is written must not leave a short salt to be used later."""
     path = tmp_path / "audit.salt"
-    script = f"""
-import resource, signal
-from hybridroute.monitoring.audit import load_or_create_salt
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-resource.setrlimit(resource.RLIMIT_FSIZE, (16, 16))
+    result = run_with_file_size_limit(
+        "from hybridroute.monitoring.audit import load_or_create_salt",
+        f"""
 try:
     load_or_create_salt({str(path)!r})
 except OSError as exc:
     print(exc.errno)
-"""
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
-    assert result.stdout.strip() == "27", result.stderr  # EFBIG: the write really was cut off
+""",
+        limit=16,
+    )
+    assert result.stdout.strip() == EFBIG, result.stderr  # the write really was cut off
     assert list(tmp_path.iterdir()) == []
     assert len(load_or_create_salt(path)) == 64  # the next start makes a whole one
 
@@ -257,6 +257,26 @@ def test_export_csv_writes_filtered_rows_with_iso_times(store: SQLiteAuditStore,
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert len(rows) == 1 and tuple(rows[0]) == COLUMNS
     assert rows[0]["request_id"] == "req-1" and rows[0]["time"].startswith("2023-11-14T22:13:21")
+
+
+def test_an_export_cut_off_midway_leaves_the_earlier_export(store: SQLiteAuditStore, tmp_path: Path) -> None:
+    store.write_many([record(i) for i in range(20)])
+    db = tmp_path / "audit.sqlite"
+    out = tmp_path / "out.csv"
+    out.write_text("earlier export\n", encoding="utf-8")
+    result = run_with_file_size_limit(
+        f"from hybridroute.monitoring.audit import SQLiteAuditStore\nstore = SQLiteAuditStore({str(db)!r})",
+        f"""
+try:
+    store.export_csv({str(out)!r})
+except OSError as exc:
+    print(exc.errno)
+""",
+        limit=1024,  # the 20 rows need more; the database is only read
+    )
+    assert result.stdout.strip() == EFBIG, result.stderr
+    assert out.read_text(encoding="utf-8") == "earlier export\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".csv" or p.name.endswith(".tmp")) == ["out.csv"]
 
 
 def test_a_duplicate_request_id_rolls_the_whole_batch_back(store: SQLiteAuditStore) -> None:

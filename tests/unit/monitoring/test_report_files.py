@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -12,16 +9,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from hybridroute.monitoring.report import Plot, write_report_files  # noqa: E402
-
-
-def run_with_file_size_limit(setup: str, code: str, limit: int = 64) -> subprocess.CompletedProcess[str]:
-    """Run ``setup`` then, with files capped at ``limit`` bytes (a longer write fails: EFBIG), ``code`` in a child."""
-    cap = (
-        "import resource, signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n"
-    )
-    script = textwrap.dedent(setup) + cap + textwrap.dedent(code)
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+from support.files import run_with_file_size_limit  # noqa: E402
 
 
 def test_the_page_and_plots_are_written_beside_each_other(tmp_path: Path) -> None:
