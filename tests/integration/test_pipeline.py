@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from hybridroute.config import AdaptConfig, CompressConfig, DataConfig, FinetuneConfig
+from hybridroute.data import LabelledTexts
 from hybridroute.errors import ArtifactError, ConfigError
 from hybridroute.runs import RunLayout, load_saved_split
 from hybridroute.runtime import EdgeClassifier, load_manifest
@@ -27,9 +28,24 @@ def test_edge_bundle_describes_itself(tiny_run: Path) -> None:
     assert manifest.data_checksum == info["data"]["checksum"] and len(manifest.data_checksum) == 64
     assert manifest.base_model == info["base_model"]
     assert manifest.settings["quantization"]["weight_type"] == "int8"
-    assert 0.0 <= manifest.metrics["val_accuracy_int8"] <= 1.0
+    validation = load_saved_split(RunLayout(tiny_run)).validation
+    for bundle, metric in (("edge", "val_accuracy_int8"), ("onnx_fp32", "val_accuracy_fp32")):
+        assert manifest.metrics[metric] == _accuracy_of(tiny_run / bundle, validation), metric
     assert manifest.metrics["parity"]["agreement"] >= 0.99
     assert manifest.temperature > 0
+
+
+def _accuracy_of(bundle: Path, data: LabelledTexts) -> float:
+    """A bundle's accuracy on ``data``, scored as compression scores it (one batch of 64: INT8 scales are per batch)."""
+    classifier = EdgeClassifier.from_dir(bundle)
+    predicted = np.asarray(classifier.labels)[classifier.logits(data.texts, batch_size=64).argmax(axis=1)]
+    return float((predicted == np.asarray(data.labels)).mean())
+
+
+def _is_int8(model: Path) -> bool:
+    return bool(
+        {"MatMulInteger", "DynamicQuantizeLinear"} & {node.op_type for node in onnx.load(str(model)).graph.node}
+    )
 
 
 def test_int8_graph_holds_integer_matmuls_and_is_smaller(tiny_run: Path) -> None:
@@ -100,8 +116,9 @@ def test_finetune_runs_both_stages_and_restores_best(tmp_path: Path, toy_csv: Pa
     stages = [h.stage for h in result.history]
     assert stages == ["head", "head", "full", "full", "full", "full"][: len(stages)] and "full" in stages
     full = [h.val_accuracy for h in result.history if h.stage == "full"]
-    if result.best_epoch:
-        assert result.val_accuracy == pytest.approx(full[result.best_epoch - 1], abs=1e-6)
+    warmed = [h.val_accuracy for h in result.history if h.stage == "head"][-1]
+    # best_epoch 0 names the warmed-up head, n the n-th full epoch: the saved model scores what that epoch scored
+    assert result.val_accuracy == pytest.approx([warmed, *full][result.best_epoch], abs=1e-6)
     assert result.val_accuracy >= max(full) - 1e-6
 
 
@@ -149,18 +166,27 @@ def test_accuracy_gate_refuses_and_keeps_old_bundle(
 
     layout = _copy_run(tiny_run, tmp_path)
     before = (layout.edge / "manifest.json").read_text()
-    real_accuracy = pipeline._accuracy
-    calls: list[Path] = []
+    real_accuracy, real_open_session = pipeline._accuracy, pipeline.open_session
+    model_of: dict[int, Path] = {}  # id(session) -> the model file it was opened on
+    scored: list[str] = []
 
-    def worse_int8(classifier: EdgeClassifier, data: object) -> tuple[float, np.ndarray]:
-        accuracy, logits = real_accuracy(classifier, data)  # type: ignore[arg-type]
-        calls.append(Path())
-        return (accuracy - 0.2 if len(calls) == 2 else accuracy), logits  # the second call scores INT8
+    def recording_open_session(model_path: Path, *args: object) -> object:
+        session = real_open_session(model_path, *args)  # type: ignore[arg-type]
+        model_of[id(session)] = model_path
+        return session
 
+    def worse_int8(classifier: EdgeClassifier, data: LabelledTexts) -> tuple[float, np.ndarray]:
+        accuracy, logits = real_accuracy(classifier, data)
+        int8 = _is_int8(model_of[id(classifier.session)])
+        scored.append("int8" if int8 else "fp32")
+        return (accuracy - 0.2 if int8 else accuracy), logits  # only the quantized model gets worse
+
+    monkeypatch.setattr(pipeline, "open_session", recording_open_session)
     monkeypatch.setattr(pipeline, "_accuracy", worse_int8)
     fp32_before = _bundle_state(layout.onnx_fp32)
     with pytest.raises(ArtifactError, match="accuracy gate failed"):
         run_compress(layout, CompressConfig(max_accuracy_drop=0.01))
+    assert scored == ["fp32", "int8"]  # the gate compared the exported FP32 model with the quantized one
     assert (layout.edge / "manifest.json").read_text() == before
     # the FP32 bundle stays the one the edge bundle was made from (it is the reference of compress --auto and shrink)
     assert _bundle_state(layout.onnx_fp32) == fp32_before

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import pytest
 
-from hybridroute.errors import RoutingError
+from hybridroute.errors import ConfigError, RoutingError
+from hybridroute.routing import calibrate
 from hybridroute.routing.calibrate import (
+    ValidationSet,
     calibrate_router,
     confidence_threshold_for_cloud_share,
     cut_threshold,
@@ -88,7 +91,7 @@ def test_bad_scores_and_shares_are_rejected() -> None:
         threshold_for_cloud_share([], 0.5)
     with pytest.raises(RoutingError, match="NaN"):
         threshold_for_cloud_share([0.1, float("nan")], 0.5)
-    with pytest.raises(Exception, match="share"):
+    with pytest.raises(ConfigError, match=r"^share must be in \[0\.0, 1\.0\], got 1\.5$"):
         threshold_for_cloud_share([0.1, 0.2], 1.5)
 
 
@@ -154,6 +157,18 @@ def test_confidence_router_for_a_cloud_share() -> None:
     assert router.metrics.expected_hybrid_accuracy > router.metrics.edge_accuracy
 
 
+def test_confidence_router_at_full_cloud_share_with_a_certain_edge_answer() -> None:
+    # The threshold that escalates a confidence of exactly 1.0 lies just above 1.0; it is clipped to 1.0
+    # (a confidence policy escalates below it), so the router stays valid and still escalates all but that one.
+    data = validation_data(20)
+    data["edge_probs"][0] = [1.0, 0.0, 0.0]
+    router = calibrate_router(
+        **data, policy_name="confidence", target={"cloud_share": 1.0}, rng=np.random.default_rng(0)
+    )
+    assert router.threshold == 1.0
+    assert router.metrics is not None and router.metrics.expected_cloud_share == pytest.approx(19 / 20)
+
+
 def test_learned_router_fits_on_one_half_and_tunes_on_the_other() -> None:
     data = validation_data()
     router = calibrate_router(
@@ -166,6 +181,38 @@ def test_learned_router_fits_on_one_half_and_tunes_on_the_other() -> None:
         **data, policy_name="learned", target={"cloud_share": 0.2}, rng=np.random.default_rng(5), steps=200
     )
     assert again.to_dict() == router.to_dict()  # seeded: reproducible
+
+
+def test_learned_router_fits_and_tunes_on_disjoint_halves_that_cover_every_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: dict[str, ValidationSet] = {}
+
+    def spy(name: str, data_arg: int | None) -> None:
+        """Record the validation set ``name`` hands over (argument ``data_arg``, or its result when None)."""
+        real = getattr(calibrate, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            result = real(*args, **kwargs)
+            seen[name] = result if data_arg is None else args[data_arg]
+            return result
+
+        monkeypatch.setattr(calibrate, name, wrapper)
+
+    spy("build_validation_set", None)
+    spy("fit_error_model", 0)
+    spy("tune_threshold", 1)
+    spy("validation_metrics", 1)
+    calibrate_router(
+        **validation_data(), policy_name="learned", target={"cloud_share": 0.2}, rng=np.random.default_rng(5), steps=200
+    )
+    # subsets share the signal objects of the whole set, so identity names a row
+    rows = {name: [id(signal) for signal in data.signals] for name, data in seen.items()}
+    fitted, tuned = set(rows["fit_error_model"]), set(rows["tune_threshold"])
+    assert len(fitted) == len(rows["fit_error_model"]) == 150 and len(tuned) == len(rows["tune_threshold"]) == 150
+    assert fitted.isdisjoint(tuned)
+    assert fitted | tuned == set(rows["build_validation_set"]) and len(rows["build_validation_set"]) == 300
+    assert rows["validation_metrics"] == rows["tune_threshold"]  # the metrics come from the held-out half too
 
 
 def test_learned_router_for_an_accuracy_target() -> None:

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
@@ -121,20 +124,97 @@ def test_price_config_validation_names_the_field(kwargs: dict, field: str) -> No
         PriceConfig(**kwargs)
 
 
-def test_record_is_thread_safe() -> None:
-    ledger = CostLedger()
+class YieldingCounter(Counter):
+    """A Counter that hands the GIL to other threads between reading a count and writing it back.
 
-    def work() -> None:
-        for _ in range(500):
-            ledger.record(Tier.CLOUD, "low_confidence")
-            ledger.record(Tier.EDGE, "confident")
+    ``counter[key] += 1`` reads, yields, then writes, so two threads updating it without a lock
+    overwrite each other's counts (lost updates) in practically every run, not once in a while.
+    """
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
+    def __getitem__(self, key: str) -> int:
+        value = super().__getitem__(key)
+        time.sleep(0)  # releases the GIL: another thread runs between the read and the write
+        return value
+
+
+def run_together(workers: int, work: Callable[[], None]) -> None:
+    barrier = threading.Barrier(workers)
+
+    def start_together() -> None:
+        barrier.wait()
+        work()
+
+    threads = [threading.Thread(target=start_together) for _ in range(workers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def test_the_yielding_counter_loses_updates_without_a_lock() -> None:
+    # The control for the tests below: the race they guard against really happens here.
+    counter = YieldingCounter()
+
+    def work() -> None:
+        for _ in range(500):
+            counter["x"] += 1
+
+    run_together(4, work)
+    assert counter["x"] < 0.9 * 2000
+
+
+def test_concurrent_records_lose_no_updates() -> None:
+    ledger = CostLedger()
+    ledger._reasons = YieldingCounter()
+
+    def work() -> None:
+        for _ in range(250):
+            ledger.record(Tier.CLOUD, "low_confidence")
+            ledger.record(Tier.EDGE, "confident")
+
+    run_together(4, work)
     summary = ledger.summary()
-    assert (summary.queries, summary.cloud_calls, summary.edge_queries) == (4000, 2000, 2000)
-    assert summary.reasons == {"low_confidence": 2000, "confident": 2000}
-    assert summary.total_cost == pytest.approx(4000 * 0.001 + 2000 * 0.0136)
+    assert (summary.queries, summary.cloud_calls, summary.edge_queries) == (2000, 1000, 1000)
+    assert summary.reasons == {"low_confidence": 1000, "confident": 1000}
+    assert summary.total_cost == pytest.approx(2000 * 0.001 + 1000 * 0.0136)
+
+
+class PausingCounter(Counter):
+    """A Counter whose first read pauses the reading thread until ``resume`` is set (or a second passes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.halfway, self.resume = threading.Event(), threading.Event()
+
+    def __getitem__(self, key: str) -> int:
+        value = super().__getitem__(key)
+        if not self.halfway.is_set():
+            self.halfway.set()
+            self.resume.wait(timeout=1.0)
+        return value
+
+
+def summary_counts(ledger: CostLedger) -> tuple[int, int]:
+    """(queries, reasons counted) of a summary: equal in every consistent snapshot."""
+    summary = ledger.summary()
+    return summary.queries, sum(summary.reasons.values())
+
+
+def test_a_summary_waits_for_the_record_in_progress() -> None:
+    # The record pauses halfway (its query is counted, its reason not yet). A summary taken then must wait
+    # for it to finish: without the lock it would return at once, counting a query without its reason.
+    ledger = CostLedger()
+    ledger._reasons = reasons = PausingCounter()
+    snapshots: list[tuple[int, int]] = []
+    writer = threading.Thread(target=ledger.record, args=(Tier.EDGE, "confident"))
+    reader = threading.Thread(target=lambda: snapshots.append(summary_counts(ledger)))
+    writer.start()
+    assert reasons.halfway.wait(timeout=5.0)
+    reader.start()
+    reader.join(timeout=0.2)
+    waited = reader.is_alive()
+    reasons.resume.set()
+    writer.join()
+    reader.join()
+    assert snapshots == [(1, 1)]
+    assert waited
