@@ -77,7 +77,12 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
         intermediate_size=64,
         max_position_embeddings=128,
     )
-    BertModel(config).save_pretrained(folder)
+    import torch
+
+    with torch.random.fork_rng():  # the same weights in every session, whatever ran before; global RNG untouched
+        torch.manual_seed(0)
+        model = BertModel(config)
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
