@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import onnx
 import pytest
 
+from hybridroute.errors import InferenceError
 from hybridroute.routing.cascade import HybridClassifier
+from hybridroute.runtime.bundle import MODEL_NAME, read_manifest, write_manifest
 from hybridroute.runtime.classifier import EdgeClassifier
 from hybridroute.serving.edge_app import create_app
 from hybridroute.serving.edge_service import open_hybrid_for
@@ -38,6 +41,17 @@ def wait_version(client: httpx.Client, url: str, version: str | None = None, tim
             return str(ready.json()["model_version"])
         time.sleep(0.02)
     raise AssertionError(f"model version {version} not served within {timeout_s} s")
+
+
+def wait_metrics(client: httpx.Client, url: str, line: str, timeout_s: float = 5.0) -> str:
+    """The /metrics text once it holds ``line``."""
+    deadline, metrics = time.monotonic() + timeout_s, ""
+    while time.monotonic() < deadline:
+        metrics = client.get(f"{url}/metrics").text
+        if line in metrics:
+            return metrics
+        time.sleep(0.02)
+    raise AssertionError(f"{line!r} not in /metrics within {timeout_s} s:\n{metrics}")
 
 
 def served_version(client: httpx.Client, url: str) -> str:
@@ -82,6 +96,70 @@ def test_real_model_serves_and_reloads_good_bundles_and_refuses_bad_ones(run_cop
     assert 'hybridroute_reloads_total{outcome="ok"} 1.0' in metrics
     assert 'hybridroute_reloads_total{outcome="refused"} 2.0' in metrics
     assert f'hybridroute_model_info{{model_version="{new}"}} 1.0' in metrics
+
+
+def relabel(source: Path, folder: Path) -> Path:
+    """A copy of ``source`` whose manifest lists its labels in reverse order (checksums rewritten, so it verifies)."""
+    shutil.copytree(source, folder)
+    manifest = read_manifest(folder)
+    write_manifest(folder, manifest.with_updates(labels=tuple(reversed(manifest.labels))))
+    return folder
+
+
+def fix_batch_to_one(source: Path, folder: Path) -> Path:
+    """A copy of ``source`` exported with a static batch size of 1: it loads and answers one text, never a batch."""
+    shutil.copytree(source, folder)
+    model = onnx.load(folder / MODEL_NAME)
+    for graph_input in model.graph.input:
+        graph_input.type.tensor_type.shape.dim[0].dim_value = 1  # replaces the symbolic batch dimension
+    onnx.save(model, folder / MODEL_NAME)
+    write_manifest(folder, read_manifest(folder))
+    return folder
+
+
+def test_a_bundle_with_other_labels_is_a_conflict_and_the_old_model_keeps_serving(
+    run_copy: Path, tmp_path: Path
+) -> None:
+    old = EdgeClassifier.from_dir(run_copy / "edge")
+    other_labels = relabel(run_copy / "onnx_fp32", tmp_path / "other-labels")
+    relabelled = EdgeClassifier.from_dir(other_labels)  # verifies: checksums hold, the model answers
+    assert relabelled.labels != old.labels and relabelled.model_version != old.model_version
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    app = create_app(EdgeSettings(run_copy, admin_token=TOKEN, threads=1))
+    with serve_in_thread(app) as url, httpx.Client(timeout=10.0) as client:
+        assert wait_version(client, url) == old.model_version
+        conflict = client.post(f"{url}/admin/reload", headers=auth, json={"bundle": str(other_labels)})
+        assert conflict.status_code == 409 and conflict.json()["error"]["type"] == "conflict", conflict.text
+        assert "needs a new router" in conflict.json()["error"]["message"]
+        assert served_version(client, url) == old.model_version == wait_version(client, url)
+        metrics = client.get(f"{url}/metrics").text
+    assert 'hybridroute_reloads_total{outcome="refused"} 1.0' in metrics
+    assert f'hybridroute_model_info{{model_version="{old.model_version}"}} 1.0' in metrics
+
+
+def test_a_bundle_that_loads_but_cannot_predict_is_refused_and_the_old_model_keeps_serving(
+    run_copy: Path, tmp_path: Path
+) -> None:
+    old = EdgeClassifier.from_dir(run_copy / "edge").model_version
+    one_text_only = fix_batch_to_one(run_copy / "onnx_fp32", tmp_path / "one-text-only")
+    loaded = EdgeClassifier.from_dir(one_text_only)  # verifies: checksums hold, one text gets an answer
+    assert loaded.model_version != old and loaded.labels == EdgeClassifier.from_dir(run_copy / "edge").labels
+    with pytest.raises(InferenceError, match="Got invalid dimensions"):
+        loaded.predict_proba(["two texts", "in one batch"])
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    app = create_app(EdgeSettings(run_copy, admin_token=TOKEN, threads=1))
+    with serve_in_thread(app) as url, httpx.Client(timeout=10.0) as client:
+        assert wait_version(client, url) == old
+        broken = client.post(f"{url}/admin/reload", headers=auth, json={"bundle": str(one_text_only)})
+        assert broken.status_code == 422 and broken.json()["error"]["type"] == "invalid_bundle", broken.text
+        assert "ONNX Runtime failed on a batch" in broken.json()["error"]["message"]  # the warm-up's batch
+        assert served_version(client, url) == old == wait_version(client, url)
+        texts = ["where is my parcel", "great, thanks", "my card was charged twice"]
+        batch = client.post(f"{url}/v1/classify", json={"texts": texts})
+        assert batch.status_code == 200 and {r["model_version"] for r in batch.json()["results"]} == {old}
+        metrics = client.get(f"{url}/metrics").text
+    assert 'hybridroute_reloads_total{outcome="refused"} 1.0' in metrics
+    assert f'hybridroute_model_info{{model_version="{old}"}} 1.0' in metrics
 
 
 def deploy(run: Path) -> None:
@@ -134,8 +212,8 @@ def test_watched_folder_retries_a_change_that_met_another_reload(run_copy: Path)
         finally:
             holder.end_reload()
         assert wait_version(client, url, new) == new  # retried once the slot was free
-        metrics = client.get(f"{url}/metrics").text
-    assert 'hybridroute_reloads_total{outcome="ok"} 1.0' in metrics
+        # /readyz shows the new model as soon as it is swapped in; the watcher counts the reload a moment later
+        wait_metrics(client, url, 'hybridroute_reloads_total{outcome="ok"} 1.0')  # raises when it never shows
 
 
 class WarmsSlowly:

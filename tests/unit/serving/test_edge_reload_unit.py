@@ -126,3 +126,24 @@ def test_a_watcher_with_no_manifest_seen_reloads_the_one_there(tmp_path: Path) -
         return [await watcher.check_once(), await watcher.check_once()]
 
     assert asyncio.run(scenario()) == [True, False] and calls == ["tried"]
+
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_the_watcher_reloads_again_for_a_change_made_during_a_reload(tmp_path: Path, refused: bool) -> None:
+    manifest = tmp_path / "manifest.json"
+    calls: list[str] = []
+
+    async def reload() -> None:
+        calls.append(manifest.read_text())
+        if len(calls) == 1:
+            manifest.write_text('{"deployed": "during the reload"}')  # another size: a new stamp whatever the clock
+        if refused:
+            raise InvalidBundle("not a bundle")
+
+    async def scenario() -> list[bool]:
+        manifest.write_text("{}")
+        watcher = BundleWatcher(tmp_path, reload, seen=None)
+        return [await watcher.check_once(), await watcher.check_once(), await watcher.check_once()]
+
+    assert asyncio.run(scenario()) == [True, True, False]
+    assert calls == ["{}", '{"deployed": "during the reload"}']
