@@ -221,6 +221,19 @@ def max_batch_option(default: int, help_text: str) -> Callable[[F], F]:
     return click.option("--max-batch", type=click.IntRange(1, 4096), default=default, show_default=True, help=help_text)
 
 
+def max_body_bytes_option(derived_from: str) -> Callable[[F], F]:
+    """--max-body-bytes: the most bytes a classify body may hold; by default derived from the text limits."""
+    return click.option(
+        "--max-body-bytes",
+        type=click.IntRange(1, 2**40),
+        default=None,
+        help=(
+            f"Most bytes in a classify body, 413 beyond [default: derived: room for {derived_from}, "
+            "each character counted as 6 bytes (\\uXXXX); 3841280 at the defaults]."
+        ),
+    )
+
+
 def max_drop_option() -> Callable[[F], F]:
     """--max-accuracy-drop: the INT8 gate's allowance against the FP32 model on validation."""
     return click.option(
@@ -723,8 +736,9 @@ def serve() -> None:
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Run folder or cloud bundle.")
 @listen_options(8001)
 @max_batch_option(64, "Most texts one request may carry; more are refused with 413.")
+@max_body_bytes_option("--max-batch texts of 10000 characters")
 @threads_option()
-def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, threads: int) -> None:
+def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, max_body_bytes: int | None, threads: int) -> None:
     """Serve the cloud-tier model: POST /v1/classify, /healthz, /readyz."""
     import uvicorn
 
@@ -737,7 +751,7 @@ def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, threads: in
             f"{run_dir} has no cloud tier ({run_dir / 'cloud'} is missing): run "
             f"`hybridroute train --tier cloud --data FILE --out {run_dir}` first, or pass a cloud bundle folder"
         )
-    settings = CloudSettings(bundle=bundle, max_batch=max_batch, threads=threads)
+    settings = CloudSettings(bundle=bundle, max_batch=max_batch, threads=threads, max_body_bytes=max_body_bytes)
     app = create_app(settings, load_classifier(settings))  # load first: a bad bundle fails before binding
     freeze_startup_heap()
     uvicorn.run(app, host=host, port=port, log_level="info")
@@ -770,6 +784,7 @@ def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, threads: in
     show_default=True,
     help="Most characters per text (413).",
 )
+@max_body_bytes_option("64 texts of --max-chars characters")
 @click.option(
     "--audit-db", default=None, help="Audit path, sqlite:///PATH or postgresql://URL [default: RUN/audit.sqlite]."
 )

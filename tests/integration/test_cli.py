@@ -6,12 +6,14 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
 from click.testing import CliRunner
 
 from hybridroute.cli import main
+from support.bundles import make_bundle
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -296,3 +298,72 @@ def test_adapt_reads_the_corpus_column_given_by_corpus_text_col(tmp_path: Path, 
 
     code, output = invoke(*adapt)
     assert code != 0 and "column 'text' not found; the file has columns ['body', 'id']" in output
+
+
+# ---------------------------------------------------------------- serve: the body byte limit
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """What ``serve edge|cloud`` hands to uvicorn, kept here instead of served."""
+    import uvicorn
+
+    from hybridroute.serving import uvicorn_runner
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(app=app, **kwargs))
+    monkeypatch.setattr(uvicorn_runner, "freeze_startup_heap", lambda: 0)  # not the test process's heap
+    return seen
+
+
+def served_settings(app: Any) -> Any:
+    """The settings an edge or cloud app was built with."""
+    return app.state.service.settings if hasattr(app.state, "service") else app.state.settings
+
+
+SERVE_ARGS = {"edge": ["--policy", "always-edge"], "cloud": []}
+
+
+@pytest.mark.parametrize("tier", ["edge", "cloud"])
+@pytest.mark.parametrize(("flag", "limit"), [([], 3_841_280), (["--max-body-bytes", "5000"], 5000)])
+def test_serve_max_body_bytes_reaches_the_settings(
+    tmp_path: Path, served: dict[str, Any], tier: str, flag: list[str], limit: int
+) -> None:
+    run = tmp_path / "run"
+    make_bundle(run / "edge")
+    make_bundle(run / "cloud")
+    code, output = invoke("serve", tier, "--run", str(run), "--port", "0", *SERVE_ARGS[tier], *flag)
+    assert code == 0, output
+    settings = served_settings(served["app"])
+    assert settings.max_body_bytes == (int(flag[1]) if flag else None)  # None: derived from the text limits
+    assert settings.body_limit == limit
+
+
+@pytest.mark.parametrize("tier", ["edge", "cloud"])
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("0", "0 is not in the range 1<=x<=1099511627776."),
+        ("-5", "-5 is not in the range 1<=x<=1099511627776."),
+        ("1099511627777", "1099511627777 is not in the range 1<=x<=1099511627776."),
+        ("4MB", "'4MB' is not a valid integer range."),
+    ],
+)
+def test_serve_refuses_a_bad_max_body_bytes_in_one_line(
+    tmp_path: Path, served: dict[str, Any], tier: str, value: str, problem: str
+) -> None:
+    code, output = invoke("serve", tier, "--run", str(tmp_path), "--max-body-bytes", value)
+    assert code == 2 and "Traceback" not in output
+    assert output.splitlines()[-1] == f"Error: Invalid value for '--max-body-bytes': {problem}"
+    assert served == {}  # refused before anything was loaded or served
+
+
+@pytest.mark.parametrize("tier", ["edge", "cloud"])
+def test_serve_help_says_the_body_limit_is_derived_by_default(tier: str) -> None:
+    from hybridroute.serving.schemas import default_body_limit
+
+    code, output = invoke("serve", tier, "--help")
+    assert code == 0
+    help_text = " ".join(output.split())
+    assert "--max-body-bytes INTEGER RANGE Most bytes in a classify body, 413 beyond [default: derived: " in help_text
+    assert f"{default_body_limit(64, 10_000)} at the defaults]" in help_text

@@ -12,6 +12,10 @@ Routes:
     ``GET /readyz``: 200 with the model version once the model is loaded, 503 before.
 
 Every error answers ``{"error": {"type": ..., "message": ...}}``.
+
+A classify body is read within ``settings.body_limit`` bytes before anything else (see :mod:`.request_body`):
+over it, 413 (``payload_too_large``), before the body is read when the Content-Length says so. A large body
+is parsed in a worker thread, and one with more than ``max_batch`` texts is refused before it is validated.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from hybridroute.config import check_range
 from hybridroute.errors import ConfigError, HybridError, InferenceError
 from hybridroute.runtime.classifier import EdgeClassifier
 from hybridroute.serving.openapi import error_responses, install_openapi, set_text_limits
+from hybridroute.serving.request_body import BodyLimit, BodyTooLarge, add_bounded_post
 from hybridroute.serving.schemas import (
     CloudClassifyRequest,
     CloudClassifyResponse,
@@ -43,6 +48,7 @@ from hybridroute.serving.schemas import (
     accepted_request,
     brief,
     check_limits,
+    default_body_limit,
     status_in,
 )
 from hybridroute.types import Prediction
@@ -72,12 +78,16 @@ class CloudSettings:
         max_batch: most texts accepted in one request.
         max_chars: most characters accepted in one text.
         threads: ONNX Runtime intra-op threads.
+        max_body_bytes: most bytes in a classify body (413 beyond, before the body is read when its
+            Content-Length says so); None: room for ``max_batch`` texts of ``max_chars`` characters, each
+            escaped as six JSON bytes (see :func:`~hybridroute.serving.schemas.default_body_limit`).
     """
 
     bundle: Path | None
     max_batch: int = 64  # the edge escalates a few texts at a time; backlogs belong to offline scoring
     max_chars: int = 10_000  # far above any customer message (the tokenizer truncates anyway); bounds work
     threads: int = 0  # 0 lets ONNX Runtime use every core, right for a machine that only serves
+    max_body_bytes: int | None = None  # None: just enough for the text limits above (see body_limit)
 
     def __post_init__(self) -> None:
         if self.bundle is not None:
@@ -85,6 +95,15 @@ class CloudSettings:
         check_range("max_batch", self.max_batch, 1, 4096)
         check_range("max_chars", self.max_chars, 1, 1_000_000)
         check_range("threads", self.threads, 0, 1024)
+        if self.max_body_bytes is not None:
+            check_range("max_body_bytes", self.max_body_bytes, 1, 2**40)
+
+    @property
+    def body_limit(self) -> int:
+        """Most bytes in a classify body: ``max_body_bytes``, or what the text limits need."""
+        if self.max_body_bytes is not None:
+            return self.max_body_bytes
+        return default_body_limit(self.max_batch, self.max_chars)
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -299,12 +318,11 @@ def publish_limits(document: dict[str, Any], settings: CloudSettings) -> None:
     set_text_limits(document, "CloudClassifyRequest", settings.max_batch, settings.max_chars)
 
 
-def add_routes(app: FastAPI) -> None:
-    """Register the cloud tier's routes on ``app``."""
+def add_routes(app: FastAPI, settings: CloudSettings) -> None:
+    """Register the cloud tier's routes on ``app``; the classify body is read within the limits ``settings`` give."""
     errors = error_responses(400, 413, 422, 500, 503)
-    app.add_api_route(
-        "/v1/classify", classify, methods=["POST"], response_model=CloudClassifyResponse, responses=errors
-    )
+    limit = BodyLimit.for_texts(settings.body_limit, settings.max_batch, settings.max_chars)
+    add_bounded_post(app, "/v1/classify", classify, limit, response_model=CloudClassifyResponse, responses=errors)
     app.add_api_route("/healthz", healthz, methods=["GET"])
     app.add_api_route("/readyz", readyz, methods=["GET"], responses=error_responses(503))
 
@@ -317,7 +335,10 @@ async def on_hybrid_error(request: Request, exc: Exception) -> JSONResponse:
     status, kind = status_for(cast(HybridError, exc))  # registered for HybridError only
     if status >= 500 and status != 503:
         logger.error("%s %s failed: %s", request.method, request.url.path, exc)
-    return error_response(status, kind, str(exc))
+    response = error_response(status, kind, str(exc))
+    if isinstance(exc, BodyTooLarge):  # the rest of the body is not wanted: do not read it to keep the connection
+        response.headers["Connection"] = "close"
+    return response
 
 
 async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -382,7 +403,7 @@ def create_app(settings: CloudSettings, classifier: EdgeClassifier | None = None
     app = FastAPI(title="hybridroute cloud tier", lifespan=lifespan)
     app.state.settings = settings
     app.state.classifier = classifier
-    add_routes(app)
+    add_routes(app, settings)
     add_error_handlers(app)
     install_openapi(app, lambda document: publish_limits(document, settings))
     return app

@@ -34,7 +34,6 @@ parsed in a worker thread, and one with more than ``max_texts`` texts is refused
 
 from __future__ import annotations
 
-import functools
 import hmac
 import logging
 import uuid
@@ -78,7 +77,6 @@ from hybridroute.serving.edge_schemas import (
     ReloadResponse,
     Unauthorized,
     accepted_classify,
-    check_text_count,
 )
 from hybridroute.serving.edge_service import Answered, EdgeService, open_hybrid_for
 from hybridroute.serving.edge_settings import EdgeSettings
@@ -90,7 +88,7 @@ from hybridroute.serving.openapi import (
     set_enum,
     set_text_limits,
 )
-from hybridroute.serving.request_body import BodyLimit, BodyTooLarge, bounded_body_route
+from hybridroute.serving.request_body import BodyLimit, BodyTooLarge, add_bounded_post
 from hybridroute.serving.schemas import RequestTooLarge, check_limits, status_in
 
 logger = logging.getLogger(__name__)
@@ -258,48 +256,23 @@ def publish_limits(document: dict[str, Any], service: EdgeService) -> None:
     require_bearer(document, "/admin/reload", "post", "the service's admin token (reloading is off without one)")
 
 
-def classify_body_limit(settings: EdgeSettings) -> BodyLimit:
-    """How ``POST /v1/classify`` reads its body: within ``settings.body_limit``, refusing too many texts unvalidated."""
-    return BodyLimit(
-        settings.body_limit,
-        f"room for {settings.max_texts} texts of {settings.max_chars} characters each; "
-        "split the batch into smaller requests",
-        check=functools.partial(check_text_count, max_texts=settings.max_texts),
-    )
-
-
 def add_routes(app: FastAPI, settings: EdgeSettings) -> None:
     """Register the edge service's routes on ``app``; bodies are read within the limits ``settings`` give."""
     # Every status each route answers with is documented (schemathesis checks it in the tests).
     x_audit = header_doc("committed, dropped, pending, queued, retrying or failed: see edge_service")
     audited = {200: {"headers": {"X-Audit": x_audit}}}
     classify_responses = audited | error_responses(400, 413, 422, 500, 503)
-    # app.router: FastAPI.add_api_route does not take route_class_override.
-    app.router.add_api_route(
-        "/v1/classify",
-        classify,
-        methods=["POST"],
-        response_model=ClassifyResponse,
-        responses=classify_responses,
-        route_class_override=bounded_body_route(classify_body_limit(settings)),
+    limit = BodyLimit.for_texts(settings.body_limit, settings.max_texts, settings.max_chars)
+    add_bounded_post(
+        app, "/v1/classify", classify, limit, response_model=ClassifyResponse, responses=classify_responses
     )
     feedback_responses = error_responses(400, 404, 413, 422, 500, 503)
-    app.router.add_api_route(
-        "/v1/feedback",
-        feedback,
-        methods=["POST"],
-        response_model=FeedbackResponse,
-        responses=feedback_responses,
-        route_class_override=bounded_body_route(SMALL_BODY),
+    add_bounded_post(
+        app, "/v1/feedback", feedback, SMALL_BODY, response_model=FeedbackResponse, responses=feedback_responses
     )
     reload_responses = error_responses(400, 401, 403, 404, 409, 413, 422, 500, 503)
-    app.router.add_api_route(
-        "/admin/reload",
-        admin_reload,
-        methods=["POST"],
-        response_model=ReloadResponse,
-        responses=reload_responses,
-        route_class_override=bounded_body_route(SMALL_BODY),
+    add_bounded_post(
+        app, "/admin/reload", admin_reload, SMALL_BODY, response_model=ReloadResponse, responses=reload_responses
     )
     app.add_api_route("/healthz", healthz, methods=["GET"])
     app.add_api_route("/readyz", readyz, methods=["GET"], responses=error_responses(503))

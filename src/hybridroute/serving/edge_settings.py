@@ -11,22 +11,10 @@ from hybridroute.hybrid import HybridSettings
 from hybridroute.monitoring.thresholds import MonitorConfig, MonitorThresholds
 from hybridroute.redaction import RedactionConfig
 from hybridroute.routing.ledger import PriceConfig
+from hybridroute.serving.schemas import default_body_limit
 
 AUDIT_FILE = "audit.sqlite"
 SALT_FILE = "audit.salt"
-# "\uXXXX": the longest JSON spelling of a character of the Basic Multilingual Plane, which is how json.dumps
-# (ensure_ascii) sends any non-ASCII text. An escaped astral character costs 12 bytes (a surrogate pair).
-JSON_BYTES_PER_CHAR = 6
-JSON_BYTES_PER_TEXT = 4  # its quotes, a comma and a space
-JSON_BYTES_SLACK = 1024  # the envelope ({"texts": [...]}) and indentation
-
-
-def default_body_limit(max_texts: int, max_chars: int) -> int:
-    """Most bytes a classify body needs to carry ``max_texts`` texts of ``max_chars`` characters, escaped.
-
-    Example: default_body_limit(64, 10_000) -> 3_841_280 (64 × (6 × 10,000 + 4) + 1024)
-    """
-    return max_texts * (JSON_BYTES_PER_CHAR * max_chars + JSON_BYTES_PER_TEXT) + JSON_BYTES_SLACK
 
 
 @dataclass(frozen=True)
@@ -44,7 +32,7 @@ class EdgeSettings:
         max_texts: most texts per request (413 beyond).
         max_body_bytes: most bytes in a classify body (413 beyond, before the body is read when its
             Content-Length says so); None: room for ``max_texts`` texts of ``max_chars`` characters, each escaped
-            as six JSON bytes (see :func:`default_body_limit` and :attr:`body_limit`).
+            as six JSON bytes (see :func:`~hybridroute.serving.schemas.default_body_limit` and :attr:`body_limit`).
         audit_db: file path, ``sqlite:///PATH`` or ``postgresql://...``; None: RUN/audit.sqlite.
         store_raw_text: keep raw texts in the audit log (off: only a salted hash).
         hash_salt: secret for text hashes; None: read or create RUN/audit.salt.

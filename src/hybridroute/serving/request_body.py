@@ -26,11 +26,13 @@ handler exactly as before.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
@@ -38,7 +40,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope
 
-from hybridroute.serving.schemas import RequestTooLarge
+from hybridroute.serving.schemas import RequestTooLarge, check_text_count
 
 # json.loads of 64 KiB takes about 0.2 ms (a short stall), about what handing it to a worker thread costs.
 OFF_LOOP_BYTES = 64 * 1024
@@ -66,6 +68,19 @@ class BodyLimit:
     accepted: str = ""
     off_loop_bytes: int = OFF_LOOP_BYTES
     check: Callable[[Any], None] | None = None
+
+    @classmethod
+    def for_texts(cls, max_bytes: int, max_texts: int, max_chars: int) -> BodyLimit:
+        """The limit of a ``{"texts": [...]}`` body: ``max_bytes``, and no more than ``max_texts`` texts (unvalidated).
+
+        Example: BodyLimit.for_texts(5000, 4, 50).refuse("6000 bytes")
+            -> "body is 6000 bytes; at most 5000 bytes are accepted (room for 4 texts of 50 characters each; ...)"
+        """
+        return cls(
+            max_bytes,
+            f"room for {max_texts} texts of {max_chars} characters each; split the batch into smaller requests",
+            check=functools.partial(check_text_count, max_texts=max_texts),
+        )
 
     def refuse(self, received: str) -> BodyTooLarge:
         """The 413 for a body of ``received`` size.
@@ -188,3 +203,12 @@ def bounded_body_route(limit: BodyLimit) -> type[APIRoute]:
             return bounded
 
     return BoundedBodyRoute
+
+
+def add_bounded_post(app: FastAPI, path: str, endpoint: Callable[..., Any], limit: BodyLimit, **route: Any) -> None:
+    """Register ``POST path`` on ``app``, its body read within ``limit``; ``route``: ``add_api_route``'s other options.
+
+    Example: add_bounded_post(app, "/v1/feedback", feedback, BodyLimit(65_536), response_model=FeedbackResponse)
+    """
+    # app.router: FastAPI.add_api_route does not take route_class_override.
+    app.router.add_api_route(path, endpoint, methods=["POST"], route_class_override=bounded_body_route(limit), **route)

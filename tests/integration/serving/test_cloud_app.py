@@ -21,19 +21,14 @@ from hybridroute.serving.cloud_app import (
     get_settings,
 )
 from hybridroute.serving.uvicorn_runner import serve_in_thread
+from support.raw_http import error_of
 
-SMALL_LIMITS = CloudSettings(bundle=None, max_batch=4, max_chars=50)  # as in the fake_cloud_url fixture
+SMALL_LIMITS = CloudSettings(bundle=None, max_batch=4, max_chars=50)  # the fake_cloud_url fixture's text limits
 GOOD = {"texts": ["fine", "where is my order please"]}
 
 
 def _post(http: httpx.Client, url: str, **kwargs: Any) -> httpx.Response:
     return http.post(f"{url}/v1/classify", **kwargs)
-
-
-def _error(response: httpx.Response) -> dict[str, str]:
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"type", "message"}
-    return body["error"]
 
 
 # ---------------------------------------------------------------- the real model
@@ -79,10 +74,10 @@ def test_not_ready_before_the_model_is_loaded(http: httpx.Client, tmp_path: Path
         assert http.get(f"{url}/healthz").status_code == 200
         ready = http.get(f"{url}/readyz")
         assert ready.status_code == 503
-        assert _error(ready)["type"] == "not_ready"
+        assert error_of(ready)["type"] == "not_ready"
         classify = _post(http, url, json=GOOD)
         assert classify.status_code == 503
-        assert "retry when GET /readyz answers 200" in _error(classify)["message"]
+        assert "retry when GET /readyz answers 200" in error_of(classify)["message"]
 
 
 def test_readiness_follows_the_classifier_dependency(http: httpx.Client, fake_classifier: EdgeClassifier) -> None:
@@ -94,7 +89,7 @@ def test_readiness_follows_the_classifier_dependency(http: httpx.Client, fake_cl
         assert http.get(f"{url}/readyz").status_code == 200
         app.dependency_overrides[get_classifier] = not_ready
         assert http.get(f"{url}/readyz").status_code == 503
-        assert _error(_post(http, url, json=GOOD)) == {"type": "not_ready", "message": "swapping models"}
+        assert error_of(_post(http, url, json=GOOD)) == {"type": "not_ready", "message": "swapping models"}
         app.dependency_overrides.clear()
         assert _post(http, url, json=GOOD).status_code == 200
 
@@ -195,7 +190,7 @@ def test_bad_requests_get_clear_errors_and_the_service_keeps_serving(
 ) -> None:
     response = _post(http, fake_cloud_url, **request_kwargs)
     assert response.status_code == status
-    error = _error(response)
+    error = error_of(response)
     assert error["type"] == kind
     for fragment in fragments:
         assert fragment in error["message"]
@@ -208,8 +203,8 @@ def test_bad_requests_get_clear_errors_and_the_service_keeps_serving(
 def test_unknown_routes_and_methods_use_the_error_shape(http: httpx.Client, fake_cloud_url: str) -> None:
     missing = http.get(f"{fake_cloud_url}/v2/classify")
     assert missing.status_code == 404
-    assert "routes are POST /v1/classify" in _error(missing)["message"]
-    assert _error(http.get(f"{fake_cloud_url}/v1/classify"))["type"] == "http_405"
+    assert "routes are POST /v1/classify" in error_of(missing)["message"]
+    assert error_of(http.get(f"{fake_cloud_url}/v1/classify"))["type"] == "http_405"
 
 
 # ---------------------------------------------------------------- concurrency
@@ -246,7 +241,7 @@ def test_a_model_bug_is_a_clean_500(http: httpx.Client, fake_classifier: EdgeCla
     with serve_in_thread(create_app(SMALL_LIMITS, BuggyClassifier())) as url:  # type: ignore[arg-type]
         response = _post(http, url, json=GOOD)
         assert response.status_code == 500
-        assert _error(response) == {
+        assert error_of(response) == {
             "type": "inference_error",
             "message": "the model failed unexpectedly (KeyError: 'bug')",
         }
@@ -262,7 +257,7 @@ def test_any_other_bug_is_a_500_in_our_shape(fake_classifier: EdgeClassifier) ->
     with serve_in_thread(app) as url:
         response = httpx.post(f"{url}/v1/classify", json=GOOD)  # its own connection: the server closes it
         assert response.status_code == 500
-        assert _error(response)["message"] == "unexpected KeyError; see the server log"
+        assert error_of(response)["message"] == "unexpected KeyError; see the server log"
         assert httpx.get(f"{url}/healthz").status_code == 200
 
 

@@ -25,6 +25,7 @@ from hybridroute.serving.edge_app import create_app
 from hybridroute.serving.edge_settings import EdgeSettings
 from hybridroute.serving.uvicorn_runner import serve_in_thread
 from hybridroute.types import Prediction
+from support.raw_http import error_of
 
 LABELS = ("negative", "neutral", "positive")
 RESULT_FIELDS = {
@@ -95,12 +96,6 @@ def settings(tmp_path: Path, **changes: Any) -> EdgeSettings:
 def audit_rows(tmp_path: Path, sql: str = "SELECT COUNT(*) FROM audit") -> Any:
     with sqlite3.connect(tmp_path / "audit.sqlite") as db:
         return db.execute(sql).fetchall()
-
-
-def error_of(response: httpx.Response) -> dict[str, str]:
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"type", "message"}
-    return body["error"]
 
 
 # ---------------------------------------------------------------- contract

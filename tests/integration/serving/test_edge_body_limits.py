@@ -8,14 +8,12 @@ too many texts is refused without validating them, so small requests keep being 
 from __future__ import annotations
 
 import json
-import socket
 import statistics
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from hybridroute.runtime.classifier import EdgeClassifier
 from hybridroute.serving.edge_app import create_app
 from hybridroute.serving.edge_settings import EdgeSettings
 from hybridroute.serving.uvicorn_runner import serve_in_thread
+from support.raw_http import chunk, connection, error_of, parse_answers, receive_until_closed, request_head
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -53,70 +52,6 @@ def running(app: Any) -> Iterator[tuple[str, httpx.Client]]:
             assert time.monotonic() < deadline, "not ready"
             time.sleep(0.01)
         yield url, client
-
-
-def error_of(response: httpx.Response) -> dict[str, str]:
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"type", "message"}
-    error: dict[str, str] = body["error"]
-    return error
-
-
-# ---------------------------------------------------------------- raw HTTP/1.1, to see what a client sees
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def error(self) -> dict[str, str]:
-        error: dict[str, str] = json.loads(self.body)["error"]
-        return error
-
-
-def parse_answers(data: bytes) -> list[Answer]:
-    """The responses in what a connection received, interim ones (100 Continue) included."""
-    answers = []
-    while True:
-        head, sep, rest = data.partition(b"\r\n\r\n")
-        if not sep:
-            return answers
-        status_line, *lines = head.decode("latin-1").split("\r\n")
-        headers = {name.strip().lower(): value.strip() for name, _, value in (h.partition(":") for h in lines)}
-        length = int(headers.get("content-length", "0"))
-        answers.append(Answer(int(status_line.split()[1]), headers, rest[:length]))
-        data = rest[length:]
-
-
-@contextmanager
-def connection(url: str) -> Iterator[socket.socket]:
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=5.0) as sock:
-        yield sock
-
-
-def request_head(path: str, **headers: str) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", "Host: test", "Content-Type: application/json"]
-    lines += [f"{name.replace('_', '-')}: {value}" for name, value in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
-
-
-def receive_until_closed(sock: socket.socket, wait_s: float = 5.0) -> bytes:
-    """Everything the server sends until it closes the connection, or until ``wait_s`` passes without it."""
-    sock.settimeout(wait_s)
-    received = b""
-    try:
-        while chunk := sock.recv(65536):
-            received += chunk
-    except TimeoutError:  # the server still waits for the body: what the test is about
-        pass
-    return received
-
-
-def chunk(data: bytes) -> bytes:
-    return f"{len(data):x}\r\n".encode("ascii") + data + b"\r\n"
 
 
 # ---------------------------------------------------------------- the limit, before and while reading

@@ -9,10 +9,10 @@ import pytest
 from starlette.datastructures import Headers
 
 from hybridroute.errors import ConfigError
-from hybridroute.serving.edge_schemas import check_text_count
-from hybridroute.serving.edge_settings import EdgeSettings, default_body_limit
+from hybridroute.serving.cloud_app import CloudSettings
+from hybridroute.serving.edge_settings import EdgeSettings
 from hybridroute.serving.request_body import BodyLimit, BodyTooLarge, declared_length, is_json_media
-from hybridroute.serving.schemas import RequestTooLarge
+from hybridroute.serving.schemas import RequestTooLarge, check_text_count, default_body_limit
 
 
 def test_the_default_limit_fits_the_largest_escaped_request_and_little_more() -> None:
@@ -22,12 +22,33 @@ def test_the_default_limit_fits_the_largest_escaped_request_and_little_more() ->
     assert default_body_limit(1, 1) == 1034
 
 
-def test_settings_derive_the_limit_unless_it_is_given(tmp_path: Path) -> None:
+def test_edge_settings_derive_the_limit_unless_it_is_given(tmp_path: Path) -> None:
     assert EdgeSettings(tmp_path).body_limit == 3_841_280
     assert EdgeSettings(tmp_path, max_texts=2, max_chars=100).body_limit == default_body_limit(2, 100)
     assert EdgeSettings(tmp_path, max_body_bytes=5000).body_limit == 5000
     with pytest.raises(ConfigError, match=r"max_body_bytes must be in \[1, .*got 0"):
         EdgeSettings(tmp_path, max_body_bytes=0)
+
+
+def test_cloud_settings_derive_the_limit_from_max_batch_unless_it_is_given() -> None:
+    assert CloudSettings(bundle=None).body_limit == 3_841_280  # 64 texts of 10,000 characters, as on the edge
+    assert CloudSettings(bundle=None, max_batch=4, max_chars=50).body_limit == default_body_limit(4, 50) == 2240
+    assert CloudSettings(bundle=None, max_batch=4, max_body_bytes=5000).body_limit == 5000
+    for bad in (0, -1, 2**40 + 1):
+        with pytest.raises(ConfigError, match=rf"max_body_bytes must be in \[1, 1099511627776\], got {bad}"):
+            CloudSettings(bundle=None, max_body_bytes=bad)
+
+
+def test_a_texts_limit_names_the_text_limits_and_counts_the_texts() -> None:
+    limit = BodyLimit.for_texts(5000, 4, 50)
+    assert str(limit.refuse("6000 bytes")) == (
+        "body is 6000 bytes; at most 5000 bytes are accepted "
+        "(room for 4 texts of 50 characters each; split the batch into smaller requests)"
+    )
+    assert limit.check is not None
+    limit.check({"texts": ["a"] * 4})
+    with pytest.raises(RequestTooLarge, match="batch has 5 texts; at most 4 are accepted"):
+        limit.check({"texts": ["a"] * 5})
 
 
 def test_a_refusal_says_what_was_received_and_what_is_accepted() -> None:
