@@ -7,31 +7,70 @@ so a read-modify-write by one process cannot overwrite another's (POSIX only: th
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import secrets
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+
+# Why a file or folder cannot be changed by this process: permissions (another user's) or a read-only mount.
+NOT_WRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+def _written_in_place(path: Path) -> bool:
+    """Whether ``path`` names something to write into rather than a file to replace.
+
+    That is a FIFO, a terminal or another device, or anything under ``/dev`` or ``/proc``: ``/dev/stdout`` may be
+    a regular file the shell opened, and replacing that file would cut the command's later output off from it.
+
+    Example: _written_in_place(Path("/dev/stdout")) -> True; _written_in_place(Path("run.json")) -> False
+    """
+    if os.path.abspath(path).startswith(("/dev/", "/proc/")):
+        return True
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:  # nothing there yet (or a link to nothing): a new file
+        return False
+
+
+def _mode_of(path: Path) -> int | None:
+    """The permission bits of the existing file ``path``, or None when there is none (umask then applies)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return None
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file beside it and one rename; returns ``path``.
 
     Readers see the old content or the new, never part of it, and a crash (or a full disk) leaves the old file
-    and at most a stray ``.NAME.*.tmp`` file. The file gets the usual permissions (umask), as
-    ``Path.write_bytes`` gives.
+    and at most a stray ``.NAME.*.tmp`` file. What a plain write keeps is kept: a symbolic link stays a link
+    (the file it points to is the one replaced), and an existing file keeps its permissions; a new file gets
+    the usual ones (umask), as ``Path.write_bytes`` gives. A target that is not a regular file (a FIFO,
+    ``/dev/stdout``) cannot be replaced, so it is written directly, as a plain write would.
 
     Example: write_bytes_atomic(Path("plot.png"), png) -> Path("plot.png")
     """
     path = Path(path)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    if _written_in_place(path):
+        with path.open("wb") as handle:
+            handle.write(data)
+        return path
+    target = Path(os.path.realpath(path))
+    mode = _mode_of(target)
+    temp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         with temp.open("xb") as handle:
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)  # an owner-only file (an audit export) stays owner-only
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())  # the data is on disk before the rename makes it the file
-        os.replace(temp, path)
+        os.replace(temp, target)
     except BaseException:
         with suppress(OSError):
             temp.unlink()
@@ -59,6 +98,24 @@ def _flock(fd: int, wait: bool, on_wait: Callable[[], None] | None) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX)
 
 
+def _open_lock_file(path: Path) -> int:
+    """A descriptor of the lock file ``path``, created if missing (0o666 less the umask).
+
+    An existing lock file this process may not write (another user's, or on a read-only mount) is opened for
+    reading: ``flock`` needs only an open file, so a shared run folder or a read-only service still sees who
+    holds the lock. The umask decides who else may write a new one: 0o002 in a folder shared by a group.
+    """
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        if exc.errno not in NOT_WRITABLE:
+            raise
+        try:
+            return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise exc from None  # none there, and none can be made: why it cannot be made is the news
+
+
 def _lock_file(path: Path, wait: bool, on_wait: Callable[[], None] | None) -> int:
     """An open descriptor of the lock file ``path`` that is still the file at ``path``, with ``flock`` held.
 
@@ -66,7 +123,7 @@ def _lock_file(path: Path, wait: bool, on_wait: Callable[[], None] | None) -> in
     may get the lock of a deleted file: it then opens ``path`` afresh and tries again.
     """
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = _open_lock_file(path)
         try:
             _flock(fd, wait, on_wait)
             on_wait = None  # said once is enough
@@ -84,7 +141,8 @@ def exclusive_lock(path: Path, wait: bool = True, on_wait: Callable[[], None] | 
     """Hold an exclusive ``flock`` on the lock file ``path`` (created if needed) for the block; delete it after.
 
     Locks conflict between processes and between two holders in one process. A process that dies holding the
-    lock (even ``kill -9``) releases it; its lock file stays until the next holder deletes it.
+    lock (even ``kill -9``) releases it; its lock file stays until the next holder deletes it. A lock file this
+    process cannot write (another user's, one on a read-only mount) is opened for reading and locked all the same.
 
     Args:
         path: the lock file; its folder must exist.

@@ -18,18 +18,22 @@ RUN/
 run.json and the stored split are written through a temporary file in the same folder and one
 rename (:func:`write_text_atomic`), so a crash leaves the old file or the new one, never a
 truncated one; run.json is changed under an exclusive lock (``.run.json.lock``), so two commands
-updating it at once both keep their sections. Bundles are built in a staging folder
-(:func:`staging_folder`) and renamed into place only when complete (:func:`install_folders`);
-folders that cannot be staged are rebuilt in place (:func:`rebuilding`). Either way the folder
-being replaced is renamed aside first (``.NAME-previous``) and dropped only once the new one is
-complete, so it is put back if the new one fails, and, after a crash or ``kill -9``, by the next
-command that opens the run folder (:func:`recover_interrupted`).
+updating it at once both keep their sections. Bundles are built in a staging folder of their own
+(:func:`staging_folder`, one per build, so two commands building the same bundle never meet) and
+renamed into place only when complete (:func:`install_folders`); folders that cannot be staged are
+rebuilt in place (:func:`rebuilding`). Either way the folder being replaced is renamed aside first
+(``.NAME-aside``) and dropped only once the new one is complete, so it is put back if the new one
+fails, and, after a crash or ``kill -9``, by the next command that opens the run folder
+(:func:`recover_interrupted`), which also deletes the staging folders of killed builds. A run folder
+that command cannot write (a read-only mount, another user's) is read as it is, with a warning.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
@@ -40,7 +44,7 @@ from typing import Any
 
 from hybridroute.data import LabelledTexts, Split
 from hybridroute.errors import ArtifactError, DataError
-from hybridroute.files import exclusive_lock, write_text_atomic
+from hybridroute.files import NOT_WRITABLE, exclusive_lock, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +66,9 @@ class RunLayout:
         """The layout of ``root``, after finishing what a killed rebuild or install left there.
 
         The previous folder is put back wherever its replacement was never completed
-        (:func:`recover_interrupted`), so no command reads a half-built bundle.
+        (:func:`recover_interrupted`), so no command reads a half-built bundle. A run folder this process
+        cannot write (a read-only mount, another user's) is opened as it is: what could not be settled is
+        logged as a warning, never raised.
         """
         recover_interrupted(Path(root))
         return cls(Path(root))
@@ -178,37 +184,36 @@ class RunLayout:
 
 # ---------------------------------------------------------------- writing without a half-written state
 
+# Names beside a folder ``NAME`` being replaced: ``.NAME-aside`` is the old folder (or, when there was none, an
+# empty placeholder file) until the new one is complete; ``.NAME-discarded`` is the old folder after that, being
+# deleted; ``.NAME.lock`` is held (flock) for as long as the replacement runs. Each build has its own staging
+# folder, ``.NAME-staging-<random>`` (the new bundle is built in its ``.NAME-staging``), held by the build's
+# lock ``.NAME-staging-<random>.lock`` beside it until the build ends. ``.NAME-previous`` and ``.NAME-staging``
+# are left by earlier versions of this module (:func:`recover_interrupted` says how each is handled).
 
-@contextmanager
-def staging_folder(target: Path) -> Iterator[Path]:
-    """A new, empty ``.NAME-staging`` folder beside ``target``; whatever is left of it is deleted on the way out.
-
-    Build a bundle in it, then :func:`install_folders` it; after a failure the staging folder goes.
-    """
-    staging = Path(target).with_name(f".{Path(target).name}-staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-# Names beside a folder being replaced: ``.NAME-previous`` is the old folder (or, when there was none, an empty
-# placeholder file) until the new one is complete; ``.NAME-discarded`` is the old folder after that, being
-# deleted; ``.NAME.lock`` is held (flock) for as long as the replacement runs.
+_OWN_STAGING = re.compile(r"\.(?P<name>.+)-staging-[0-9a-f]{16}")  # one build's staging folder (not its lock)
 
 
 def _aside(target: Path) -> Path:
-    return target.with_name(f".{target.name}-previous")
+    return target.with_name(f".{target.name}-aside")
 
 
 def _discarded(target: Path) -> Path:
     return target.with_name(f".{target.name}-discarded")
 
 
+def _legacy_aside(target: Path) -> Path:
+    """Where earlier versions kept an old folder: the meaning of one found depends on the version that left it."""
+    return target.with_name(f".{target.name}-previous")
+
+
 def _lock(target: Path) -> Path:
     return target.with_name(f".{target.name}.lock")
+
+
+def _owner_lock(build: Path) -> Path:
+    """The lock a build holds on its staging folder ``build``: beside it, since what is inside becomes the bundle."""
+    return build.with_name(f"{build.name}.lock")
 
 
 def _present(path: Path) -> bool:
@@ -229,8 +234,30 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
 
 
+@contextmanager
+def staging_folder(target: Path) -> Iterator[Path]:
+    """A new, empty staging folder for ``target``, this build's own; it and what is left in it go on the way out.
+
+    Build a bundle in it, then :func:`install_folders` it; after a failure the staging folder goes. Each call
+    gets a folder of its own (inside ``.NAME-staging-<random>`` beside ``target``), held by a lock beside that
+    for as long as the block runs, so two commands building the same bundle at once never touch each other's
+    work, and the next command that opens the run folder deletes only the staging folders of builds that
+    were killed (:func:`recover_interrupted`).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    build = target.with_name(f".{target.name}-staging-{secrets.token_hex(8)}")
+    with ExitStack() as stack:
+        stack.enter_context(exclusive_lock(_owner_lock(build)))  # held before the folder exists: never unowned
+        build.mkdir()
+        stack.callback(shutil.rmtree, build, ignore_errors=True)
+        staging = build / f".{target.name}-staging"
+        staging.mkdir()
+        yield staging
+
+
 def _set_aside(target: Path) -> None:
-    """Rename ``target`` to ``.NAME-previous``; with no ``target``, leave an empty placeholder file there instead."""
+    """Rename ``target`` to ``.NAME-aside``; with no ``target``, leave an empty placeholder file there instead."""
     if _present(target):
         target.rename(_aside(target))
     else:
@@ -247,7 +274,7 @@ def _put_back(target: Path) -> None:
 
 
 def _commit(target: Path) -> None:
-    """Mark the new ``target`` complete: its ``.NAME-previous`` becomes ``.NAME-discarded`` (one atomic rename)."""
+    """Mark the new ``target`` complete: its ``.NAME-aside`` becomes ``.NAME-discarded`` (one atomic rename)."""
     _aside(target).rename(_discarded(target))
 
 
@@ -257,23 +284,63 @@ def _drop_discarded(target: Path) -> None:
             _remove(_discarded(target))
 
 
+def _undo_unfinished(aside: Path, target: Path) -> str:
+    """Undo a replacement of ``target`` that never finished, its old folder (or placeholder) at ``aside``.
+
+    Returns what was done ("" for nothing).
+    """
+    if _is_placeholder(aside):
+        undone = ""
+        if _present(target):
+            _remove(target)
+            undone = "removed a partial folder; the build that made it was interrupted"
+        aside.unlink()
+        return undone
+    if not _present(aside):
+        return ""
+    undone = "restored the previous folder; the rebuild that replaced it was interrupted"
+    if _present(target):
+        _remove(target)
+        undone += " (partial one removed)"
+    aside.rename(target)
+    return undone
+
+
+def _say_legacy_kept(target: Path) -> None:
+    legacy, name = _legacy_aside(target).name, target.name
+    logger.warning(
+        "%s: %s",
+        target,
+        f"{legacy} beside it was left by an earlier version of hybridroute, either an old copy whose deletion was "
+        f"interrupted (then {name} is complete) or the old folder of a rebuild that was interrupted (then {name} "
+        f"is partial); both are kept: if {name} loads and is the one you expect, delete {legacy}; if not, delete "
+        f"{name} and rename {legacy} to {name}",
+    )
+
+
+def _settle_legacy(target: Path) -> str:
+    """Settle a ``.NAME-previous`` left by an earlier version; returns what was done ("" for nothing).
+
+    Without ``target`` it is the old folder whatever the version (its replacement never arrived): renamed
+    back. Beside ``target`` it is ambiguous (an old copy not fully deleted beside a complete ``target``, or,
+    for the version that introduced placeholders, the old folder beside a partial rebuild), so neither is
+    touched and a warning says what to do. An empty file there is a placeholder, which only the version that
+    introduced them wrote: it is settled as one.
+    """
+    legacy = _legacy_aside(target)
+    if _is_placeholder(legacy) or not _present(target):
+        return _undo_unfinished(legacy, target)
+    if _present(legacy):
+        _say_legacy_kept(target)
+    return ""
+
+
 def _settle(target: Path) -> bool:
     """Finish what an interrupted replacement of ``target`` left (its lock held); True when something was undone.
 
     See :func:`recover_interrupted` for the states and why each is handled as it is.
     """
-    aside, undone = _aside(target), ""
-    if _is_placeholder(aside):
-        if _present(target):
-            _remove(target)
-            undone = "removed a partial folder; the build that made it was interrupted"
-        aside.unlink()
-    elif _present(aside):
-        undone = "restored the previous folder; the rebuild that replaced it was interrupted"
-        if _present(target):
-            _remove(target)
-            undone += " (partial one removed)"
-        aside.rename(target)
+    undone = "; ".join(filter(None, (_undo_unfinished(_aside(target), target), _settle_legacy(target))))
     _drop_discarded(target)
     if undone:
         logger.warning("%s: %s", target, undone)
@@ -301,32 +368,122 @@ def _say_waiting(target: Path) -> None:
 
 
 def _interrupted_targets(folder: Path) -> list[Path]:
-    """The folders in ``folder`` with a ``.NAME-previous`` or ``.NAME-discarded`` beside them.
+    """The folders in ``folder`` with a ``.NAME-aside``, ``.NAME-discarded`` or ``.NAME-previous`` beside them.
 
-    Example: a folder holding ``.classifier-previous``, ``.edge-discarded`` and ``edge``
+    Example: a folder holding ``.classifier-aside``, ``.edge-discarded`` and ``edge``
         -> [folder / "classifier", folder / "edge"]
     """
     names: set[str] = set()
-    for suffix in ("-previous", "-discarded"):
+    for suffix in ("-aside", "-discarded", "-previous"):
         names.update(marker.name[1 : -len(suffix)] for marker in folder.glob(f".*{suffix}"))
     return [folder / name for name in sorted(names) if name]
 
 
+def _found(target: Path) -> str:
+    """What an interrupted replacement left beside ``target``, in words.
+
+    Example: with ``.edge-aside`` (a folder) and ``edge`` -> ".edge-aside (the previous folder, set aside) beside edge"
+    """
+    kinds = {
+        _aside(target): "the previous folder, set aside",
+        _discarded(target): "an old folder being deleted",
+        _legacy_aside(target): "left by an earlier version",
+    }
+    found = [
+        f"{marker.name} ({'a placeholder: there was no folder before' if _is_placeholder(marker) else kind})"
+        for marker, kind in kinds.items()
+        if _present(marker)
+    ]
+    return " and ".join(found) + (f" beside {target.name}" if _present(target) else f", no {target.name}")
+
+
+def _say_left(what: str, exc: OSError) -> None:
+    """Log that ``what`` was left as it is because this process cannot change the folder (``exc`` says why)."""
+    logger.warning("%s; left as it is: this process cannot change it (%s)", what, exc.strerror or exc)
+
+
+def _only_legacy_beside(target: Path) -> bool:
+    """Whether all there is beside ``target`` is an earlier version's ambiguous ``.NAME-previous`` folder."""
+    legacy = _legacy_aside(target)
+    others = (_aside(target), _discarded(target))
+    return _present(target) and _present(legacy) and not _is_placeholder(legacy) and not any(map(_present, others))
+
+
 def _settle_unless_running(target: Path) -> bool:
-    """:func:`_settle` ``target`` unless a command is replacing it now (its lock is held)."""
+    """:func:`_settle` ``target`` unless a command is replacing it now (its lock is held) or it cannot be changed.
+
+    A folder this process cannot write (another user's, a read-only mount: an edge service reading a run) is
+    left as it is, with a warning saying what was found; the next command that can write it settles it.
+    """
+    if _only_legacy_beside(target):
+        _say_legacy_kept(target)  # nothing to change, so nothing to lock: a read-only reader gets the advice too
+        return False
     try:
         with exclusive_lock(_lock(target), wait=False):
-            return _settle(target)
+            try:
+                return _settle(target)
+            except OSError as exc:
+                if exc.errno not in NOT_WRITABLE:
+                    raise _cannot_put_back(target, exc) from exc
+                _say_left(f"{target}: found {_found(target)}", exc)
+                return False
     except BlockingIOError:
         return False  # still being replaced: its command finishes or undoes it
     except OSError as exc:
-        if not _present(_aside(target)):
-            return False  # only an old folder left to delete (read-only storage?): harmless
-        raise ArtifactError(
-            f"{target} was being replaced when its command stopped, and the previous folder "
-            f"{_aside(target)} could not be put back ({exc}); delete {target.name} and rename "
-            f"{_aside(target).name} to {target.name} (delete a file {_aside(target).name} instead)"
-        ) from exc
+        if exc.errno not in NOT_WRITABLE:
+            raise ArtifactError(f"{target}: could not tell whether a command is replacing it ({exc})") from exc
+        _say_left(f"{target}: found {_found(target)}", exc)
+        return False
+
+
+def _cannot_put_back(target: Path, exc: OSError) -> ArtifactError:
+    """The error for a replacement that could not be undone though no command holds its lock, saying how."""
+    old = next((m for m in (_aside(target), _legacy_aside(target)) if _present(m)), _aside(target))
+    how = (
+        f"delete the file {old.name}"
+        if _is_placeholder(old)
+        else f"delete {target.name} if it is there and rename {old.name} to {target.name}"
+    )
+    return ArtifactError(
+        f"{target} was being replaced when its command stopped, and what it left could not be put right ({exc}); "
+        f"no command is replacing it now, so {how}"
+    )
+
+
+def _unowned_staging(folder: Path) -> list[Path]:
+    """The staging folders in ``folder`` (and the locks of ones already gone) that may have lost their build.
+
+    Example: a folder holding ``.edge-staging-0123456789abcdef``, its ``.lock`` and ``.edge-staging``
+        -> [folder / ".edge-staging-0123456789abcdef"]
+    """
+    names = {path.name.removesuffix(".lock") for path in folder.glob(".*-staging-*")}
+    return [folder / name for name in sorted(names) if _OWN_STAGING.fullmatch(name)]
+
+
+def _drop_staging(build: Path) -> None:
+    """Delete the staging folder ``build`` (and its lock) unless its build is still running."""
+    try:
+        with exclusive_lock(_owner_lock(build), wait=False):
+            if _present(build):
+                _remove(build)
+                logger.info("%s: deleted the staging folder of a build that was killed", build)
+    except BlockingIOError:
+        pass  # its build is running
+    except OSError as exc:
+        if exc.errno not in NOT_WRITABLE:
+            raise
+        _say_left(f"{build}: found the staging folder of a build that was killed", exc)
+
+
+def _drop_legacy_staging(folder: Path) -> None:
+    """Delete the ``.NAME-staging`` folders an earlier version left (it deleted them itself at its next build)."""
+    for staging in folder.glob(".*-staging"):
+        try:
+            _remove(staging)
+        except OSError as exc:
+            if exc.errno not in NOT_WRITABLE:
+                raise
+            _say_left(f"{staging}: found a staging folder left by an earlier version", exc)
 
 
 def recover_interrupted(root: Path) -> list[Path]:
@@ -335,39 +492,53 @@ def recover_interrupted(root: Path) -> list[Path]:
     Run on opening a run folder (:class:`RunLayout`). A replacement (:func:`rebuilding`,
     :func:`install_folders`) of a folder ``NAME`` takes these steps, holding ``.NAME.lock``:
 
-    1. rename ``NAME`` to ``.NAME-previous`` (or, with no ``NAME``, create an empty file of that name);
+    1. rename ``NAME`` to ``.NAME-aside`` (or, with no ``NAME``, create an empty file of that name);
     2. build ``NAME`` in place, or rename a finished staging folder to ``NAME``;
-    3. rename ``.NAME-previous`` to ``.NAME-discarded``: from here on the new ``NAME`` is the folder;
+    3. rename ``.NAME-aside`` to ``.NAME-discarded``: from here on the new ``NAME`` is the folder;
     4. delete ``.NAME-discarded``.
 
     A kill at any point leaves one of these states, settled as follows:
 
     - before 1: nothing changed;
-    - after 1, before 3 (the dangerous window, hours long while a model trains): ``.NAME-previous`` beside a
+    - after 1, before 3 (the dangerous window, hours long while a model trains): ``.NAME-aside`` beside a
       partial ``NAME`` or none. The replacement never finished, so ``NAME`` (if any) is deleted and
-      ``.NAME-previous`` renamed back (a placeholder file is deleted instead: there was no folder before);
+      ``.NAME-aside`` renamed back (a placeholder file is deleted instead: there was no folder before);
     - after 3: a complete ``NAME`` and ``.NAME-discarded``, whole or half deleted: it is deleted.
 
     Deleting and renaming are repeated from the start if the recovery itself is killed. A folder whose lock
     is held (its replacement is still running, in this process or another) is left alone. Each restored
     folder is logged as a warning.
 
+    Earlier versions used ``.NAME-previous`` for the old folder, with two meanings: an old copy not fully
+    deleted beside a complete ``NAME``, or (in the version that introduced these steps) the old folder beside
+    a partial rebuild. Without ``NAME`` it is the old folder either way and is renamed back; beside ``NAME``
+    neither is touched and a warning says how to tell which to keep.
+
+    Staging folders (:func:`staging_folder`) whose build was killed are deleted, with their locks; those
+    whose build is still running are left alone, and so are the folders of a run folder this process
+    cannot change (another user's, a read-only mount): each is logged as one warning, and the next command
+    that can write there settles it.
+
     Raises:
-        ArtifactError: a previous folder could not be put back (read-only storage); the message says how.
+        ArtifactError: a previous folder could not be put back though no command holds its lock (the message
+            says how to put it back), or whether one holds it could not be told.
     """
     root = Path(root)
-    return [
-        target
-        for folder in (root, root / "students")
-        for target in _interrupted_targets(folder)
-        if _settle_unless_running(target)
+    folders = (root, root / "students", root / "variants")
+    restored = [
+        target for folder in folders for target in _interrupted_targets(folder) if _settle_unless_running(target)
     ]
+    for folder in folders:
+        for build in _unowned_staging(folder):
+            _drop_staging(build)
+        _drop_legacy_staging(folder)
+    return restored
 
 
 def install_folders(*moves: tuple[Path, Path]) -> None:
     """Rename each finished ``(staging, target)`` folder into place, all or none, never losing an old target.
 
-    For each target in turn: the old folder is renamed aside (``.NAME-previous``) and the staging
+    For each target in turn: the old folder is renamed aside (``.NAME-aside``) and the staging
     folder renamed in; the old folders are dropped only after every target is in place. If a step
     fails, the targets already installed go back to their staging folders and every old folder is
     renamed back, so the run folder is as it was. Between the two renames a target is briefly absent:
@@ -403,9 +574,9 @@ def rebuilding(target: Path) -> Iterator[Path]:
     """Rebuild the folder ``target`` where it lives, keeping the old one until the new one is complete.
 
     For folders that cannot be built in staging (a student run folder records its own paths): the old
-    folder is set aside (``.NAME-previous``) while the block builds ``target``; if the block fails, what
+    folder is set aside (``.NAME-aside``) while the block builds ``target``; if the block fails, what
     it built is deleted and the old folder renamed back, and if it succeeds the old one is deleted. A
-    crash inside the block leaves the old folder as ``.NAME-previous`` beside a partial ``target``; the
+    crash inside the block leaves the old folder as ``.NAME-aside`` beside a partial ``target``; the
     next command that opens the run folder deletes the partial one and puts the old one back
     (:func:`recover_interrupted` lists every state a kill can leave). A second rebuild of the same
     ``target`` waits for the first.

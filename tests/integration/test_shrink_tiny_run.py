@@ -147,7 +147,7 @@ def test_a_failed_finetune_keeps_the_previous_classifier(
     result = CliRunner().invoke(main, ["finetune", "--out", str(root), "--epochs", "1"])
     assert result.exit_code == 1 and "out of memory" in result.output
     assert sorted((p.name, p.stat().st_size) for p in (root / "classifier").rglob("*")) == before
-    assert not (root / ".classifier-previous").exists()
+    assert not (root / ".classifier-aside").exists() and not (root / ".classifier-previous").exists()
 
 
 def test_teacher_logits_are_scored_once_per_teacher_and_split(

@@ -2,15 +2,22 @@
 
 A write "cut off midway" is a child process whose file-size limit (``RLIMIT_FSIZE``) stops the write after a
 few bytes with ``EFBIG``: the state a crash or a full disk leaves, without guessing how the code writes.
+"Another user" is a child process that becomes user nobody when the tests run as root (whom permissions do not
+stop), and otherwise the same user facing a file without write permission: either way it cannot write it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,6 +57,52 @@ def test_write_bytes_atomic_gives_the_usual_permissions(tmp_path: Path) -> None:
     written = write_bytes_atomic(tmp_path / "atomic", b"\x89PNG")
     assert written.read_bytes() == b"\x89PNG"
     assert written.stat().st_mode == (tmp_path / "plain").stat().st_mode
+
+
+def test_a_linked_file_stays_a_link_and_the_file_it_points_to_gets_the_content(tmp_path: Path) -> None:
+    shared = tmp_path / "shared" / "router.json"
+    shared.parent.mkdir()
+    shared.write_text("old")
+    link = tmp_path / "router.json"
+    link.symlink_to(shared)
+    write_text_atomic(link, "new")
+    assert link.is_symlink() and link.resolve() == shared.resolve() and shared.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["router.json", "shared"]
+    assert [p.name for p in shared.parent.iterdir()] == ["router.json"]  # no temporary file left
+
+
+def test_an_existing_file_keeps_its_permissions(tmp_path: Path) -> None:
+    """An audit export the user made owner-only must not come back world-readable."""
+    umask = os.umask(0o022)
+    try:
+        path = tmp_path / "audit.csv"
+        path.write_text("old rows")
+        path.chmod(0o600)
+        write_text_atomic(path, "new rows")
+    finally:
+        os.umask(umask)
+    assert path.read_text() == "new rows" and stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_fifo_is_written_into_not_replaced(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader is there, so the writer's open does not block
+    try:
+        write_text_atomic(fifo, "time,request_id\n1,a\n")
+        received = os.read(reader, 1000)
+    finally:
+        os.close(reader)
+    assert received == b"time,request_id\n1,a\n"
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and [p.name for p in tmp_path.iterdir()] == ["pipe"]
+
+
+def test_a_device_path_is_written_into(tmp_path: Path) -> None:
+    """``--csv /dev/fd/1``: the command's own output, not a file to replace (nor a temporary file beside it)."""
+    code = "from pathlib import Path\nfrom hybridroute.files import write_text_atomic\n"
+    code += "write_text_atomic(Path('/dev/fd/1'), 'time,request_id\\n')\nprint('done')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert (result.returncode, result.stdout) == (0, "time,request_id\ndone\n"), result.stderr
 
 
 def test_a_held_lock_refuses_a_second_holder_until_released_and_leaves_no_file(tmp_path: Path) -> None:
@@ -97,3 +150,68 @@ def test_a_lock_left_by_a_killed_holder_is_free(tmp_path: Path) -> None:
     with exclusive_lock(lock, wait=False):
         pass
     assert not os.path.exists(lock)
+
+
+def test_a_new_lock_file_is_writable_by_whoever_the_umask_allows(tmp_path: Path) -> None:
+    """In a folder a team shares (umask 002) a teammate must be able to open the lock file one of them made."""
+    umask = os.umask(0o002)
+    try:
+        with exclusive_lock(tmp_path / ".run.json.lock"):
+            mode = stat.S_IMODE((tmp_path / ".run.json.lock").stat().st_mode)
+    finally:
+        os.umask(umask)
+    assert mode == 0o664
+
+
+AS_ANOTHER_USER = """
+if os.geteuid() == 0:  # root writes anything: become a user the permissions apply to (what is needed is imported)
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+"""
+
+
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A temporary folder any user may enter (pytest's own are private to their owner), removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="hybridroute-test-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_a_lock_file_another_user_made_is_locked_all_the_same(open_tmp: Path) -> None:
+    """A teammate's lock file, left by a command killed while holding it, that this user may not write."""
+    open_tmp.chmod(0o777)  # the shared folder: everyone may create and delete files in it
+    lock = open_tmp / ".run.json.lock"
+    lock.touch()
+    lock.chmod(0o444)
+    script = f"""
+import os, sys
+from pathlib import Path
+from hybridroute.files import exclusive_lock
+{AS_ANOTHER_USER}
+lock = Path({str(lock)!r})
+try:
+    with exclusive_lock(lock, wait=False):
+        print("got it while held", flush=True)
+except BlockingIOError:
+    print("held elsewhere", flush=True)
+sys.stdin.readline()  # until the holder lets go
+with exclusive_lock(lock, wait=False):
+    print("got it", flush=True)
+"""
+    holder = os.open(lock, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        first = child.stdout.readline().strip()
+    finally:
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        os.close(holder)
+        out, err = child.communicate("go\n", timeout=60)
+    assert (first, child.returncode, out.strip()) == ("held elsewhere", 0, "got it"), err
+    assert not lock.exists()  # the folder is writable, so the one who held it last deleted it

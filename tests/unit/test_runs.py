@@ -1,15 +1,22 @@
-"""Run folders: the command a missing step names must be one the CLI accepts; run.json is replaced whole."""
+"""Run folders: the command a missing step names must be one the CLI accepts; run.json is replaced whole.
+
+"Another user" is a child process that becomes user nobody when the tests run as root (whom permissions do not
+stop), and otherwise the same user facing files and folders without write permission: either way it cannot
+change them, as an edge service reading a run it does not own, or a read-only mount of it, cannot.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +186,7 @@ def test_opening_the_run_after_a_rebuild_killed_halfway_restores_the_previous_fo
         assert (target / "weights.bin").read_text() == "partial"
     finally:
         kill(child)
-    assert listing(target.parent) == sorted([f".{target.name}-previous", f".{target.name}.lock", target.name])
+    assert listing(target.parent) == sorted([f".{target.name}-aside", f".{target.name}.lock", target.name])
 
     with caplog.at_level(logging.WARNING, logger="hybridroute.runs"):
         RunLayout.open(root)
@@ -234,7 +241,7 @@ def test_a_kill_after_the_rebuild_finished_keeps_the_new_folder(tmp_path: Path) 
 
 def test_an_old_folder_set_aside_without_a_new_one_is_put_back(tmp_path: Path) -> None:
     """Killed right after the old folder was renamed aside, before the block made anything."""
-    aside = tmp_path / ".edge-previous"
+    aside = tmp_path / ".edge-aside"
     aside.mkdir()
     (aside / "manifest.json").write_text("{}")
     RunLayout.open(tmp_path)
@@ -246,7 +253,7 @@ def test_a_folder_set_aside_as_a_link_is_put_back_as_the_link(tmp_path: Path) ->
     kept.mkdir(parents=True)
     root = tmp_path / "run"
     (root / "partial-edge").mkdir(parents=True)
-    (root / ".edge-previous").symlink_to(kept, target_is_directory=True)
+    (root / ".edge-aside").symlink_to(kept, target_is_directory=True)
     (root / "partial-edge").rename(root / "edge")
     RunLayout.open(root)
     assert (root / "edge").is_symlink() and (root / "edge").resolve() == kept.resolve() and listing(root) == ["edge"]
@@ -275,14 +282,14 @@ def test_a_second_rebuild_waits_for_the_first_then_starts_from_the_previous_fold
         assert seen == [] and thread.is_alive()  # waiting for the lock
         kill(child)
         thread.join(30)
-    assert seen == [[".classifier-previous", ".classifier.lock"]]
+    assert seen == [[".classifier-aside", ".classifier.lock"]]
     assert (target / "weights.bin").read_text() == "new" and listing(tmp_path) == ["classifier"]
     assert any("waiting for it to finish" in r.getMessage() for r in caplog.records)
 
 
 def test_an_install_of_two_folders_killed_between_them_is_undone_for_both(tmp_path: Path) -> None:
     """Killed after the FP32 bundle was renamed in and the edge one set aside: the next open puts both old back."""
-    for name, content in ((".onnx_fp32-previous", "old fp32"), ("onnx_fp32", "new fp32"), (".edge-previous", "old")):
+    for name, content in ((".onnx_fp32-aside", "old fp32"), ("onnx_fp32", "new fp32"), (".edge-aside", "old")):
         (tmp_path / name).mkdir()
         (tmp_path / name / "model.onnx").write_text(content)
     RunLayout.open(tmp_path)
@@ -292,8 +299,145 @@ def test_an_install_of_two_folders_killed_between_them_is_undone_for_both(tmp_pa
 
 
 def test_only_opening_a_run_recovers_constructing_a_layout_touches_nothing(tmp_path: Path) -> None:
-    (tmp_path / ".edge-previous").mkdir()
+    (tmp_path / ".edge-aside").mkdir()
     RunLayout(tmp_path)
-    assert listing(tmp_path) == [".edge-previous"]
+    assert listing(tmp_path) == [".edge-aside"]
     RunLayout.open(tmp_path)
     assert listing(tmp_path) == ["edge"]
+
+
+# ---------------------------------------------------------------- a run folder written by an earlier version
+
+
+def test_an_earlier_versions_old_copy_beside_a_complete_folder_is_kept_and_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Earlier versions left ``.NAME-previous`` beside a complete new folder when deleting the old one was cut off."""
+    edge = tmp_path / "edge"
+    edge.mkdir()
+    for name in ("model.onnx", "tokenizer.json", "manifest.json"):
+        (edge / name).write_text("new")
+    (tmp_path / ".edge-previous").mkdir()
+    (tmp_path / ".edge-previous" / "tokenizer.json").write_text("old, half deleted")
+    for _ in range(2):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="hybridroute.runs"):
+            RunLayout.open(tmp_path)
+        assert listing(edge) == ["manifest.json", "model.onnx", "tokenizer.json"]
+        assert (edge / "model.onnx").read_text() == "new" and listing(tmp_path) == [".edge-previous", "edge"]
+        [message] = [r.getMessage() for r in caplog.records]
+        assert message.startswith(f"{edge}: .edge-previous beside it was left by an earlier version") and (
+            "both are kept" in message and "delete .edge-previous" in message
+        )
+
+
+def test_an_earlier_versions_old_folder_without_a_new_one_is_put_back(tmp_path: Path) -> None:
+    (tmp_path / ".classifier-previous").mkdir()
+    (tmp_path / ".classifier-previous" / "weights.bin").write_text("old")
+    RunLayout.open(tmp_path)
+    assert listing(tmp_path) == ["classifier"] and (tmp_path / "classifier" / "weights.bin").read_text() == "old"
+
+
+def test_an_earlier_versions_placeholder_beside_a_partial_first_build_goes_with_it(tmp_path: Path) -> None:
+    """The version that introduced placeholders wrote an empty ``.NAME-previous`` file: "there was no folder"."""
+    (tmp_path / "classifier").mkdir()
+    (tmp_path / "classifier" / "weights.bin").write_text("partial")
+    (tmp_path / ".classifier-previous").touch()
+    RunLayout.open(tmp_path)
+    assert listing(tmp_path) == []
+
+
+# ---------------------------------------------------------------- a run folder this process cannot write
+
+
+AS_ANOTHER_USER = """
+import logging, os, sys
+from pathlib import Path
+from hybridroute.runs import RunLayout
+logging.basicConfig(level=logging.WARNING, format="%(message)s")
+if os.geteuid() == 0:  # root writes anything: become a user the permissions apply to (what is needed is imported)
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+"""
+
+
+def as_another_user(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` (with ``RunLayout`` imported and warnings going to stderr) as another user."""
+    return subprocess.run(
+        [sys.executable, "-c", AS_ANOTHER_USER + code], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A temporary folder any user may enter (pytest's own are private to their owner), removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="hybridroute-test-"))
+    folder.chmod(0o755)
+    yield folder
+    set_writable(folder, True)
+    shutil.rmtree(folder)
+
+
+def set_writable(tree: Path, writable: bool) -> None:
+    """Give every folder and file under ``tree`` (itself included) write permission for its owner, or take it."""
+    for path in [tree, *tree.rglob("*")]:
+        if not path.is_symlink():
+            folder = path.is_dir()
+            path.chmod((0o755 if folder else 0o644) if writable else (0o555 if folder else 0o444))
+
+
+def test_another_user_opens_the_run_while_a_rebuild_runs_without_touching_it(open_tmp: Path) -> None:
+    """The edge service (a user that may only read the run) starts while ``finetune`` rebuilds the classifier."""
+    root = open_tmp / "run"
+    target = root / "classifier"
+    target.mkdir(parents=True)
+    (target / "weights.bin").write_text("old")
+    child = start_rebuild(target)
+    try:
+        before = listing(root)
+        set_writable(root, False)  # the lock file the rebuild holds included: it can only be opened to read
+        result = as_another_user(f"RunLayout.open(Path({str(root)!r}))\nprint('opened')")
+        assert (result.returncode, result.stdout, result.stderr) == (0, "opened\n", "")  # nothing to say: it runs
+        assert listing(root) == before and (target / "weights.bin").read_text() == "partial"
+    finally:
+        kill(child)
+
+
+def test_another_user_opens_the_run_after_a_killed_rebuild_and_leaves_it_saying_so(open_tmp: Path) -> None:
+    root = open_tmp / "run"
+    target = root / "classifier"
+    target.mkdir(parents=True)
+    (target / "weights.bin").write_text("old")
+    kill(start_rebuild(target))
+    before = listing(root)
+    assert before == [".classifier-aside", ".classifier.lock", "classifier"]
+    set_writable(root, False)
+    result = as_another_user(f"RunLayout.open(Path({str(root)!r}))\nprint('opened')")
+    assert (result.returncode, result.stdout) == (0, "opened\n"), result.stderr
+    [warning] = result.stderr.splitlines()
+    assert warning.startswith(
+        f"{target}: found .classifier-aside (the previous folder, set aside) beside classifier; left as it is: "
+        "this process cannot change it ("
+    )
+    assert "rename" not in warning and "delete" not in warning  # no advice to act while it cannot be told safe
+    assert listing(root) == before and (target / "weights.bin").read_text() == "partial"
+    set_writable(root, True)
+    RunLayout.open(root)  # one who can write settles it
+    assert listing(root) == ["classifier"] and (target / "weights.bin").read_text() == "old"
+
+
+def test_in_a_shared_run_folder_another_users_leftover_locks_stop_nobody(open_tmp: Path) -> None:
+    """A team's run folder (anyone may create and delete in it): a teammate's command was killed mid-install and
+    mid-update, leaving its lock files, which this user may not write, and the old edge bundle set aside."""
+    root = open_tmp / "run"
+    (root / ".edge-aside").mkdir(parents=True)
+    (root / ".edge-aside" / "model.onnx").write_text("old")
+    for lock in (".edge.lock", ".run.json.lock"):
+        (root / lock).touch()
+        (root / lock).chmod(0o444)
+    root.chmod(0o777)
+    result = as_another_user(f"RunLayout.open(Path({str(root)!r})).update_info(b=2)\nprint('updated')")
+    assert (result.returncode, result.stdout) == (0, "updated\n"), result.stderr
+    assert listing(root) == ["edge", "run.json"] and (root / "edge" / "model.onnx").read_text() == "old"
+    assert RunLayout(root).read_info() == {"b": 2}
