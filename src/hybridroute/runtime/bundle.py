@@ -8,11 +8,14 @@ format, or whose checksums do not match the files.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from hybridroute.config import is_integer, is_number
 from hybridroute.data import file_sha256 as sha256_file
@@ -106,6 +109,63 @@ def check_manifest_fields(path: Path, data: dict[str, Any]) -> None:
             raise _field_error(path, name, "an object", data[name])
 
 
+def parse_manifest(raw: bytes, path: Path) -> Manifest:
+    """Decode and validate the bytes of the manifest file ``path``.
+
+    Example: parse_manifest(b"[1]", p) -> ArtifactError("p: must hold a JSON object")
+    """
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{path}: must hold a JSON object")
+    return _parse_manifest(data, path)
+
+
+def check_required_checksums(bundle_dir: Path, manifest: Manifest) -> None:
+    """Refuse a manifest without a checksum for the model or the tokenizer."""
+    for name in (MODEL_NAME, TOKENIZER_NAME):
+        if name not in manifest.files:
+            raise ArtifactError(f"{bundle_dir}: manifest has no checksum for {name}")
+
+
+def check_checksum(path: Path, expected: str, actual: str) -> None:
+    """Refuse a file whose sha256 differs from the manifest's.
+
+    Example: check_checksum(p, "ab12…", "cd34…") -> ArtifactError("p: checksum mismatch (manifest ab12…, file cd34…) …")
+    """
+    if actual != expected:
+        raise ArtifactError(
+            f"{path}: checksum mismatch (manifest {expected[:12]}…, file {actual[:12]}…); "
+            "the file was changed or corrupted after the bundle was written"
+        )
+
+
+def _stream_sha256(handle: BinaryIO) -> str:
+    """Hex sha256 of what is left in an open file, read in chunks."""
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+# Opening files relative to a folder descriptor needs both (neither exists on Windows).
+FOLDER_DESCRIPTORS = os.open in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
+
+
+def _open_folder(path: Path) -> int | None:
+    """A read-only descriptor of the folder ``path``; None where :data:`FOLDER_DESCRIPTORS` is False."""
+    if not FOLDER_DESCRIPTORS:
+        if not path.is_dir():
+            raise ArtifactError(f"bundle folder {path} does not exist")
+        return None
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise ArtifactError(f"bundle folder {path} does not exist") from exc
+
+
 def _parse_manifest(data: dict[str, Any], path: Path) -> Manifest:
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
@@ -125,43 +185,116 @@ def _parse_manifest(data: dict[str, Any], path: Path) -> Manifest:
         raise ArtifactError(f"{path}: malformed manifest ({exc})") from exc
 
 
-def read_manifest(bundle_dir: Path) -> Manifest:
+class BundleFolder:
+    """A bundle folder opened once, so that every file is read from that same folder.
+
+    Bundles are replaced by renaming a whole new folder into place (``hybridroute.runs.install_folders``).
+    Opening each file by its path could read the manifest from the old folder and the model from the new
+    one; files opened through a descriptor of the folder all come from the folder that was opened, even
+    after another one took its name (a file already deleted from it reads as missing). Where the OS cannot
+    open files relative to a folder (Windows), files are opened by path, and a replacement made while the
+    bundle is read shows as a checksum mismatch.
+
+    Example: with BundleFolder(path) as folder: folder.read_manifest() -> Manifest(...)
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._fd = _open_folder(self.path)
+
+    def __enter__(self) -> BundleFolder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the folder's descriptor."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def open(self, name: str) -> BinaryIO:
+        """Open one of the folder's files for reading (``FileNotFoundError`` when it is absent)."""
+        if self._fd is None:
+            return (self.path / name).open("rb")
+        folder = self._fd
+        return open(name, "rb", opener=lambda relative, flags: os.open(relative, flags, dir_fd=folder))
+
+    def read_bytes(self, name: str, missing: str) -> bytes:
+        """The whole content of the file ``name``; ``ArtifactError(missing)`` when there is no such file."""
+        try:
+            with self.open(name) as handle:
+                return handle.read()
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            raise ArtifactError(missing) from exc
+
+    def read_manifest(self) -> Manifest:
+        """Read and validate the folder's manifest (not yet its checksums)."""
+        raw = self.read_bytes(MANIFEST_NAME, f"{self.path} is not a bundle: {MANIFEST_NAME} is missing")
+        return parse_manifest(raw, self.path / MANIFEST_NAME)
+
+    def verified_bytes(self, manifest: Manifest, name: str) -> bytes:
+        """A listed file's content, read once and checked against the manifest's checksum."""
+        content = self.read_bytes(name, f"{self.path}: {name} is listed in the manifest but missing")
+        check_checksum(self.path / name, manifest.files[name], hashlib.sha256(content).hexdigest())
+        return content
+
+    def verify(self, manifest: Manifest, skip: Collection[str] = ()) -> None:
+        """Raise unless every file listed in the manifest (but ``skip``) is here with its recorded checksum."""
+        check_required_checksums(self.path, manifest)
+        for name, expected in manifest.files.items():
+            if name in skip:
+                continue
+            try:
+                with self.open(name) as handle:
+                    actual = _stream_sha256(handle)
+            except (FileNotFoundError, IsADirectoryError) as exc:
+                raise ArtifactError(f"{self.path}: {name} is listed in the manifest but missing") from exc
+            check_checksum(self.path / name, expected, actual)
+
+
+@dataclass(frozen=True)
+class BundleContents:
+    """A bundle read once and verified: the manifest and the very bytes its checksums were checked on."""
+
+    manifest: Manifest
+    model: bytes
+    tokenizer: bytes
+
+
+def read_bundle(bundle_dir: str | Path) -> BundleContents:
+    """Read a bundle's manifest, model and tokenizer once each, from one folder, and verify their checksums.
+
+    The classifier is built from the returned bytes, so it holds exactly the files that were verified,
+    all from the same bundle, even while a new bundle is renamed into place.
+    """
+    with BundleFolder(bundle_dir) as folder:
+        manifest = folder.read_manifest()
+        check_required_checksums(folder.path, manifest)
+        model = folder.verified_bytes(manifest, MODEL_NAME)
+        tokenizer = folder.verified_bytes(manifest, TOKENIZER_NAME)
+        folder.verify(manifest, skip=(MODEL_NAME, TOKENIZER_NAME))
+    return BundleContents(manifest, model, tokenizer)
+
+
+def read_manifest(bundle_dir: str | Path) -> Manifest:
     """Read and validate a bundle's manifest (not yet its checksums)."""
-    path = Path(bundle_dir) / MANIFEST_NAME
-    if not Path(bundle_dir).is_dir():
-        raise ArtifactError(f"bundle folder {bundle_dir} does not exist")
-    if not path.is_file():
-        raise ArtifactError(f"{bundle_dir} is not a bundle: {MANIFEST_NAME} is missing")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ArtifactError(f"{path}: must hold a JSON object")
-    return _parse_manifest(data, path)
+    with BundleFolder(bundle_dir) as folder:
+        return folder.read_manifest()
 
 
-def verify_files(bundle_dir: Path, manifest: Manifest) -> None:
+def verify_files(bundle_dir: str | Path, manifest: Manifest) -> None:
     """Raise unless every file listed in the manifest exists with the recorded checksum."""
-    for name in (MODEL_NAME, TOKENIZER_NAME):
-        if name not in manifest.files:
-            raise ArtifactError(f"{bundle_dir}: manifest has no checksum for {name}")
-    for name, expected in manifest.files.items():
-        path = Path(bundle_dir) / name
-        if not path.is_file():
-            raise ArtifactError(f"{bundle_dir}: {name} is listed in the manifest but missing")
-        actual = sha256_file(path)
-        if actual != expected:
-            raise ArtifactError(
-                f"{path}: checksum mismatch (manifest {expected[:12]}…, file {actual[:12]}…); "
-                "the file was changed or corrupted after the bundle was written"
-            )
+    with BundleFolder(bundle_dir) as folder:
+        folder.verify(manifest)
 
 
-def load_manifest(bundle_dir: Path) -> Manifest:
-    """Read a manifest and verify the files it lists."""
-    manifest = read_manifest(bundle_dir)
-    verify_files(bundle_dir, manifest)
+def load_manifest(bundle_dir: str | Path) -> Manifest:
+    """Read a manifest and verify the files it lists (all read from the same folder)."""
+    with BundleFolder(bundle_dir) as folder:
+        manifest = folder.read_manifest()
+        folder.verify(manifest)
     return manifest
 
 

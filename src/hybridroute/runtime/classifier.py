@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from hybridroute.errors import ArtifactError, InferenceError
-from hybridroute.runtime.bundle import MODEL_NAME, TOKENIZER_NAME, Manifest, load_manifest
+from hybridroute.runtime.bundle import MODEL_NAME, TOKENIZER_NAME, Manifest, read_bundle
 from hybridroute.types import Prediction
 
 logger = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 # A model call may pad its texts by at most this share of their real tokens (see length_groups); measured on
 # banking77 batches of 32: 0.2-0.5 all run ~2x faster per text than one unsorted call.
 PADDING_BUDGET = 0.25
+EXTERNAL_DATA_HINT = "; a bundle's model.onnx must hold all its weights, not refer to external data files"
 
 
 class Session(Protocol):
@@ -159,9 +160,10 @@ class EdgeClassifier:
             threads: intra-op threads for ONNX Runtime; 0 lets it choose.
         """
         bundle_dir = Path(bundle_dir)
-        manifest = load_manifest(bundle_dir)
-        session = open_session(bundle_dir / MODEL_NAME, threads)
-        tokenizer, pad_id = open_tokenizer(bundle_dir / TOKENIZER_NAME, manifest.max_length)
+        contents = read_bundle(bundle_dir)  # each file read once; what is verified is what gets loaded
+        manifest = contents.manifest
+        session = open_session(contents.model, threads, origin=bundle_dir / MODEL_NAME)
+        tokenizer, pad_id = open_tokenizer(contents.tokenizer, manifest.max_length, origin=bundle_dir / TOKENIZER_NAME)
         classifier = cls(
             session, tokenizer, manifest.labels, manifest.max_length, manifest.temperature, pad_id, manifest
         )
@@ -223,8 +225,53 @@ class EdgeClassifier:
 # ---------------------------------------------------------------- loaders
 
 
-def open_session(model_path: Path, threads: int = 0) -> Session:
-    """Open an ONNX Runtime CPU session with full graph optimization."""
+def _name(source: Path | bytes, origin: Path | None, what: str) -> str:
+    """How errors name a file given by path or as bytes.
+
+    Example: _name(b"...", None, "model") -> "model (given as bytes)"; _name(Path("m.onnx"), None, "model") -> "m.onnx"
+    """
+    if origin is not None:
+        return str(origin)
+    return f"{what} (given as bytes)" if isinstance(source, bytes) else str(source)
+
+
+def session_from(model: Path | bytes, options: Any, origin: Path | None = None) -> Session:
+    """An ONNX Runtime CPU session on a model file or a model's bytes, with ``options`` (``SessionOptions``).
+
+    ``origin`` names the model in errors when it is given as bytes. Bundles hold the whole model in
+    ``model.onnx`` (every exporter and quantizer here writes one file): given bytes, ONNX Runtime would
+    look for external data files in the working directory rather than the bundle, and such a model is
+    refused.
+    """
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(
+            model if isinstance(model, bytes) else str(model), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # onnxruntime raises untyped errors for corrupt files
+        hint = EXTERNAL_DATA_HINT if "external" in str(exc).lower() else ""
+        raise ArtifactError(f"{_name(model, origin, 'model')}: ONNX Runtime cannot load it ({exc}{hint})") from exc
+    if isinstance(model, bytes):
+        _release_model_bytes(session)
+    return session
+
+
+def _release_model_bytes(session: Any) -> None:
+    """Make ONNX Runtime's Python wrapper let go of the model bytes a session was built from.
+
+    ``InferenceSession`` (onnxruntime up to 1.32 at least) keeps them in ``_model_bytes`` for the
+    session's whole life, only to rebuild the session if its providers change (``set_providers``, or its
+    fallback after a provider error): a second copy of the model (23 MB INT8, 90 MB FP32) that a CPU-only
+    session never uses. With fallback disabled, a failing run raises instead of trying to rebuild.
+    """
+    session.disable_fallback()
+    if getattr(session, "_model_bytes", None) is not None:
+        session._model_bytes = None
+
+
+def open_session(model: Path | bytes, threads: int = 0, origin: Path | None = None) -> Session:
+    """Open an ONNX Runtime CPU session with full graph optimization, from a model file or its bytes."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -232,20 +279,20 @@ def open_session(model_path: Path, threads: int = 0) -> Session:
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    try:
-        return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises untyped errors for corrupt files
-        raise ArtifactError(f"{model_path}: ONNX Runtime cannot load it ({exc})") from exc
+    return session_from(model, options, origin)
 
 
-def open_tokenizer(path: Path, max_length: int) -> tuple[TextTokenizer, int]:
-    """Load a ``tokenizers`` JSON file with truncation at ``max_length``; return it and its pad id."""
+def open_tokenizer(source: Path | bytes, max_length: int, origin: Path | None = None) -> tuple[TextTokenizer, int]:
+    """Load a ``tokenizers`` JSON file (or its bytes) with truncation at ``max_length``; return it and its pad id.
+
+    ``origin`` names the file in errors when it is given as bytes.
+    """
     from tokenizers import Tokenizer
 
     try:
-        tokenizer = Tokenizer.from_file(str(path))
+        tokenizer = Tokenizer.from_buffer(source) if isinstance(source, bytes) else Tokenizer.from_file(str(source))
     except Exception as exc:  # tokenizers raises a bare Exception for malformed files
-        raise ArtifactError(f"{path}: not a valid tokenizer file ({exc})") from exc
+        raise ArtifactError(f"{_name(source, origin, 'tokenizer')}: not a valid tokenizer file ({exc})") from exc
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_length=max_length)
     pad_id = tokenizer.token_to_id("[PAD]")

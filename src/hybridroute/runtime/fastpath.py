@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from hybridroute.errors import ArtifactError, InferenceError
-from hybridroute.runtime.bundle import MODEL_NAME, TOKENIZER_NAME, Manifest, load_manifest
-from hybridroute.runtime.classifier import Session, check_texts, open_tokenizer, to_predictions
+from hybridroute.runtime.bundle import MODEL_NAME, TOKENIZER_NAME, Manifest, read_bundle
+from hybridroute.runtime.classifier import Session, check_texts, open_tokenizer, session_from, to_predictions
 from hybridroute.types import Prediction
 
 
@@ -99,18 +99,12 @@ class FastClassifier:
         cls, bundle_dir: str | Path, tuning: SessionTuning | None = None, buckets: Sequence[int] = ()
     ) -> FastClassifier:
         """Load a verified bundle with a session tuned for single queries."""
-        import onnxruntime as ort
-
         bundle_dir = Path(bundle_dir)
-        manifest = load_manifest(bundle_dir)
+        contents = read_bundle(bundle_dir)  # each file read once; what is verified is what gets loaded
+        manifest = contents.manifest
         tuning = tuning or SessionTuning()
-        try:
-            session = ort.InferenceSession(
-                str(bundle_dir / MODEL_NAME), tuning.options(), providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises untyped errors for corrupt files
-            raise ArtifactError(f"{bundle_dir / MODEL_NAME}: ONNX Runtime cannot load it ({exc})") from exc
-        tokenizer, pad_id = open_tokenizer(bundle_dir / TOKENIZER_NAME, manifest.max_length)
+        session = session_from(contents.model, tuning.options(), origin=bundle_dir / MODEL_NAME)
+        tokenizer, pad_id = open_tokenizer(contents.tokenizer, manifest.max_length, origin=bundle_dir / TOKENIZER_NAME)
         return cls(
             session,
             tokenizer,
