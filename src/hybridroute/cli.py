@@ -229,7 +229,7 @@ def max_body_bytes_option(derived_from: str) -> Callable[[F], F]:
         default=None,
         help=(
             f"Most bytes in a classify body, 413 beyond [default: derived: room for {derived_from}, "
-            "each character counted as 6 bytes (\\uXXXX); 3841280 at the defaults]."
+            "each character counted as 12 bytes (an emoji escaped as \\ud83d\\ude00); 7681280 at the defaults]."
         ),
     )
 

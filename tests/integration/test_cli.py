@@ -325,7 +325,7 @@ SERVE_ARGS = {"edge": ["--policy", "always-edge"], "cloud": []}
 
 
 @pytest.mark.parametrize("tier", ["edge", "cloud"])
-@pytest.mark.parametrize(("flag", "limit"), [([], 3_841_280), (["--max-body-bytes", "5000"], 5000)])
+@pytest.mark.parametrize(("flag", "limit"), [([], 7_681_280), (["--max-body-bytes", "5000"], 5000)])
 def test_serve_max_body_bytes_reaches_the_settings(
     tmp_path: Path, served: dict[str, Any], tier: str, flag: list[str], limit: int
 ) -> None:

@@ -14,8 +14,11 @@ Routes:
 Every error answers ``{"error": {"type": ..., "message": ...}}``.
 
 A classify body is read within ``settings.body_limit`` bytes before anything else (see :mod:`.request_body`):
-over it, 413 (``payload_too_large``), before the body is read when the Content-Length says so. A large body
-is parsed in a worker thread, and one with more than ``max_batch`` texts is refused before it is validated.
+over it, 413 (``payload_too_large``), before the body is read when the Content-Length says so and the client
+waits for ``100 Continue``; a client that sends its whole body first has it read and dropped before the 413,
+so the answer is not lost to a connection reset. A large body is parsed in a worker thread, and one with more
+than ``max_batch`` texts is refused before it is validated. A client that goes away before it has sent its
+whole body gets no answer.
 """
 
 from __future__ import annotations
@@ -80,7 +83,8 @@ class CloudSettings:
         threads: ONNX Runtime intra-op threads.
         max_body_bytes: most bytes in a classify body (413 beyond, before the body is read when its
             Content-Length says so); None: room for ``max_batch`` texts of ``max_chars`` characters, each
-            escaped as six JSON bytes (see :func:`~hybridroute.serving.schemas.default_body_limit`).
+            counted as twelve JSON bytes, an escaped emoji (see
+            :func:`~hybridroute.serving.schemas.default_body_limit`).
     """
 
     bundle: Path | None

@@ -28,8 +28,12 @@ Every error answers ``{"error": {"type": ..., "message": ...}}``.
 
 Bodies are read within a byte limit before anything else (see :mod:`.request_body`): a classify body over
 ``settings.body_limit`` and a feedback or reload body over :data:`SMALL_BODY_BYTES` get 413
-(``payload_too_large``), before the body is read when the Content-Length says so. Large classify bodies are
-parsed in a worker thread, and one with more than ``max_texts`` texts is refused before it is validated.
+(``payload_too_large``), before the body is read when the Content-Length says so and the client waits for
+``100 Continue``; a client that sends its whole body first has it read and dropped before the 413 (up to
+:data:`~.request_body.DRAIN_BYTES`), so the answer is not lost to a connection reset. Large classify bodies are
+parsed in a worker thread, and one with more than ``max_texts`` texts is refused before it is validated. A client
+that goes away before it has sent its whole body gets no answer and is counted in ``hybridroute_errors_total``
+as ``client_disconnected`` (not ``invalid_json``: nothing was wrong with what it sent).
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ from hybridroute.serving.edge_schemas import (
 from hybridroute.serving.edge_service import Answered, EdgeService, open_hybrid_for
 from hybridroute.serving.edge_settings import EdgeSettings
 from hybridroute.serving.openapi import (
+    ONLY_THE_BYTE_LIMIT,
     error_responses,
     header_doc,
     install_openapi,
@@ -95,7 +100,7 @@ logger = logging.getLogger(__name__)
 
 # A feedback or reload body is a few hundred bytes (an id and a label, or a folder path): 64 KiB is plenty.
 SMALL_BODY_BYTES = 64 * 1024
-SMALL_BODY = BodyLimit(SMALL_BODY_BYTES, "a feedback or reload body is a few hundred bytes")
+SMALL_BODY_ACCEPTED = "a feedback or reload body is a few hundred bytes"
 
 # Most specific first: the first matching class decides the status and the error type.
 STATUS_BY_ERROR: tuple[tuple[type[HybridError], int, str], ...] = (
@@ -262,17 +267,18 @@ def add_routes(app: FastAPI, settings: EdgeSettings) -> None:
     x_audit = header_doc("committed, dropped, pending, queued, retrying or failed: see edge_service")
     audited = {200: {"headers": {"X-Audit": x_audit}}}
     classify_responses = audited | error_responses(400, 413, 422, 500, 503)
-    limit = BodyLimit.for_texts(settings.body_limit, settings.max_texts, settings.max_chars)
+    limit = BodyLimit.for_texts(settings.body_limit, settings.max_texts, settings.max_chars, count_disconnect)
     add_bounded_post(
         app, "/v1/classify", classify, limit, response_model=ClassifyResponse, responses=classify_responses
     )
-    feedback_responses = error_responses(400, 404, 413, 422, 500, 503)
+    small = BodyLimit(SMALL_BODY_BYTES, SMALL_BODY_ACCEPTED, on_disconnect=count_disconnect)
+    feedback_responses = error_responses(400, 404, 413, 422, 500, 503, meanings=ONLY_THE_BYTE_LIMIT)
     add_bounded_post(
-        app, "/v1/feedback", feedback, SMALL_BODY, response_model=FeedbackResponse, responses=feedback_responses
+        app, "/v1/feedback", feedback, small, response_model=FeedbackResponse, responses=feedback_responses
     )
-    reload_responses = error_responses(400, 401, 403, 404, 409, 413, 422, 500, 503)
+    reload_responses = error_responses(400, 401, 403, 404, 409, 413, 422, 500, 503, meanings=ONLY_THE_BYTE_LIMIT)
     add_bounded_post(
-        app, "/admin/reload", admin_reload, SMALL_BODY, response_model=ReloadResponse, responses=reload_responses
+        app, "/admin/reload", admin_reload, small, response_model=ReloadResponse, responses=reload_responses
     )
     app.add_api_route("/healthz", healthz, methods=["GET"])
     app.add_api_route("/readyz", readyz, methods=["GET"], responses=error_responses(503))
@@ -287,6 +293,11 @@ def _count_error(request: Request, kind: str) -> None:
     service: EdgeService | None = getattr(request.app.state, "service", None)
     if service is not None:
         service.metrics.errors.labels(kind).inc()
+
+
+def count_disconnect(request: Request) -> None:
+    """Count a client that went away before sending its whole body (it gets no answer: nobody would read it)."""
+    _count_error(request, "client_disconnected")
 
 
 async def on_hybrid_error(request: Request, exc: Exception) -> JSONResponse:

@@ -31,8 +31,9 @@ class EdgeSettings:
         max_chars: most characters per text (413 beyond); the tokenizer truncates for the model.
         max_texts: most texts per request (413 beyond).
         max_body_bytes: most bytes in a classify body (413 beyond, before the body is read when its
-            Content-Length says so); None: room for ``max_texts`` texts of ``max_chars`` characters, each escaped
-            as six JSON bytes (see :func:`~hybridroute.serving.schemas.default_body_limit` and :attr:`body_limit`).
+            Content-Length says so); None: room for ``max_texts`` texts of ``max_chars`` characters, each counted
+            as twelve JSON bytes, an escaped emoji (see :func:`~hybridroute.serving.schemas.default_body_limit` and
+            :attr:`body_limit`).
         audit_db: file path, ``sqlite:///PATH`` or ``postgresql://...``; None: RUN/audit.sqlite.
         store_raw_text: keep raw texts in the audit log (off: only a salted hash).
         hash_salt: secret for text hashes; None: read or create RUN/audit.salt.

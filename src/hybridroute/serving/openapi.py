@@ -35,14 +35,19 @@ ERROR_MEANINGS: dict[int, str] = {
     500: "The model failed",
     503: "Not ready yet (model loading) or shutting down",
 }
+# The 413 of a route whose body has no texts to count or measure (feedback, reload): only its byte limit applies.
+ONLY_THE_BYTE_LIMIT: dict[int, str] = {413: "The body is over the route's byte limit"}
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def error_responses(*statuses: int, meanings: Mapping[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
     """FastAPI ``responses=`` for our error shape at the given statuses.
+
+    ``meanings``: what some statuses mean for this route, instead of :data:`ERROR_MEANINGS`.
 
     Example: error_responses(404) -> {404: {"model": ErrorBody, "description": "The thing ... disabled)"}}
     """
-    return {status: {"model": ErrorBody, "description": ERROR_MEANINGS[status]} for status in statuses}
+    described = ERROR_MEANINGS | dict(meanings or {})
+    return {status: {"model": ErrorBody, "description": described[status]} for status in statuses}
 
 
 def request_schema(document: Document, model: str) -> dict[str, Any]:

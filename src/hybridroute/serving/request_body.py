@@ -4,16 +4,26 @@ FastAPI reads a route's whole body, however large, and parses it as JSON on the 
 route's model validates it; every other request waits meanwhile. A route made with
 :func:`bounded_body_route` reads its body first, through :class:`BoundedRequest`:
 
-* a ``Content-Length`` over the limit is refused (413) before any of the body is read: uvicorn sends
-  ``100 Continue`` only when the app asks for the body, so a client that waits for it never sends one;
-* a body without a length (chunked) is read until it passes the limit, then refused;
+* a ``Content-Length`` over the limit is refused (413) before any of the body is read when the client sent
+  ``Expect: 100-continue``: uvicorn sends ``100 Continue`` only when the app asks for the body, so a client
+  that waits for it never sends one;
+* a client that sends no ``Expect`` sends its whole body before it reads the answer (Python's http.client and
+  urllib, requests, httpx). Closing the connection while that body still arrives makes the kernel reset it,
+  and the client loses the 413 to the reset. So the rest of such a body is read and dropped, nothing kept,
+  and the 413 is answered once it has all arrived (nginx's lingering close does the same), up to
+  :data:`DRAIN_BYTES` of body in all; beyond that it is refused at once, as with ``Expect``;
+* a body without a length (chunked) is read until it passes the limit, then refused; without ``Expect`` the
+  rest of it is read and dropped first, likewise;
 * a JSON body over ``off_loop_bytes`` is parsed in a worker thread;
 * :attr:`BodyLimit.check` looks at the parsed JSON before the model validates it, so a body that is over a
-  count limit (300,000 texts where 64 are accepted) is refused without validating each item on the loop.
+  count limit (300,000 texts where 64 are accepted) is refused without validating each item on the loop;
+* a client that goes away before it has sent its whole body gets no answer (nobody would read it); the
+  route's :attr:`BodyLimit.on_disconnect` hears of it (the edge counts it as ``client_disconnected``).
 
 What bounds the loop's stall is the byte limit. CPython's C JSON parser holds the GIL for a whole document,
-so the worker thread does not shorten the parse's own stall (300,000 short strings, 3.6 MB: 20-30 ms; a
-body of a few long texts: a few ms); it keeps the parse from running inside a loop callback, and a build of
+so the worker thread does not shorten the parse's own stall (300,000 short strings, 3.6 MB: 20-30 ms; the
+default classify limit, 7.68 MB, admits 630,000 of them, about 50 ms, or an object of 320,000 keys, about 125 ms;
+a body of a few long texts: a few ms); it keeps the parse from running inside a loop callback, and a build of
 Python without the GIL gains the rest. The pure-Python scanner (which hands the GIL over between values)
 was measured and rejected: it costs 5-20x the CPU on bodies of many small values (1.5 s for 3.8 MB of
 integers), and every GIL hand-over while it runs costs a concurrent request up to the 5 ms switch interval.
@@ -28,7 +38,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-from collections.abc import Callable, Coroutine
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,12 +49,21 @@ from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope
+from starlette.types import Receive, Scope, Send
 
-from hybridroute.serving.schemas import RequestTooLarge, check_text_count
+from hybridroute.serving.schemas import RequestTooLarge, check_text_count, default_body_limit
+
+logger = logging.getLogger(__name__)
 
 # json.loads of 64 KiB takes about 0.2 ms (a short stall), about what handing it to a worker thread costs.
 OFF_LOOP_BYTES = 64 * 1024
+# Most bytes of a body over its limit read and dropped so that a client sending it whole sees the 413 (see the
+# module's docstring). 8x the default classify limit (7.68 MB): a batch that overshoots it by any honest margin
+# still gets its 413. Dropping keeps nothing (the server's RSS stays flat) and costs the loop little: 64 MiB took
+# about 55 ms of CPU on loopback, in reads of uvicorn's buffer spread over the transfer. A client could tie up a
+# connection as long with a slow body under the limit, so this opens nothing new. Past it, a client is more likely
+# broken or hostile than mistaken, and may get a reset.
+DRAIN_BYTES = 64 * 1024 * 1024
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -62,25 +82,40 @@ class BodyLimit:
         off_loop_bytes: JSON bodies larger than this are parsed in a worker thread.
         check: looks at the parsed JSON before the route's model validates it, and raises to refuse it
             (e.g. :class:`RequestTooLarge` for too many texts); not called for bodies that are not JSON.
+        drain_bytes: most bytes of a body over ``max_bytes`` read and dropped before its 413, for a client that
+            sends its whole body before reading (no ``Expect: 100-continue``); beyond, it is refused at once.
+        on_disconnect: called with the request when the client goes away before sending its whole body (e.g. to
+            count it); the request then gets no answer.
     """
 
     max_bytes: int
     accepted: str = ""
     off_loop_bytes: int = OFF_LOOP_BYTES
     check: Callable[[Any], None] | None = None
+    drain_bytes: int = DRAIN_BYTES
+    on_disconnect: Callable[[Request], None] | None = None
 
     @classmethod
-    def for_texts(cls, max_bytes: int, max_texts: int, max_chars: int) -> BodyLimit:
+    def for_texts(
+        cls, max_bytes: int, max_texts: int, max_chars: int, on_disconnect: Callable[[Request], None] | None = None
+    ) -> BodyLimit:
         """The limit of a ``{"texts": [...]}`` body: ``max_bytes``, and no more than ``max_texts`` texts (unvalidated).
 
+        The 413 says there is room for ``max_texts`` texts of ``max_chars`` characters only when there is
+        (``max_bytes`` at least :func:`~hybridroute.serving.schemas.default_body_limit`).
+
         Example: BodyLimit.for_texts(5000, 4, 50).refuse("6000 bytes")
-            -> "body is 6000 bytes; at most 5000 bytes are accepted (room for 4 texts of 50 characters each; ...)"
+            -> "body is 6000 bytes; at most 5000 bytes are accepted (room for 4 texts of 50 characters each; ...)";
+            BodyLimit.for_texts(100, 4, 50).refuse("120 bytes")
+            -> "body is 120 bytes; at most 100 bytes are accepted (set below what 4 texts of 50 characters need; ...)"
         """
-        return cls(
-            max_bytes,
-            f"room for {max_texts} texts of {max_chars} characters each; split the batch into smaller requests",
-            check=functools.partial(check_text_count, max_texts=max_texts),
-        )
+        texts = f"{max_texts} texts of {max_chars} characters"
+        if max_bytes >= default_body_limit(max_texts, max_chars):
+            accepted = f"room for {texts} each; split the batch into smaller requests"
+        else:
+            accepted = f"set below what {texts} need; send fewer or shorter texts"
+        check = functools.partial(check_text_count, max_texts=max_texts)
+        return cls(max_bytes, accepted, check=check, on_disconnect=on_disconnect)
 
     def refuse(self, received: str) -> BodyTooLarge:
         """The 413 for a body of ``received`` size.
@@ -98,6 +133,26 @@ def declared_length(headers: Headers) -> int | None:
     """
     value = headers.get("content-length", "").strip()
     return int(value) if value.isdigit() else None  # uvicorn refuses a malformed one before the app sees it
+
+
+def expects_continue(headers: Headers) -> bool:
+    """Whether a request waits for ``100 Continue`` before it sends its body.
+
+    Example: a request with "Expect: 100-continue" -> True; one without an Expect header -> False
+    """
+    return headers.get("expect", "").strip().lower() == "100-continue"
+
+
+async def discard(stream: AsyncIterator[bytes], received: int, most: int) -> tuple[int, bool]:
+    """Read and drop ``stream`` until it ends or ``received`` passes ``most``: (bytes received, whether it ended).
+
+    Example: a stream of three 10-byte chunks, received=0: most=25 -> (30, False); most=30 -> (30, True)
+    """
+    async for chunk in stream:
+        received += len(chunk)
+        if received > most:
+            return received, False
+    return received, True
 
 
 def is_json_media(content_type: str | None) -> bool:
@@ -126,7 +181,8 @@ class BoundedRequest(Request):
         """The whole body.
 
         Raises:
-            BodyTooLarge: the declared or received length is over the limit (nothing more is read).
+            BodyTooLarge: the declared or received length is over the limit (the rest of the body is read and
+                dropped first when the client sends it whole, see :meth:`_drains`).
             ClientDisconnect: the client went away before sending it all.
         """
         if self._read is None:
@@ -156,6 +212,9 @@ class BoundedRequest(Request):
     async def _read_within_limit(self) -> bytes:
         declared = declared_length(self.headers)
         if declared is not None and declared > self.limit.max_bytes:
+            if self._drains(declared):
+                async with contextlib.aclosing(self.stream()) as stream:
+                    await discard(stream, 0, self.limit.drain_bytes)
             raise self.limit.refuse(f"{declared} bytes (its Content-Length)")
         chunks: list[bytes] = []
         size = 0
@@ -163,19 +222,40 @@ class BoundedRequest(Request):
             async for chunk in stream:
                 size += len(chunk)
                 if size > self.limit.max_bytes:
-                    raise self.limit.refuse(f"over {self.limit.max_bytes} bytes ({size} received when reading stopped)")
+                    chunks.clear()
+                    raise self.limit.refuse(await self._received_past_limit(stream, size))
                 chunks.append(chunk)
         return b"".join(chunks)
+
+    def _drains(self, size: int) -> bool:
+        """Whether a body over the limit, ``size`` bytes so far, is read to its end (and dropped) before its 413.
+
+        Yes for a client that sends its whole body before reading the answer (no ``Expect: 100-continue``),
+        which would otherwise lose the 413 to a reset, unless the body is larger than ``limit.drain_bytes``.
+        """
+        return size <= self.limit.drain_bytes and not expects_continue(self.headers)
+
+    async def _received_past_limit(self, stream: AsyncIterator[bytes], size: int) -> str:
+        """What was received of a chunked body past the limit, for its 413; the rest is dropped first if it drains."""
+        if self._drains(size):
+            size, ended = await discard(stream, size, self.limit.drain_bytes)
+            if ended:
+                return f"{size} bytes"
+        return f"over {self.limit.max_bytes} bytes ({size} received when reading stopped)"
 
 
 async def read_and_check(request: BoundedRequest) -> None:
     """Read the body within its limit and run the limit's check on its JSON (raises to refuse the request).
 
-    A client that went away, or a body that is not JSON, is left to FastAPI's handler, which meets the same
-    error when it reads the body and answers as it always has.
+    A body that is not JSON is left to FastAPI's handler, which meets the same error when it parses the body
+    and answers as it always has.
+
+    Raises:
+        BodyTooLarge: the body is over the limit.
+        ClientDisconnect: the client went away before sending its whole body.
+        Exception: what ``limit.check`` raises (e.g. RequestTooLarge).
     """
-    with contextlib.suppress(ClientDisconnect):
-        await request.body()
+    await request.body()
     check = request.limit.check
     if check is None or not is_json_media(request.headers.get("content-type")):
         return
@@ -184,6 +264,27 @@ async def read_and_check(request: BoundedRequest) -> None:
     except Exception:  # kept by the request and raised again to FastAPI's handler
         return
     check(parsed)
+
+
+class NoAnswer(Response):
+    """The response to a client that went away before sending its whole body: nothing is sent.
+
+    uvicorn sends nothing, and logs nothing, when an app ends a request without answering a client that is gone.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send nothing: nobody is listening."""
+
+
+def client_gone(request: BoundedRequest) -> NoAnswer:
+    """End a request whose client went away mid-body: tell ``limit.on_disconnect``, answer nothing.
+
+    Not an error of the body (FastAPI would answer 400 "There was an error parsing the body" to nobody).
+    """
+    logger.debug("%s %s: the client went away before sending its whole body", request.method, request.url.path)
+    if request.limit.on_disconnect is not None:
+        request.limit.on_disconnect(request)
+    return NoAnswer()
 
 
 def bounded_body_route(limit: BodyLimit) -> type[APIRoute]:
@@ -197,7 +298,10 @@ def bounded_body_route(limit: BodyLimit) -> type[APIRoute]:
 
             async def bounded(request: Request) -> Response:
                 bounded_request = BoundedRequest(request.scope, request.receive, limit)
-                await read_and_check(bounded_request)
+                try:
+                    await read_and_check(bounded_request)
+                except ClientDisconnect:
+                    return client_gone(bounded_request)
                 return await handler(bounded_request)
 
             return bounded

@@ -14,8 +14,8 @@ before it is validated (both tiers use them).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Annotated, Any
+from collections.abc import Sequence, Sized
+from typing import Annotated, Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -23,11 +23,24 @@ from hybridroute.errors import HybridError
 from hybridroute.types import Prediction
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
-# "\uXXXX": the longest JSON spelling of a character of the Basic Multilingual Plane, which is how json.dumps
-# (ensure_ascii) sends any non-ASCII text. An escaped astral character costs 12 bytes (a surrogate pair).
-JSON_BYTES_PER_CHAR = 6
+# "\ud83d\ude00": the longest JSON spelling of one character. json.dumps (ensure_ascii, also what requests' json=
+# sends) escapes every non-ASCII character, and one outside the Basic Multilingual Plane (an emoji) as a surrogate
+# pair: 12 bytes for what Python and the text limits count as one character.
+JSON_BYTES_PER_CHAR = 12
 JSON_BYTES_PER_TEXT = 4  # its quotes, a comma and a space
 JSON_BYTES_SLACK = 1024  # the envelope ({"texts": [...]}) and indentation
+
+
+# How brief() shows and sizes what JSON parses to.
+BRACKETS: dict[type, tuple[str, str]] = {list: ("[", "]"), tuple: ("(", ")"), dict: ("{", "}")}
+SIZE_UNITS: dict[type, tuple[str, str]] = {
+    str: ("character", "characters"),
+    bytes: ("byte", "bytes"),
+    bytearray: ("byte", "bytes"),
+    list: ("item", "items"),
+    tuple: ("item", "items"),
+    dict: ("key", "keys"),
+}
 
 
 class RequestTooLarge(HybridError):
@@ -37,13 +50,71 @@ class RequestTooLarge(HybridError):
 # ---------------------------------------------------------------- pure helpers
 
 
-def brief(value: object, limit: int = 60) -> str:
-    """A short ``repr`` of a received value, for error messages.
+def repr_head(value: object, budget: int) -> tuple[str, bool]:
+    """The start of ``repr(value)``, a little over ``budget`` characters when there is more, and whether it is all.
 
-    Example: brief("x" * 100, limit=8) -> "'xxxxxx… (102 chars)"
+    Strings, bytes, lists, tuples and dicts (what JSON parses to) are shown piece by piece and only as far as
+    ``budget``, so the work is proportional to what is shown, not to the value; anything else goes to ``repr()``.
+    A cut string keeps the quote ``repr`` gives its shown part.
+
+    Example: repr_head(["ab", 1], 100) -> ("['ab', 1]", True); repr_head(["ab"] * 10**6, 5) -> ("['ab', ", False)
     """
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text)} chars)"
+    pieces: list[str] = []
+    room = budget + 1  # characters still to show before the shown part is known to be cut
+
+    def show(text: str) -> bool:  # False once the budget is spent
+        nonlocal room
+        pieces.append(text)
+        room -= len(text)
+        return room > 0
+
+    def walk(item: object) -> bool:
+        if type(item) in (str, bytes, bytearray):
+            sized = cast(str | bytes, item)
+            head = sized[:room]
+            return show(repr(head) if len(head) == len(sized) else repr(head)[:-1]) and len(head) == len(sized)
+        if type(item) in (list, tuple, dict):
+            return walk_container(cast(list[Any] | tuple[Any, ...] | dict[Any, Any], item))
+        return show(repr(item))
+
+    def walk_container(container: list[Any] | tuple[Any, ...] | dict[Any, Any]) -> bool:
+        opening, closing = BRACKETS[type(container)]
+        if not show(opening):
+            return False
+        items = container.items() if isinstance(container, dict) else ((None, item) for item in container)
+        for index, (key, item) in enumerate(items):
+            if index and not show(", "):
+                return False
+            if isinstance(container, dict) and not (walk(key) and show(": ")):
+                return False
+            if not walk(item):
+                return False
+        return show("," + closing if isinstance(container, tuple) and len(container) == 1 else closing)
+
+    whole = walk(value)  # False only past the budget (where the value may still have ended)
+    return "".join(pieces), whole
+
+
+def size_of(value: object) -> str:
+    """How large a value is, in its own unit, for error messages.
+
+    Example: size_of("abc") -> "3 characters"; size_of([1]) -> "1 item"; size_of({}) -> "0 keys"
+    """
+    units = SIZE_UNITS.get(type(value))
+    if units is None:
+        return f"{len(repr(value))} chars"  # not JSON-shaped: repr_head showed all of it anyway
+    n = len(cast(Sized, value))
+    return f"{n} {units[0] if n == 1 else units[1]}"
+
+
+def brief(value: object, limit: int = 60) -> str:
+    """A short ``repr`` of a received value, for error messages; its cost is proportional to ``limit``, not the value.
+
+    Example: brief("x" * 100, limit=8) -> "'xxxxxx… (100 characters)";
+        brief(["hi"] * 300_000, limit=12) -> "['hi', 'hi'… (300000 items)"
+    """
+    text, whole = repr_head(value, limit)
+    return text if whole and len(text) <= limit else f"{text[: limit - 1]}… ({size_of(value)})"
 
 
 def accepted_request(max_batch: int, max_chars: int) -> str:
@@ -100,7 +171,9 @@ def check_text_count(body: Any, max_texts: int) -> None:
 def default_body_limit(max_texts: int, max_chars: int) -> int:
     """Most bytes a ``{"texts": [...]}`` body needs to carry ``max_texts`` texts of ``max_chars`` characters, escaped.
 
-    Example: default_body_limit(64, 10_000) -> 3_841_280 (64 × (6 × 10,000 + 4) + 1024)
+    Every character is counted at 12 bytes, an escaped emoji (see :data:`JSON_BYTES_PER_CHAR`).
+
+    Example: default_body_limit(64, 10_000) -> 7_681_280 (64 × (12 × 10,000 + 4) + 1024)
     """
     return max_texts * (JSON_BYTES_PER_CHAR * max_chars + JSON_BYTES_PER_TEXT) + JSON_BYTES_SLACK
 

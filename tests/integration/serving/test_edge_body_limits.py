@@ -1,8 +1,11 @@
 """Body size limits of the edge service over real HTTP on loopback.
 
-A body whose Content-Length is over its route's limit is refused (413) before any of it is read; a chunked
-one once it passes the limit. A large body under the limit is parsed in a worker thread, and one with far
-too many texts is refused without validating them, so small requests keep being answered meanwhile.
+A body whose Content-Length is over its route's limit is refused (413) before any of it is read when the client
+waits for ``100 Continue``; a client that sends its whole body first has it read and dropped before the 413, so
+the answer is not lost to a reset. A chunked body is refused once it passes the limit (read to its end first,
+likewise). A large body under the limit is parsed in a worker thread, and one with far too many texts is refused
+without validating them, so small requests keep being answered meanwhile. A client that goes away mid-body gets
+no answer and is counted as ``client_disconnected``.
 """
 
 from __future__ import annotations
@@ -23,14 +26,23 @@ import pytest
 from hybridroute.routing.cascade import HybridClassifier
 from hybridroute.routing.policies import AlwaysEdge
 from hybridroute.runtime.classifier import EdgeClassifier
+from hybridroute.serving import request_body
 from hybridroute.serving.edge_app import create_app
 from hybridroute.serving.edge_settings import EdgeSettings
 from hybridroute.serving.uvicorn_runner import serve_in_thread
-from support.raw_http import chunk, connection, error_of, parse_answers, receive_until_closed, request_head
+from support.raw_http import (
+    chunk,
+    connection,
+    error_of,
+    parse_answers,
+    post_whole_body,
+    receive_until_closed,
+    request_head,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
-DEFAULT_LIMIT = 3_841_280  # the default classify limit: 64 texts of 10,000 characters, each escaped as \uXXXX
+DEFAULT_LIMIT = 7_681_280  # the default classify limit: 64 texts of 10,000 characters, each escaped as \ud83d\ude00
 SMALL_LIMIT = 64 * 1024  # feedback and reload bodies
 JSON = {"content-type": "application/json"}
 
@@ -82,16 +94,36 @@ def test_an_oversize_content_length_is_413_before_the_body_is_read(
     assert 'hybridroute_errors_total{type="payload_too_large"} 1.0' in metrics
 
 
-def test_a_chunked_body_is_refused_once_it_passes_the_limit(tmp_path: Path, hybrid: HybridClassifier) -> None:
+def test_a_chunked_body_is_refused_once_it_passes_the_limit_when_the_client_waits_for_continue(
+    tmp_path: Path, hybrid: HybridClassifier
+) -> None:
     piece = b"a" * 16_384
     with running(create_app(settings(tmp_path, max_body_bytes=100_000), hybrid)) as (url, _), connection(url) as sock:
-        sock.sendall(request_head("/v1/classify", Transfer_Encoding="chunked") + chunk(b'{"text": "'))
+        head = request_head("/v1/classify", Transfer_Encoding="chunked", Expect="100-continue")
+        sock.sendall(head + chunk(b'{"text": "'))
         for _ in range(7):  # 114,698 bytes: the server must read all of them to pass 100,000 ...
             sock.sendall(chunk(piece))
         answers = parse_answers(receive_until_closed(sock))  # ... and the last chunk never comes
+    assert [a.status for a in answers] == [100, 413], answers  # 100 Continue: the server asked for the body
+    message = answers[1].error()["message"]
+    assert message.startswith("body is over 100000 bytes (") and "at most 100000 bytes are accepted" in message
+    assert answers[1].headers["connection"] == "close"
+
+
+def test_a_chunked_body_past_the_limit_is_read_to_its_end_then_refused(
+    tmp_path: Path, hybrid: HybridClassifier
+) -> None:
+    pieces = [b'{"text": "'] + [b"a" * 16_384] * 7  # 114,698 bytes
+    with running(create_app(settings(tmp_path, max_body_bytes=100_000), hybrid)) as (url, _), connection(url) as sock:
+        sock.sendall(request_head("/v1/classify", Transfer_Encoding="chunked") + b"".join(map(chunk, pieces)))
+        early = receive_until_closed(sock, wait_s=0.5)  # past the limit, but the body goes on: read, not answered
+        sock.sendall(chunk(b'"}') + b"0\r\n\r\n")
+        answers = parse_answers(receive_until_closed(sock))
+    assert early == b""
     assert [a.status for a in answers] == [413], answers
     message = answers[0].error()["message"]
-    assert message.startswith("body is over 100000 bytes (") and "at most 100000 bytes are accepted" in message
+    assert message.startswith("body is 114700 bytes; at most 100000 bytes are accepted (")
+    assert answers[0].headers["connection"] == "close"
 
 
 def test_max_body_bytes_sets_the_classify_limit(tmp_path: Path, hybrid: HybridClassifier) -> None:
@@ -100,18 +132,112 @@ def test_max_body_bytes_sets_the_classify_limit(tmp_path: Path, hybrid: HybridCl
         refused = client.post(f"{url}/v1/classify", content=body, headers=JSON)
     with running(create_app(settings(tmp_path, max_body_bytes=len(body)), hybrid)) as (url, client):
         accepted = client.post(f"{url}/v1/classify", content=body, headers=JSON)
-    assert refused.status_code == 413 and f"body is {len(body)} bytes" in error_of(refused)["message"]
+    # Below what 64 texts of 10,000 characters need, the 413 does not claim room for them.
+    assert refused.status_code == 413 and error_of(refused)["message"] == (
+        f"body is {len(body)} bytes (its Content-Length); at most {len(body) - 1} bytes are accepted "
+        "(set below what 64 texts of 10000 characters need; send fewer or shorter texts)"
+    )
     assert accepted.status_code == 200 and len(accepted.json()["results"]) == 20
 
 
 def test_the_default_limit_takes_the_largest_request_the_text_limits_accept(
     tmp_path: Path, hybrid: HybridClassifier
 ) -> None:
-    body = json.dumps({"texts": ["é" * 10_000] * 64}).encode()  # ensure_ascii: every character as \u00e9
+    # requests' json= and json.dumps escape every non-ASCII character; an emoji as a surrogate pair, 12 bytes.
+    body = json.dumps({"texts": ["\N{GRINNING FACE}" * 10_000] * 64}).encode()
     assert DEFAULT_LIMIT - 2000 < len(body) <= DEFAULT_LIMIT
     with running(create_app(settings(tmp_path), hybrid)) as (url, client):
         response = client.post(f"{url}/v1/classify", content=body, headers=JSON)
     assert response.status_code == 200 and len(response.json()["results"]) == 64
+
+
+# ---------------------------------------------------------------- clients that send the whole body before reading
+
+OVERSIZE = json.dumps({"texts": ["hi there"] * 750_000}).encode()  # 9 MB: over every limit, under the drain bound
+
+
+@pytest.mark.parametrize("path", ["/v1/classify", "/v1/feedback"])
+def test_a_client_that_sends_its_whole_oversize_body_first_gets_the_413(
+    tmp_path: Path, hybrid: HybridClassifier, path: str
+) -> None:
+    # Python's http.client and urllib send the whole body, then read (no Expect: 100-continue). A server that
+    # closes while the body still arrives makes the kernel reset the connection, and the 413 is lost (19 times
+    # in 20 here before the body was read and dropped first).
+    with running(create_app(settings(tmp_path), hybrid)) as (url, client):
+        outcomes = Counter(post_whole_body(url, path, OVERSIZE) for _ in range(20))
+        metrics = client.get(f"{url}/metrics").text
+    assert outcomes == {(413, "payload_too_large"): 20}, outcomes
+    assert 'hybridroute_errors_total{type="payload_too_large"} 20.0' in metrics
+
+
+def test_an_oversize_body_sent_without_expect_is_read_and_dropped_before_the_413(
+    tmp_path: Path, hybrid: HybridClassifier
+) -> None:
+    body = b'{"text": "' + b"a" * 200_000 + b'"}'
+    with running(create_app(settings(tmp_path, max_body_bytes=100_000), hybrid)) as (url, _), connection(url) as sock:
+        sock.sendall(request_head("/v1/classify", Content_Length=str(len(body))))
+        early = receive_until_closed(sock, wait_s=0.5)  # no answer yet: the server waits for the body, to drop it
+        sock.sendall(body)
+        answers = parse_answers(receive_until_closed(sock))
+    assert early == b""
+    assert [a.status for a in answers] == [413], answers
+    assert (
+        answers[0]
+        .error()["message"]
+        .startswith(f"body is {len(body)} bytes (its Content-Length); at most 100000 bytes are accepted (")
+    )
+    assert answers[0].headers["connection"] == "close"
+
+
+def test_a_body_declared_beyond_the_drain_bound_is_refused_at_once(tmp_path: Path, hybrid: HybridClassifier) -> None:
+    declared = request_body.DRAIN_BYTES + 1  # reading that much only to drop it is not worth the 413: refused now
+    with running(create_app(settings(tmp_path), hybrid)) as (url, _), connection(url) as sock:
+        sock.sendall(request_head("/v1/classify", Content_Length=str(declared)))
+        answers = parse_answers(receive_until_closed(sock))
+    assert [a.status for a in answers] == [413], answers
+    assert answers[0].error()["message"].startswith(f"body is {declared} bytes (its Content-Length)")
+
+
+# ---------------------------------------------------------------- clients that go away mid-body
+
+
+def errors_counted(client: httpx.Client, url: str) -> dict[str, float]:
+    lines = client.get(f"{url}/metrics").text.splitlines()
+    prefix = 'hybridroute_errors_total{type="'
+    return {
+        line.removeprefix(prefix).split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in lines
+        if line.startswith(prefix)
+    }
+
+
+@pytest.mark.parametrize("path", ["/v1/classify", "/v1/feedback"])
+def test_a_client_that_goes_away_mid_body_gets_no_answer_and_is_counted_as_disconnected(
+    tmp_path: Path, hybrid: HybridClassifier, path: str
+) -> None:
+    with running(create_app(settings(tmp_path), hybrid)) as (url, client):
+        with connection(url) as sock:  # promises 1000 bytes, sends 100, goes away
+            sock.sendall(request_head(path, Content_Length="1000") + b'{"text": "' + b"a" * 90)
+        with connection(url) as sock:  # chunked, gone after the first chunk
+            sock.sendall(request_head(path, Transfer_Encoding="chunked") + chunk(b'{"tex'))
+        deadline = time.monotonic() + 5.0
+        while errors_counted(client, url).get("client_disconnected", 0) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        counted = errors_counted(client, url)
+    assert counted == {"client_disconnected": 2.0}, counted  # not invalid_json: the body was fine, only unfinished
+
+
+# ---------------------------------------------------------------- the document
+
+
+def test_the_413_of_feedback_and_reload_names_only_the_byte_limit(tmp_path: Path, hybrid: HybridClassifier) -> None:
+    with running(create_app(settings(tmp_path, admin_token="t" * 16), hybrid)) as (url, client):
+        paths = client.get(f"{url}/openapi.json").json()["paths"]
+    described = {path: doc["post"]["responses"]["413"]["description"] for path, doc in paths.items() if "post" in doc}
+    assert described["/v1/feedback"] == described["/admin/reload"] == "The body is over the route's byte limit"
+    assert described["/v1/classify"] == (
+        "Too many texts, a text with too many characters, or a body over the byte limit"
+    )
 
 
 # ---------------------------------------------------------------- large bodies under the limit
@@ -140,6 +266,23 @@ LARGE_BODIES: dict[str, tuple[bytes, str, int, str, str]] = {
         "nested too deeply",
     ),
     "not JSON": (b'{"text": "' + b"a" * 100_000 + b'"', "application/json", 422, "invalid_json", "not valid JSON"),
+    # Not counted (not a list of texts): the message shows the start of what came and its size, not all of it.
+    "a list where the text goes": (
+        json.dumps({"text": ["hi there"] * 300_000}).encode(),
+        "application/json",
+        422,
+        "validation_error",
+        "text.str: Input should be a valid string "
+        "(received ['hi there', 'hi there', 'hi there', 'hi there', 'hi there'… (300000 items))",
+    ),
+    "an object where the texts go": (
+        json.dumps({"texts": {str(i): "hi there" for i in range(150_000)}}).encode(),
+        "application/json",
+        422,
+        "validation_error",
+        "texts.list[str]: Input should be a valid list "
+        "(received {'0': 'hi there', '1': 'hi there', '2': 'hi there', '3': 'h… (150000 keys))",
+    ),
     "not declared as JSON": (
         json.dumps({"texts": ["hi there"] * 10_000}).encode(),
         "text/plain",
@@ -202,7 +345,7 @@ def sending(url: str, bodies: Sequence[bytes]) -> Iterator[Counter[Any]]:
 
 def test_small_requests_stay_fast_while_large_bodies_arrive(tmp_path: Path, hybrid: HybridClassifier) -> None:
     under = LARGE_BODIES["too many texts"][0]  # 3.6 MB, 300,000 texts: parsed, counted, refused
-    over = json.dumps({"texts": ["hi there"] * 700_000}).encode()  # 8.4 MB: refused by its Content-Length
+    over = json.dumps({"texts": ["hi there"] * 700_000}).encode()  # 8.4 MB: over the limit, read, dropped, refused
     with running(create_app(settings(tmp_path), hybrid)) as (url, client):
         small_request_seconds(client, url, 10)  # warm up
         baseline = small_request_seconds(client, url, 60)

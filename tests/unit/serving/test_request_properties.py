@@ -110,7 +110,9 @@ def test_not_unicode_names_exactly_the_texts_utf8_cannot_encode(batch: list[str]
 def test_brief_is_short_and_sendable(value: Any, limit: int) -> None:
     text = brief(value, limit)
     sendable(text)
-    assert len(text) <= limit + len(f"… ({len(repr(value))} chars)")
+    whole = repr(value)
+    assert len(text) <= limit + len(" (99999 characters)")
+    assert (text == whole) is (len(whole) <= limit)  # shown whole when it fits; cut, with its size, when not
 
 
 @SETTINGS
