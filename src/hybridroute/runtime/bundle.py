@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 
 from hybridroute.config import is_integer, is_number
 from hybridroute.data import file_sha256 as sha256_file
+from hybridroute.data import stream_sha256
 from hybridroute.errors import ArtifactError
 
 FORMAT_VERSION = 1
@@ -142,14 +143,6 @@ def check_checksum(path: Path, expected: str, actual: str) -> None:
         )
 
 
-def _stream_sha256(handle: BinaryIO) -> str:
-    """Hex sha256 of what is left in an open file, read in chunks."""
-    digest = hashlib.sha256()
-    for chunk in iter(lambda: handle.read(1 << 20), b""):
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
 # Opening files relative to a folder descriptor needs both (neither exists on Windows).
 FOLDER_DESCRIPTORS = os.open in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
 
@@ -248,7 +241,7 @@ class BundleFolder:
                 continue
             try:
                 with self.open(name) as handle:
-                    actual = _stream_sha256(handle)
+                    actual = stream_sha256(handle)
             except (FileNotFoundError, IsADirectoryError) as exc:
                 raise ArtifactError(f"{self.path}: {name} is listed in the manifest but missing") from exc
             check_checksum(self.path / name, expected, actual)
