@@ -61,21 +61,52 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
             handle.write(data)
         return path
     target = Path(os.path.realpath(path))
-    mode = _mode_of(target)
-    temp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    temp = _temp_beside(target)
     try:
-        with temp.open("xb") as handle:
-            if mode is not None:
-                os.fchmod(handle.fileno(), mode)  # an owner-only file (an audit export) stays owner-only
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())  # the data is on disk before the rename makes it the file
+        _write_whole(temp, data, _mode_of(target))  # an owner-only file (an audit export) stays owner-only
         os.replace(temp, target)
     except BaseException:
         with suppress(OSError):
             temp.unlink()
         raise
     return path
+
+
+def create_bytes_atomic(path: Path, data: bytes, mode: int) -> bool:
+    """Create ``path`` holding ``data`` with permissions ``mode``, whole, unless it exists; False when it did.
+
+    The data is written to a temporary file beside it, then hard-linked to ``path``: unlike a rename, a link
+    never replaces a file another process created meanwhile, so the first creator wins and a crash leaves no
+    file or a whole one.
+
+    Example: create_bytes_atomic(Path("audit.salt"), b"ab12", 0o600) -> True, then False
+    """
+    path = Path(path)
+    temp = _temp_beside(path)
+    try:
+        _write_whole(temp, data, mode)
+        os.link(temp, path)
+    except FileExistsError:
+        return False
+    finally:
+        with suppress(OSError):
+            temp.unlink()
+    return True
+
+
+def _temp_beside(path: Path) -> Path:
+    """A new temporary file name in ``path``'s folder, hidden and unique to this process."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def _write_whole(temp: Path, data: bytes, mode: int | None) -> None:
+    """Create ``temp`` with ``data`` on disk (synced), permissions ``mode`` (None: the umask's)."""
+    with temp.open("xb") as handle:
+        if mode is not None:
+            os.fchmod(handle.fileno(), mode)
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())  # the data is on disk before a rename or link gives it its name
 
 
 def write_text_atomic(path: Path, text: str) -> Path:

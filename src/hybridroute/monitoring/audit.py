@@ -71,7 +71,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hybridroute.errors import ConfigError, HybridError
-from hybridroute.files import write_text_atomic
+from hybridroute.files import create_bytes_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -111,23 +111,9 @@ def load_or_create_salt(path: Path) -> bytes:
 
 
 def _create_salt_file(path: Path) -> bool:
-    """Link a new owner-only salt file to ``path`` unless one is there; False when another process was first."""
+    """Create a new owner-only salt file at ``path`` unless one is there; False when another process was first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), 0o600)  # owner-only whatever the umask
-            handle.write(secrets.token_hex(32) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())  # whole on disk before it gets its name
-        os.link(temp, path)  # unlike a rename, never replaces a salt another process made meanwhile
-    except FileExistsError:
-        return False
-    finally:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-    return True
+    return create_bytes_atomic(path, (secrets.token_hex(32) + "\n").encode("utf-8"), 0o600)
 
 
 def _read_salt(path: Path) -> bytes:
