@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +22,7 @@ import pytest
 
 from hybridroute.files import exclusive_lock, write_bytes_atomic, write_text_atomic
 from support.files import run_with_file_size_limit
+from support.users import BECOME_ANOTHER_USER, folder_anyone_may_enter
 
 
 def test_write_text_atomic_replaces_the_content(tmp_path: Path) -> None:
@@ -163,21 +162,10 @@ def test_a_new_lock_file_is_writable_by_whoever_the_umask_allows(tmp_path: Path)
     assert mode == 0o664
 
 
-AS_ANOTHER_USER = """
-if os.geteuid() == 0:  # root writes anything: become a user the permissions apply to (what is needed is imported)
-    os.setgroups([])
-    os.setgid(65534)
-    os.setuid(65534)
-"""
-
-
 @pytest.fixture
 def open_tmp() -> Iterator[Path]:
-    """A temporary folder any user may enter (pytest's own are private to their owner), removed afterwards."""
-    folder = Path(tempfile.mkdtemp(prefix="hybridroute-test-"))
-    folder.chmod(0o755)
-    yield folder
-    shutil.rmtree(folder)
+    with folder_anyone_may_enter() as folder:
+        yield folder
 
 
 def test_a_lock_file_another_user_made_is_locked_all_the_same(open_tmp: Path) -> None:
@@ -190,7 +178,7 @@ def test_a_lock_file_another_user_made_is_locked_all_the_same(open_tmp: Path) ->
 import os, sys
 from pathlib import Path
 from hybridroute.files import exclusive_lock
-{AS_ANOTHER_USER}
+{BECOME_ANOTHER_USER}
 lock = Path({str(lock)!r})
 try:
     with exclusive_lock(lock, wait=False):

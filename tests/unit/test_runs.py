@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +24,7 @@ from click.testing import CliRunner
 from hybridroute.cli import main
 from hybridroute.errors import ArtifactError
 from hybridroute.runs import RunLayout, step_command
+from support.users import BECOME_ANOTHER_USER, folder_anyone_may_enter
 
 
 @pytest.mark.parametrize(
@@ -350,16 +349,15 @@ def test_an_earlier_versions_placeholder_beside_a_partial_first_build_goes_with_
 # ---------------------------------------------------------------- a run folder this process cannot write
 
 
-AS_ANOTHER_USER = """
+AS_ANOTHER_USER = (
+    """
 import logging, os, sys
 from pathlib import Path
 from hybridroute.runs import RunLayout
 logging.basicConfig(level=logging.WARNING, format="%(message)s")
-if os.geteuid() == 0:  # root writes anything: become a user the permissions apply to (what is needed is imported)
-    os.setgroups([])
-    os.setgid(65534)
-    os.setuid(65534)
 """
+    + BECOME_ANOTHER_USER
+)
 
 
 def as_another_user(code: str) -> subprocess.CompletedProcess[str]:
@@ -371,12 +369,9 @@ def as_another_user(code: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def open_tmp() -> Iterator[Path]:
-    """A temporary folder any user may enter (pytest's own are private to their owner), removed afterwards."""
-    folder = Path(tempfile.mkdtemp(prefix="hybridroute-test-"))
-    folder.chmod(0o755)
-    yield folder
-    set_writable(folder, True)
-    shutil.rmtree(folder)
+    with folder_anyone_may_enter() as folder:
+        yield folder
+        set_writable(folder, True)  # what a test made read-only, so that it can be removed
 
 
 def set_writable(tree: Path, writable: bool) -> None:
