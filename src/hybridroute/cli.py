@@ -492,6 +492,9 @@ def finetune(
 @click.option("--no-per-channel", is_flag=True, help="Per-tensor instead of per-channel weight scales.")
 @click.option("--keep-fp32-embeddings", is_flag=True, help="Do not quantize the embedding tables.")
 @click.option(
+    "--no-smoothing", is_flag=True, help="Quantize the export as it is, without smoothing activation outliers first."
+)
+@click.option(
     "--auto", is_flag=True, help="Then build every compression variant and install the smallest within --auto-max-drop."
 )
 @click.option(
@@ -514,6 +517,7 @@ def compress(
     max_accuracy_drop: float,
     no_per_channel: bool,
     keep_fp32_embeddings: bool,
+    no_smoothing: bool,
     auto: bool,
     auto_max_drop: float | None,
     variant_names: str,
@@ -538,6 +542,7 @@ def compress(
         max_accuracy_drop=max_accuracy_drop,
         per_channel=not no_per_channel,
         quantize_embeddings=not keep_fp32_embeddings,
+        smoothing=not no_smoothing,
     )
     report = run_compress(_layout(run_dir), config)
     click.echo(

@@ -180,6 +180,8 @@ class CompressConfig:
     max_logit_diff: float = 1e-3  # ONNX FP32 vs PyTorch, largest absolute logit difference
     per_channel: bool = True  # per-channel weight scales keep small encoders accurate under INT8
     quantize_embeddings: bool = True  # the word embeddings are half of MiniLM's bytes
+    smoothing: bool = True  # flatten activation outliers into the weights before INT8 (compression/smoothing.py)
+    smoothing_texts: int = 512  # training texts whose activations choose the smoothing
     parity_samples: int = 256
 
     def __post_init__(self) -> None:
@@ -188,6 +190,7 @@ class CompressConfig:
         check_probability("min_parity_agreement", self.min_parity_agreement)
         check_positive("max_logit_diff", self.max_logit_diff)
         check_range("parity_samples", self.parity_samples, 1, 1_000_000)
+        check_range("smoothing_texts", self.smoothing_texts, 1, 100_000)
 
 
 # ---------------------------------------------------------------- files

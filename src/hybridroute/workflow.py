@@ -256,7 +256,7 @@ def run_compress(layout: RunLayout, config: CompressConfig) -> Any:
     """Export, check, quantize and gate into ``RUN/edge``."""
     from hybridroute.compression.pipeline import compress_run
 
-    report = compress_run(layout, load_saved_split(layout).validation, config)
+    report = compress_run(layout, load_saved_split(layout), config)
     layout.update_info(
         compress={"config": to_jsonable(config)}
         | _public(asdict(report))

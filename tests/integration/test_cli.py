@@ -82,7 +82,14 @@ def test_steps_as_separate_commands(tmp_path: Path, toy_csv: Path, tiny_bert: Pa
     assert code == 0, output
     code, output = invoke("compress", "--run", run, "--max-accuracy-drop", "0.5")
     assert code == 0, output
-    assert (tmp_path / "run" / "edge" / "manifest.json").is_file()
+    settings = json.loads((tmp_path / "run" / "edge" / "manifest.json").read_text())["settings"]
+    assert settings["smoothing"]["smoothed"] > 0
+    flags = ("--no-smoothing", "--no-per-channel", "--keep-fp32-embeddings")
+    code, output = invoke("compress", "--run", run, "--max-accuracy-drop", "0.5", *flags)
+    assert code == 0, output
+    settings = json.loads((tmp_path / "run" / "edge" / "manifest.json").read_text())["settings"]
+    assert "smoothing" not in settings
+    assert settings["quantization"]["per_channel"] is False and settings["quantization"]["op_types"] == ["MatMul"]
 
 
 @pytest.mark.parametrize(

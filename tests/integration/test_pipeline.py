@@ -229,6 +229,31 @@ def test_compress_installs_fp32_and_edge_together_or_keeps_both_old(
     assert _leftovers(layout) == []
 
 
+def _smooth_muls(model: Path) -> list[str]:
+    return [node.name for node in onnx.load(str(model)).graph.node if node.name.endswith("_SmoothMul")]
+
+
+def test_edge_bundle_is_smoothed_on_training_texts(tiny_run: Path) -> None:
+    smoothing = load_manifest(tiny_run / "edge").settings["smoothing"]
+    split = load_saved_split(RunLayout(tiny_run))
+    texts = min(512, len(split.train.texts))
+    assert smoothing["calibration_texts"] == texts and smoothing["calibration_calls"] == texts + -(-texts // 32)
+    # 2 layers: embeddings LayerNorm, then per layer attention context, attention LayerNorm, GELU (+ next LayerNorm)
+    assert smoothing["activations"] == 8
+    assert len(_smooth_muls(tiny_run / "edge" / "model.onnx")) == smoothing["smoothed"]
+    assert smoothing["median_relative_error_smoothed"] <= smoothing["median_relative_error_plain"]
+    assert _smooth_muls(tiny_run / "onnx_fp32" / "model.onnx") == []  # the FP32 reference is the plain export
+
+
+def test_compress_without_smoothing(tiny_run: Path, tmp_path: Path) -> None:
+    layout = _copy_run(tiny_run, tmp_path)
+    run_compress(layout, CompressConfig(max_accuracy_drop=0.5, smoothing=False))
+    manifest = load_manifest(layout.edge)
+    assert "smoothing" not in manifest.settings and manifest.settings["compress"]["smoothing"] is False
+    assert _smooth_muls(layout.edge / "model.onnx") == []
+    assert _is_int8(layout.edge / "model.onnx")
+
+
 def test_parity_failure_is_loud(tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from hybridroute.compression import pipeline
 

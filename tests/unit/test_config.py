@@ -148,6 +148,7 @@ BAD_VALUES: list[tuple[type, str, Any]] = [
     (CompressConfig, "max_logit_diff", 0.0),
     (CompressConfig, "max_logit_diff", -1e-3),
     (CompressConfig, "parity_samples", 0),
+    (CompressConfig, "smoothing_texts", 0),
 ]
 
 

@@ -1,7 +1,7 @@
 """The compression-variants benchmark: every recipe in one table, measured side by side in one run.
 
-Rows: ONNX FP32 (the reference), plain dynamic INT8 (the recipe ``compress`` has used so far,
-rebuilt here so the comparison never depends on what ``RUN/edge`` currently holds) and each
+Rows: ONNX FP32 (the reference), plain dynamic INT8 (``compress --no-smoothing``; rebuilt here
+so the comparison never depends on what ``RUN/edge`` currently holds) and each
 :class:`~hybridroute.compression.variants.Variant`. Columns: size, test accuracy, retention
 against ONNX FP32, accuracy on the rare-word subset (test texts that hold a word whose
 wordpieces were pruned), single-query p50/p95 at 1 and 2 threads, throughput at batch 32.
@@ -39,7 +39,7 @@ from hybridroute.runtime.fastpath import FastClassifier, SessionTuning
 logger = logging.getLogger(__name__)
 
 FP32 = "onnx_fp32"
-BASELINE = "int8_dynamic"  # the plain dynamic INT8 recipe of quantization.quantize_int8
+BASELINE = "int8_dynamic"  # plain dynamic INT8 (quantization.quantize_int8), unsmoothed
 THREADS = (1, 2)
 
 
@@ -88,7 +88,7 @@ def subset_accuracy(predicted: Sequence[str], actual: Sequence[str], mask: Seque
 
 
 def build_baseline(layout: RunLayout, out_dir: Path) -> Path:
-    """Plain dynamic INT8 (MatMul + Gather, per channel) from ONNX FP32, as ``compress`` makes it."""
+    """Plain dynamic INT8 (MatMul + Gather, per channel) from ONNX FP32, as ``compress --no-smoothing`` makes it."""
     from hybridroute.compression.quantization import quantize_int8
 
     shutil.rmtree(out_dir, ignore_errors=True)

@@ -191,13 +191,17 @@ class EdgeClassifier:
         """Tokenize and pad to the longest text in the batch (truncated at ``max_length``)."""
         return pad_batch(self.token_ids(texts), self.pad_id)
 
-    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        """Run the session on encoded inputs and return logits."""
+    def feeds(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
+        """The session's inputs for encoded texts (zero token types where the model takes them)."""
         feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
         if "token_type_ids" in self._input_names:
             feeds["token_type_ids"] = np.zeros_like(input_ids)
+        return feeds
+
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """Run the session on encoded inputs and return logits."""
         try:
-            (logits,) = self.session.run(["logits"], feeds)
+            (logits,) = self.session.run(["logits"], self.feeds(input_ids, attention_mask))
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise InferenceError(f"ONNX Runtime failed on a batch of shape {input_ids.shape}: {exc}") from exc
         return np.asarray(logits)
