@@ -38,7 +38,11 @@ class ActivationSample:
 
     rows: list[np.ndarray] = field(default_factory=list)
     absmax: np.ndarray | None = None
-    kept_rows: int = 0
+
+    @property
+    def kept_rows(self) -> int:
+        """Rows kept for the simulation."""
+        return sum(len(r) for r in self.rows)
 
     def add(self, values: np.ndarray, max_rows: int) -> None:
         """Record one text's activations (tokens x channels); rows beyond ``max_rows`` only update the maxima."""
@@ -47,7 +51,6 @@ class ActivationSample:
         self.absmax = channel_max if self.absmax is None else np.maximum(self.absmax, channel_max)
         if self.kept_rows + len(flat) <= max_rows:
             self.rows.append(flat)
-            self.kept_rows += len(flat)
 
 
 @dataclass(frozen=True)
@@ -173,13 +176,15 @@ def record_activations(
     import onnx
     import onnxruntime as ort
 
+    from hybridroute.runtime.classifier import session_from
+
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     for name in names:
         probe.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = session_from(probe.SerializeToString(), options)
     samples = {name: ActivationSample() for name in names}
     for feed in feeds:
         for name, values in zip(names, session.run(list(names), feed), strict=True):
@@ -187,11 +192,15 @@ def record_activations(
     return samples
 
 
-def apply_scales(model: Any, nodes: Sequence[Any], activation: str, scales: np.ndarray) -> None:
-    """Scale the weights of ``nodes`` by row and feed them ``activation / scales`` through a new Mul node."""
+def apply_scales(
+    model: Any, weights: dict[str, Any], nodes: Sequence[Any], activation: str, scales: np.ndarray
+) -> None:
+    """Scale the weights of ``nodes`` by row and feed them ``activation / scales`` through a new Mul node.
+
+    ``weights`` holds the model's initializers by name.
+    """
     from onnx import helper, numpy_helper
 
-    weights = {i.name: i for i in model.graph.initializer}
     for node in nodes:
         tensor = weights[node.input[1]]
         tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor) * scales[:, None], tensor.name))
@@ -223,7 +232,7 @@ def smooth_model(model: Any, feeds: Sequence[dict[str, np.ndarray]], max_rows: i
         weight = np.concatenate([numpy_helper.to_array(weights[n.input[1]]) for n in nodes], axis=1)
         choice, scales = choose(name, samples[name], weight)
         if scales is not None:
-            apply_scales(model, nodes, name, scales)
+            apply_scales(model, weights, nodes, name, scales)
         choices.append(choice)
     report = SmoothingReport(len(feeds), tuple(choices))
     summary = report.to_dict()
