@@ -21,7 +21,13 @@ from hybridroute.runtime.fastpath import FastClassifier, SessionTuning
 TEXTS = ["great service, thanks", "awful delay again", "when do you open?", "zyxwvq floccinaucinihilipilification"]
 
 
-BUILT = ("pruned-int8-opt", "pruned-static-int8-opt", "pruned-int4-b32-opt", "pruned-int4-b32-int4emb-opt")
+BUILT = (
+    "pruned-int8-opt",
+    "smooth-pruned-int8-opt",
+    "pruned-static-int8-opt",
+    "pruned-int4-b32-opt",
+    "pruned-int4-b32-int4emb-opt",
+)
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +69,16 @@ def test_int4_graph_holds_matmulnbits(built: dict[str, Path]) -> None:
     four_bit = [n.input[0] for n in graph.node if n.op_type == "GatherBlockQuantized"]
     # the word embeddings only: 4-bit position and token-type rows cost accuracy and save almost nothing
     assert len(four_bit) == 1 and "word_embeddings" in four_bit[0]
+
+
+def test_smoothed_int8_keeps_the_attention_fusion_and_records_its_choices(built: dict[str, Path]) -> None:
+    plain, smoothed = _ops(built["pruned-int8-opt"]), _ops(built["smooth-pruned-int8-opt"])
+    assert smoothed.count("QAttention") == plain.count("QAttention") == 2  # smoothed after the fusion, not before
+    record = load_manifest(built["smooth-pruned-int8-opt"]).settings["steps"]["smoothing"]
+    # per layer: attention input, attention output, feed-forward in and out; the calibration used training texts
+    assert record["method"] == "smoothquant" and record["activations"] >= 8 and record["calibration_texts"] > 0
+    assert smoothed.count("Mul") - plain.count("Mul") == record["smoothed"]
+    assert load_manifest(built["pruned-int8-opt"]).settings["steps"]["smoothing"] == {}
 
 
 def test_static_int8_quantizes_weight_matmuls_and_keeps_sensitive_ops_float(built: dict[str, Path]) -> None:

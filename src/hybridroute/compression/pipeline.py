@@ -166,35 +166,17 @@ def export_bundle(
     return dataclasses.replace(report, bundle_dir=bundle_dir)
 
 
-def calibration_feeds(classifier: EdgeClassifier, texts: tuple[str, ...], count: int) -> list[dict[str, np.ndarray]]:
-    """Session inputs for ``count`` texts drawn without replacement (seeded): each alone, then in padded calls of 32.
-
-    Lone texts are how the edge answers one query, and (first in the list) they fill the simulation's rows; the
-    padded calls widen each channel's maximum with what micro-batches add, padding positions and other texts.
-    Smoothing chosen on lone texts alone lost fidelity in batches of 32 (banking77 validation: KL from FP32
-    0.0027 plain, 0.0075 smoothed); with the padded calls it gains in both (0.0007 alone, 0.0008 in batches).
-    """
-    rng = np.random.default_rng(0)
-    drawn = [texts[i] for i in rng.choice(len(texts), size=count, replace=False)]
-    alone = [classifier.feeds(*classifier.encode([text])) for text in drawn]
-    batched = [classifier.feeds(*classifier.encode(drawn[i : i + 32])) for i in range(0, len(drawn), 32)]
-    return alone + batched
-
-
 def _quantize(fp32: ExportReport, target: Path, train_texts: tuple[str, ...], config: CompressConfig) -> dict[str, Any]:
     """INT8 from the FP32 bundle, smoothed first when configured; returns the manifest's settings."""
     source = fp32.bundle_dir / MODEL_NAME
     settings: dict[str, Any] = {"compress": to_jsonable(config)}
     with tempfile.TemporaryDirectory(prefix="hybridroute-smooth-") as scratch:
         if config.smoothing:
-            from hybridroute.compression.smoothing import smooth_file
+            from hybridroute.compression.smoothing import smooth_for_int8
 
-            count = min(config.smoothing_texts, len(train_texts))
-            logger.info("compress: smoothing activations on %d training texts", count)
             classifier = classifier_at(fp32.bundle_dir, fp32.labels, fp32.max_length)
             smoothed = Path(scratch) / MODEL_NAME
-            feeds = calibration_feeds(classifier, train_texts, count)
-            settings["smoothing"] = {"calibration_texts": count} | smooth_file(source, smoothed, feeds).to_dict()
+            settings["smoothing"] = smooth_for_int8(source, smoothed, classifier, train_texts, config.smoothing_texts)
             source = smoothed
         logger.info("compress: quantizing to INT8")
         settings["quantization"] = quantize_int8(source, target, config).to_dict()

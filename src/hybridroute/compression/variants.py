@@ -7,8 +7,9 @@ applies them in a fixed order to ``RUN/onnx_fp32``, or to a shallower student's
 1. vocabulary pruning to the wordpieces of the training texts (embedding rows + tokenizer), and
    position embeddings cut to the bundle's max length (lossless: the tokenizer truncates there);
 2. ONNX Runtime's transformer fusions (attention, skip-layer-norm, bias-GELU);
-3. encoder weights: dynamic INT8, static INT8 (calibrated), 4-bit blocks (MatMulNBits) or FP32;
-4. word embeddings: INT8 per row, 4-bit blocks, or FP32.
+3. activation smoothing (dynamic INT8 only; after the fusions, which a smoothing ``Mul`` would block);
+4. encoder weights: dynamic INT8, static INT8 (calibrated), 4-bit blocks (MatMulNBits) or FP32;
+5. word embeddings: INT8 per row, 4-bit blocks, or FP32.
 
 Every bundle records its recipe in ``manifest.settings["recipe"]``.
 """
@@ -57,6 +58,7 @@ class Variant:
     accuracy_level: int = 4  # MatMulNBits compute type: 4 = INT8 (fastest on CPU), 0 = as the model
     calibration_texts: int = 256  # static INT8 only
     layers: int = 0  # build from the n-layer student of the run (``shrink --layers n``); 0 = the run itself
+    smoothing: bool = False  # smooth activation outliers into the weights first, as ``compress`` does (dynamic INT8)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -77,6 +79,10 @@ class Variant:
             raise ConfigError(f"variant {self.name}: block_size must be a power of two >= 16, got {self.block_size}")
         if self.accuracy_level not in (0, 1, 2, 3, 4):
             raise ConfigError(f"variant {self.name}: accuracy_level must be 0-4, got {self.accuracy_level}")
+        if self.smoothing and self.weights != "int8-dynamic":
+            raise ConfigError(
+                f"variant {self.name}: smoothing applies to int8-dynamic weights only, got weights {self.weights!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the manifest's recipe)."""
@@ -92,7 +98,16 @@ def default_variants() -> tuple[Variant, ...]:
     """The candidates ``compress --auto`` tries, from the plain INT8 recipe to the smallest."""
     return (
         Variant("int8-opt", "int8-dynamic", "int8", graph_optimization=True),
+        Variant("smooth-int8-opt", "int8-dynamic", "int8", graph_optimization=True, smoothing=True),
         Variant("pruned-int8-opt", "int8-dynamic", "int8", vocab_pruning=True, graph_optimization=True),
+        Variant(
+            "smooth-pruned-int8-opt",
+            "int8-dynamic",
+            "int8",
+            vocab_pruning=True,
+            graph_optimization=True,
+            smoothing=True,
+        ),
         Variant("pruned-static-int8-opt", "int8-static", "int8", vocab_pruning=True, graph_optimization=True),
         Variant("pruned-int4-b32-opt", "int4-block", "int8", vocab_pruning=True, graph_optimization=True),
         Variant(
@@ -119,19 +134,22 @@ def default_variants() -> tuple[Variant, ...]:
 
 
 def student_variants(layers: int) -> tuple[Variant, ...]:
-    """The recipes tried on a ``layers``-layer student: INT8 with and without fusion, pruned INT8, pruned 4-bit.
+    """The recipes tried on a ``layers``-layer student: INT8 with and without fusion or smoothing, pruned INT8, 4-bit.
 
     Unfused INT8 is there because dynamic INT8's fused attention is the slower of the two on
     some CPUs (an AMD EPYC: 4-layer student p95 3.97 fused against 3.70 ms unfused, one thread).
-    Pruned INT8 is fast and small; *pruned5k* keeps 5,000 general wordpieces more for unseen words;
-    4-bit is the smallest.
+    Smoothed INT8 is ``compress``'s recipe. Pruned INT8 is fast and small; *pruned5k* keeps 5,000
+    general wordpieces more for unseen words; 4-bit is the smallest.
 
-    Example: student_variants(3) -> (L3-int8-opt, L3-int8, L3-pruned-int8-opt, L3-pruned5k-int8-opt,
-    L3-pruned-int4-b128-opt)
+    Example: student_variants(3) -> (L3-int8-opt, L3-int8, L3-smooth-int8-opt, L3-pruned-int8-opt,
+    L3-pruned5k-int8-opt, L3-pruned-int4-b128-opt)
     """
     return (
         Variant(f"L{layers}-int8-opt", "int8-dynamic", "int8", graph_optimization=True, layers=layers),
         Variant(f"L{layers}-int8", "int8-dynamic", "int8", layers=layers),
+        Variant(
+            f"L{layers}-smooth-int8-opt", "int8-dynamic", "int8", graph_optimization=True, smoothing=True, layers=layers
+        ),
         Variant(
             f"L{layers}-pruned-int8-opt",
             "int8-dynamic",
@@ -226,6 +244,21 @@ def _optimize(source: Path, layout: RunLayout, variant: Variant, work: Path) -> 
     return target, fused
 
 
+def _smooth(
+    source: Path, layout: RunLayout, variant: Variant, work: Path, fp32: Manifest
+) -> tuple[Path, dict[str, Any]]:
+    if not variant.smoothing:
+        return source, {}
+    from hybridroute.compression.smoothing import smooth_for_int8
+    from hybridroute.runtime.classifier import EdgeClassifier, open_session, open_tokenizer
+
+    # this bundle's own (maybe pruned) tokenizer encodes the calibration texts for the graph as it now stands
+    tokenizer, pad_id = open_tokenizer(work / TOKENIZER_NAME, fp32.max_length)
+    classifier = EdgeClassifier(open_session(source), tokenizer, fp32.labels, fp32.max_length, pad_id=pad_id)
+    target = work / "smoothed.onnx"
+    return target, smooth_for_int8(source, target, classifier, load_saved_split(layout).train.texts)
+
+
 def _dynamic_int8(source: Path, target: Path) -> tuple[Any, dict[str, Any]]:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -310,6 +343,7 @@ def build_variant(layout: RunLayout, variant: Variant, out_dir: Path) -> Path:
         save(model, work / "pruned.onnx")
         del model
         source, steps["fused"] = _optimize(work / "pruned.onnx", layout, variant, work)
+        source, steps["smoothing"] = _smooth(source, layout, variant, work, fp32)
         model, steps["weights"] = _quantize_weights(source, variant, work, layout, fp32.max_length)
         model, steps["embeddings"] = _quantize_embeddings(model, variant)
         settings = {"recipe": variant.to_dict(), "steps": steps, "source": {"onnx_fp32": fp32.model_version}}

@@ -180,3 +180,35 @@ def test_report_summarises_choices_for_the_manifest(tmp_path: Path) -> None:
 def test_smoothing_needs_calibration_feeds() -> None:
     with pytest.raises(ValueError, match="at least one calibration text"):
         smooth_model(_model(np.random.default_rng(6)), [])
+
+
+def _attention_model(rng: np.random.Generator) -> onnx.ModelProto:
+    """A fused ``Attention`` node (packed Q/K/V weight, two heads) beside a residual Add, as the optimizer makes it."""
+    weight = numpy_helper.from_array((rng.standard_normal((WIDTH, 3 * WIDTH)) * 0.1).astype(np.float32), "qkv")
+    bias = numpy_helper.from_array(np.zeros(3 * WIDTH, np.float32), "qkv_bias")
+    nodes = [
+        helper.make_node("Attention", ["x", "qkv", "qkv_bias"], ["context"], domain="com.microsoft", num_heads=2),
+        helper.make_node("Add", ["x", "context"], ["y"], name="residual"),
+    ]
+    dims = ["batch", "tokens", WIDTH]
+    graph = helper.make_graph(
+        nodes,
+        "fused",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)],
+        [weight, bias],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    return helper.make_model(graph, opset_imports=opsets)
+
+
+def test_a_fused_attention_weight_is_smoothed_and_the_function_kept() -> None:
+    rng = np.random.default_rng(7)
+    model, inputs = _attention_model(rng), _outlier_inputs(rng)
+    before = [_run(model, x)[0] for x in inputs]
+    assert [n.op_type for n in smoothable_inputs(model)["x"]] == ["Attention"]
+    assert smooth_model(model, _feeds(inputs)).to_dict()["smoothed"] == 1
+    (attention,) = [n for n in model.graph.node if n.op_type == "Attention"]
+    assert attention.input[0] == "x" + SMOOTH_SUFFIX
+    for x, want in zip(inputs, before, strict=True):
+        np.testing.assert_allclose(_run(model, x)[0], want, rtol=1e-4, atol=1e-4)

@@ -80,6 +80,8 @@ def test_variant_rejects_unknown_settings():
         Variant("x", embeddings="bf16")
     with pytest.raises(ConfigError, match="block_size"):
         Variant("x", block_size=48)
+    with pytest.raises(ConfigError, match="smoothing applies to int8-dynamic weights only, got weights 'int4-block'"):
+        Variant("x", weights="int4-block", smoothing=True)
 
 
 def test_default_variants_have_unique_names_and_lookup_works():
@@ -95,6 +97,7 @@ def test_student_variants_are_known_only_for_students_named():
     assert names == [
         "L3-int8-opt",
         "L3-int8",
+        "L3-smooth-int8-opt",
         "L3-pruned-int8-opt",
         "L3-pruned5k-int8-opt",
         "L3-pruned-int4-b128-opt",
