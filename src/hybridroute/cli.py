@@ -186,6 +186,8 @@ def teacher_option(help_text: str) -> Callable[[F], F]:
 THREADS_HELP = "ONNX Runtime intra-op threads (0: its default, one per core)."
 DEFAULT_SEED = 13  # split and training seed when --seed is not given
 AUTO_MAX_DROP = 0.005  # compress --auto: half a point of validation accuracy against ONNX FP32
+DEFAULT_CLOUD_BUDGET = 0.05  # calibrate: at most 5% of new traffic to the cloud
+DEFAULT_SHARE_CONFIDENCE = 0.9  # ...with this probability (router_config.BUDGET_CONFIDENCE; a test keeps them equal)
 
 
 def threads_option(help_text: str = THREADS_HELP) -> Callable[[F], F]:
@@ -650,14 +652,19 @@ def classify(run_dir: Path, as_json: bool, texts: tuple[str, ...]) -> None:
 # ---------------------------------------------------------------- routing
 
 
-def _target(cloud_share: float | None, accuracy: float | None) -> dict[str, float]:
-    if cloud_share is not None and accuracy is not None:
-        raise click.BadParameter("give --cloud-share or --target-accuracy, not both")
-    return (
-        {"accuracy": accuracy}
-        if accuracy is not None
-        else {"cloud_share": 0.05 if cloud_share is None else cloud_share}
-    )
+def _target(
+    cloud_share: float | None, max_cloud_share: float | None, accuracy: float | None, share_confidence: float
+) -> dict[str, float]:
+    options = (("--cloud-share", cloud_share), ("--max-cloud-share", max_cloud_share), ("--target-accuracy", accuracy))
+    given = [name for name, value in options if value is not None]
+    if len(given) > 1:
+        raise click.BadParameter(f"give one of --cloud-share, --max-cloud-share, --target-accuracy; got {given}")
+    if accuracy is not None:
+        return {"accuracy": accuracy}
+    if cloud_share is not None:
+        return {"cloud_share": cloud_share}
+    budget = DEFAULT_CLOUD_BUDGET if max_cloud_share is None else max_cloud_share
+    return {"max_cloud_share": budget, "confidence": share_confidence}
 
 
 @main.command()
@@ -670,8 +677,20 @@ def _target(cloud_share: float | None, accuracy: float | None) -> dict[str, floa
     help="Policy whose threshold is calibrated.",
 )
 @click.option(
-    "--cloud-share", type=float, default=None, help="Target share of queries sent to the cloud [default: 0.05]."
+    "--max-cloud-share",
+    type=float,
+    default=None,
+    help=f"Cloud budget: new traffic escalates at most this share, with probability --share-confidence "
+    f"(validation escalates somewhat less) [default: {DEFAULT_CLOUD_BUDGET}].",
 )
+@click.option(
+    "--share-confidence",
+    type=click.FloatRange(0.5, 0.999),
+    default=DEFAULT_SHARE_CONFIDENCE,
+    show_default=True,
+    help="With --max-cloud-share: probability that new traffic stays within the budget.",
+)
+@click.option("--cloud-share", type=float, default=None, help="Escalate exactly this share of validation instead.")
 @click.option("--target-accuracy", type=float, default=None, help="Target hybrid accuracy instead of a share.")
 @click.option(
     "--seed",
@@ -680,11 +699,20 @@ def _target(cloud_share: float | None, accuracy: float | None) -> dict[str, floa
     show_default=True,
     help="Seed for the random policy and the learned policy's fit/threshold split.",
 )
-def calibrate(run_dir: Path, policy: str, cloud_share: float | None, target_accuracy: float | None, seed: int) -> None:
+def calibrate(
+    run_dir: Path,
+    policy: str,
+    max_cloud_share: float | None,
+    share_confidence: float,
+    cloud_share: float | None,
+    target_accuracy: float | None,
+    seed: int,
+) -> None:
     """Calibrate the router on the validation split and save RUN/router.json."""
     from hybridroute.workflow import run_calibrate
 
-    router = run_calibrate(_layout(run_dir), policy, _target(cloud_share, target_accuracy), seed)
+    target = _target(cloud_share, max_cloud_share, target_accuracy, share_confidence)
+    router = run_calibrate(_layout(run_dir), policy, target, seed)
     click.echo(f"router: {router.policy}, threshold {router.threshold:.4f}; {_describe_validation(router.metrics)}")
 
 

@@ -203,6 +203,18 @@ def test_calibrate_then_route_with_in_process_cloud(tiny_hybrid_run: Path, tmp_p
     assert all(r["tier"] in {"edge", "cloud"} and r["reason"] and r["cost"] >= 0.001 for r in rows)
 
 
+def test_calibrate_defaults_to_a_five_percent_cloud_budget(tiny_hybrid_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_hybrid_run, run)
+    code, output = invoke("calibrate", "--run", str(run))
+    assert code == 0, output
+    router = json.loads((run / "router.json").read_text())
+    assert router["target"] == {"max_cloud_share": 0.05, "confidence": 0.9}
+    assert router["metrics"]["expected_cloud_share"] < 0.05
+
+
 def test_route_with_unreachable_cloud_still_answers(tiny_hybrid_run: Path) -> None:
     code, output = invoke(
         "route",
@@ -224,7 +236,15 @@ def test_route_with_unreachable_cloud_still_answers(tiny_hybrid_run: Path) -> No
     ("args", "message"),
     [
         (["calibrate", "--run", "{run}", "--cloud-share", "1.5"], "share"),
-        (["calibrate", "--run", "{run}", "--cloud-share", "0.1", "--target-accuracy", "0.9"], "not both"),
+        (
+            ["calibrate", "--run", "{run}", "--cloud-share", "0.1", "--target-accuracy", "0.9"],
+            "give one of --cloud-share, --max-cloud-share, --target-accuracy; "
+            "got ['--cloud-share', '--target-accuracy']",
+        ),
+        (
+            ["calibrate", "--run", "{run}", "--max-cloud-share", "0.1", "--share-confidence", "1"],
+            "0.5<=x<=0.999",
+        ),
         (["route", "--run", "{run}", "--policy", "learned", "hi"], "needs calibration"),
         (["route", "--run", "{run}", "--policy", "nonsense", "hi"], "unknown routing policy 'nonsense'; available:"),
         (["route", "--run", "{run}", "   "], "blank"),

@@ -145,7 +145,7 @@ def _advice_for(alert: Alert, window: Window, by_name: dict[str, Alert], fell: f
         target = round(max(0.05, (1.0 - t.min_edge_share) / 2.0), 2)
         return (
             f"edge share {v:.2f} below {limit:.2f}: the router escalates too much (top reasons: "
-            f"{_top_reasons(window)}) — recalibrate with `hybridroute calibrate --run RUN --cloud-share {target}`"
+            f"{_top_reasons(window)}) — recalibrate with `hybridroute calibrate --run RUN --max-cloud-share {target}`"
         )
     if alert.name == "accuracy_low" and drifted:
         shift = ", ".join(f"{DRIFT_NAMES[d.name.removeprefix('drift_')]} PSI {d.value:.2f}" for d in drifted)
@@ -198,7 +198,7 @@ def recommendations(
 ) -> list[str]:
     """Concrete next steps, one per alert (critical first), plus warnings from adverse trends.
 
-    Example: edge share 0.62 -> ["edge share 0.62 below 0.80: the router escalates too much ... --cloud-share 0.1`"]
+    Example: edge share 0.62 -> ["edge share 0.62 below 0.80: the router escalates too much ... --max-cloud-share 0.1`"]
     """
     t = thresholds or MonitorThresholds()
     if window.queries < t.min_window:

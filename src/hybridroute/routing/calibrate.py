@@ -15,8 +15,10 @@ together, and the achievable share closest to the target is used.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -51,6 +53,7 @@ __all__ = [
     "confidence_threshold_for_cloud_share",
     "load_router",
     "save_router",
+    "budgeted_share",
     "threshold_for_accuracy",
     "threshold_for_cloud_share",
 ]
@@ -112,6 +115,31 @@ def threshold_for_cloud_share(escalation_scores: np.ndarray | Sequence[float], s
     check_probability("share", share)
     descending = sorted_scores(escalation_scores)
     return cut_threshold(descending, nearest(tie_group_ends(descending), share * descending.size))
+
+
+def wilson_upper(escalated: int, n: int, z: float) -> float:
+    """One-sided Wilson upper bound of a share seen as ``escalated`` of ``n`` (``z``: the normal quantile).
+
+    Example: wilson_upper(50, 1000, 1.2816) -> 0.0596
+    """
+    p, z2 = escalated / n, z * z
+    centre = p + z2 / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return (centre + spread) / (1 + z2 / n)
+
+
+def budgeted_share(n: int, budget: float, confidence: float) -> float:
+    """The largest validation share k/n whose Wilson upper bound at ``confidence`` is within ``budget``.
+
+    Calibrated to it, new traffic escalates at most ``budget`` with probability about ``confidence``
+    (0 when even escalating nothing on validation cannot show that).
+
+    Example: budgeted_share(1000, 0.05, 0.9) -> 0.041 (41 of 1,000 validation queries)
+    """
+    check_probability("budget", budget)
+    z = NormalDist().inv_cdf(confidence)
+    within = [k for k in range(n + 1) if wilson_upper(k, n, z) <= budget + _ACCURACY_TOLERANCE]
+    return max(within, default=0) / n
 
 
 def confidence_threshold_for_cloud_share(confidences: np.ndarray | Sequence[float], share: float) -> float:
@@ -247,12 +275,22 @@ def split_half(data: ValidationSet, rng: np.random.Generator) -> tuple[Validatio
 # ---------------------------------------------------------------- calibration steps
 
 
+_NO_TARGET = "this policy needs a target: {'cloud_share': x}, {'max_cloud_share': x} or {'accuracy': x}"
+
+
+def target_share(target: RouterTarget, n: int) -> float:
+    """The validation cloud share a share or budget target calibrates to, on ``n`` validation queries."""
+    if target.kind == "max_cloud_share":
+        return budgeted_share(n, target.value, target.confidence)
+    return target.value
+
+
 def threshold_for_target(scores: np.ndarray, data: ValidationSet, target: RouterTarget | None) -> float:
     """Score-space threshold (``score >= t`` escalates) meeting ``target`` on ``data``."""
     if target is None:
-        raise RoutingError("this policy needs a target: {'cloud_share': x} or {'accuracy': x}")
-    if target.kind == "cloud_share":
-        return threshold_for_cloud_share(scores, target.value)
+        raise RoutingError(_NO_TARGET)
+    if target.kind != "accuracy":
+        return threshold_for_cloud_share(scores, target_share(target, len(data)))
     cloud = data.require_cloud_correct("for an accuracy target")
     return threshold_for_accuracy(scores, data.edge_correct, cloud, target.value)
 
@@ -279,9 +317,9 @@ def tune_threshold(
 def random_share(data: ValidationSet, target: RouterTarget | None) -> float:
     """The random policy's cloud share for ``target``."""
     if target is None:
-        raise RoutingError("the random policy needs a target: {'cloud_share': x} or {'accuracy': x}")
-    if target.kind == "cloud_share":
-        return target.value
+        raise RoutingError(_NO_TARGET)
+    if target.kind != "accuracy":
+        return target_share(target, len(data))
     cloud = data.require_cloud_correct("for an accuracy target")
     return random_share_for_accuracy(float(data.edge_correct.mean()), float(cloud.mean()), target.value)
 

@@ -32,7 +32,8 @@ from hybridroute.routing.learned import LogisticModel
 from hybridroute.routing.policies import POLICIES, RoutingPolicy, make_policy
 
 ROUTER_FILE = "router.json"
-TARGET_KINDS = ("cloud_share", "accuracy")
+TARGET_KINDS = ("cloud_share", "max_cloud_share", "accuracy")
+BUDGET_CONFIDENCE = 0.9  # max_cloud_share: the probability that new traffic stays within the budget
 # What ``RouterConfig.threshold`` means, per policy that has one.
 THRESHOLD_MEANING = {
     "confidence": "minimum edge confidence; below it the query escalates",
@@ -43,18 +44,25 @@ THRESHOLD_MEANING = {
 
 @dataclass(frozen=True)
 class RouterTarget:
-    """What the threshold was tuned for: a cloud share or a hybrid accuracy on validation.
+    """What the threshold was tuned for: a cloud share, a cloud budget or a hybrid accuracy on validation.
 
-    Serialized as a one-key object, e.g. ``{"cloud_share": 0.05}`` or ``{"accuracy": 0.93}``.
+    Serialized as ``{"cloud_share": 0.05}``, ``{"accuracy": 0.93}`` or
+    ``{"max_cloud_share": 0.05, "confidence": 0.9}``: the share of *new* traffic sent to the cloud
+    stays at or below 5% with probability 0.9 (see ``calibrate.budgeted_share``), so validation
+    escalates somewhat less than 5%. An exact ``cloud_share`` of 5% lands above 5% on new traffic
+    about half the time.
     """
 
     kind: str
     value: float
+    confidence: float = BUDGET_CONFIDENCE  # max_cloud_share only
 
     def __post_init__(self) -> None:
         check_choice("target kind", self.kind, TARGET_KINDS)
         check_number(f"target {self.kind}", self.value)
         check_probability(f"target {self.kind}", self.value)
+        check_number("target confidence", self.confidence)
+        check_range("target confidence", self.confidence, 0.5, 0.999)
 
     @classmethod
     def cloud_share(cls, share: float) -> RouterTarget:
@@ -62,22 +70,37 @@ class RouterTarget:
         return cls("cloud_share", share)
 
     @classmethod
+    def max_cloud_share(cls, budget: float, confidence: float = BUDGET_CONFIDENCE) -> RouterTarget:
+        """Keep the cloud share of new traffic at or below ``budget`` with probability ``confidence``."""
+        return cls("max_cloud_share", budget, confidence)
+
+    @classmethod
     def accuracy(cls, accuracy: float) -> RouterTarget:
         """Reach this hybrid accuracy on validation with the smallest cloud share."""
         return cls("accuracy", accuracy)
 
     def to_dict(self) -> dict[str, float]:
-        """``{kind: value}``."""
-        return {self.kind: self.value}
+        """``{kind: value}``, plus the confidence of a budget."""
+        extra = {"confidence": self.confidence} if self.kind == "max_cloud_share" else {}
+        return {self.kind: self.value} | extra
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> RouterTarget:
-        """Parse ``{"cloud_share": x}`` or ``{"accuracy": x}``.
+        """Parse ``{"cloud_share": x}``, ``{"accuracy": x}`` or ``{"max_cloud_share": x[, "confidence": c]}``.
 
         Example: RouterTarget.from_dict({"cloud_share": 0.05}) -> RouterTarget("cloud_share", 0.05)
         """
+        if (
+            isinstance(values, Mapping)
+            and "max_cloud_share" in values
+            and set(values) <= {"max_cloud_share", "confidence"}
+        ):
+            return cls.max_cloud_share(values["max_cloud_share"], values.get("confidence", BUDGET_CONFIDENCE))
         if not isinstance(values, Mapping) or len(values) != 1:
-            raise ConfigError(f"target must be {{'cloud_share': x}} or {{'accuracy': x}}; got {values!r}")
+            raise ConfigError(
+                "target must be {'cloud_share': x}, {'accuracy': x} or {'max_cloud_share': x, 'confidence': c}; "
+                f"got {values!r}"
+            )
         ((kind, value),) = values.items()
         return cls(kind, value)
 

@@ -45,7 +45,7 @@ def test_report_has_every_section(degraded_report: Path) -> None:
     for heading in ("Summary", "Alerts", "Trends", "Recommendations", "Cost projection", "Plots"):
         assert f">{heading}</h2>" in page
     assert "critical" in page and "edge_share_low" in page
-    assert "hybridroute calibrate --run RUN --cloud-share 0.1" in page
+    assert "hybridroute calibrate --run RUN --max-cloud-share 0.1" in page
 
 
 def test_a_healthy_log_gets_a_report_too(tmp_path: Path) -> None:

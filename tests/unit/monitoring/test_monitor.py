@@ -93,7 +93,7 @@ def test_health_falls_as_the_degradation_enters_the_window(traffic: list[Profile
 def test_recommendations_are_concrete(traffic: list[ProfiledRecord], reference: Reference) -> None:
     advice = analyze(traffic, reference, config=CONFIG).recommendations
     text = "\n".join(advice)
-    assert "hybridroute calibrate --run RUN --cloud-share 0.1" in text
+    assert "hybridroute calibrate --run RUN --max-cloud-share 0.1" in text
     assert "while inputs drifted (input length PSI" in text and "retrain on recent traffic" in text
     assert "waiting for the cloud" in text
     assert "trending" not in text  # every adverse trend here already has its alert

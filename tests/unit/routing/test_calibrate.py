@@ -10,6 +10,7 @@ from hybridroute.errors import ConfigError, RoutingError
 from hybridroute.routing import calibrate
 from hybridroute.routing.calibrate import (
     ValidationSet,
+    budgeted_share,
     calibrate_router,
     confidence_threshold_for_cloud_share,
     cut_threshold,
@@ -155,6 +156,43 @@ def test_confidence_router_for_a_cloud_share() -> None:
     assert abs(router.metrics.expected_cloud_share - 0.1) <= 1 / 300
     assert router.metrics.edge_accuracy == pytest.approx(np.mean(data["edge_probs"].argmax(1) == data["labels_idx"]))
     assert router.metrics.expected_hybrid_accuracy > router.metrics.edge_accuracy
+
+
+def test_budgeted_share_examples_and_edges() -> None:
+    assert budgeted_share(1000, 0.05, 0.9) == 0.041  # the docstring's example
+    assert budgeted_share(1000, 0.05, 0.5) == 0.05  # at even odds the budget is the share itself
+    assert budgeted_share(10, 0.05, 0.9) == 0.0  # too few queries to show any share is within 5%
+    assert budgeted_share(100, 1.0, 0.9) == 1.0
+    assert budgeted_share(1000, 0.05, 0.99) < budgeted_share(1000, 0.05, 0.9) < budgeted_share(100_000, 0.05, 0.9)
+
+
+def test_a_budget_holds_on_new_traffic_about_as_often_as_promised() -> None:
+    """Calibrate on 1,000 validation scores, then count how often 3,000 new queries stay within 5%.
+
+    An exact 5% share overshoots about half the time; the 0.9 budget about one time in ten or less
+    (the bound is on the population share, and the new sample adds its own spread).
+    """
+    rng = np.random.default_rng(0)
+    within = {"exact": 0, "budget": 0}
+    trials = 400
+    for _ in range(trials):
+        validation, new = rng.random(1000), rng.random(3000)
+        for name, share in (("exact", 0.05), ("budget", budgeted_share(1000, 0.05, 0.9))):
+            within[name] += escalated_share(new, threshold_for_cloud_share(validation, share)) <= 0.05
+    assert 0.35 < within["exact"] / trials < 0.65
+    assert within["budget"] / trials > 0.85
+
+
+def test_confidence_router_for_a_cloud_budget() -> None:
+    data = validation_data()
+    target = RouterTarget.max_cloud_share(0.1, confidence=0.9)
+    router = calibrate_router(**data, policy_name="confidence", target=target, rng=np.random.default_rng(0))
+    assert router.target == target
+    assert router.metrics is not None
+    assert router.metrics.expected_cloud_share == pytest.approx(budgeted_share(300, 0.1, 0.9), abs=1 / 300)
+    assert router.metrics.expected_cloud_share < 0.1
+    random = calibrate_router(**data, policy_name="random", target=target, rng=np.random.default_rng(0))
+    assert random.threshold == budgeted_share(300, 0.1, 0.9)
 
 
 def test_confidence_router_at_full_cloud_share_with_a_certain_edge_answer() -> None:

@@ -191,6 +191,21 @@ def test_target_parsing() -> None:
         RouterTarget.cloud_share(1.5)
     with pytest.raises(ConfigError, match="target cloud_share has the wrong type"):
         RouterTarget.from_dict({"cloud_share": "0.05"})
+    budget = RouterTarget.max_cloud_share(0.05, 0.95)
+    assert budget.to_dict() == {"max_cloud_share": 0.05, "confidence": 0.95}
+    assert RouterTarget.from_dict(budget.to_dict()) == budget
+    assert RouterTarget.from_dict({"max_cloud_share": 0.05}).confidence == 0.9
+    with pytest.raises(ConfigError, match=r"target confidence must be in \[0.5, 0.999\], got 1.0"):
+        RouterTarget.max_cloud_share(0.05, 1.0)
+    with pytest.raises(ConfigError, match="'confidence': c"):
+        RouterTarget.from_dict({"cloud_share": 0.05, "confidence": 0.9})
+
+
+def test_the_cli_default_budget_confidence_is_the_router_default() -> None:
+    from hybridroute.cli import DEFAULT_SHARE_CONFIDENCE
+    from hybridroute.routing.router_config import BUDGET_CONFIDENCE
+
+    assert DEFAULT_SHARE_CONFIDENCE == BUDGET_CONFIDENCE
 
 
 def test_build_policy_for_every_registered_name() -> None:
