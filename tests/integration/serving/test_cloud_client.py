@@ -273,8 +273,9 @@ def connections_opened(client: httpx.Client, threads: int, rounds: int) -> int:
 def test_a_shared_client_never_closes_a_connection_to_make_room() -> None:
     # httpcore 1.0's pool closes "surplus" idle connections above 20 even when one was just handed to a
     # waiting request, which then fails with "Bad file descriptor" (encode/httpcore#1110); a default
-    # client here opens about 40 connections. The shared client keeps one per thread, round after round.
-    assert connections_opened(thread_safe_client(5.0), threads=30, rounds=3) == 30
+    # client here opens about 40 connections. The shared client keeps at most one per thread, round after
+    # round (fewer when a loaded machine lets a thread finish before another starts and reuse its connection).
+    assert connections_opened(thread_safe_client(5.0), threads=30, rounds=3) <= 30
 
 
 def test_in_process_cloud_reports_model_failures(fake_classifier: EdgeClassifier) -> None:
