@@ -48,17 +48,18 @@ __all__ = [
     "RouterConfig",
     "RouterTarget",
     "ValidationMetrics",
+    "budgeted_share",
     "build_policy",
     "calibrate_router",
     "confidence_threshold_for_cloud_share",
     "load_router",
     "save_router",
-    "budgeted_share",
     "threshold_for_accuracy",
     "threshold_for_cloud_share",
 ]
 
 _ACCURACY_TOLERANCE = 1e-12  # accuracies are ratios of counts; forgive rounding at exact hits
+_NO_TARGET = "this policy needs a target: {'cloud_share': x}, {'max_cloud_share': x} or {'accuracy': x}"
 
 
 # ---------------------------------------------------------------- pure threshold helpers
@@ -275,9 +276,6 @@ def split_half(data: ValidationSet, rng: np.random.Generator) -> tuple[Validatio
 # ---------------------------------------------------------------- calibration steps
 
 
-_NO_TARGET = "this policy needs a target: {'cloud_share': x}, {'max_cloud_share': x} or {'accuracy': x}"
-
-
 def target_share(target: RouterTarget, n: int) -> float:
     """The validation cloud share a share or budget target calibrates to, on ``n`` validation queries."""
     if target.kind == "max_cloud_share":
@@ -388,8 +386,8 @@ def calibrate_router(
         cloud_correct: Whether the cloud model was right per query; needed for
             accuracy targets and hybrid-accuracy metrics, else None.
         policy_name: One of :data:`POLICIES`.
-        target: ``{"cloud_share": x}`` or ``{"accuracy": x}`` (a :class:`RouterTarget`
-            also works); required for "confidence", "learned" and "random".
+        target: ``{"cloud_share": x}``, ``{"max_cloud_share": x, "confidence": c}`` or ``{"accuracy": x}``
+            (a :class:`RouterTarget` also works); required for "confidence", "learned" and "random".
         rng: Randomness for the learned split and for building random/tutorial policies.
         temperature: The temperature ``edge_probs`` were calibrated with (recorded only).
         features: Text-signal settings; defaults to :class:`FeatureConfig`.
