@@ -37,7 +37,6 @@ logger = logging.getLogger(__name__)
 ALPHAS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 SCALE_LIMITS = (1e-2, 1e2)  # no channel is scaled by more than 100x either way
 SMOOTH_SUFFIX = "_smoothed"
-DEFAULT_TEXTS = 512  # training texts whose activations choose the smoothing
 CALIBRATION_BATCH = 32  # the padded calls' size: the edge service's default micro-batch
 WEIGHTED_OPS = ("MatMul", "Attention")  # input 0 the activation, input 1 a [in, out] weight
 
@@ -286,7 +285,7 @@ def calibration_feeds(classifier: EdgeClassifier, texts: Sequence[str], count: i
 
 
 def smooth_for_int8(
-    source: Path, target: Path, classifier: EdgeClassifier, texts: Sequence[str], count: int = DEFAULT_TEXTS
+    source: Path, target: Path, classifier: EdgeClassifier, texts: Sequence[str], count: int
 ) -> dict[str, Any]:
     """Smooth the FP32 model ``source`` into ``target`` on up to ``count`` of ``texts``; return the manifest record.
 

@@ -33,6 +33,7 @@ from hybridroute.compression.embeddings import (
 from hybridroute.compression.optimize import EncoderShape, encoder_shape, optimize_graph
 from hybridroute.compression.static import StaticSettings, quantize_static_int8
 from hybridroute.compression.vocab import prune_vocabulary, word_embedding_initializer
+from hybridroute.config import CompressConfig
 from hybridroute.errors import ConfigError
 from hybridroute.runs import RunLayout, install_folders, load_saved_split, staging_folder
 from hybridroute.runtime.bundle import MODEL_NAME, TOKENIZER_NAME, Manifest, load_manifest, write_manifest
@@ -256,7 +257,8 @@ def _smooth(
     tokenizer, pad_id = open_tokenizer(work / TOKENIZER_NAME, fp32.max_length)
     classifier = EdgeClassifier(open_session(source), tokenizer, fp32.labels, fp32.max_length, pad_id=pad_id)
     target = work / "smoothed.onnx"
-    return target, smooth_for_int8(source, target, classifier, load_saved_split(layout).train.texts)
+    texts = load_saved_split(layout).train.texts  # as many as compress calibrates on, from its config default
+    return target, smooth_for_int8(source, target, classifier, texts, CompressConfig.smoothing_texts)
 
 
 def _dynamic_int8(source: Path, target: Path) -> tuple[Any, dict[str, Any]]:
