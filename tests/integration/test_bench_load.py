@@ -49,6 +49,12 @@ def test_bench_load_measures_all_three_configurations(tiny_run: Path, tmp_path: 
         assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
     assert report["batched"]["mean_batch_size"] >= 1.0 and report["unbatched"]["mean_batch_size"] == 1.0
     assert report["plain"]["mean_batch_size"] is None
+    assert report["batched"]["server_cpu_ms_per_request"] is None  # given by URL: no process of ours to read
+    cores = report["machine"]["logical_cores"] + 0.1  # + clock-tick rounding
+    for name in ("unbatched", "plain"):  # started here: their CPU over the window is read from /proc
+        phase = report[name]
+        assert phase["server_cpu_ms_per_request"] > 0 and 0 < phase["server_cores"] <= cores, phase
+    assert report["server_cpu_ratio"] == {"unbatched_vs_batched": None, "plain_vs_batched": None}
     assert set(report["speedup"]) == {"batched_vs_unbatched", "batched_vs_plain"}
     assert report["not_measured"] == {}
     assert report["machine"]["logical_cores"] and report["settings"]["concurrency"] == 4

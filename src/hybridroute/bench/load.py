@@ -41,9 +41,13 @@ What is measured, one configuration after the other on the same model:
 
 Each is a URL the caller gives (an already-running server) or a server this module
 starts from a run folder (:class:`ServerPlan`) on a free loopback port, loads, and
-stops before the next. Started edge services write their audit log to a temporary
-folder, not to the run. SIGTERM stops the benchmark as Ctrl-C does: the servers it
-started are stopped and the temporary folder removed (see :mod:`.interrupt`).
+stops before the next. For a started server the CPU time it used over the measured
+window is read from ``/proc`` (Linux): CPU milliseconds per request, and the cores it
+kept busy. When both edge services are CPU-bound, the unbatched one's CPU per request
+over the batched one's is the most batching can multiply throughput by on that machine.
+Started edge services write their audit log to a temporary folder, not to the run.
+SIGTERM stops the benchmark as Ctrl-C does: the servers it started are stopped and
+the temporary folder removed (see :mod:`.interrupt`).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ import itertools
 import json
 import math
 import multiprocessing
+import os
 import queue
 import signal
 import socket
@@ -330,6 +335,12 @@ DEFINITIONS = {
     "mean_batch_size": "texts per model batch of the edge service in the measured window (its /metrics scraped when "
     "the window opened and after the last request); null for the plain handler or when a scrape failed",
     "speedup": "batched throughput over unbatched / plain; null when either was not measured or served nothing",
+    "server_cpu_ms_per_request": "CPU time (user + system, every thread) of a server this benchmark started, from the "
+    "window's opening to after the last request, per request sent in the window; null for a server given by URL "
+    "or where /proc cannot be read",
+    "server_cores": "that CPU time over the same wall-clock span: how many cores the server kept busy",
+    "server_cpu_ratio": "server CPU per request of unbatched / plain over batched; when both services keep the CPU "
+    "busy, the most batching can multiply throughput by on this machine; null when either was not measured",
     "not_measured": "each configuration left out (null above) and why",
 }
 
@@ -435,6 +446,8 @@ class PhaseResult:
     warmup_errors: int = 0
     unsent: int = 0
     warmup_unsent: int = 0
+    server_cpu_ms_per_request: float | None = None
+    server_cores: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -446,9 +459,12 @@ class PhaseResult:
         batch = "" if self.mean_batch_size is None else f", mean batch {self.mean_batch_size:.1f}"
         warmup = f" (+{self.warmup_errors} in the warm-up)" if self.warmup_errors else ""
         unsent = f", {self.unsent} due but never sent" if self.unsent else ""
+        cpu = ""
+        if self.server_cpu_ms_per_request is not None and self.server_cores is not None:
+            cpu = f", server CPU {self.server_cpu_ms_per_request:.2f} ms/request on {self.server_cores:.2f} cores"
         return (
             f"{self.name}: {self.throughput_rps:.1f} req/s, p50 {lat['p50']} ms, p95 {lat['p95']} ms, "
-            f"p99 {lat['p99']} ms, {self.ok} ok, {self.errors} errors{warmup}{unsent}{batch}"
+            f"p99 {lat['p99']} ms, {self.ok} ok, {self.errors} errors{warmup}{unsent}{batch}{cpu}"
         )
 
 
@@ -506,6 +522,25 @@ def speedups(phases: dict[str, PhaseResult | None]) -> dict[str, float | None]:
         return top.throughput_rps / bottom.throughput_rps
 
     return {"batched_vs_unbatched": ratio("unbatched"), "batched_vs_plain": ratio("plain")}
+
+
+def cpu_ratios(phases: dict[str, PhaseResult | None]) -> dict[str, float | None]:
+    """Server CPU per request of the other two configurations over the batched service's.
+
+    When both services keep the CPU busy, throughput is cores over CPU per request, so
+    ``unbatched_vs_batched`` is the most batching can multiply throughput by on this machine.
+
+    Example: batched 2.0 ms/request, unbatched 3.0, plain not measured
+        -> {"unbatched_vs_batched": 1.5, "plain_vs_batched": None}
+    """
+
+    def ratio(other: str) -> float | None:
+        base, top = phases.get("batched"), phases.get(other)
+        if base is None or top is None or not base.server_cpu_ms_per_request or top.server_cpu_ms_per_request is None:
+            return None
+        return top.server_cpu_ms_per_request / base.server_cpu_ms_per_request
+
+    return {"unbatched_vs_batched": ratio("unbatched"), "plain_vs_batched": ratio("plain")}
 
 
 # ---------------------------------------------------------------- clients (in the client processes)
@@ -862,6 +897,43 @@ def started_server(command: Sequence[str], url: str, log: Path, timeout_s: float
             stop_process(process)
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU seconds process ``pid`` (all its threads) has used; None where ``/proc`` cannot tell."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+        # Fields after the parenthesised command name (which may hold spaces) start at field 3, the state;
+        # utime and stime are fields 14 and 15, in clock ticks.
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class CpuMark:
+    """A server process's CPU seconds used so far, and when they were read."""
+
+    cpu_s: float
+    at: float  # time.monotonic()
+
+    @classmethod
+    def read(cls, pid: int | None) -> CpuMark | None:
+        """The mark now; None without a process to read."""
+        cpu = None if pid is None else process_cpu_seconds(pid)
+        return None if cpu is None else cls(cpu, time.monotonic())
+
+
+def server_cpu(before: CpuMark | None, after: CpuMark | None, requests: int) -> tuple[float | None, float | None]:
+    """(CPU milliseconds per request, cores kept busy) between two marks; (None, None) without both or requests.
+
+    Example: 3 CPU seconds over 2 s for 1,000 requests -> (3.0, 1.5)
+    """
+    if before is None or after is None or requests <= 0 or after.at <= before.at:
+        return None, None
+    used = after.cpu_s - before.cpu_s
+    return 1000.0 * used / requests, used / (after.at - before.at)
+
+
 def fetch_text(url: str) -> str | None:
     """The body of ``GET url``, or None when it cannot be had."""
     try:
@@ -877,25 +949,36 @@ def fetch_text(url: str) -> str | None:
 Progress = Callable[[str], None]
 
 
-def measure(target: Target, url: str, bodies: Sequence[bytes], config: LoadConfig) -> PhaseResult:
+def measure(
+    target: Target, url: str, bodies: Sequence[bytes], config: LoadConfig, pid: int | None = None
+) -> PhaseResult:
     """Load one running server and summarize.
 
     The edge service's mean batch size comes from its /metrics, scraped when the measured window opens and
     after the last request: the window's batches, not the warm-up's nor traffic the server saw earlier (a
     ``--url`` server's other runs). None when either scrape failed rather than a figure over the wrong span.
+    With the server's ``pid`` (a server this module started), its CPU time over the same span is read too,
+    per request sent in the window (failed ones included: they cost CPU as well).
     """
     edge = target.name != "plain"
     at_window: list[str | None] = []
+    cpu_at_window: list[CpuMark | None] = []
 
-    def scrape() -> None:
-        at_window.append(fetch_text(f"{url}/metrics"))
+    def mark_window() -> None:
+        cpu_at_window.append(CpuMark.read(pid))
+        if edge:
+            at_window.append(fetch_text(f"{url}/metrics"))
 
-    tally, measure_at = drive_load(url, bodies, config, scrape if edge else None)
+    tally, measure_at = drive_load(url, bodies, config, mark_window)
+    cpu_after = CpuMark.read(pid)
     result = summarize(target.name, url, tally, measure_at, config.duration_s)
     after = fetch_text(f"{url}/metrics") if edge else None
     before = at_window[0] if at_window else None
     batch = mean_batch_size(after, before) if after and before else None
-    return PhaseResult(**(asdict(result) | {"mean_batch_size": batch}))
+    cpu_ms, cores = server_cpu(cpu_at_window[0] if cpu_at_window else None, cpu_after, result.ok + result.errors)
+    return PhaseResult(
+        **(asdict(result) | {"mean_batch_size": batch, "server_cpu_ms_per_request": cpu_ms, "server_cores": cores})
+    )
 
 
 def run_phase(
@@ -922,9 +1005,9 @@ def run_phase(
     progress(f"{target.name} ({target.description}): starting on {url} ...")
     command = server_command(target.name, plan, port, workdir)
     started = time.monotonic()
-    with started_server(command, url, workdir / f"{target.name}.log", plan.startup_timeout_s):
+    with started_server(command, url, workdir / f"{target.name}.log", plan.startup_timeout_s) as process:
         progress(f"{target.name}: ready in {time.monotonic() - started:.1f} s; {load} ...")
-        return measure(target, url, bodies, config)
+        return measure(target, url, bodies, config, process.pid)
 
 
 def run_load_bench(
@@ -966,6 +1049,7 @@ def run_load_bench(
         "settings": settings,
         **{name: None if phase is None else phase.to_dict() for name, phase in phases.items()},
         "speedup": speedups(phases),
+        "server_cpu_ratio": cpu_ratios(phases),
         "not_measured": {name: NOT_MEASURED[name] for name, phase in phases.items() if phase is None},
         "definitions": DEFINITIONS,
     }
@@ -978,8 +1062,8 @@ def run_load_bench(
 def markdown_table(result: dict[str, Any]) -> str:
     """The result as a small Markdown table."""
     rows = [
-        "| configuration | req/s | p50 ms | p95 ms | p99 ms | errors | mean batch |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| configuration | req/s | p50 ms | p95 ms | p99 ms | errors | mean batch | server CPU ms/req | server cores |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def cell(value: float | None, digits: int = 1) -> str:
@@ -988,7 +1072,7 @@ def markdown_table(result: dict[str, Any]) -> str:
     for name in CONFIGURATIONS:
         phase = result.get(name)
         if phase is None:
-            rows.append(f"| {name} | not measured | | | | | |")
+            rows.append(f"| {name} | not measured | | | | | | | |")
             continue
         lat = phase["latency_ms"]
         warmup = phase.get("warmup_errors") or 0  # results saved before it was counted have none
@@ -997,7 +1081,8 @@ def markdown_table(result: dict[str, Any]) -> str:
         errors += f" (+{unsent} never sent)" if unsent else ""
         rows.append(
             f"| {name} | {phase['throughput_rps']:.1f} | {cell(lat['p50'])} | {cell(lat['p95'])} | "
-            f"{cell(lat['p99'])} | {errors} | {cell(phase['mean_batch_size'])} |"
+            f"{cell(lat['p99'])} | {errors} | {cell(phase['mean_batch_size'])} | "
+            f"{cell(phase.get('server_cpu_ms_per_request'), 2)} | {cell(phase.get('server_cores'), 2)} |"
         )
     offered, verdicts = result.get("settings", {}).get("rate_rps"), result.get("kept_up", {})
     for name in CONFIGURATIONS:
@@ -1013,6 +1098,12 @@ def markdown_table(result: dict[str, Any]) -> str:
         rows.append(f"\nbatched / unbatched throughput: {speed['batched_vs_unbatched']:.2f}x")
     if speed.get("batched_vs_plain") is not None:
         rows.append(f"batched / plain throughput: {speed['batched_vs_plain']:.2f}x")
+    cpu = (result.get("server_cpu_ratio") or {}).get("unbatched_vs_batched")  # results saved before have none
+    if cpu is not None:
+        rows.append(
+            f"server CPU per request, unbatched / batched: {cpu:.2f}x "
+            "(with both services CPU-bound, the most batching can multiply throughput by here)"
+        )
     return "\n".join(rows)
 
 

@@ -45,9 +45,15 @@ COMPRESSION_TIMINGS = (
     ("speedup_vs_tutorial_p95",),
     ("throughput_qps",),
 )
-LOAD_TIMINGS = (("throughput_rps",), *(("latency_ms", stat) for stat in LATENCY_STATS))
+LOAD_TIMINGS = (
+    ("throughput_rps",),
+    *(("latency_ms", stat) for stat in LATENCY_STATS),
+    ("server_cpu_ms_per_request",),  # results saved before it was measured have none: left out
+    ("server_cores",),
+)
 LOAD_CONFIGURATIONS = ("batched", "unbatched", "plain")
 LOAD_SPEEDUPS = ("batched_vs_unbatched", "batched_vs_plain")
+LOAD_CPU_RATIO = "unbatched_vs_batched"  # server CPU per request: the speed-up's ceiling when both are CPU-bound
 SAME_IN_EVERY_LOAD_RUN = (
     ("settings", "concurrency"),
     ("settings", "rate_rps"),
@@ -81,6 +87,8 @@ LOAD_DEFINITIONS = {
     "throughput and latency percentiles, and its errors and unsent requests (open loop: due, never sent) "
     "summed over the runs",
     "speedup": "median across runs of each run's ratio of throughputs, not the ratio of the medians",
+    "server_cpu_ratio": "median across runs of each run's unbatched / batched server CPU per request (left out when "
+    "a run did not measure it)",
 }
 
 
@@ -257,11 +265,13 @@ def summarise_load_runs(results: Sequence[Mapping[str, Any]], names: Sequence[st
             configurations[name] = _timings(phases, LOAD_TIMINGS) | {
                 key: sum(int(p.get(key, 0)) for p in phases) for key in LOAD_COUNTS
             }
+    cpu_ratio = _timings([r.get("server_cpu_ratio") or {} for r in results], [(LOAD_CPU_RATIO,)])
     return {
         "benchmark": "load",
         "runs": _run_entries(results, names),
         "configurations": configurations,
         "speedup": _timings([r.get("speedup") or {} for r in results], [(k,) for k in LOAD_SPEEDUPS]),
+        **({"server_cpu_ratio": cpu_ratio} if cpu_ratio else {}),  # runs saved before it was measured have none
         "machine": results[0].get("machine"),
         "definitions": LOAD_DEFINITIONS,
     }
@@ -347,6 +357,8 @@ def load_markdown_table(summary: Mapping[str, Any]) -> str:
         (f"{name} req/s", configurations[name].get("throughput_rps"), 1, "") for name in configurations
     ]
     columns += [(key.replace("_vs_", " / "), speedups.get(key), 2, "×") for key in LOAD_SPEEDUPS]
+    if cpu := summary.get("server_cpu_ratio", {}).get(LOAD_CPU_RATIO):
+        columns.append(("CPU/request unbatched / batched", cpu, 2, "×"))
     columns.append(("batched p99 ms", configurations["batched"].get("latency_ms.p99"), 1, ""))
     lines = [f"bench load, {len(summary['runs'])} runs", "", *_per_run_table(summary["runs"], columns)]
     errors = ", ".join(f"{name} {figures['errors']}" for name, figures in configurations.items())

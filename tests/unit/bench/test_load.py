@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from hybridroute.bench.load import (
     DEFAULT_TEXTS,
     ClientPlan,
+    CpuMark,
     LoadConfig,
     PhaseResult,
     ServerPlan,
@@ -32,6 +33,7 @@ from hybridroute.bench.load import (
     address_of,
     check_url,
     client_plans,
+    cpu_ratios,
     drive_load,
     due_times,
     free_port,
@@ -45,11 +47,13 @@ from hybridroute.bench.load import (
     overdue,
     percentile,
     plan_targets,
+    process_cpu_seconds,
     read_texts,
     request_bodies,
     request_texts,
     run_client,
     server_command,
+    server_cpu,
     speedups,
     split_clients,
     summarize,
@@ -141,6 +145,43 @@ def test_speedups_compare_the_batched_service_with_the_others() -> None:
         "batched_vs_plain": None,
     }
     assert speedups({"batched": None, "unbatched": phase(1.0)})["batched_vs_unbatched"] is None
+
+
+def test_server_cpu_is_per_request_and_in_cores_between_two_marks() -> None:
+    assert server_cpu(CpuMark(10.0, 100.0), CpuMark(13.0, 102.0), 1000) == (3.0, 1.5)
+    assert server_cpu(None, CpuMark(13.0, 102.0), 1000) == (None, None)
+    assert server_cpu(CpuMark(10.0, 100.0), CpuMark(13.0, 102.0), 0) == (None, None)  # nothing was served
+
+
+def test_process_cpu_seconds_grows_with_work_and_is_none_for_no_process() -> None:
+    before = process_cpu_seconds(os.getpid())
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:  # burn 0.2 s of CPU in this process
+        pass
+    after = process_cpu_seconds(os.getpid())
+    assert before is not None and after is not None and after - before >= 0.15
+    assert process_cpu_seconds(-1) is None and CpuMark.read(None) is None
+
+
+def test_cpu_ratios_compare_the_others_cpu_per_request_with_the_batched_services() -> None:
+    def phase(cpu_ms: float | None) -> PhaseResult:
+        return PhaseResult("x", "u", 1.0, latency_summary([1.0]), 1, 0, {}, 1.0, 1, server_cpu_ms_per_request=cpu_ms)
+
+    ratios = cpu_ratios({"batched": phase(2.0), "unbatched": phase(3.0), "plain": phase(None)})
+    assert ratios == {"unbatched_vs_batched": 1.5, "plain_vs_batched": None}
+    assert cpu_ratios({"batched": phase(None), "unbatched": phase(3.0)})["unbatched_vs_batched"] is None
+
+
+def test_markdown_table_shows_server_cpu_and_its_ratio() -> None:
+    def phase(name: str, cpu_ms: float) -> dict[str, object]:
+        found = PhaseResult(name, "u", 400.0, latency_summary([1.0]), 1, 0, {}, 1.0, 1, None, 0, 0, 0, cpu_ms, 1.5)
+        return found.to_dict()
+
+    result = {"batched": phase("batched", 2.0), "unbatched": phase("unbatched", 3.0), "plain": None, "speedup": {}}
+    table = markdown_table(result | {"server_cpu_ratio": {"unbatched_vs_batched": 1.5}})
+    assert "| - | 2.00 | 1.50 |" in table and "| - | 3.00 | 1.50 |" in table
+    assert "server CPU per request, unbatched / batched: 1.50x" in table
+    assert "server CPU per request" not in markdown_table(result)  # results saved before it was measured
 
 
 def test_markdown_table_marks_what_was_not_measured() -> None:
@@ -441,6 +482,24 @@ def test_the_mean_batch_size_covers_the_measured_window_not_the_warm_up() -> Non
         server.server_close()
     assert result.ok > 0 and handler.batches > result.ok  # the warm-up's batches happened, the 100-text one first
     assert result.mean_batch_size == 1.0  # scraped before the warm-up, it would be (100 + n - 1) / n
+    assert result.server_cpu_ms_per_request is None and result.server_cores is None  # no pid: a server given by URL
+
+
+def test_measure_reads_the_cpu_a_server_process_used_over_the_window() -> None:
+    handler = type("Handler", (_MetricsHandler,), {"lock": threading.Lock(), "texts": 0, "batches": 0})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)  # served by this process: its pid is the server's
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    config = LoadConfig(concurrency=2, processes=1, warmup_s=0.2, duration_s=0.6)
+    try:
+        result = measure(Target("batched"), url, request_bodies(["hello"]), config, os.getpid())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.ok > 0 and result.server_cpu_ms_per_request is not None and result.server_cores is not None
+    cores = (os.cpu_count() or 1) + 0.1  # + clock-tick rounding
+    assert result.server_cpu_ms_per_request > 0 and 0 < result.server_cores <= cores
+    assert "server CPU" in result.line()
 
 
 def test_requests_that_failed_in_the_warm_up_are_reported_apart() -> None:

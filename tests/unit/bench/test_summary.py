@@ -278,6 +278,20 @@ def test_load_summary_takes_the_median_of_each_runs_ratio() -> None:
     assert "errors over all runs: batched 0, unbatched 0, plain 0" in table
 
 
+def test_load_summary_takes_the_median_server_cpu_and_its_ratio_when_measured() -> None:
+    runs = [_load(600.0, 400.0), _load(700.0, 350.0), _load(660.0, 500.0)]
+    for run, (batched, unbatched) in zip(runs, [(2.0, 3.0), (2.2, 2.9), (2.1, 3.3)], strict=True):
+        run["batched"]["server_cpu_ms_per_request"], run["unbatched"]["server_cpu_ms_per_request"] = batched, unbatched
+        run["server_cpu_ratio"] = {"unbatched_vs_batched": unbatched / batched, "plain_vs_batched": None}
+    found = summarise_load_runs(runs, ["a", "b", "c"])
+    assert found["configurations"]["batched"]["server_cpu_ms_per_request"]["median"] == 2.1
+    assert found["server_cpu_ratio"]["unbatched_vs_batched"]["median"] == 1.5  # of 1.5, 1.318, 1.571
+    assert "CPU/request unbatched / batched" in load_markdown_table(found) and "**1.50×** | **50.0** |" in (
+        load_markdown_table(found)
+    )
+    assert "server_cpu_ratio" not in summarise_load_runs(runs[:1] + [_load(1.0, 1.0)], ["a", "d"])  # one lacks it
+
+
 def test_load_summary_leaves_out_configurations_some_runs_did_not_measure() -> None:
     runs = [_load(600.0, 400.0), _load(700.0, None)]
     found = summarise_load_runs(runs, ["a", "b"])
