@@ -509,19 +509,29 @@ def kept_up(offered_rps: float, served_rps: float, tolerance: float = 0.02) -> b
     return served_rps >= (1.0 - tolerance) * offered_rps
 
 
+def phase_ratio(top: PhaseResult | None, bottom: PhaseResult | None, field: str) -> float | None:
+    """``top``'s ``field`` over ``bottom``'s; None when either phase or figure is missing or the divisor is not > 0.
+
+    Example: throughput 400 over 100 -> 4.0; over a phase that served nothing -> None
+    """
+    if top is None or bottom is None:
+        return None
+    numerator, divisor = getattr(top, field), getattr(bottom, field)
+    if numerator is None or divisor is None or divisor <= 0:
+        return None
+    return float(numerator / divisor)
+
+
 def speedups(phases: dict[str, PhaseResult | None]) -> dict[str, float | None]:
     """Throughput of the batched service over the other two.
 
     Example: batched 400, unbatched 150, plain 100 -> {"batched_vs_unbatched": 2.67, "batched_vs_plain": 4.0}
     """
-
-    def ratio(other: str) -> float | None:
-        top, bottom = phases.get("batched"), phases.get(other)
-        if top is None or bottom is None or bottom.throughput_rps <= 0:
-            return None
-        return top.throughput_rps / bottom.throughput_rps
-
-    return {"batched_vs_unbatched": ratio("unbatched"), "batched_vs_plain": ratio("plain")}
+    batched = phases.get("batched")
+    return {
+        f"batched_vs_{other}": phase_ratio(batched, phases.get(other), "throughput_rps")
+        for other in ("unbatched", "plain")
+    }
 
 
 def cpu_ratios(phases: dict[str, PhaseResult | None]) -> dict[str, float | None]:
@@ -533,14 +543,11 @@ def cpu_ratios(phases: dict[str, PhaseResult | None]) -> dict[str, float | None]
     Example: batched 2.0 ms/request, unbatched 3.0, plain not measured
         -> {"unbatched_vs_batched": 1.5, "plain_vs_batched": None}
     """
-
-    def ratio(other: str) -> float | None:
-        base, top = phases.get("batched"), phases.get(other)
-        if base is None or top is None or not base.server_cpu_ms_per_request or top.server_cpu_ms_per_request is None:
-            return None
-        return top.server_cpu_ms_per_request / base.server_cpu_ms_per_request
-
-    return {"unbatched_vs_batched": ratio("unbatched"), "plain_vs_batched": ratio("plain")}
+    batched = phases.get("batched")
+    return {
+        f"{other}_vs_batched": phase_ratio(phases.get(other), batched, "server_cpu_ms_per_request")
+        for other in ("unbatched", "plain")
+    }
 
 
 # ---------------------------------------------------------------- clients (in the client processes)
