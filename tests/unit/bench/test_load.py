@@ -298,16 +298,19 @@ class _SlowHandler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def _http_server(delay_s: float) -> Iterator[str]:
-    handler = type("Handler", (_SlowHandler,), {"delay_s": delay_s, "protocol_version": "HTTP/1.1"})
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """``handler`` served on a loopback port by threads of this process, until the block ends; yields its URL."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _http_server(delay_s: float) -> contextlib.AbstractContextManager[str]:
+    return _serving(type("Handler", (_SlowHandler,), {"delay_s": delay_s, "protocol_version": "HTTP/1.1"}))
 
 
 def test_an_open_loop_client_sends_at_its_rate_not_as_fast_as_it_can() -> None:
@@ -469,33 +472,25 @@ class _MetricsHandler(BaseHTTPRequestHandler):
         pass
 
 
+def _metrics_handler() -> type[_MetricsHandler]:
+    """A fresh :class:`_MetricsHandler` subclass: its own lock and counts."""
+    return type("Handler", (_MetricsHandler,), {"lock": threading.Lock(), "texts": 0, "batches": 0})
+
+
 def test_the_mean_batch_size_covers_the_measured_window_not_the_warm_up() -> None:
-    handler = type("Handler", (_MetricsHandler,), {"lock": threading.Lock(), "texts": 0, "batches": 0})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
+    handler = _metrics_handler()
     config = LoadConfig(concurrency=1, processes=1, warmup_s=0.4, duration_s=0.4)
-    try:
+    with _serving(handler) as url:
         result = measure(Target("batched"), url, request_bodies(["hello"]), config)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert result.ok > 0 and handler.batches > result.ok  # the warm-up's batches happened, the 100-text one first
     assert result.mean_batch_size == 1.0  # scraped before the warm-up, it would be (100 + n - 1) / n
     assert result.server_cpu_ms_per_request is None and result.server_cores is None  # no pid: a server given by URL
 
 
 def test_measure_reads_the_cpu_a_server_process_used_over_the_window() -> None:
-    handler = type("Handler", (_MetricsHandler,), {"lock": threading.Lock(), "texts": 0, "batches": 0})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)  # served by this process: its pid is the server's
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
     config = LoadConfig(concurrency=2, processes=1, warmup_s=0.2, duration_s=0.6)
-    try:
+    with _serving(_metrics_handler()) as url:  # served by this process: its pid is the server's
         result = measure(Target("batched"), url, request_bodies(["hello"]), config, os.getpid())
-    finally:
-        server.shutdown()
-        server.server_close()
     assert result.ok > 0 and result.server_cpu_ms_per_request is not None and result.server_cores is not None
     cores = (os.cpu_count() or 1) + 0.1  # + clock-tick rounding
     assert result.server_cpu_ms_per_request > 0 and 0 < result.server_cores <= cores
