@@ -50,6 +50,8 @@ def test_bench_load_measures_all_three_configurations(tiny_run: Path, tmp_path: 
     assert report["batched"]["mean_batch_size"] >= 1.0 and report["unbatched"]["mean_batch_size"] == 1.0
     assert report["plain"]["mean_batch_size"] is None
     assert report["batched"]["server_cpu_ms_per_request"] is None  # given by URL: no process of ours to read
+    for name in ("batched", "unbatched", "plain"):  # this machine's CPUs, whoever started the server
+        assert 0 < report[name]["machine_busy_pct"] <= 100, report[name]
     cores = report["machine"]["logical_cores"] + 0.1  # + clock-tick rounding
     for name in ("unbatched", "plain"):  # started here: their CPU over the window is read from /proc
         phase = report[name]

@@ -45,6 +45,9 @@ stops before the next. For a started server the CPU time it used over the measur
 window is read from ``/proc`` (Linux): CPU milliseconds per request, and the cores it
 kept busy. When both edge services are CPU-bound, the unbatched one's CPU per request
 over the batched one's is the most batching can multiply throughput by on that machine.
+Whether they were is the machine's busy share over the same window (``/proc/stat``: every
+CPU, every process, load clients included): well below 100% means the configuration was
+held back by something other than CPU (waits, the interpreter lock, its concurrency).
 Started edge services write their audit log to a temporary folder, not to the run.
 SIGTERM stops the benchmark as Ctrl-C does: the servers it started are stopped and
 the temporary folder removed (see :mod:`.interrupt`).
@@ -85,6 +88,9 @@ HOST = "127.0.0.1"
 READY_TIMEOUT_S = 60.0  # longest a live client process may take to start (a dead one is noticed at once)
 POLL_S = 0.1  # how often the caller checks that its client processes are still alive
 CONFIGURATIONS = ("batched", "unbatched", "plain")
+PROC_STAT = Path("/proc/stat")
+# A configuration that left more than a tenth of the machine's CPU idle was held back by something else.
+CPU_BOUND_PCT = 90.0
 DESCRIPTIONS = {
     "batched": "edge service, micro-batching on",
     "unbatched": "edge service, micro-batching off (max batch 1)",
@@ -341,6 +347,10 @@ DEFINITIONS = {
     "server_cores": "that CPU time over the same wall-clock span: how many cores the server kept busy",
     "server_cpu_ratio": "server CPU per request of unbatched / plain over batched; when both services keep the CPU "
     "busy, the most batching can multiply throughput by on this machine; null when either was not measured",
+    "machine_busy_pct": "share of this machine's CPU time (all CPUs, all processes, load clients included) that was "
+    "not idle or waiting for I/O over the same span as server_cpu_ms_per_request (from /proc/stat; time stolen by a "
+    "hypervisor counts as busy); well below 100 means the configuration was not CPU-bound; null where /proc/stat "
+    "cannot be read",
     "not_measured": "each configuration left out (null above) and why",
 }
 
@@ -448,6 +458,7 @@ class PhaseResult:
     warmup_unsent: int = 0
     server_cpu_ms_per_request: float | None = None
     server_cores: float | None = None
+    machine_busy_pct: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -462,6 +473,8 @@ class PhaseResult:
         cpu = ""
         if self.server_cpu_ms_per_request is not None and self.server_cores is not None:
             cpu = f", server CPU {self.server_cpu_ms_per_request:.2f} ms/request on {self.server_cores:.2f} cores"
+        if self.machine_busy_pct is not None:
+            cpu += f", machine {self.machine_busy_pct:.0f}% busy"
         return (
             f"{self.name}: {self.throughput_rps:.1f} req/s, p50 {lat['p50']} ms, p95 {lat['p95']} ms, "
             f"p99 {lat['p99']} ms, {self.ok} ok, {self.errors} errors{warmup}{unsent}{batch}{cpu}"
@@ -941,6 +954,43 @@ def server_cpu(before: CpuMark | None, after: CpuMark | None, requests: int) -> 
     return 1000.0 * used / requests, used / (after.at - before.at)
 
 
+def machine_cpu_ticks(stat: str) -> tuple[int, int] | None:
+    """(busy, total) clock ticks of all CPUs so far, from the text of ``/proc/stat``; None when it has no such line.
+
+    Busy is everything but idle and I/O wait (user, nice, system, irq, softirq and steal: time a hypervisor gave
+    to others was not ours either). Guest time is already inside user and nice, so it is not added again.
+
+    Example: "cpu  10 0 5 80 5 0 0 0 0 0" -> (15, 100)
+    """
+    first = stat.split("\n", 1)[0].split()
+    if len(first) < 5 or first[0] != "cpu":
+        return None
+    try:
+        ticks = [int(value) for value in first[1:9]]
+    except ValueError:
+        return None
+    total = sum(ticks)
+    return total - ticks[3] - ticks[4], total
+
+
+def read_machine_ticks(stat_file: Path = PROC_STAT) -> tuple[int, int] | None:
+    """:func:`machine_cpu_ticks` now; None where ``/proc/stat`` cannot be read."""
+    try:
+        return machine_cpu_ticks(stat_file.read_text(encoding="ascii"))
+    except OSError:
+        return None
+
+
+def busy_pct(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """Percent of the CPU ticks between two readings that were busy; None without both or without ticks between.
+
+    Example: (15, 100) then (105, 200) -> 90.0
+    """
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return 100.0 * (after[0] - before[0]) / (after[1] - before[1])
+
+
 def fetch_text(url: str) -> str | None:
     """The body of ``GET url``, or None when it cannot be had."""
     try:
@@ -965,27 +1015,30 @@ def measure(
     after the last request: the window's batches, not the warm-up's nor traffic the server saw earlier (a
     ``--url`` server's other runs). None when either scrape failed rather than a figure over the wrong span.
     With the server's ``pid`` (a server this module started), its CPU time over the same span is read too,
-    per request sent in the window (failed ones included: they cost CPU as well).
+    per request sent in the window (failed ones included: they cost CPU as well); and, for every server, how busy
+    this machine's CPUs were over that span.
     """
     edge = target.name != "plain"
     at_window: list[str | None] = []
     cpu_at_window: list[CpuMark | None] = []
+    machine_at_window: list[tuple[int, int] | None] = []
 
     def mark_window() -> None:
         cpu_at_window.append(CpuMark.read(pid))
+        machine_at_window.append(read_machine_ticks())
         if edge:
             at_window.append(fetch_text(f"{url}/metrics"))
 
     tally, measure_at = drive_load(url, bodies, config, mark_window)
-    cpu_after = CpuMark.read(pid)
+    cpu_after, machine_after = CpuMark.read(pid), read_machine_ticks()
     result = summarize(target.name, url, tally, measure_at, config.duration_s)
     after = fetch_text(f"{url}/metrics") if edge else None
     before = at_window[0] if at_window else None
     batch = mean_batch_size(after, before) if after and before else None
     cpu_ms, cores = server_cpu(cpu_at_window[0] if cpu_at_window else None, cpu_after, result.ok + result.errors)
-    return PhaseResult(
-        **(asdict(result) | {"mean_batch_size": batch, "server_cpu_ms_per_request": cpu_ms, "server_cores": cores})
-    )
+    machine = busy_pct(machine_at_window[0] if machine_at_window else None, machine_after)
+    found = {"mean_batch_size": batch, "server_cpu_ms_per_request": cpu_ms, "server_cores": cores}
+    return PhaseResult(**(asdict(result) | found | {"machine_busy_pct": machine}))
 
 
 def run_phase(
@@ -1069,8 +1122,9 @@ def run_load_bench(
 def markdown_table(result: dict[str, Any]) -> str:
     """The result as a small Markdown table."""
     rows = [
-        "| configuration | req/s | p50 ms | p95 ms | p99 ms | errors | mean batch | server CPU ms/req | server cores |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| configuration | req/s | p50 ms | p95 ms | p99 ms | errors | mean batch | server CPU ms/req | server cores "
+        "| machine busy % |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def cell(value: float | None, digits: int = 1) -> str:
@@ -1079,7 +1133,7 @@ def markdown_table(result: dict[str, Any]) -> str:
     for name in CONFIGURATIONS:
         phase = result.get(name)
         if phase is None:
-            rows.append(f"| {name} | not measured | | | | | | | |")
+            rows.append(f"| {name} | not measured | | | | | | | | |")
             continue
         lat = phase["latency_ms"]
         warmup = phase.get("warmup_errors") or 0  # results saved before it was counted have none
@@ -1089,7 +1143,8 @@ def markdown_table(result: dict[str, Any]) -> str:
         rows.append(
             f"| {name} | {phase['throughput_rps']:.1f} | {cell(lat['p50'])} | {cell(lat['p95'])} | "
             f"{cell(lat['p99'])} | {errors} | {cell(phase['mean_batch_size'])} | "
-            f"{cell(phase.get('server_cpu_ms_per_request'), 2)} | {cell(phase.get('server_cores'), 2)} |"
+            f"{cell(phase.get('server_cpu_ms_per_request'), 2)} | {cell(phase.get('server_cores'), 2)} | "
+            f"{cell(phase.get('machine_busy_pct'), 0)} |"
         )
     offered, verdicts = result.get("settings", {}).get("rate_rps"), result.get("kept_up", {})
     for name in CONFIGURATIONS:
@@ -1111,7 +1166,28 @@ def markdown_table(result: dict[str, Any]) -> str:
             f"server CPU per request, unbatched / batched: {cpu:.2f}x "
             "(with both services CPU-bound, the most batching can multiply throughput by here)"
         )
+    if busy := machine_busy_note(result):
+        rows.append(busy)
     return "\n".join(rows)
+
+
+def machine_busy_note(result: dict[str, Any]) -> str:
+    """A line with how busy the machine was in each configuration, and whether that says CPU-bound ('' if unknown).
+
+    Example: batched 78%, unbatched 96% ->
+        "machine busy: batched 78%, unbatched 96% (below 90%, not CPU-bound: batched)"
+    """
+    found = {
+        name: phase["machine_busy_pct"]
+        for name in CONFIGURATIONS
+        if (phase := result.get(name)) and phase.get("machine_busy_pct") is not None  # none in older results
+    }
+    if not found:
+        return ""
+    line = "machine busy: " + ", ".join(f"{name} {pct:.0f}%" for name, pct in found.items())
+    if idle := [name for name, pct in found.items() if pct < CPU_BOUND_PCT]:
+        line += f" (below {CPU_BOUND_PCT:.0f}%, not CPU-bound: {', '.join(idle)})"
+    return line
 
 
 def unsent_note(name: str, phase: dict[str, Any]) -> str:

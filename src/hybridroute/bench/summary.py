@@ -50,6 +50,7 @@ LOAD_TIMINGS = (
     *(("latency_ms", stat) for stat in LATENCY_STATS),
     ("server_cpu_ms_per_request",),  # results saved before it was measured have none: left out
     ("server_cores",),
+    ("machine_busy_pct",),
 )
 LOAD_CONFIGURATIONS = ("batched", "unbatched", "plain")
 LOAD_SPEEDUPS = ("batched_vs_unbatched", "batched_vs_plain")
@@ -359,6 +360,11 @@ def load_markdown_table(summary: Mapping[str, Any]) -> str:
     columns += [(key.replace("_vs_", " / "), speedups.get(key), 2, "×") for key in LOAD_SPEEDUPS]
     if cpu := summary.get("server_cpu_ratio", {}).get(LOAD_CPU_RATIO):
         columns.append(("CPU/request unbatched / batched", cpu, 2, "×"))
+    columns += [
+        (f"{name} machine busy %", busy, 0, "")
+        for name in ("batched", "unbatched")
+        if (busy := configurations.get(name, {}).get("machine_busy_pct"))  # runs saved before it was measured
+    ]
     columns.append(("batched p99 ms", configurations["batched"].get("latency_ms.p99"), 1, ""))
     lines = [f"bench load, {len(summary['runs'])} runs", "", *_per_run_table(summary["runs"], columns)]
     errors = ", ".join(f"{name} {figures['errors']}" for name, figures in configurations.items())

@@ -31,6 +31,7 @@ from hybridroute.bench.load import (
     Tally,
     Target,
     address_of,
+    busy_pct,
     check_url,
     client_plans,
     cpu_ratios,
@@ -39,6 +40,8 @@ from hybridroute.bench.load import (
     free_port,
     kept_up,
     latency_summary,
+    machine_busy_note,
+    machine_cpu_ticks,
     markdown_table,
     mean_batch_size,
     measure,
@@ -48,6 +51,7 @@ from hybridroute.bench.load import (
     percentile,
     plan_targets,
     process_cpu_seconds,
+    read_machine_ticks,
     read_texts,
     request_bodies,
     request_texts,
@@ -182,6 +186,42 @@ def test_markdown_table_shows_server_cpu_and_its_ratio() -> None:
     assert "| - | 2.00 | 1.50 |" in table and "| - | 3.00 | 1.50 |" in table
     assert "server CPU per request, unbatched / batched: 1.50x" in table
     assert "server CPU per request" not in markdown_table(result)  # results saved before it was measured
+
+
+def test_machine_cpu_ticks_count_everything_but_idle_and_io_wait_as_busy() -> None:
+    stat = "cpu  100 5 30 800 20 1 4 40 7 0\ncpu0 50 2 15 400 10 0 2 20 3 0\nintr 1 2 3\n"
+    assert machine_cpu_ticks(stat) == (180, 1000)  # guest (7) is inside user already: not added again
+    assert machine_cpu_ticks("cpu  10 0 5 80 5\n") == (15, 100)  # an older kernel's shorter line
+    assert machine_cpu_ticks("intr 1 2 3\n") is None and machine_cpu_ticks("") is None
+    assert machine_cpu_ticks("cpu  10 x 5 80 5\n") is None
+
+
+def test_busy_pct_is_the_busy_share_of_the_ticks_between_two_readings() -> None:
+    assert busy_pct((15, 100), (105, 200)) == 90.0
+    assert busy_pct(None, (105, 200)) is None and busy_pct((15, 100), None) is None
+    assert busy_pct((15, 100), (15, 100)) is None  # no tick passed
+
+
+def test_read_machine_ticks_reads_this_machine_and_is_none_without_proc_stat(tmp_path: Path) -> None:
+    found = read_machine_ticks()
+    assert found is not None and 0 <= found[0] <= found[1]
+    assert read_machine_ticks(tmp_path / "missing") is None
+
+
+def test_markdown_table_shows_how_busy_the_machine_was_and_flags_what_was_not_cpu_bound() -> None:
+    def phase(name: str, busy: float | None) -> dict[str, object]:
+        found = PhaseResult(name, "u", 400.0, latency_summary([1.0]), 1, 0, {}, 1.0, 1, machine_busy_pct=busy)
+        return found.to_dict()
+
+    result = {"batched": phase("batched", 78.4), "unbatched": phase("unbatched", 96.0), "plain": None, "speedup": {}}
+    table = markdown_table(result)
+    assert "| - | - | 78 |" in table and "| - | - | 96 |" in table
+    assert "machine busy: batched 78%, unbatched 96% (below 90%, not CPU-bound: batched)" in table
+    assert machine_busy_note(result | {"batched": phase("batched", 95.0)}) == (
+        "machine busy: batched 95%, unbatched 96%"
+    )
+    older = {"batched": phase("batched", None), "unbatched": None, "plain": None, "speedup": {}}
+    assert machine_busy_note(older) == "" and "machine busy:" not in markdown_table(older)
 
 
 def test_markdown_table_marks_what_was_not_measured() -> None:
@@ -494,7 +534,8 @@ def test_measure_reads_the_cpu_a_server_process_used_over_the_window() -> None:
     assert result.ok > 0 and result.server_cpu_ms_per_request is not None and result.server_cores is not None
     cores = (os.cpu_count() or 1) + 0.1  # + clock-tick rounding
     assert result.server_cpu_ms_per_request > 0 and 0 < result.server_cores <= cores
-    assert "server CPU" in result.line()
+    assert result.machine_busy_pct is not None and 0 < result.machine_busy_pct <= 100  # this process served it
+    assert "server CPU" in result.line() and "% busy" in result.line()
 
 
 def test_requests_that_failed_in_the_warm_up_are_reported_apart() -> None:

@@ -292,6 +292,19 @@ def test_load_summary_takes_the_median_server_cpu_and_its_ratio_when_measured() 
     assert "server_cpu_ratio" not in summarise_load_runs(runs[:1] + [_load(1.0, 1.0)], ["a", "d"])  # one lacks it
 
 
+def test_load_summary_takes_the_median_machine_busy_share_when_every_run_measured_it() -> None:
+    runs = [_load(600.0, 400.0), _load(700.0, 350.0), _load(660.0, 500.0)]
+    for run, (batched, unbatched) in zip(runs, [(78.0, 70.0), (80.0, 75.0), (82.0, 72.0)], strict=True):
+        run["batched"]["machine_busy_pct"], run["unbatched"]["machine_busy_pct"] = batched, unbatched
+    found = summarise_load_runs(runs, ["a", "b", "c"])
+    assert found["configurations"]["unbatched"]["machine_busy_pct"]["median"] == 72.0
+    table = load_markdown_table(found)
+    assert "batched machine busy % | unbatched machine busy %" in table and "| **80** | **72** |" in table
+    older = summarise_load_runs([_load(600.0, 400.0), _load(700.0, 350.0)], ["a", "b"])
+    assert "machine_busy_pct" not in older["configurations"]["batched"]
+    assert "machine busy" not in load_markdown_table(older)  # runs saved before it was measured
+
+
 def test_load_summary_leaves_out_configurations_some_runs_did_not_measure() -> None:
     runs = [_load(600.0, 400.0), _load(700.0, None)]
     found = summarise_load_runs(runs, ["a", "b"])
