@@ -190,6 +190,18 @@ DEFAULT_CLOUD_BUDGET = 0.05  # calibrate: at most 5% of new traffic to the cloud
 DEFAULT_SHARE_CONFIDENCE = 0.9  # ...with this probability (router_config.BUDGET_CONFIDENCE; a test keeps them equal)
 
 
+def _thresholds_option(what: str) -> Callable[[F], F]:
+    return click.option(
+        "--thresholds",
+        "thresholds_file",
+        type=click.Path(path_type=Path),
+        default=None,
+        help=f"JSON object of alert limits for {what}, e.g. "
+        '{"min_edge_share": 0.9, "critical_edge_share": 0.8, "max_p95_latency_ms": 50}; '
+        "keys not given keep their defaults (README: Monitoring thresholds).",
+    )
+
+
 def threads_option(help_text: str = THREADS_HELP) -> Callable[[F], F]:
     """--threads: ONNX Runtime intra-op threads."""
     return click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True, help=help_text)
@@ -825,20 +837,24 @@ def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, max_body_by
 @click.option("--admin-token", envvar="HYBRIDROUTE_ADMIN_TOKEN", default=None, help="Enables POST /admin/reload.")
 @click.option("--watch", is_flag=True, help="Reload when RUN/edge/manifest.json changes.")
 @threads_option()
+@_thresholds_option("the live monitor (GET /v1/monitor, the hybridroute_monitor_* gauges)")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log every HTTP request.")
-def serve_edge(run_dir: Path, host: str, port: int, access_log: bool, **options: Any) -> None:
+def serve_edge(
+    run_dir: Path, host: str, port: int, access_log: bool, thresholds_file: Path | None, **options: Any
+) -> None:
     """Serve edge-first answers over HTTP.
 
     POST /v1/classify, /v1/feedback, /admin/reload; GET /healthz, /readyz, /metrics, /v1/monitor.
     """
     import uvicorn
 
+    from hybridroute.monitoring.thresholds import load_thresholds
     from hybridroute.serving.edge_app import create_app
     from hybridroute.serving.edge_service import open_hybrid_for
     from hybridroute.serving.edge_settings import EdgeSettings
     from hybridroute.serving.uvicorn_runner import freeze_startup_heap
 
-    settings = EdgeSettings(run_dir, **options)
+    settings = EdgeSettings(run_dir, monitor_thresholds=load_thresholds(thresholds_file), **options)
     app = create_app(settings, open_hybrid_for(settings))  # load first: a bad run fails before binding
     freeze_startup_heap()
     # The graceful timeout lets requests in flight finish (and their audit records commit) on SIGTERM.
@@ -1219,29 +1235,33 @@ def _min_window_option() -> Callable[[F], F]:
     return click.option(
         "--min-window",
         type=click.IntRange(min=1),
-        default=DEFAULT_MIN_WINDOW,
-        show_default=True,
-        help="Fewest queries a window needs for a verdict (alerts, score); --window must be at least this.",
+        default=None,
+        help="Fewest queries a window needs for a verdict (alerts, score); --window must be at least this "
+        f"[default: the --thresholds file's min_window, else {DEFAULT_MIN_WINDOW}].",
     )
 
 
-def _monitor_inputs(run_dir: Path | None, window: int, min_window: int) -> tuple[Any, Any, Any]:
+def _monitor_inputs(
+    run_dir: Path | None, window: int, min_window: int | None, thresholds_file: Path | None
+) -> tuple[Any, Any, Any]:
     """The drift reference, thresholds and windowing of ``monitor`` and ``report``.
 
-    A window smaller than ``min_window`` could never be judged (always insufficient_data, no alerts, exit 0),
-    so it is refused.
+    A window smaller than the minimum window could never be judged (always insufficient_data, no alerts,
+    exit 0), so it is refused.
     """
     from hybridroute.errors import ConfigError
     from hybridroute.monitoring.drift import reference_for_run
-    from hybridroute.monitoring.thresholds import MonitorConfig, MonitorThresholds
+    from hybridroute.monitoring.thresholds import MonitorConfig, load_thresholds
 
-    if window < min_window:
+    thresholds = load_thresholds(thresholds_file, min_window)
+    if window < thresholds.min_window:
+        by_file = min_window is None and thresholds_file is not None
+        given = f"min_window in {thresholds_file}" if by_file else "--min-window"
         raise ConfigError(
-            f"--window {window} is smaller than --min-window {min_window}: a window that small never gets a verdict; "
-            f"pass --window {min_window} or more, or lower --min-window"
+            f"--window {window} is smaller than {given} {thresholds.min_window}: a window that small never gets a "
+            f"verdict; pass --window {thresholds.min_window} or more, or lower --min-window"
         )
-    thresholds, config = MonitorThresholds(min_window=min_window), MonitorConfig(window_size=window)
-    return (reference_for_run(run_dir) if run_dir else None), thresholds, config
+    return (reference_for_run(run_dir) if run_dir else None), thresholds, MonitorConfig(window_size=window)
 
 
 @main.command()
@@ -1258,11 +1278,14 @@ def _monitor_inputs(run_dir: Path | None, window: int, min_window: int) -> tuple
 )
 @click.option("--window", type=click.IntRange(min=1), default=1000, show_default=True, help="Queries per window.")
 @_min_window_option()
-def report(db: str, out: Path, run_dir: Path | None, window: int, min_window: int) -> None:
+@_thresholds_option("the report's alerts and health score")
+def report(
+    db: str, out: Path, run_dir: Path | None, window: int, min_window: int | None, thresholds_file: Path | None
+) -> None:
     """Write a self-contained HTML health report (plots inlined, PNG copies in OUT_files/)."""
     from hybridroute.monitoring.report import render_report
 
-    reference, thresholds, config = _monitor_inputs(run_dir, window, min_window)
+    reference, thresholds, config = _monitor_inputs(run_dir, window, min_window, thresholds_file)
     path = render_report(db, out, reference, thresholds, config)
     click.echo(f"wrote {path} and {path.parent / (path.stem + '_files')}/*.png")
 
@@ -1287,13 +1310,16 @@ def _print_analysis(result: Any) -> None:
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None, help="Run folder for drift.")
 @click.option("--window", type=click.IntRange(min=1), default=1000, show_default=True, help="Queries per window.")
 @_min_window_option()
+@_thresholds_option("the alerts and health score")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole analysis as JSON.")
-def monitor(db: str, run_dir: Path | None, window: int, min_window: int, as_json: bool) -> None:
+def monitor(
+    db: str, run_dir: Path | None, window: int, min_window: int | None, thresholds_file: Path | None, as_json: bool
+) -> None:
     """Health, alerts, trends, recommendations and cost of the recent traffic; exit status 2 when critical."""
     from hybridroute.monitoring.monitor import analyze, json_safe
     from hybridroute.monitoring.report import read_records
 
-    reference, thresholds, config = _monitor_inputs(run_dir, window, min_window)
+    reference, thresholds, config = _monitor_inputs(run_dir, window, min_window, thresholds_file)
     result = analyze(read_records(db), reference, thresholds, config)
     if as_json:  # strict JSON: no data yet (NaN) is null
         click.echo(json.dumps(json_safe(result.to_dict()), indent=2, allow_nan=False))

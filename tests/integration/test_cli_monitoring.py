@@ -111,9 +111,70 @@ def test_min_window_lets_a_small_window_be_judged(degraded_db: Path) -> None:
 
 
 def test_min_window_defaults_to_the_thresholds_default() -> None:
+    from hybridroute.cli import DEFAULT_MIN_WINDOW
+
+    assert MonitorThresholds().min_window == DEFAULT_MIN_WINDOW  # the default the help text names
     for command in ("monitor", "report"):
         option = next(p for p in main.commands[command].params if p.name == "min_window")
-        assert option.default == MonitorThresholds().min_window
+        assert option.default is None  # not given: the --thresholds file's, else MonitorThresholds'
+
+
+# ---------------------------------------------------------------- --thresholds
+
+
+def _thresholds(tmp_path: Path, values: dict[str, object]) -> Path:
+    path = tmp_path / "thresholds.json"
+    path.write_text(json.dumps(values), encoding="utf-8")
+    return path
+
+
+def test_monitor_judges_by_the_thresholds_file(healthy_db: Path, tmp_path: Path) -> None:
+    # healthy traffic answers about 95% at the edge (97% in this window): no alert by default, a warning below 99%
+    strict = _thresholds(tmp_path, {"min_edge_share": 0.99, "critical_edge_share": 0.5})
+    result = CliRunner().invoke(
+        main, ["monitor", "--db", str(healthy_db), "--window", "200", "--thresholds", str(strict), "--json"]
+    )
+    assert result.exit_code == 0, result.output  # a warning, not critical
+    analysis = json.loads(result.output)
+    assert [(a["name"], a["severity"]) for a in analysis["alerts"]] == [("edge_share_low", "warning")]
+    assert analysis["thresholds"]["min_edge_share"] == 0.99 and analysis["thresholds"]["min_accuracy"] == 0.85
+    default = json.loads(CliRunner().invoke(main, ["monitor", "--db", str(healthy_db), "--json"]).output)
+    assert default["alerts"] == [] and default["thresholds"] == dataclasses.asdict(MonitorThresholds())
+
+
+def test_report_judges_by_the_thresholds_file(healthy_db: Path, tmp_path: Path) -> None:
+    strict = _thresholds(tmp_path, {"min_edge_share": 0.99, "critical_edge_share": 0.5})
+    for name, extra in (("default.html", []), ("strict.html", ["--thresholds", str(strict)])):
+        args = ["report", "--db", str(healthy_db), "--out", str(tmp_path / name), "--window", "200", *extra]
+        assert CliRunner().invoke(main, args).exit_code == 0
+    assert "edge_share_low" not in _alerts_of(tmp_path / "default.html")
+    assert "edge_share_low" in _alerts_of(tmp_path / "strict.html")
+
+
+def _alerts_of(page: Path) -> str:
+    """The report's alerts section (from its heading to the next one)."""
+    html = page.read_text(encoding="utf-8")
+    start = html.index("Alerts")
+    return html[start : html.find("<h2", start + 1)]
+
+
+@pytest.mark.parametrize("command", ["monitor", "report"])
+def test_a_bad_thresholds_file_is_one_clear_line(command: str, healthy_db: Path, tmp_path: Path) -> None:
+    bad = _thresholds(tmp_path, {"min_edge_shares": 0.9})
+    result = CliRunner().invoke(main, [command, "--db", str(healthy_db), "--thresholds", str(bad)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.startswith(f"Error: {bad}: unknown MonitorThresholds keys ['min_edge_shares']; known keys:")
+
+
+def test_a_min_window_from_the_thresholds_file_is_named_when_the_window_is_smaller(
+    healthy_db: Path, tmp_path: Path
+) -> None:
+    file = _thresholds(tmp_path, {"min_window": 300})
+    args = ["monitor", "--db", str(healthy_db), "--window", "200", "--thresholds", str(file)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: --window 200 is smaller than min_window in {file} 300:")
+    assert CliRunner().invoke(main, [*args, "--min-window", "100"]).exit_code == 0  # the flag overrides the file
 
 
 def test_monitor_json_on_an_empty_log_is_strict_json(tmp_path: Path) -> None:

@@ -235,6 +235,7 @@ class MonitorReport:
     drift: dict[str, float]
     series: list[Window] = field(default_factory=list)  # the trend windows, oldest first
     series_alerts: list[list[Alert]] = field(default_factory=list)  # alerts of each trend window
+    thresholds: MonitorThresholds = field(default_factory=MonitorThresholds)  # the limits that judged it
 
     @property
     def critical(self) -> bool:
@@ -252,6 +253,7 @@ class MonitorReport:
             "cost": self.cost.to_dict(),
             "drift_psi": dict(self.drift),
             "series": [w.to_dict() for w in self.series],
+            "thresholds": dataclasses.asdict(self.thresholds),
         }
 
 
@@ -316,6 +318,7 @@ def analyze(
         drift=drift,
         series=series,
         series_alerts=series_alerts,
+        thresholds=t,
     )
 
 

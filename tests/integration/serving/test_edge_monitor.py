@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
+from hybridroute.bench.load import free_port
+from hybridroute.cli import main
 from hybridroute.monitoring.drift import REFERENCE_FILE, load_reference
 from hybridroute.monitoring.monitor import TREND_METRICS
 from hybridroute.monitoring.thresholds import MonitorConfig, MonitorThresholds
@@ -133,3 +139,47 @@ def test_after_a_reload_the_drift_reference_is_the_loaded_bundles(
         assert client.get(f"{url}/v1/monitor").json()["drift_reference"] is True
     # the run's saved reference stays its own edge bundle's (the other bundle's is not written over it)
     assert load_reference(run_copy / REFERENCE_FILE).model_version == old
+
+
+# ---------------------------------------------------------------- serve edge --thresholds
+
+
+def test_serve_edge_judges_live_traffic_by_its_thresholds_file(run_copy: Path, tmp_path: Path) -> None:
+    limits = tmp_path / "thresholds.json"
+    limits.write_text(json.dumps({"min_window": 10, "max_p95_latency_ms": 0.001, "critical_p95_latency_ms": 1e6}))
+    port, log = free_port(), tmp_path / "edge.log"
+    command = [sys.executable, "-m", "hybridroute", "serve", "edge", "--run", str(run_copy), "--port", str(port)]
+    command += ["--audit-db", str(tmp_path / "audit.sqlite"), "--thresholds", str(limits), "--no-access-log"]
+    url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as handle, httpx.Client(timeout=30.0) as client:
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120.0
+            while time.monotonic() < deadline and process.poll() is None:
+                try:
+                    if client.get(f"{url}/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.2)
+            assert process.poll() is None, log.read_text(errors="replace")[-3000:]
+            for text in ORDINARY[:12]:
+                classify(client, url, text)
+            report = client.get(f"{url}/v1/monitor").json()
+        finally:
+            process.terminate()
+            process.wait(30)
+    assert report["thresholds"]["min_window"] == 10 and report["thresholds"]["max_p95_latency_ms"] == 0.001
+    assert report["thresholds"]["min_accuracy"] == MonitorThresholds().min_accuracy  # not in the file: the default
+    # every real answer takes longer than a microsecond: the file's limit, not the default 150 ms, raised this
+    assert ("latency_p95_high", "warning") in [(a["name"], a["severity"]) for a in report["alerts"]]
+
+
+def test_serve_edge_refuses_a_bad_thresholds_file_before_loading_anything(run_copy: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "thresholds.json"
+    bad.write_text('{"min_accuracy": "high"}')
+    result = CliRunner().invoke(main, ["serve", "edge", "--run", str(run_copy), "--thresholds", str(bad)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip() == (
+        f"Error: {bad}: invalid MonitorThresholds: min_accuracy must be a finite number, got 'high' (str)"
+    )
