@@ -101,6 +101,12 @@ class EdgeSettings:
             raise ConfigError(f"admin_token must hold at least 16 characters, got {len(self.admin_token)}")
         if self.hash_salt is not None and not self.hash_salt:
             raise ConfigError("hash_salt must not be empty (leave it unset to use RUN/audit.salt)")
+        window, least = self.monitor_config.window_size, self.monitor_thresholds.min_window
+        if self.monitor_config.window_seconds is None and window < least:
+            raise ConfigError(
+                f"the live monitor's windows hold {window} answers, fewer than min_window ({least}): they would "
+                f"never get a verdict; lower min_window to {window} or less"
+            )
 
     @property
     def body_limit(self) -> int:

@@ -183,3 +183,11 @@ def test_serve_edge_refuses_a_bad_thresholds_file_before_loading_anything(run_co
     assert result.output.strip() == (
         f"Error: {bad}: invalid MonitorThresholds: min_accuracy must be a finite number, got 'high' (str)"
     )
+
+
+def test_serve_edge_refuses_a_min_window_its_live_windows_cannot_reach(run_copy: Path, tmp_path: Path) -> None:
+    limits = tmp_path / "thresholds.json"
+    limits.write_text('{"min_window": 5000}')
+    result = CliRunner().invoke(main, ["serve", "edge", "--run", str(run_copy), "--thresholds", str(limits)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "the live monitor's windows hold 1000 answers, fewer than min_window (5000)" in result.output
