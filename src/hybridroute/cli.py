@@ -202,6 +202,18 @@ def _thresholds_option(what: str) -> Callable[[F], F]:
     )
 
 
+def _prices_option(what: str) -> Callable[[F], F]:
+    return click.option(
+        "--prices",
+        "prices_file",
+        type=click.Path(path_type=Path),
+        default=None,
+        help=f"JSON object of what each tier costs in USD, for {what}, e.g. "
+        '{"edge_per_query": 0.0005, "cloud_per_query": 0.02}; keys not given keep the tutorial\'s prices '
+        "(README: Prices).",
+    )
+
+
 def threads_option(help_text: str = THREADS_HELP) -> Callable[[F], F]:
     """--threads: ONNX Runtime intra-op threads."""
     return click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True, help=help_text)
@@ -741,26 +753,30 @@ def _describe_validation(metrics: Any) -> str:
     )
 
 
-def _hybrid_settings(run_dir: Path, cloud_url: str | None, policy: str | None, **prices: Any) -> Any:
-    from hybridroute.hybrid import HybridSettings
-    from hybridroute.routing.ledger import PriceConfig
-
-    return HybridSettings(run_dir, cloud_url, policy, PriceConfig(**prices))
-
-
 @main.command()
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Run folder.")
 @click.option("--cloud-url", default=None, help="Cloud service URL; default: the run's cloud bundle in process.")
 @click.option("--policy", default=None, help="Override the calibrated policy (always-edge, always-cloud, tutorial).")
+@_prices_option("each answer's cost")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.argument("texts", nargs=-1, required=True)
-def route(run_dir: Path, cloud_url: str | None, policy: str | None, as_json: bool, texts: tuple[str, ...]) -> None:
+def route(
+    run_dir: Path,
+    cloud_url: str | None,
+    policy: str | None,
+    prices_file: Path | None,
+    as_json: bool,
+    texts: tuple[str, ...],
+) -> None:
     """Answer TEXTS edge-first, escalating hard ones to the cloud tier."""
-    from hybridroute.hybrid import open_hybrid
+    from hybridroute.config import config_from_file
+    from hybridroute.hybrid import HybridSettings, open_hybrid
+    from hybridroute.routing.ledger import PriceConfig
 
     if any(not t.strip() for t in texts):
         raise click.BadParameter("texts must not be blank", param_hint="TEXTS")
-    hybrid = open_hybrid(_hybrid_settings(run_dir, cloud_url, policy))
+    prices = config_from_file(PriceConfig, prices_file)  # before the models load: a bad file fails at once
+    hybrid = open_hybrid(HybridSettings(run_dir, cloud_url, policy, prices))
     answers = hybrid.classify(list(texts))
     if as_json:
         _echo_json([{"text": t} | a.to_dict() for t, a in zip(texts, answers, strict=True)])
@@ -838,9 +854,16 @@ def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, max_body_by
 @click.option("--watch", is_flag=True, help="Reload when RUN/edge/manifest.json changes.")
 @threads_option()
 @_thresholds_option("the live monitor (GET /v1/monitor, the hybridroute_monitor_* gauges)")
+@_prices_option("every answer's cost and the live monitor's cloud-only comparison")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log every HTTP request.")
 def serve_edge(
-    run_dir: Path, host: str, port: int, access_log: bool, thresholds_file: Path | None, **options: Any
+    run_dir: Path,
+    host: str,
+    port: int,
+    access_log: bool,
+    thresholds_file: Path | None,
+    prices_file: Path | None,
+    **options: Any,
 ) -> None:
     """Serve edge-first answers over HTTP.
 
@@ -848,13 +871,22 @@ def serve_edge(
     """
     import uvicorn
 
-    from hybridroute.monitoring.thresholds import load_thresholds
+    from hybridroute.config import config_from_file
+    from hybridroute.monitoring.thresholds import MonitorConfig, MonitorThresholds
+    from hybridroute.routing.ledger import PriceConfig
     from hybridroute.serving.edge_app import create_app
     from hybridroute.serving.edge_service import open_hybrid_for
     from hybridroute.serving.edge_settings import EdgeSettings
     from hybridroute.serving.uvicorn_runner import freeze_startup_heap
 
-    settings = EdgeSettings(run_dir, monitor_thresholds=load_thresholds(thresholds_file), **options)
+    prices = config_from_file(PriceConfig, prices_file)
+    settings = EdgeSettings(
+        run_dir,
+        prices=prices,
+        monitor_thresholds=config_from_file(MonitorThresholds, thresholds_file),
+        monitor_config=MonitorConfig(cloud_price=prices.cloud_per_query),
+        **options,
+    )
     app = create_app(settings, open_hybrid_for(settings))  # load first: a bad run fails before binding
     freeze_startup_heap()
     # The graceful timeout lets requests in flight finish (and their audit records commit) on SIGTERM.
@@ -1056,6 +1088,7 @@ def _bench_variants(
     show_default=True,
     help="Texts per edge call in the test pass (1: each alone, as a single query is answered).",
 )
+@_prices_option("the costs and savings (measured mode prices the edge's CPU at its cpu_hour_price)")
 def bench_routing(
     run_dir: Path,
     test: Path,
@@ -1067,10 +1100,14 @@ def bench_routing(
     http_sample: int,
     outage_sample: int,
     edge_batch_size: int,
+    prices_file: Path | None,
 ) -> None:
     """Every routing policy on a test set: accuracy, cost, cascade curves, HTTP agreement, outages."""
     from hybridroute.bench.routing import RoutingBenchConfig, markdown_table, run_routing_bench
+    from hybridroute.config import config_from_file
+    from hybridroute.routing.ledger import PriceConfig
 
+    prices = config_from_file(PriceConfig, prices_file)
     config = RoutingBenchConfig(
         run_dir,
         test,
@@ -1081,6 +1118,8 @@ def bench_routing(
         outage_sample=outage_sample,
         plot=plot,
         edge_batch_size=edge_batch_size,
+        prices=prices,
+        cpu_hour_price=prices.cpu_hour_price,
     )
     result = run_routing_bench(config, json_out=json_out)
     click.echo(markdown_table(result))
@@ -1242,18 +1281,24 @@ def _min_window_option() -> Callable[[F], F]:
 
 
 def _monitor_inputs(
-    run_dir: Path | None, window: int, min_window: int | None, thresholds_file: Path | None
+    run_dir: Path | None,
+    window: int,
+    min_window: int | None,
+    thresholds_file: Path | None,
+    prices_file: Path | None,
 ) -> tuple[Any, Any, Any]:
-    """The drift reference, thresholds and windowing of ``monitor`` and ``report``.
+    """The drift reference, thresholds and windowing (with the cloud price) of ``monitor`` and ``report``.
 
     A window smaller than the minimum window could never be judged (always insufficient_data, no alerts,
     exit 0), so it is refused.
     """
+    from hybridroute.config import config_from_file
     from hybridroute.errors import ConfigError
     from hybridroute.monitoring.drift import reference_for_run
-    from hybridroute.monitoring.thresholds import MonitorConfig, load_thresholds
+    from hybridroute.monitoring.thresholds import MonitorConfig, MonitorThresholds
+    from hybridroute.routing.ledger import PriceConfig
 
-    thresholds = load_thresholds(thresholds_file, min_window)
+    thresholds = config_from_file(MonitorThresholds, thresholds_file, min_window=min_window)
     if window < thresholds.min_window:
         by_file = min_window is None and thresholds_file is not None
         given = f"min_window in {thresholds_file}" if by_file else "--min-window"
@@ -1261,7 +1306,8 @@ def _monitor_inputs(
             f"--window {window} is smaller than {given} {thresholds.min_window}: a window that small never gets a "
             f"verdict; pass --window {thresholds.min_window} or more, or lower --min-window"
         )
-    return (reference_for_run(run_dir) if run_dir else None), thresholds, MonitorConfig(window_size=window)
+    config = MonitorConfig(window_size=window, cloud_price=config_from_file(PriceConfig, prices_file).cloud_per_query)
+    return (reference_for_run(run_dir) if run_dir else None), thresholds, config
 
 
 @main.command()
@@ -1279,13 +1325,20 @@ def _monitor_inputs(
 @click.option("--window", type=click.IntRange(min=1), default=1000, show_default=True, help="Queries per window.")
 @_min_window_option()
 @_thresholds_option("the report's alerts and health score")
+@_prices_option("the cloud-only comparison (the answers' costs are in the log)")
 def report(
-    db: str, out: Path, run_dir: Path | None, window: int, min_window: int | None, thresholds_file: Path | None
+    db: str,
+    out: Path,
+    run_dir: Path | None,
+    window: int,
+    min_window: int | None,
+    thresholds_file: Path | None,
+    prices_file: Path | None,
 ) -> None:
     """Write a self-contained HTML health report (plots inlined, PNG copies in OUT_files/)."""
     from hybridroute.monitoring.report import render_report
 
-    reference, thresholds, config = _monitor_inputs(run_dir, window, min_window, thresholds_file)
+    reference, thresholds, config = _monitor_inputs(run_dir, window, min_window, thresholds_file, prices_file)
     path = render_report(db, out, reference, thresholds, config)
     click.echo(f"wrote {path} and {path.parent / (path.stem + '_files')}/*.png")
 
@@ -1311,15 +1364,22 @@ def _print_analysis(result: Any) -> None:
 @click.option("--window", type=click.IntRange(min=1), default=1000, show_default=True, help="Queries per window.")
 @_min_window_option()
 @_thresholds_option("the alerts and health score")
+@_prices_option("the cloud-only comparison (the answers' costs are in the log)")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole analysis as JSON.")
 def monitor(
-    db: str, run_dir: Path | None, window: int, min_window: int | None, thresholds_file: Path | None, as_json: bool
+    db: str,
+    run_dir: Path | None,
+    window: int,
+    min_window: int | None,
+    thresholds_file: Path | None,
+    prices_file: Path | None,
+    as_json: bool,
 ) -> None:
     """Health, alerts, trends, recommendations and cost of the recent traffic; exit status 2 when critical."""
     from hybridroute.monitoring.monitor import analyze, json_safe
     from hybridroute.monitoring.report import read_records
 
-    reference, thresholds, config = _monitor_inputs(run_dir, window, min_window, thresholds_file)
+    reference, thresholds, config = _monitor_inputs(run_dir, window, min_window, thresholds_file, prices_file)
     result = analyze(read_records(db), reference, thresholds, config)
     if as_json:  # strict JSON: no data yet (NaN) is null
         click.echo(json.dumps(json_safe(result.to_dict()), indent=2, allow_nan=False))

@@ -305,6 +305,21 @@ def load_json_config(path: Path) -> dict[str, Any]:
     return values
 
 
+def config_from_file(cls: type[T], path: Path | None, **overrides: Any) -> T:
+    """``cls`` from its defaults, then a JSON file of its fields, then ``overrides`` (None: not given).
+
+    Unknown keys, values of the wrong type and values the dataclass refuses are errors that name the file.
+
+    Example: config_from_file(PriceConfig, Path("prices.json")) with {"cloud_per_query": 0.02} in the file
+    """
+    values = load_json_config(path) if path is not None else {}
+    values |= {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return config_from_dict(cls, values)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}" if path is not None else str(exc)) from None
+
+
 def to_jsonable(config: Any) -> dict[str, Any]:
     """Turn a config dataclass into JSON-safe values (paths become strings)."""
     return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -394,3 +395,54 @@ def test_serve_help_says_the_body_limit_is_derived_by_default(tier: str) -> None
     help_text = " ".join(output.split())
     assert "--max-body-bytes INTEGER RANGE Most bytes in a classify body, 413 beyond [default: derived: " in help_text
     assert f"{default_body_limit(64, 10_000)} at the defaults]" in help_text
+
+
+# ---------------------------------------------------------------- --prices
+
+
+def _prices(tmp_path: Path, values: dict[str, object]) -> Path:
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps(values), encoding="utf-8")
+    return path
+
+
+def test_route_charges_the_prices_file(tiny_hybrid_run: Path, tmp_path: Path) -> None:
+    prices = _prices(tmp_path, {"edge_per_query": 0.0005, "cloud_per_query": 0.02})
+    args = ["--run", str(tiny_hybrid_run), "--json", "great thanks", "awful broken"]
+    code, output = invoke("route", *args[:2], "--policy", "always-edge", "--prices", str(prices), *args[2:])
+    assert code == 0, output
+    assert [row["cost"] for row in json.loads(output)] == [0.0005, 0.0005]  # edge only: the file's edge price
+    code, output = invoke("route", *args[:2], "--policy", "always-cloud", "--prices", str(prices), *args[2:])
+    assert code == 0, output
+    assert [row["cost"] for row in json.loads(output)] == [pytest.approx(0.0205)] * 2  # edge + cloud
+
+
+def test_bench_routing_prices_costs_and_savings_with_the_prices_file(
+    tiny_hybrid_run: Path, tmp_path: Path, toy_csv_writer: Callable[..., Path]
+) -> None:
+    test_csv = toy_csv_writer(tmp_path / "test.csv", per_class=5, seed=11)
+    prices = _prices(tmp_path, {"edge_per_query": 0.0005, "cloud_per_query": 0.02, "cpu_hour_price": 0.1})
+    out = tmp_path / "routing.json"
+    common = ["--run", str(tiny_hybrid_run), "--test", str(test_csv), "--http-sample", "0", "--outage-sample", "0"]
+    code, output = invoke("bench", "routing", *common, "--prices", str(prices), "--json", str(out))
+    assert code == 0, output
+    result = json.loads(out.read_text())
+    assert result["policies"]["always-edge"]["cost_per_query"] == pytest.approx(0.0005)
+    assert result["policies"]["always-cloud"]["cost_per_query"] == pytest.approx(0.0205)
+    assert result["settings"]["prices"]["cloud_per_query"] == 0.02 and result["settings"]["cpu_hour_price"] == 0.1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["route", "--run", "{run}", "hi"],
+        ["bench", "routing", "--run", "{run}", "--test", "{run}/none.csv"],
+        ["serve", "edge", "--run", "{run}"],
+        ["monitor", "--db", "{run}/audit.sqlite"],
+    ],
+)
+def test_a_bad_prices_file_is_one_clear_line(command: list[str], tiny_hybrid_run: Path, tmp_path: Path) -> None:
+    bad = _prices(tmp_path, {"mode": "metered"})
+    code, output = invoke(*[a.format(run=tiny_hybrid_run) for a in command], "--prices", str(bad))
+    assert code == 1 and "Traceback" not in output
+    assert output.strip().startswith(f"Error: {bad}: ") and "mode" in output, output

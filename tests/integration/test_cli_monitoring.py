@@ -276,3 +276,14 @@ def test_on_read_only_storage_records_only_in_the_wal_are_reported_missing(tmp_p
         "read without audit.sqlite-wal" in output and "records written since its last checkpoint are missing" in output
     )
     assert output.count("\n") >= 300
+
+
+def test_monitor_compares_with_cloud_only_at_the_prices_files_cloud_price(healthy_db: Path, tmp_path: Path) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"cloud_per_query": 0.0272}))  # twice the default
+    args = ["monitor", "--db", str(healthy_db), "--window", "200", "--json"]
+    default = json.loads(CliRunner().invoke(main, args).output)["cost"]
+    priced = json.loads(CliRunner().invoke(main, [*args, "--prices", str(prices)]).output)["cost"]
+    assert priced["monthly_cloud_only"] == pytest.approx(2 * default["monthly_cloud_only"])
+    assert priced["monthly_cost"] == default["monthly_cost"]  # what was charged is in the log
+    assert priced["savings_pct"] > default["savings_pct"]

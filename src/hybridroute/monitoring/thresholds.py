@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from hybridroute.config import check_positive, check_probability, check_range, config_from_dict, load_json_config
+from hybridroute.config import check_positive, check_probability, check_range
 from hybridroute.errors import ConfigError
 
 
@@ -106,20 +105,3 @@ class MonitorConfig:
         check_range("cloud_price", self.cloud_price, 0.0, 1e3)
         if self.queries_per_day is not None:
             check_range("queries_per_day", self.queries_per_day, 0.0, 1e12)
-
-
-def load_thresholds(path: Path | None, min_window: int | None = None) -> MonitorThresholds:
-    """The defaults, overridden by a JSON file of :class:`MonitorThresholds` fields, then by ``--min-window``.
-
-    Unknown keys, values of the wrong type and inconsistent limits (a critical limit short of its warning)
-    are refused with the file's name.
-
-    Example file: {"min_edge_share": 0.9, "critical_edge_share": 0.8, "max_p95_latency_ms": 50}
-    """
-    values = load_json_config(path) if path is not None else {}
-    if min_window is not None:
-        values["min_window"] = min_window
-    try:
-        return config_from_dict(MonitorThresholds, values)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}" if path is not None else str(exc)) from None

@@ -144,12 +144,17 @@ def test_after_a_reload_the_drift_reference_is_the_loaded_bundles(
 # ---------------------------------------------------------------- serve edge --thresholds
 
 
-def test_serve_edge_judges_live_traffic_by_its_thresholds_file(run_copy: Path, tmp_path: Path) -> None:
+def test_serve_edge_judges_and_charges_live_traffic_by_its_thresholds_and_prices_files(
+    run_copy: Path, tmp_path: Path
+) -> None:
     limits = tmp_path / "thresholds.json"
     limits.write_text(json.dumps({"min_window": 10, "max_p95_latency_ms": 0.001, "critical_p95_latency_ms": 1e6}))
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"edge_per_query": 0.0005, "cloud_per_query": 0.02}))
     port, log = free_port(), tmp_path / "edge.log"
     command = [sys.executable, "-m", "hybridroute", "serve", "edge", "--run", str(run_copy), "--port", str(port)]
     command += ["--audit-db", str(tmp_path / "audit.sqlite"), "--thresholds", str(limits), "--no-access-log"]
+    command += ["--prices", str(prices), "--policy", "always-edge"]
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as handle, httpx.Client(timeout=30.0) as client:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
@@ -163,12 +168,14 @@ def test_serve_edge_judges_live_traffic_by_its_thresholds_file(run_copy: Path, t
                     pass
                 time.sleep(0.2)
             assert process.poll() is None, log.read_text(errors="replace")[-3000:]
-            for text in ORDINARY[:12]:
-                classify(client, url, text)
+            answers = [client.post(f"{url}/v1/classify", json={"text": text}).json() for text in ORDINARY[:12]]
             report = client.get(f"{url}/v1/monitor").json()
         finally:
             process.terminate()
             process.wait(30)
+    assert {a["results"][0]["cost"] for a in answers} == {0.0005}  # the file's edge price, not the default
+    assert report["cost"]["cost_per_query"] == pytest.approx(0.0005)
+    assert report["cost"]["monthly_cloud_only"] == pytest.approx(0.02 * report["cost"]["queries_per_day"] * 30)
     assert report["thresholds"]["min_window"] == 10 and report["thresholds"]["max_p95_latency_ms"] == 0.001
     assert report["thresholds"]["min_accuracy"] == MonitorThresholds().min_accuracy  # not in the file: the default
     # every real answer takes longer than a microsecond: the file's limit, not the default 150 ms, raised this

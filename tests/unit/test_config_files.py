@@ -1,0 +1,72 @@
+"""Typed configs from JSON files: alert limits (`--thresholds`, with `--min-window` on top) and prices (`--prices`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hybridroute.config import config_from_file
+from hybridroute.errors import ConfigError
+from hybridroute.monitoring.thresholds import MonitorThresholds
+from hybridroute.routing.ledger import PriceConfig
+
+
+def _file(tmp_path: Path, values: object) -> Path:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(values), encoding="utf-8")
+    return path
+
+
+def test_without_a_file_the_defaults_apply_and_min_window_overrides_them() -> None:
+    assert config_from_file(MonitorThresholds, None) == MonitorThresholds()
+    assert config_from_file(MonitorThresholds, None, min_window=20) == MonitorThresholds(min_window=20)
+
+
+def test_the_file_overrides_only_the_keys_it_names(tmp_path: Path) -> None:
+    values = {"min_edge_share": 0.9, "critical_edge_share": 0.8, "min_window": 80}
+    found = config_from_file(MonitorThresholds, _file(tmp_path, values))
+    assert (found.min_edge_share, found.critical_edge_share, found.min_window) == (0.9, 0.8, 80)
+    assert found.max_p95_latency_ms == MonitorThresholds().max_p95_latency_ms
+    flagged = config_from_file(MonitorThresholds, _file(tmp_path, {"min_window": 80}), min_window=30)
+    assert flagged.min_window == 30  # the flag wins
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"min_edge_shares": 0.9}, r"unknown MonitorThresholds keys \['min_edge_shares'\]; known keys: \["),
+        ({"max_p95_latency_ms": "50"}, r"max_p95_latency_ms must be a finite number, got '50' \(str\)"),
+        ({"min_window": 2.5}, r"min_window must be an integer, got 2.5"),
+        ({"min_edge_share": 0.5}, r"critical_edge_share \(0.6\) must be <= min_edge_share \(0.5\)"),
+        ({"min_accuracy": 1.5}, r"min_accuracy"),
+        ([0.9], r"must hold a JSON object, got list"),
+    ],
+)
+def test_a_bad_file_is_refused_naming_what_is_wrong(tmp_path: Path, values: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        config_from_file(MonitorThresholds, _file(tmp_path, values))
+    assert "config.json" in str(caught.value)
+
+
+def test_a_missing_or_unreadable_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        config_from_file(MonitorThresholds, tmp_path / "none.json")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json", encoding="utf-8")
+    with pytest.raises(ConfigError, match="is not valid JSON"):
+        config_from_file(MonitorThresholds, broken)
+
+
+def test_prices_come_from_the_file_and_bad_ones_are_refused_naming_it(tmp_path: Path) -> None:
+    found = config_from_file(PriceConfig, _file(tmp_path, {"cloud_per_query": 0.02, "mode": "measured"}))
+    assert (found.cloud_per_query, found.mode, found.edge_per_query) == (0.02, "measured", PriceConfig().edge_per_query)
+    for values, message in (
+        ({"mode": "metered"}, "mode"),
+        ({"cloud_per_query": -1}, "cloud_per_query"),
+        ({"cloud_price": 0.02}, r"unknown PriceConfig keys \['cloud_price'\]"),
+    ):
+        with pytest.raises(ConfigError, match=message) as caught:
+            config_from_file(PriceConfig, _file(tmp_path, values))
+        assert str(caught.value).startswith(f"{tmp_path / 'config.json'}: ")
