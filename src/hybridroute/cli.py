@@ -190,27 +190,30 @@ DEFAULT_CLOUD_BUDGET = 0.05  # calibrate: at most 5% of new traffic to the cloud
 DEFAULT_SHARE_CONFIDENCE = 0.9  # ...with this probability (router_config.BUDGET_CONFIDENCE; a test keeps them equal)
 
 
-def _thresholds_option(what: str) -> Callable[[F], F]:
-    return click.option(
-        "--thresholds",
-        "thresholds_file",
-        type=click.Path(path_type=Path),
-        default=None,
-        help=f"JSON object of alert limits for {what}, e.g. "
-        '{"min_edge_share": 0.9, "critical_edge_share": 0.8, "max_p95_latency_ms": 50}; '
-        "keys not given keep their defaults (README: Monitoring thresholds).",
-    )
+# --NAME FILE options: a JSON object of a typed config's fields (subject, example, what keys left out keep).
+JSON_FILE_OPTIONS = {
+    "thresholds": (
+        "alert limits for {what}",
+        '{"min_edge_share": 0.9, "critical_edge_share": 0.8, "max_p95_latency_ms": 50}',
+        "their defaults (README: Monitoring thresholds)",
+    ),
+    "prices": (
+        "what each tier costs in USD, for {what}",
+        '{"edge_per_query": 0.0005, "cloud_per_query": 0.02}',
+        "the tutorial's prices (README: Prices)",
+    ),
+}
 
 
-def _prices_option(what: str) -> Callable[[F], F]:
+def _json_file_option(name: str, what: str) -> Callable[[F], F]:
+    """``--NAME FILE`` (passed as ``NAME_file``), described by :data:`JSON_FILE_OPTIONS`."""
+    subject, example, defaults = JSON_FILE_OPTIONS[name]
     return click.option(
-        "--prices",
-        "prices_file",
+        f"--{name}",
+        f"{name}_file",
         type=click.Path(path_type=Path),
         default=None,
-        help=f"JSON object of what each tier costs in USD, for {what}, e.g. "
-        '{"edge_per_query": 0.0005, "cloud_per_query": 0.02}; keys not given keep the tutorial\'s prices '
-        "(README: Prices).",
+        help=f"JSON object of {subject.format(what=what)}, e.g. {example}; keys not given keep {defaults}.",
     )
 
 
@@ -757,7 +760,7 @@ def _describe_validation(metrics: Any) -> str:
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True, help="Run folder.")
 @click.option("--cloud-url", default=None, help="Cloud service URL; default: the run's cloud bundle in process.")
 @click.option("--policy", default=None, help="Override the calibrated policy (always-edge, always-cloud, tutorial).")
-@_prices_option("each answer's cost")
+@_json_file_option("prices", "each answer's cost")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.argument("texts", nargs=-1, required=True)
 def route(
@@ -853,8 +856,8 @@ def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, max_body_by
 @click.option("--admin-token", envvar="HYBRIDROUTE_ADMIN_TOKEN", default=None, help="Enables POST /admin/reload.")
 @click.option("--watch", is_flag=True, help="Reload when RUN/edge/manifest.json changes.")
 @threads_option()
-@_thresholds_option("the live monitor (GET /v1/monitor, the hybridroute_monitor_* gauges)")
-@_prices_option("every answer's cost and the live monitor's cloud-only comparison")
+@_json_file_option("thresholds", "the live monitor (GET /v1/monitor, the hybridroute_monitor_* gauges)")
+@_json_file_option("prices", "every answer's cost and the live monitor's cloud-only comparison")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log every HTTP request.")
 def serve_edge(
     run_dir: Path,
@@ -1088,7 +1091,7 @@ def _bench_variants(
     show_default=True,
     help="Texts per edge call in the test pass (1: each alone, as a single query is answered).",
 )
-@_prices_option("the costs and savings (measured mode prices the edge's CPU at its cpu_hour_price)")
+@_json_file_option("prices", "the costs and savings (measured mode prices the edge's CPU at its cpu_hour_price)")
 def bench_routing(
     run_dir: Path,
     test: Path,
@@ -1324,8 +1327,8 @@ def _monitor_inputs(
 )
 @click.option("--window", type=click.IntRange(min=1), default=1000, show_default=True, help="Queries per window.")
 @_min_window_option()
-@_thresholds_option("the report's alerts and health score")
-@_prices_option("the cloud-only comparison (the answers' costs are in the log)")
+@_json_file_option("thresholds", "the report's alerts and health score")
+@_json_file_option("prices", "the cloud-only comparison (the answers' costs are in the log)")
 def report(
     db: str,
     out: Path,
@@ -1363,8 +1366,8 @@ def _print_analysis(result: Any) -> None:
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None, help="Run folder for drift.")
 @click.option("--window", type=click.IntRange(min=1), default=1000, show_default=True, help="Queries per window.")
 @_min_window_option()
-@_thresholds_option("the alerts and health score")
-@_prices_option("the cloud-only comparison (the answers' costs are in the log)")
+@_json_file_option("thresholds", "the alerts and health score")
+@_json_file_option("prices", "the cloud-only comparison (the answers' costs are in the log)")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole analysis as JSON.")
 def monitor(
     db: str,

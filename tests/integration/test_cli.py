@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from hybridroute.cli import main
 from support.bundles import make_bundle
+from support.json_files import write_json_file
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -400,14 +401,8 @@ def test_serve_help_says_the_body_limit_is_derived_by_default(tier: str) -> None
 # ---------------------------------------------------------------- --prices
 
 
-def _prices(tmp_path: Path, values: dict[str, object]) -> Path:
-    path = tmp_path / "prices.json"
-    path.write_text(json.dumps(values), encoding="utf-8")
-    return path
-
-
 def test_route_charges_the_prices_file(tiny_hybrid_run: Path, tmp_path: Path) -> None:
-    prices = _prices(tmp_path, {"edge_per_query": 0.0005, "cloud_per_query": 0.02})
+    prices = write_json_file(tmp_path / "prices.json", {"edge_per_query": 0.0005, "cloud_per_query": 0.02})
     args = ["--run", str(tiny_hybrid_run), "--json", "great thanks", "awful broken"]
     code, output = invoke("route", *args[:2], "--policy", "always-edge", "--prices", str(prices), *args[2:])
     assert code == 0, output
@@ -421,7 +416,9 @@ def test_bench_routing_prices_costs_and_savings_with_the_prices_file(
     tiny_hybrid_run: Path, tmp_path: Path, toy_csv_writer: Callable[..., Path]
 ) -> None:
     test_csv = toy_csv_writer(tmp_path / "test.csv", per_class=5, seed=11)
-    prices = _prices(tmp_path, {"edge_per_query": 0.0005, "cloud_per_query": 0.02, "cpu_hour_price": 0.1})
+    prices = write_json_file(
+        tmp_path / "prices.json", {"edge_per_query": 0.0005, "cloud_per_query": 0.02, "cpu_hour_price": 0.1}
+    )
     out = tmp_path / "routing.json"
     common = ["--run", str(tiny_hybrid_run), "--test", str(test_csv), "--http-sample", "0", "--outage-sample", "0"]
     code, output = invoke("bench", "routing", *common, "--prices", str(prices), "--json", str(out))
@@ -442,7 +439,7 @@ def test_bench_routing_prices_costs_and_savings_with_the_prices_file(
     ],
 )
 def test_a_bad_prices_file_is_one_clear_line(command: list[str], tiny_hybrid_run: Path, tmp_path: Path) -> None:
-    bad = _prices(tmp_path, {"mode": "metered"})
+    bad = write_json_file(tmp_path / "prices.json", {"mode": "metered"})
     code, output = invoke(*[a.format(run=tiny_hybrid_run) for a in command], "--prices", str(bad))
     assert code == 1 and "Traceback" not in output
     assert output.strip().startswith(f"Error: {bad}: ") and "mode" in output, output

@@ -19,6 +19,7 @@ from hybridroute.cli import main
 from hybridroute.monitoring.audit import SQLiteAuditStore
 from hybridroute.monitoring.replay import Phase, replay
 from hybridroute.monitoring.thresholds import MonitorThresholds
+from support.json_files import write_json_file
 
 
 def write_log(path: Path, phases: list[Phase]) -> Path:
@@ -122,15 +123,9 @@ def test_min_window_defaults_to_the_thresholds_default() -> None:
 # ---------------------------------------------------------------- --thresholds
 
 
-def _thresholds(tmp_path: Path, values: dict[str, object]) -> Path:
-    path = tmp_path / "thresholds.json"
-    path.write_text(json.dumps(values), encoding="utf-8")
-    return path
-
-
 def test_monitor_judges_by_the_thresholds_file(healthy_db: Path, tmp_path: Path) -> None:
     # healthy traffic answers about 95% at the edge (97% in this window): no alert by default, a warning below 99%
-    strict = _thresholds(tmp_path, {"min_edge_share": 0.99, "critical_edge_share": 0.5})
+    strict = write_json_file(tmp_path / "thresholds.json", {"min_edge_share": 0.99, "critical_edge_share": 0.5})
     result = CliRunner().invoke(
         main, ["monitor", "--db", str(healthy_db), "--window", "200", "--thresholds", str(strict), "--json"]
     )
@@ -143,7 +138,7 @@ def test_monitor_judges_by_the_thresholds_file(healthy_db: Path, tmp_path: Path)
 
 
 def test_report_judges_by_the_thresholds_file(healthy_db: Path, tmp_path: Path) -> None:
-    strict = _thresholds(tmp_path, {"min_edge_share": 0.99, "critical_edge_share": 0.5})
+    strict = write_json_file(tmp_path / "thresholds.json", {"min_edge_share": 0.99, "critical_edge_share": 0.5})
     for name, extra in (("default.html", []), ("strict.html", ["--thresholds", str(strict)])):
         args = ["report", "--db", str(healthy_db), "--out", str(tmp_path / name), "--window", "200", *extra]
         assert CliRunner().invoke(main, args).exit_code == 0
@@ -160,7 +155,7 @@ def _alerts_of(page: Path) -> str:
 
 @pytest.mark.parametrize("command", ["monitor", "report"])
 def test_a_bad_thresholds_file_is_one_clear_line(command: str, healthy_db: Path, tmp_path: Path) -> None:
-    bad = _thresholds(tmp_path, {"min_edge_shares": 0.9})
+    bad = write_json_file(tmp_path / "thresholds.json", {"min_edge_shares": 0.9})
     result = CliRunner().invoke(main, [command, "--db", str(healthy_db), "--thresholds", str(bad)])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.startswith(f"Error: {bad}: unknown MonitorThresholds keys ['min_edge_shares']; known keys:")
@@ -169,7 +164,7 @@ def test_a_bad_thresholds_file_is_one_clear_line(command: str, healthy_db: Path,
 def test_a_min_window_from_the_thresholds_file_is_named_when_the_window_is_smaller(
     healthy_db: Path, tmp_path: Path
 ) -> None:
-    file = _thresholds(tmp_path, {"min_window": 300})
+    file = write_json_file(tmp_path / "thresholds.json", {"min_window": 300})
     args = ["monitor", "--db", str(healthy_db), "--window", "200", "--thresholds", str(file)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -11,12 +10,7 @@ from hybridroute.config import config_from_file
 from hybridroute.errors import ConfigError
 from hybridroute.monitoring.thresholds import MonitorThresholds
 from hybridroute.routing.ledger import PriceConfig
-
-
-def _file(tmp_path: Path, values: object) -> Path:
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(values), encoding="utf-8")
-    return path
+from support.json_files import write_json_file
 
 
 def test_without_a_file_the_defaults_apply_and_min_window_overrides_them() -> None:
@@ -26,10 +20,12 @@ def test_without_a_file_the_defaults_apply_and_min_window_overrides_them() -> No
 
 def test_the_file_overrides_only_the_keys_it_names(tmp_path: Path) -> None:
     values = {"min_edge_share": 0.9, "critical_edge_share": 0.8, "min_window": 80}
-    found = config_from_file(MonitorThresholds, _file(tmp_path, values))
+    found = config_from_file(MonitorThresholds, write_json_file(tmp_path / "config.json", values))
     assert (found.min_edge_share, found.critical_edge_share, found.min_window) == (0.9, 0.8, 80)
     assert found.max_p95_latency_ms == MonitorThresholds().max_p95_latency_ms
-    flagged = config_from_file(MonitorThresholds, _file(tmp_path, {"min_window": 80}), min_window=30)
+    flagged = config_from_file(
+        MonitorThresholds, write_json_file(tmp_path / "config.json", {"min_window": 80}), min_window=30
+    )
     assert flagged.min_window == 30  # the flag wins
 
 
@@ -46,7 +42,7 @@ def test_the_file_overrides_only_the_keys_it_names(tmp_path: Path) -> None:
 )
 def test_a_bad_file_is_refused_naming_what_is_wrong(tmp_path: Path, values: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as caught:
-        config_from_file(MonitorThresholds, _file(tmp_path, values))
+        config_from_file(MonitorThresholds, write_json_file(tmp_path / "config.json", values))
     assert "config.json" in str(caught.value)
 
 
@@ -60,7 +56,9 @@ def test_a_missing_or_unreadable_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_prices_come_from_the_file_and_bad_ones_are_refused_naming_it(tmp_path: Path) -> None:
-    found = config_from_file(PriceConfig, _file(tmp_path, {"cloud_per_query": 0.02, "mode": "measured"}))
+    found = config_from_file(
+        PriceConfig, write_json_file(tmp_path / "config.json", {"cloud_per_query": 0.02, "mode": "measured"})
+    )
     assert (found.cloud_per_query, found.mode, found.edge_per_query) == (0.02, "measured", PriceConfig().edge_per_query)
     for values, message in (
         ({"mode": "metered"}, "mode"),
@@ -68,5 +66,5 @@ def test_prices_come_from_the_file_and_bad_ones_are_refused_naming_it(tmp_path: 
         ({"cloud_price": 0.02}, r"unknown PriceConfig keys \['cloud_price'\]"),
     ):
         with pytest.raises(ConfigError, match=message) as caught:
-            config_from_file(PriceConfig, _file(tmp_path, values))
+            config_from_file(PriceConfig, write_json_file(tmp_path / "config.json", values))
         assert str(caught.value).startswith(f"{tmp_path / 'config.json'}: ")
