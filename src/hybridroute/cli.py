@@ -848,14 +848,40 @@ def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, max_body_by
     show_default=True,
     help="Most characters per text (413).",
 )
-@max_body_bytes_option("64 texts of --max-chars characters")
+@click.option(
+    "--max-texts", type=click.IntRange(1, 4096), default=64, show_default=True, help="Most texts per request (413)."
+)
+@max_body_bytes_option("--max-texts texts of --max-chars characters")
 @click.option(
     "--audit-db", default=None, help="Audit path, sqlite:///PATH or postgresql://URL [default: RUN/audit.sqlite]."
+)
+@click.option(
+    "--audit-queue",
+    type=click.IntRange(1, 10_000_000),
+    default=10_000,
+    show_default=True,
+    help="Most audit records waiting to be written; more are dropped and counted (hybridroute_audit_dropped_total).",
+)
+@click.option(
+    "--audit-ack-timeout",
+    "audit_ack_timeout_s",
+    type=click.FloatRange(0.0, 60.0),
+    default=1.0,
+    show_default=True,
+    help="Longest an answer waits for its audit commit, s (X-Audit: committed; past it: pending). "
+    "0: answers never wait (X-Audit: queued), and a crash can lose the records of answered requests.",
 )
 @click.option("--store-raw-text", is_flag=True, help="Keep raw texts in the audit log (default: salted hashes only).")
 @click.option("--admin-token", envvar="HYBRIDROUTE_ADMIN_TOKEN", default=None, help="Enables POST /admin/reload.")
 @click.option("--watch", is_flag=True, help="Reload when RUN/edge/manifest.json changes.")
 @threads_option()
+@click.option(
+    "--monitor-window",
+    type=click.IntRange(1, 10_000_000),
+    default=1000,
+    show_default=True,
+    help="Answers per window of the live monitor (GET /v1/monitor); it keeps 8 windows in memory.",
+)
 @_json_file_option("thresholds", "the live monitor (GET /v1/monitor, the hybridroute_monitor_* gauges)")
 @_json_file_option("prices", "every answer's cost and the live monitor's cloud-only comparison")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log every HTTP request.")
@@ -864,6 +890,7 @@ def serve_edge(
     host: str,
     port: int,
     access_log: bool,
+    monitor_window: int,
     thresholds_file: Path | None,
     prices_file: Path | None,
     **options: Any,
@@ -887,7 +914,7 @@ def serve_edge(
         run_dir,
         prices=prices,
         monitor_thresholds=config_from_file(MonitorThresholds, thresholds_file),
-        monitor_config=MonitorConfig(cloud_price=prices.cloud_per_query),
+        monitor_config=MonitorConfig(window_size=monitor_window, cloud_price=prices.cloud_per_query),
         **options,
     )
     app = create_app(settings, open_hybrid_for(settings))  # load first: a bad run fails before binding

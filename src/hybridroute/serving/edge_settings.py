@@ -105,7 +105,7 @@ class EdgeSettings:
         if self.monitor_config.window_seconds is None and window < least:
             raise ConfigError(
                 f"the live monitor's windows hold {window} answers, fewer than min_window ({least}): they would "
-                f"never get a verdict; lower min_window to {window} or less"
+                f"never get a verdict; lower min_window to {window} or less, or make the windows larger"
             )
 
     @property

@@ -23,6 +23,7 @@ from hybridroute.runtime.classifier import EdgeClassifier
 from hybridroute.serving.edge_app import create_app
 from hybridroute.serving.edge_settings import EdgeSettings
 from hybridroute.serving.uvicorn_runner import serve_in_thread
+from support.raw_http import error_of
 
 ORDINARY = [f"{w} order {i} please" for i, w in enumerate(["great", "awful", "where", "love", "refund"] * 6)]
 ODD = "🦜🦜 ꙮꙮ " * 60  # long, and mostly tokens the vocabulary lacks ([UNK])
@@ -144,7 +145,7 @@ def test_after_a_reload_the_drift_reference_is_the_loaded_bundles(
 # ---------------------------------------------------------------- serve edge --thresholds
 
 
-def test_serve_edge_judges_and_charges_live_traffic_by_its_thresholds_and_prices_files(
+def test_serve_edge_takes_its_limits_prices_and_monitor_settings_from_the_command_line(
     run_copy: Path, tmp_path: Path
 ) -> None:
     limits = tmp_path / "thresholds.json"
@@ -155,6 +156,7 @@ def test_serve_edge_judges_and_charges_live_traffic_by_its_thresholds_and_prices
     command = [sys.executable, "-m", "hybridroute", "serve", "edge", "--run", str(run_copy), "--port", str(port)]
     command += ["--audit-db", str(tmp_path / "audit.sqlite"), "--thresholds", str(limits), "--no-access-log"]
     command += ["--prices", str(prices), "--policy", "always-edge"]
+    command += ["--monitor-window", "10", "--max-texts", "2", "--audit-ack-timeout", "0"]
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as handle, httpx.Client(timeout=30.0) as client:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
@@ -168,12 +170,17 @@ def test_serve_edge_judges_and_charges_live_traffic_by_its_thresholds_and_prices
                     pass
                 time.sleep(0.2)
             assert process.poll() is None, log.read_text(errors="replace")[-3000:]
-            answers = [client.post(f"{url}/v1/classify", json={"text": text}).json() for text in ORDINARY[:12]]
+            responses = [client.post(f"{url}/v1/classify", json={"text": text}) for text in ORDINARY[:12]]
+            too_many = client.post(f"{url}/v1/classify", json={"texts": ORDINARY[:3]})
             report = client.get(f"{url}/v1/monitor").json()
         finally:
             process.terminate()
             process.wait(30)
-    assert {a["results"][0]["cost"] for a in answers} == {0.0005}  # the file's edge price, not the default
+    assert {r.json()["results"][0]["cost"] for r in responses} == {0.0005}  # the file's edge price, not the default
+    assert {r.headers["x-audit"] for r in responses} == {"queued"}  # --audit-ack-timeout 0: no wait for the commit
+    assert too_many.status_code == 413  # --max-texts 2
+    assert "at most 2 are accepted per request" in error_of(too_many)["message"]
+    assert report["window"]["queries"] == 10  # --monitor-window 10: the newest 10 of 12 answers
     assert report["cost"]["cost_per_query"] == pytest.approx(0.0005)
     assert report["cost"]["monthly_cloud_only"] == pytest.approx(0.02 * report["cost"]["queries_per_day"] * 30)
     assert report["thresholds"]["min_window"] == 10 and report["thresholds"]["max_p95_latency_ms"] == 0.001
@@ -198,3 +205,21 @@ def test_serve_edge_refuses_a_min_window_its_live_windows_cannot_reach(run_copy:
     result = CliRunner().invoke(main, ["serve", "edge", "--run", str(run_copy), "--thresholds", str(limits)])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "the live monitor's windows hold 1000 answers, fewer than min_window (5000)" in result.output
+
+
+def test_serve_edge_passes_every_flag_to_the_service(
+    run_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    served: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
+    monkeypatch.setattr("hybridroute.serving.uvicorn_runner.freeze_startup_heap", lambda: None)
+    args = ["serve", "edge", "--run", str(run_copy), "--audit-db", str(tmp_path / "audit.sqlite"), "--port", "8123"]
+    args += ["--audit-queue", "5000", "--audit-ack-timeout", "0.5", "--max-texts", "8", "--monitor-window", "200"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    settings = served["app"].state.service.settings  # type: ignore[attr-defined]
+    assert (settings.audit_queue, settings.audit_ack_timeout_s, settings.max_texts) == (5000, 0.5, 8)
+    assert settings.monitor_config.window_size == 200 and served["port"] == 8123
+    assert settings.body_limit == EdgeSettings(run_copy, max_texts=8).body_limit  # derived from --max-texts
