@@ -1137,7 +1137,6 @@ def bench_routing(
     from hybridroute.config import config_from_file
     from hybridroute.routing.ledger import PriceConfig
 
-    prices = config_from_file(PriceConfig, prices_file)
     config = RoutingBenchConfig(
         run_dir,
         test,
@@ -1148,8 +1147,7 @@ def bench_routing(
         outage_sample=outage_sample,
         plot=plot,
         edge_batch_size=edge_batch_size,
-        prices=prices,
-        cpu_hour_price=prices.cpu_hour_price,
+        prices=config_from_file(PriceConfig, prices_file),
     )
     result = run_routing_bench(config, json_out=json_out)
     click.echo(markdown_table(result))

@@ -228,7 +228,6 @@ def test_missing_cloud_and_router_name_the_command_to_run(tiny_run: Path, tmp_pa
         {"http_sample": -1},
         {"limit": -5},
         {"text_col": "label"},
-        {"cpu_hour_price": -1.0},
         {"timing_queries": 0},
         {"edge_batch_size": 0},
         {"prices": {"cloud_per_query": 1}},
@@ -237,6 +236,11 @@ def test_missing_cloud_and_router_name_the_command_to_run(tiny_run: Path, tmp_pa
 def test_bad_settings_are_refused(changes: dict[str, Any], tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         RoutingBenchConfig(tmp_path, tmp_path / "test.csv", **changes)
+
+
+def test_a_negative_cpu_hour_price_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cpu_hour_price"):  # measured mode's price lives in the prices
+        RoutingBenchConfig(tmp_path, tmp_path / "test.csv", prices=PriceConfig(cpu_hour_price=-1.0))
 
 
 def test_plot_goes_where_asked(tmp_path: Path) -> None:

@@ -426,7 +426,10 @@ def test_bench_routing_prices_costs_and_savings_with_the_prices_file(
     result = json.loads(out.read_text())
     assert result["policies"]["always-edge"]["cost_per_query"] == pytest.approx(0.0005)
     assert result["policies"]["always-cloud"]["cost_per_query"] == pytest.approx(0.0205)
-    assert result["settings"]["prices"]["cloud_per_query"] == 0.02 and result["settings"]["cpu_hour_price"] == 0.1
+    assert (result["settings"]["prices"]["cloud_per_query"], result["settings"]["prices"]["cpu_hour_price"]) == (
+        0.02,
+        0.1,
+    )
 
 
 @pytest.mark.parametrize(

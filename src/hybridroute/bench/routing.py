@@ -108,7 +108,6 @@ class RoutingBenchConfig:
     http_sample: int = 200  # texts sent through the real cloud service; 0 skips the check
     seed: int = 0  # the random baseline, the tutorial's draws and the learned policy's split
     prices: PriceConfig = field(default_factory=PriceConfig)
-    cpu_hour_price: float = 0.05  # measured mode: a typical on-demand vCPU-hour
     queries_per_day: int = 10_000  # the monthly projection's traffic
     plot: Path | None = None  # where the PNG goes; None: beside the JSON (or the run folder)
     outage_sample: int = 200  # texts routed per outage scenario; 0 skips the outage checks
@@ -137,7 +136,6 @@ class RoutingBenchConfig:
             ("limit", 0, 10**9),
             ("http_sample", 0, 10**6),
             ("seed", 0, 2**32 - 1),
-            ("cpu_hour_price", 0.0, 1e3),
             ("queries_per_day", 0, 10**12),
             ("outage_sample", 0, 10**6),
             ("cloud_timeout_s", 0.01, 60.0),
@@ -155,11 +153,8 @@ class RoutingBenchConfig:
         return 2.0 * self.cloud_timeout_s
 
     def price_modes(self) -> dict[str, PriceConfig]:
-        """The prices of both modes: ``fixed`` and ``measured`` (edge at ``cpu_hour_price``)."""
-        return {
-            "fixed": replace(self.prices, mode="fixed"),
-            "measured": replace(self.prices, mode="measured", cpu_hour_price=self.cpu_hour_price),
-        }
+        """The prices of both modes: ``fixed`` and ``measured`` (edge at ``prices.cpu_hour_price``)."""
+        return {"fixed": replace(self.prices, mode="fixed"), "measured": replace(self.prices, mode="measured")}
 
 
 # ---------------------------------------------------------------- pure helpers
