@@ -75,7 +75,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -1000,6 +1000,23 @@ def fetch_text(url: str) -> str | None:
         return None
 
 
+@dataclass(frozen=True)
+class WindowMark:
+    """What is read at one end of the measured window: the server's CPU, the machine's CPU ticks, its /metrics.
+
+    Each is None where it could not be read (no process of ours, no ``/proc``, no edge service or a failed scrape).
+    """
+
+    cpu: CpuMark | None
+    machine: tuple[int, int] | None
+    metrics: str | None
+
+    @classmethod
+    def read(cls, pid: int | None, metrics_url: str | None) -> WindowMark:
+        """The mark now; ``metrics_url`` None scrapes nothing (the plain handler has no /metrics)."""
+        return cls(CpuMark.read(pid), read_machine_ticks(), fetch_text(metrics_url) if metrics_url else None)
+
+
 # ---------------------------------------------------------------- orchestration
 
 
@@ -1018,27 +1035,20 @@ def measure(
     per request sent in the window (failed ones included: they cost CPU as well); and, for every server, how busy
     this machine's CPUs were over that span.
     """
-    edge = target.name != "plain"
-    at_window: list[str | None] = []
-    cpu_at_window: list[CpuMark | None] = []
-    machine_at_window: list[tuple[int, int] | None] = []
-
-    def mark_window() -> None:
-        cpu_at_window.append(CpuMark.read(pid))
-        machine_at_window.append(read_machine_ticks())
-        if edge:
-            at_window.append(fetch_text(f"{url}/metrics"))
-
-    tally, measure_at = drive_load(url, bodies, config, mark_window)
-    cpu_after, machine_after = CpuMark.read(pid), read_machine_ticks()
+    metrics_url = f"{url}/metrics" if target.name != "plain" else None
+    opened: list[WindowMark] = []  # drive_load marks the window's opening once
+    tally, measure_at = drive_load(url, bodies, config, lambda: opened.append(WindowMark.read(pid, metrics_url)))
+    closed = WindowMark.read(pid, metrics_url)
+    start = opened[0] if opened else WindowMark(None, None, None)
     result = summarize(target.name, url, tally, measure_at, config.duration_s)
-    after = fetch_text(f"{url}/metrics") if edge else None
-    before = at_window[0] if at_window else None
-    batch = mean_batch_size(after, before) if after and before else None
-    cpu_ms, cores = server_cpu(cpu_at_window[0] if cpu_at_window else None, cpu_after, result.ok + result.errors)
-    machine = busy_pct(machine_at_window[0] if machine_at_window else None, machine_after)
-    found = {"mean_batch_size": batch, "server_cpu_ms_per_request": cpu_ms, "server_cores": cores}
-    return PhaseResult(**(asdict(result) | found | {"machine_busy_pct": machine}))
+    cpu_ms, cores = server_cpu(start.cpu, closed.cpu, result.ok + result.errors)
+    return replace(
+        result,
+        mean_batch_size=mean_batch_size(closed.metrics, start.metrics) if closed.metrics and start.metrics else None,
+        server_cpu_ms_per_request=cpu_ms,
+        server_cores=cores,
+        machine_busy_pct=busy_pct(start.machine, closed.machine),
+    )
 
 
 def run_phase(
