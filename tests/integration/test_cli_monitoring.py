@@ -274,8 +274,7 @@ def test_on_read_only_storage_records_only_in_the_wal_are_reported_missing(tmp_p
 
 
 def test_monitor_compares_with_cloud_only_at_the_prices_files_cloud_price(healthy_db: Path, tmp_path: Path) -> None:
-    prices = tmp_path / "prices.json"
-    prices.write_text(json.dumps({"cloud_per_query": 0.0272}))  # twice the default
+    prices = write_json_file(tmp_path / "prices.json", {"cloud_per_query": 0.0272})  # twice the default
     args = ["monitor", "--db", str(healthy_db), "--window", "200", "--json"]
     default = json.loads(CliRunner().invoke(main, args).output)["cost"]
     priced = json.loads(CliRunner().invoke(main, [*args, "--prices", str(prices)]).output)["cost"]

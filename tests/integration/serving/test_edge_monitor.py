@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import sqlite3
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,7 +12,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from hybridroute.bench.load import free_port
+from hybridroute.bench.load import free_port, started_server
 from hybridroute.cli import main
 from hybridroute.monitoring.drift import REFERENCE_FILE, load_reference
 from hybridroute.monitoring.monitor import TREND_METRICS
@@ -23,6 +21,7 @@ from hybridroute.runtime.classifier import EdgeClassifier
 from hybridroute.serving.edge_app import create_app
 from hybridroute.serving.edge_settings import EdgeSettings
 from hybridroute.serving.uvicorn_runner import serve_in_thread
+from support.json_files import write_json_file
 from support.raw_http import error_of
 
 ORDINARY = [f"{w} order {i} please" for i, w in enumerate(["great", "awful", "where", "love", "refund"] * 6)]
@@ -148,34 +147,20 @@ def test_after_a_reload_the_drift_reference_is_the_loaded_bundles(
 def test_serve_edge_takes_its_limits_prices_and_monitor_settings_from_the_command_line(
     run_copy: Path, tmp_path: Path
 ) -> None:
-    limits = tmp_path / "thresholds.json"
-    limits.write_text(json.dumps({"min_window": 10, "max_p95_latency_ms": 0.001, "critical_p95_latency_ms": 1e6}))
-    prices = tmp_path / "prices.json"
-    prices.write_text(json.dumps({"edge_per_query": 0.0005, "cloud_per_query": 0.02}))
+    limits = write_json_file(
+        tmp_path / "thresholds.json", {"min_window": 10, "max_p95_latency_ms": 0.001, "critical_p95_latency_ms": 1e6}
+    )
+    prices = write_json_file(tmp_path / "prices.json", {"edge_per_query": 0.0005, "cloud_per_query": 0.02})
     port, log = free_port(), tmp_path / "edge.log"
     command = [sys.executable, "-m", "hybridroute", "serve", "edge", "--run", str(run_copy), "--port", str(port)]
     command += ["--audit-db", str(tmp_path / "audit.sqlite"), "--thresholds", str(limits), "--no-access-log"]
     command += ["--prices", str(prices), "--policy", "always-edge"]
     command += ["--monitor-window", "10", "--max-texts", "2", "--audit-ack-timeout", "0"]
     url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as handle, httpx.Client(timeout=30.0) as client:
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 120.0
-            while time.monotonic() < deadline and process.poll() is None:
-                try:
-                    if client.get(f"{url}/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.2)
-            assert process.poll() is None, log.read_text(errors="replace")[-3000:]
-            responses = [client.post(f"{url}/v1/classify", json={"text": text}) for text in ORDINARY[:12]]
-            too_many = client.post(f"{url}/v1/classify", json={"texts": ORDINARY[:3]})
-            report = client.get(f"{url}/v1/monitor").json()
-        finally:
-            process.terminate()
-            process.wait(30)
+    with started_server(command, url, log, timeout_s=120.0), httpx.Client(timeout=30.0) as client:
+        responses = [client.post(f"{url}/v1/classify", json={"text": text}) for text in ORDINARY[:12]]
+        too_many = client.post(f"{url}/v1/classify", json={"texts": ORDINARY[:3]})
+        report = client.get(f"{url}/v1/monitor").json()
     assert {r.json()["results"][0]["cost"] for r in responses} == {0.0005}  # the file's edge price, not the default
     assert {r.headers["x-audit"] for r in responses} == {"queued"}  # --audit-ack-timeout 0: no wait for the commit
     assert too_many.status_code == 413  # --max-texts 2
@@ -190,8 +175,7 @@ def test_serve_edge_takes_its_limits_prices_and_monitor_settings_from_the_comman
 
 
 def test_serve_edge_refuses_a_bad_thresholds_file_before_loading_anything(run_copy: Path, tmp_path: Path) -> None:
-    bad = tmp_path / "thresholds.json"
-    bad.write_text('{"min_accuracy": "high"}')
+    bad = write_json_file(tmp_path / "thresholds.json", {"min_accuracy": "high"})
     result = CliRunner().invoke(main, ["serve", "edge", "--run", str(run_copy), "--thresholds", str(bad)])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.strip() == (
@@ -200,8 +184,7 @@ def test_serve_edge_refuses_a_bad_thresholds_file_before_loading_anything(run_co
 
 
 def test_serve_edge_refuses_a_min_window_its_live_windows_cannot_reach(run_copy: Path, tmp_path: Path) -> None:
-    limits = tmp_path / "thresholds.json"
-    limits.write_text('{"min_window": 5000}')
+    limits = write_json_file(tmp_path / "thresholds.json", {"min_window": 5000})
     result = CliRunner().invoke(main, ["serve", "edge", "--run", str(run_copy), "--thresholds", str(limits)])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "the live monitor's windows hold 1000 answers, fewer than min_window (5000)" in result.output
