@@ -1187,6 +1187,14 @@ def bench_routing(
 @click.option(
     "--workers", type=click.IntRange(1, 256), default=1, show_default=True, help="Edge services' concurrent batches."
 )
+@click.option(
+    "--replicas",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes started per configuration, each on its own port, sharing one audit database; the "
+    "clients are spread evenly over them (with --workers 1 --threads 1: one process per core).",
+)
 @click.option("--policy", default="always-edge", show_default=True, help="Started services' policy ('' = the run's).")
 @click.option(
     "--texts",
@@ -1215,8 +1223,16 @@ def bench_load(
     plan = None
     if run_dir is not None:
         plan = load.ServerPlan(
-            run_dir, o["max_batch"], o["max_wait_ms"], o["threads"], o["workers"], o["policy"] or None
+            run_dir,
+            o["max_batch"],
+            o["max_wait_ms"],
+            o["threads"],
+            o["workers"],
+            o["policy"] or None,
+            replicas=o["replicas"],
         )
+    elif o["replicas"] > 1:
+        raise click.UsageError("--replicas applies to the servers --run starts; give --run RUN")
     targets = load.plan_targets({"batched": url, "unbatched": unbatched_url, "plain": plain_url}, plan)
     texts, source = load.request_texts(texts_file, run_dir)
     result = load.run_load_bench(config, targets, texts, plan, progress=click.echo, text_source=source)

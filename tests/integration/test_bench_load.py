@@ -90,3 +90,25 @@ def test_bench_load_open_loop_offers_the_given_rate(tiny_run: Path, tmp_path: Pa
     assert report["unbatched"] is None and "--unbatched-url" in report["not_measured"]["unbatched"]
     assert set(report["not_measured"]) == {"unbatched", "plain"} and "latency_ms" in report["definitions"]
     assert "batched: offered 40.0 req/s, served" in result.output
+
+
+def test_bench_load_spreads_the_clients_over_started_replicas(tiny_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run / "edge", run / "edge")
+    out = tmp_path / "load.json"
+    args = ["bench", "load", "--run", str(run), "--replicas", "2", "--workers", "1", "--threads", "1"]
+    args += ["--concurrency", "4", "--processes", "2", "--duration", "1", "--warmup", "0.3", "--json", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "(replica 2/2): starting on" in result.output and "| batched (2 processes) |" in result.output
+
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["settings"]["server"]["replicas"] == 2
+    for name in ("batched", "unbatched", "plain"):
+        phase = report[name]
+        urls = phase["url"].split(", ")
+        assert phase["replicas"] == 2 and len(set(urls)) == 2, phase
+        assert phase["errors"] == 0 and phase["warmup_errors"] == 0 and phase["ok"] > 0, phase
+        assert phase["server_cpu_ms_per_request"] > 0, phase  # both processes read from /proc
+    # the two edge services share one audit database: batches from both replicas' /metrics, none lost
+    assert report["batched"]["mean_batch_size"] >= 1.0 and report["unbatched"]["mean_batch_size"] == 1.0

@@ -171,6 +171,8 @@ class ServerPlan:
         workers: model batches at once in the edge services (the unbatched one too: only batching differs).
         policy: routing policy of the edge services; ``always-edge`` measures edge-only traffic.
         startup_timeout_s: longest a server may take to become ready.
+        replicas: server processes per configuration, each on a port of its own, sharing one audit database;
+            the clients are spread evenly over them (each process has its own interpreter lock).
     """
 
     run: Path
@@ -180,6 +182,7 @@ class ServerPlan:
     workers: int = 1
     policy: str | None = "always-edge"  # the target is stated for edge-only traffic
     startup_timeout_s: float = 180.0
+    replicas: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "run", Path(self.run))
@@ -188,6 +191,7 @@ class ServerPlan:
         check_range("threads", self.threads, 0, 1024)
         check_range("workers", self.workers, 1, 256)
         check_positive("startup_timeout_s", self.startup_timeout_s)
+        check_range("replicas", self.replicas, 1, 64)
         if not (self.run / "edge").is_dir():
             raise ConfigError(f"{self.run} has no edge bundle (RUN/edge); give a trained run folder")
 
@@ -267,7 +271,7 @@ def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float | None]:
 
 
 def batch_totals(metrics_text: str) -> tuple[float, float]:
-    r"""Texts and model batches so far, from the edge service's Prometheus text.
+    r"""Texts and model batches so far, from the edge service's Prometheus text (summed over the scrapes it joins).
 
     Example: "hybridroute_batch_size_sum 64.0\nhybridroute_batch_size_count 4.0" -> (64.0, 4.0)
     """
@@ -275,7 +279,7 @@ def batch_totals(metrics_text: str) -> tuple[float, float]:
     for line in metrics_text.splitlines():
         name, _, value = line.partition(" ")
         if name in ("hybridroute_batch_size_sum", "hybridroute_batch_size_count"):
-            values[name] = float(value)
+            values[name] = values.get(name, 0.0) + float(value)
     return values.get("hybridroute_batch_size_sum", 0.0), values.get("hybridroute_batch_size_count", 0.0)
 
 
@@ -341,9 +345,11 @@ DEFINITIONS = {
     "mean_batch_size": "texts per model batch of the edge service in the measured window (its /metrics scraped when "
     "the window opened and after the last request); null for the plain handler or when a scrape failed",
     "speedup": "batched throughput over unbatched / plain; null when either was not measured or served nothing",
-    "server_cpu_ms_per_request": "CPU time (user + system, every thread) of a server this benchmark started, from the "
-    "window's opening to after the last request, per request sent in the window; null for a server given by URL "
-    "or where /proc cannot be read",
+    "replicas": "server processes of the configuration, each on its own port (url lists them), the clients spread "
+    "evenly over them; the started ones share one audit database",
+    "server_cpu_ms_per_request": "CPU time (user + system, every thread, every replica) of a server this benchmark "
+    "started, from the window's opening to after the last request, per request sent in the window; null for a "
+    "server given by URL or where /proc cannot be read",
     "server_cores": "that CPU time over the same wall-clock span: how many cores the server kept busy",
     "server_cpu_ratio": "server CPU per request of unbatched / plain over batched; when both services keep the CPU "
     "busy, the most batching can multiply throughput by on this machine; null when either was not measured",
@@ -459,6 +465,7 @@ class PhaseResult:
     server_cpu_ms_per_request: float | None = None
     server_cores: float | None = None
     machine_busy_pct: float | None = None
+    replicas: int = 1  # server processes behind ``url`` (comma-separated when more than one)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -470,13 +477,14 @@ class PhaseResult:
         batch = "" if self.mean_batch_size is None else f", mean batch {self.mean_batch_size:.1f}"
         warmup = f" (+{self.warmup_errors} in the warm-up)" if self.warmup_errors else ""
         unsent = f", {self.unsent} due but never sent" if self.unsent else ""
+        name = self.name if self.replicas == 1 else f"{self.name} ({self.replicas} processes)"
         cpu = ""
         if self.server_cpu_ms_per_request is not None and self.server_cores is not None:
             cpu = f", server CPU {self.server_cpu_ms_per_request:.2f} ms/request on {self.server_cores:.2f} cores"
         if self.machine_busy_pct is not None:
             cpu += f", machine {self.machine_busy_pct:.0f}% busy"
         return (
-            f"{self.name}: {self.throughput_rps:.1f} req/s, p50 {lat['p50']} ms, p95 {lat['p95']} ms, "
+            f"{name}: {self.throughput_rps:.1f} req/s, p50 {lat['p50']} ms, p95 {lat['p95']} ms, "
             f"p99 {lat['p99']} ms, {self.ok} ok, {self.errors} errors{warmup}{unsent}{batch}{cpu}"
         )
 
@@ -568,9 +576,13 @@ def cpu_ratios(phases: dict[str, PhaseResult | None]) -> dict[str, float | None]
 
 @dataclass(frozen=True)
 class ClientPlan:
-    """What one client process does (picklable: it crosses into a spawned process)."""
+    """What one client process does (picklable: it crosses into a spawned process).
 
-    url: str
+    ``urls``: the server's replicas; client ``index`` talks to ``urls[index % len(urls)]``, so the
+    clients of all processes together are spread evenly over them.
+    """
+
+    urls: tuple[str, ...]
     bodies: tuple[bytes, ...]
     clients: int
     first_client: int
@@ -646,7 +658,7 @@ def run_client(
     counts from when it was due; the requests still due before ``end_at`` when the client stops are counted
     as ``unsent`` / ``warmup_unsent``.
     """
-    host, port = address_of(plan.url)
+    host, port = address_of(plan.urls[index % len(plan.urls)])
     tally, connection = Tally(), None
     schedule = None
     if plan.interval_s is not None:
@@ -693,7 +705,8 @@ def client_process(number: int, plan: ClientPlan, reports: Any, go: Any, start: 
     """
     stop = threading.Event()
     try:
-        address_of(plan.url)  # a bad URL fails here, at start-up, not once the load has begun
+        for url in plan.urls:  # a bad URL fails here, at start-up, not once the load has begun
+            address_of(url)
         reports.put((number, None))
         go.wait()
         wait_until(start.value)  # the common start: a request sent before it would belong to no phase
@@ -713,7 +726,7 @@ def client_process(number: int, plan: ClientPlan, reports: Any, go: Any, start: 
         reports.put((number, Tally(failure=f"{type(exc).__name__}: {exc}")))
 
 
-def client_plans(url: str, bodies: Sequence[bytes], config: LoadConfig) -> list[ClientPlan]:
+def client_plans(urls: Sequence[str], bodies: Sequence[bytes], config: LoadConfig) -> list[ClientPlan]:
     """One plan per client process, with its share of the clients and of the request cap."""
     cap = max(1, config.max_requests // config.concurrency)
     interval = None if config.rate_rps is None else config.concurrency / config.rate_rps
@@ -721,7 +734,7 @@ def client_plans(url: str, bodies: Sequence[bytes], config: LoadConfig) -> list[
     for clients in split_clients(config.concurrency, config.processes):
         plans.append(
             ClientPlan(
-                url,
+                tuple(urls),
                 tuple(bodies),
                 clients,
                 first,
@@ -793,12 +806,12 @@ def collect_reports(reports: Any, processes: Sequence[Any], timeout_s: float, st
 
 
 def drive_load(
-    url: str, bodies: Sequence[bytes], config: LoadConfig, at_window: Callable[[], None] | None = None
+    urls: Sequence[str], bodies: Sequence[bytes], config: LoadConfig, at_window: Callable[[], None] | None = None
 ) -> tuple[Tally, float]:
-    """Load ``url`` from client processes started together; return the merged tally and the measurement start.
+    """Load ``urls`` from client processes started together; return the merged tally and the measurement start.
 
     Args:
-        url: the server.
+        urls: the server's replicas (one URL for one server process), the clients spread evenly over them.
         bodies: request bodies, sent in turn.
         config: the load.
         at_window: called (on a thread of this process) when the measured window opens.
@@ -808,7 +821,7 @@ def drive_load(
     """
     context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
     reports, go, start = context.Queue(), context.Event(), context.Value("d", 0.0)
-    plans = client_plans(url, bodies, config)
+    plans = client_plans(urls, bodies, config)
     processes = [
         context.Process(target=client_process, args=(n, p, reports, go, start), name=f"load-client-{n + 1}")
         for n, p in enumerate(plans)
@@ -931,16 +944,18 @@ def process_cpu_seconds(pid: int) -> float | None:
 
 @dataclass(frozen=True)
 class CpuMark:
-    """A server process's CPU seconds used so far, and when they were read."""
+    """The CPU seconds a server's processes (all its replicas) used so far, and when they were read."""
 
     cpu_s: float
     at: float  # time.monotonic()
 
     @classmethod
-    def read(cls, pid: int | None) -> CpuMark | None:
-        """The mark now; None without a process to read."""
-        cpu = None if pid is None else process_cpu_seconds(pid)
-        return None if cpu is None else cls(cpu, time.monotonic())
+    def read(cls, pids: Sequence[int]) -> CpuMark | None:
+        """The mark now; None without processes, or when one of them cannot be read."""
+        used = [process_cpu_seconds(pid) for pid in pids]
+        if not used or None in used:
+            return None
+        return cls(sum(cpu for cpu in used if cpu is not None), time.monotonic())
 
 
 def server_cpu(before: CpuMark | None, after: CpuMark | None, requests: int) -> tuple[float | None, float | None]:
@@ -1012,9 +1027,11 @@ class WindowMark:
     metrics: str | None
 
     @classmethod
-    def read(cls, pid: int | None, metrics_url: str | None) -> WindowMark:
-        """The mark now; ``metrics_url`` None scrapes nothing (the plain handler has no /metrics)."""
-        return cls(CpuMark.read(pid), read_machine_ticks(), fetch_text(metrics_url) if metrics_url else None)
+    def read(cls, pids: Sequence[int], metrics_urls: Sequence[str]) -> WindowMark:
+        """The mark now; the replicas' scrapes joined (None if one failed); no ``metrics_urls``: nothing scraped."""
+        scrapes = [fetch_text(url) for url in metrics_urls]
+        metrics = None if not scrapes or None in scrapes else "\n".join(text for text in scrapes if text is not None)
+        return cls(CpuMark.read(pids), read_machine_ticks(), metrics)
 
 
 # ---------------------------------------------------------------- orchestration
@@ -1024,23 +1041,23 @@ Progress = Callable[[str], None]
 
 
 def measure(
-    target: Target, url: str, bodies: Sequence[bytes], config: LoadConfig, pid: int | None = None
+    target: Target, urls: Sequence[str], bodies: Sequence[bytes], config: LoadConfig, pids: Sequence[int] = ()
 ) -> PhaseResult:
-    """Load one running server and summarize.
+    """Load one running server (one URL per replica) and summarize.
 
-    The edge service's mean batch size comes from its /metrics, scraped when the measured window opens and
-    after the last request: the window's batches, not the warm-up's nor traffic the server saw earlier (a
-    ``--url`` server's other runs). None when either scrape failed rather than a figure over the wrong span.
-    With the server's ``pid`` (a server this module started), its CPU time over the same span is read too,
+    The edge service's mean batch size comes from its /metrics (every replica's), scraped when the measured
+    window opens and after the last request: the window's batches, not the warm-up's nor traffic the server saw
+    earlier (a ``--url`` server's other runs). None when a scrape failed rather than a figure over the wrong span.
+    With the server's ``pids`` (servers this module started), their CPU time over the same span is read too,
     per request sent in the window (failed ones included: they cost CPU as well); and, for every server, how busy
     this machine's CPUs were over that span.
     """
-    metrics_url = f"{url}/metrics" if target.name != "plain" else None
+    metrics_urls = [f"{url}/metrics" for url in urls] if target.name != "plain" else []
     opened: list[WindowMark] = []  # drive_load marks the window's opening once
-    tally, measure_at = drive_load(url, bodies, config, lambda: opened.append(WindowMark.read(pid, metrics_url)))
-    closed = WindowMark.read(pid, metrics_url)
+    tally, measure_at = drive_load(urls, bodies, config, lambda: opened.append(WindowMark.read(pids, metrics_urls)))
+    closed = WindowMark.read(pids, metrics_urls)
     start = opened[0] if opened else WindowMark(None, None, None)
-    result = summarize(target.name, url, tally, measure_at, config.duration_s)
+    result = summarize(target.name, ", ".join(urls), tally, measure_at, config.duration_s)
     cpu_ms, cores = server_cpu(start.cpu, closed.cpu, result.ok + result.errors)
     return replace(
         result,
@@ -1048,6 +1065,7 @@ def measure(
         server_cpu_ms_per_request=cpu_ms,
         server_cores=cores,
         machine_busy_pct=busy_pct(start.machine, closed.machine),
+        replicas=len(urls),
     )
 
 
@@ -1067,17 +1085,22 @@ def run_phase(
         if not is_ready(target.url):
             raise ConfigError(f"{target.name}: GET {target.url}/readyz does not answer 200; is the server running?")
         progress(f"{target.name} ({target.description}) at {target.url}: {load} ...")
-        return measure(target, target.url, bodies, config)
+        return measure(target, [target.url], bodies, config)
     if plan is None:
         raise ConfigError(f"{target.name}: no URL and no run folder to start a server from")
-    port = free_port()
-    url = f"http://{HOST}:{port}"
-    progress(f"{target.name} ({target.description}): starting on {url} ...")
-    command = server_command(target.name, plan, port, workdir)
     started = time.monotonic()
-    with started_server(command, url, workdir / f"{target.name}.log", plan.startup_timeout_s) as process:
+    with contextlib.ExitStack() as servers:
+        urls, pids = [], []
+        for replica in range(1, plan.replicas + 1):
+            port = free_port()
+            urls.append(f"http://{HOST}:{port}")
+            of = f" (replica {replica}/{plan.replicas})" if plan.replicas > 1 else ""
+            progress(f"{target.name} ({target.description}){of}: starting on {urls[-1]} ...")
+            log = workdir / f"{target.name}-{replica}.log"
+            command = server_command(target.name, plan, port, workdir)
+            pids.append(servers.enter_context(started_server(command, urls[-1], log, plan.startup_timeout_s)).pid)
         progress(f"{target.name}: ready in {time.monotonic() - started:.1f} s; {load} ...")
-        return measure(target, url, bodies, config, process.pid)
+        return measure(target, urls, bodies, config, pids)
 
 
 def run_load_bench(
@@ -1100,6 +1123,10 @@ def run_load_bench(
     """
     from hybridroute.bench.machine import machine_info, package_versions
 
+    if plan is not None and plan.replicas > config.concurrency:
+        raise ConfigError(
+            f"replicas ({plan.replicas}) must be <= concurrency ({config.concurrency}): each replica needs a client"
+        )
     bodies = request_bodies(texts)
     phases: dict[str, PhaseResult | None] = dict.fromkeys(CONFIGURATIONS)
     with sigterm_interrupts(), tempfile.TemporaryDirectory(prefix="hybridroute-load-") as workdir:
@@ -1146,12 +1173,14 @@ def markdown_table(result: dict[str, Any]) -> str:
             rows.append(f"| {name} | not measured | | | | | | | | |")
             continue
         lat = phase["latency_ms"]
+        replicas = phase.get("replicas") or 1  # none in results saved before replicas existed
+        label = name if replicas == 1 else f"{name} ({replicas} processes)"
         warmup = phase.get("warmup_errors") or 0  # results saved before it was counted have none
         unsent = phase.get("unsent") or 0  # nor this
         errors = f"{phase['errors']}" + (f" (+{warmup} in warm-up)" if warmup else "")
         errors += f" (+{unsent} never sent)" if unsent else ""
         rows.append(
-            f"| {name} | {phase['throughput_rps']:.1f} | {cell(lat['p50'])} | {cell(lat['p95'])} | "
+            f"| {label} | {phase['throughput_rps']:.1f} | {cell(lat['p50'])} | {cell(lat['p95'])} | "
             f"{cell(lat['p99'])} | {errors} | {cell(phase['mean_batch_size'])} | "
             f"{cell(phase.get('server_cpu_ms_per_request'), 2)} | {cell(phase.get('server_cores'), 2)} | "
             f"{cell(phase.get('machine_busy_pct'), 0)} |"

@@ -67,8 +67,11 @@ SAME_IN_EVERY_LOAD_RUN = (
     ("settings", "server", "workers"),
     ("settings", "server", "threads"),
     ("settings", "server", "policy"),
+    ("settings", "server", "replicas"),
     ("machine", "cpu_model"),
 )
+# Settings added after results were first saved: what a result without the field measured.
+SAVED_BEFORE_THE_FIELD: dict[tuple[str, ...], Any] = {("settings", "server", "replicas"): 1}
 
 DEFINITIONS = {
     "timings": "per model: {median, min, max, runs} across the runs of each run's own figure (itself a median "
@@ -133,6 +136,12 @@ def _field(result: Mapping[str, Any], keys: Sequence[str]) -> Any:
     return value
 
 
+def _setting(result: Mapping[str, Any], keys: Sequence[str]) -> Any:
+    """:func:`_field`, or what a result saved before the field existed measured."""
+    value = _field(result, keys)
+    return SAVED_BEFORE_THE_FIELD.get(tuple(keys)) if value is None else value
+
+
 def check_comparable(
     results: Sequence[Mapping[str, Any]],
     names: Sequence[str],
@@ -142,7 +151,7 @@ def check_comparable(
     if len(results) < 2:
         raise DataError(f"a summary needs at least two runs, got {len(results)}")
     for keys in same:
-        values = {name: _field(r, keys) for name, r in zip(names, results, strict=True)}
+        values = {name: _setting(r, keys) for name, r in zip(names, results, strict=True)}
         if len(set(map(str, values.values()))) > 1:
             found = ", ".join(f"{name}: {value}" for name, value in values.items())
             raise DataError(f"the runs differ in {'.'.join(keys)} ({found}); summarise runs of one experiment only")

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from contextlib import closing
+from contextlib import ExitStack, closing
 from pathlib import Path
 
 import httpx
@@ -42,13 +42,17 @@ def audit_contents(db: Path) -> tuple[set[str], int]:
         return ids, int(dropped.fetchone()[0])
 
 
+def serve_command(run: Path, port: int, db: Path) -> list[str]:
+    command = [sys.executable, "-m", "hybridroute", "serve", "edge", "--run", str(run), "--host", HOST]
+    return command + ["--port", str(port), "--audit-db", str(db), "--no-access-log", "--max-batch", "16"]
+
+
 def test_every_acknowledged_request_survives_kill_9(tiny_run: Path, tmp_path: Path) -> None:
     run, db = tmp_path / "run", tmp_path / "audit.sqlite"
     shutil.copytree(tiny_run / "edge", run / "edge")
     port = free_port()
     url = f"http://{HOST}:{port}"
-    command = [sys.executable, "-m", "hybridroute", "serve", "edge", "--run", str(run), "--host", HOST]
-    command += ["--port", str(port), "--audit-db", str(db), "--no-access-log", "--max-batch", "16"]
+    command = serve_command(run, port, db)
     acked: list[tuple[str, str]] = []
     stop = threading.Event()
     with started_server(command, url, tmp_path / "serve.log", timeout_s=60.0) as process:
@@ -72,3 +76,44 @@ def test_every_acknowledged_request_survives_kill_9(tiny_run: Path, tmp_path: Pa
     assert Counter(status for _, status in acknowledged) == {"committed": len(acknowledged)}
     assert [request_id for request_id, _ in acknowledged if request_id not in stored] == []
     assert dropped == 0  # the overflow counter reads zero at this load, so it accounts for nothing
+
+
+def test_two_replicas_share_one_audit_database_and_a_kill_9_of_one_loses_nothing(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    # Two service processes write one SQLite audit log at once (WAL: one writer at a time, the other waits);
+    # one is killed mid-load, the other drains and stops; every answer either acknowledged is stored.
+    run, db = tmp_path / "run", tmp_path / "audit.sqlite"
+    shutil.copytree(tiny_run / "edge", run / "edge")
+    acked: list[tuple[str, str]] = []
+    stop = threading.Event()
+    with ExitStack() as servers:
+        urls, processes = [], []
+        for name in ("one", "two"):
+            port = free_port()  # after the first server has bound its port
+            urls.append(f"http://{HOST}:{port}")
+            command = serve_command(run, port, db)
+            processes.append(servers.enter_context(started_server(command, urls[-1], tmp_path / f"{name}.log", 60.0)))
+        one = processes[0]
+        clients = [
+            threading.Thread(target=load_until_killed, args=(urls[i % 2], acked, stop, i)) for i in range(CLIENTS)
+        ]
+        for thread in clients:
+            thread.start()
+        deadline = time.monotonic() + 15.0
+        while len(acked) < ACKED_BEFORE_KILL and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(one.pid, signal.SIGKILL)
+        one.wait(10.0)
+        time.sleep(0.3)  # the survivor keeps answering its clients
+        stop.set()
+        for thread in clients:
+            thread.join(15.0)
+    acknowledged = list(acked)
+    stored, dropped = audit_contents(db)
+
+    assert one.returncode == -signal.SIGKILL
+    assert len(acknowledged) >= 20
+    assert Counter(status for _, status in acknowledged) == {"committed": len(acknowledged)}
+    assert [request_id for request_id, _ in acknowledged if request_id not in stored] == []
+    assert dropped == 0

@@ -164,7 +164,7 @@ def test_process_cpu_seconds_grows_with_work_and_is_none_for_no_process() -> Non
         pass
     after = process_cpu_seconds(os.getpid())
     assert before is not None and after is not None and after - before >= 0.15
-    assert process_cpu_seconds(-1) is None and CpuMark.read(None) is None
+    assert process_cpu_seconds(-1) is None and CpuMark.read([]) is None
 
 
 def test_cpu_ratios_compare_the_others_cpu_per_request_with_the_batched_services() -> None:
@@ -288,7 +288,7 @@ def test_server_commands_differ_only_in_batching_or_handler(run_dir: Path, tmp_p
 
 
 def test_client_plans_share_clients_and_the_request_cap() -> None:
-    plans = client_plans("http://h:1", [b"{}"], LoadConfig(concurrency=5, processes=2, max_requests=100))
+    plans = client_plans(["http://h:1"], [b"{}"], LoadConfig(concurrency=5, processes=2, max_requests=100))
     assert [(p.clients, p.first_client, p.cap_per_client) for p in plans] == [(3, 0, 20), (2, 3, 20)]
 
 
@@ -303,7 +303,7 @@ def test_texts_come_from_a_file_the_run_or_the_built_in_set(tmp_path: Path, run_
 
 
 def test_a_client_counts_refused_connections_as_errors() -> None:
-    plan = ClientPlan(f"http://127.0.0.1:{free_port()}", (b"{}",), 1, 0, 1000, 1.0, 0.0, 0.2)
+    plan = ClientPlan((f"http://127.0.0.1:{free_port()}",), (b"{}",), 1, 0, 1000, 1.0, 0.0, 0.2)
     now = time.time()
     tally = run_client(plan, 0, now, now + 0.2)
     assert tally.latencies_ms == [] and set(tally.errors) == {"ConnectionRefusedError"} and tally.ran_to_end == 1
@@ -355,7 +355,7 @@ def _http_server(delay_s: float) -> contextlib.AbstractContextManager[str]:
 
 def test_an_open_loop_client_sends_at_its_rate_not_as_fast_as_it_can() -> None:
     with _http_server(delay_s=0.0) as url:
-        plan = ClientPlan(url, (b"{}",), 1, 0, 10_000, 1.0, 0.0, 1.0, interval_s=0.1, concurrency=1)
+        plan = ClientPlan((url,), (b"{}",), 1, 0, 10_000, 1.0, 0.0, 1.0, interval_s=0.1, concurrency=1)
         now = time.time()
         tally = run_client(plan, 0, now, now + 1.0)
     assert 9 <= tally.sent <= 11 and not tally.errors  # a closed loop would send hundreds in a second
@@ -365,7 +365,7 @@ def test_an_open_loop_client_that_falls_behind_counts_every_request_it_never_sen
     # Due every 50 ms, answered in 150 ms: the client sends a third of its schedule. Every request due before the
     # window closed is either sent (ok, errors or warm-up) or unsent: none is dropped from the books.
     with _http_server(delay_s=0.15) as url:
-        plan = ClientPlan(url, (b"{}",), 1, 0, 10_000, 5.0, 0.3, 0.9, interval_s=0.05, concurrency=1)
+        plan = ClientPlan((url,), (b"{}",), 1, 0, 10_000, 5.0, 0.3, 0.9, interval_s=0.05, concurrency=1)
         now = time.time()
         measure_at, end_at = now + 0.3, now + 1.2
         tally = run_client(plan, 0, measure_at, end_at)
@@ -383,7 +383,7 @@ def test_unsent_requests_are_summed_across_client_processes_and_shown_in_the_tab
     # (warm-up, times out after the window) and nothing else. Client 0 is due at 0, .1, ..., client 1 at .05, .15, ...
     config = LoadConfig(concurrency=2, processes=2, warmup_s=0.42, duration_s=0.3, timeout_s=1.0, rate_rps=20.0)
     with _hung_server() as url:
-        tally, measure_at = drive_load(url, request_bodies(["hello"]), config)
+        tally, measure_at = drive_load([url], request_bodies(["hello"]), config)
     result = summarize("batched", url, tally, measure_at, config.duration_s)
     assert (result.ok, result.errors, result.warmup_errors, result.sent) == (0, 0, 2, 2)
     assert result.unsent == 6 and result.warmup_unsent == 7  # .5 .6 .7 / .45 .55 .65; 4 + 3 more in the warm-up
@@ -396,7 +396,7 @@ def test_unsent_requests_are_summed_across_client_processes_and_shown_in_the_tab
 def test_open_loop_latency_counts_the_queue_a_slow_server_causes() -> None:
     # Requests are due every 50 ms but take 150 ms: each waits longer than the last (no coordinated omission).
     with _http_server(delay_s=0.15) as url:
-        plan = ClientPlan(url, (b"{}",), 1, 0, 10_000, 5.0, 0.0, 1.2, interval_s=0.05, concurrency=1)
+        plan = ClientPlan((url,), (b"{}",), 1, 0, 10_000, 5.0, 0.0, 1.2, interval_s=0.05, concurrency=1)
         now = time.time()
         tally = run_client(plan, 0, now, now + 1.2)
     latencies = tally.latencies_ms
@@ -428,7 +428,7 @@ def test_a_hung_server_is_all_timeouts_even_when_they_come_after_the_window() ->
     # The window (0.5 s) is shorter than the timeout (1 s): every request times out after it has closed.
     config = LoadConfig(concurrency=3, duration_s=0.5, warmup_s=0.0, processes=1, timeout_s=1.0)
     with _hung_server() as url:
-        tally, measure_at = drive_load(url, request_bodies(["hello"]), config)
+        tally, measure_at = drive_load([url], request_bodies(["hello"]), config)
     result = summarize("batched", url, tally, measure_at, config.duration_s)
     assert result.sent == 3 and result.errors == 3 and result.error_kinds == {"TimeoutError": 3}
     assert result.ok == 0 and result.throughput_rps == 0.0 and result.latency_ms["p99"] is None
@@ -446,7 +446,7 @@ def test_a_client_process_that_dies_at_start_up_fails_the_run_at_once(
     with pytest.raises(
         HybridError, match=r"^load client process [12] of 2 \(pid \d+\) exited with code 3 before it was"
     ):
-        drive_load(f"http://127.0.0.1:{free_port()}", request_bodies(["hello"]), config)
+        drive_load([f"http://127.0.0.1:{free_port()}"], request_bodies(["hello"]), config)
     assert time.monotonic() - started < 5.0  # not the 60 s start-up limit, nor the 30 s window
 
 
@@ -466,7 +466,7 @@ def test_a_client_process_killed_during_the_load_fails_the_run_at_once() -> None
         pytest.raises(HybridError, match=r"exited with code -9 \(killed by SIGKILL\) before it"),
     ):
         killer.start()
-        drive_load(url, request_bodies(["hello"]), config)
+        drive_load([url], request_bodies(["hello"]), config)
     killer.join()
     assert time.monotonic() - started < 6.0  # not the 30 s window plus the 30 s timeout
 
@@ -477,7 +477,7 @@ def test_a_client_process_that_fails_at_start_up_names_itself_and_the_cause() ->
     with pytest.raises(
         HybridError, match=r"load client process 1 of 1 failed before it was ready: ConfigError: .*port"
     ):
-        drive_load("http://127.0.0.1:99999", request_bodies(["hello"]), config)
+        drive_load(["http://127.0.0.1:99999"], request_bodies(["hello"]), config)
     assert time.monotonic() - started < 5.0
 
 
@@ -521,16 +521,48 @@ def test_the_mean_batch_size_covers_the_measured_window_not_the_warm_up() -> Non
     handler = _metrics_handler()
     config = LoadConfig(concurrency=1, processes=1, warmup_s=0.4, duration_s=0.4)
     with _serving(handler) as url:
-        result = measure(Target("batched"), url, request_bodies(["hello"]), config)
+        result = measure(Target("batched"), [url], request_bodies(["hello"]), config)
     assert result.ok > 0 and handler.batches > result.ok  # the warm-up's batches happened, the 100-text one first
     assert result.mean_batch_size == 1.0  # scraped before the warm-up, it would be (100 + n - 1) / n
     assert result.server_cpu_ms_per_request is None and result.server_cores is None  # no pid: a server given by URL
 
 
+def test_replicas_share_the_clients_evenly_and_their_batches_are_summed() -> None:
+    first, second = _metrics_handler(), _metrics_handler()
+    config = LoadConfig(concurrency=4, processes=2, warmup_s=0.3, duration_s=0.5)
+    with _serving(first) as one, _serving(second) as two:
+        result = measure(Target("batched"), [one, two], request_bodies(["hello"]), config)
+    assert result.errors == 0 and result.ok > 0 and first.batches > 10 and second.batches > 10
+    # two clients each (clients 0 and 2 on the first, 1 and 3 on the second: one of each process), equally slow
+    assert 0.6 < first.batches / second.batches < 1.6, (first.batches, second.batches)
+    assert result.mean_batch_size == 1.0  # both scrapes, window only: each replica's 100-text warm-up batch left out
+    assert result.replicas == 2 and result.url == f"{one}, {two}" and "batched (2 processes):" in result.line()
+    table = markdown_table({"batched": result.to_dict(), "unbatched": None, "plain": None, "speedup": {}})
+    assert "| batched (2 processes) |" in table
+
+
+def test_client_plans_carry_every_replica_and_clients_alternate_between_them() -> None:
+    plans = client_plans(["http://h:1", "http://h:2"], [b"{}"], LoadConfig(concurrency=4, processes=2))
+    assert [p.urls for p in plans] == [("http://h:1", "http://h:2")] * 2
+    assert [(p.first_client, p.clients) for p in plans] == [(0, 2), (2, 2)]  # run_client(i) uses urls[i % 2]
+
+
+def test_the_cpu_mark_of_replicas_is_their_sum_and_none_if_one_is_unreadable() -> None:
+    one = CpuMark.read([os.getpid()])
+    both = CpuMark.read([os.getpid(), os.getpid()])
+    assert one is not None and both is not None and both.cpu_s >= 2 * one.cpu_s
+    assert CpuMark.read([os.getpid(), -1]) is None
+
+
+def test_batch_totals_of_joined_scrapes_are_summed() -> None:
+    scrape = "hybridroute_batch_size_sum {}.0\nhybridroute_batch_size_count {}.0"
+    assert mean_batch_size(scrape.format(40, 4) + "\n" + scrape.format(24, 4)) == 8.0
+
+
 def test_measure_reads_the_cpu_a_server_process_used_over_the_window() -> None:
     config = LoadConfig(concurrency=2, processes=1, warmup_s=0.2, duration_s=0.6)
     with _serving(_metrics_handler()) as url:  # served by this process: its pid is the server's
-        result = measure(Target("batched"), url, request_bodies(["hello"]), config, os.getpid())
+        result = measure(Target("batched"), [url], request_bodies(["hello"]), config, [os.getpid()])
     assert result.ok > 0 and result.server_cpu_ms_per_request is not None and result.server_cores is not None
     cores = (os.cpu_count() or 1) + 0.1  # + clock-tick rounding
     assert result.server_cpu_ms_per_request > 0 and 0 < result.server_cores <= cores
@@ -540,7 +572,7 @@ def test_measure_reads_the_cpu_a_server_process_used_over_the_window() -> None:
 
 def test_requests_that_failed_in_the_warm_up_are_reported_apart() -> None:
     with _hung_server() as url:
-        plan = ClientPlan(url, (b"{}",), 1, 0, 1000, 0.6, 0.3, 0.2)
+        plan = ClientPlan((url,), (b"{}",), 1, 0, 1000, 0.6, 0.3, 0.2)
         now = time.time()
         tally = run_client(plan, 0, now + 0.3, now + 0.5)  # sent in the warm-up, timed out after the window
     result = summarize("batched", url, tally, now + 0.3, 0.2)
@@ -553,7 +585,7 @@ def test_requests_that_failed_in_the_warm_up_are_reported_apart() -> None:
 def test_a_slow_request_sent_in_the_window_counts_with_its_whole_latency() -> None:
     # Each answer takes 0.4 s, the window 0.3 s: the one request sent in it completes after it, and counts.
     with _http_server(delay_s=0.4) as url:
-        plan = ClientPlan(url, (b"{}",), 1, 0, 10_000, 5.0, 0.0, 0.3)
+        plan = ClientPlan((url,), (b"{}",), 1, 0, 10_000, 5.0, 0.0, 0.3)
         now = time.time()
         tally = run_client(plan, 0, now, now + 0.3)
     assert tally.sent == 1 and not tally.errors and len(tally.latencies_ms) == 1
@@ -563,7 +595,7 @@ def test_a_slow_request_sent_in_the_window_counts_with_its_whole_latency() -> No
 def test_a_request_in_flight_when_the_window_opens_is_not_measured() -> None:
     # Sent 0.2 s before the window, answered inside it: it belongs to the warm-up, so throughput is not inflated.
     with _http_server(delay_s=0.3) as url:
-        plan = ClientPlan(url, (b"{}",), 1, 0, 1, 5.0, 0.2, 1.0)
+        plan = ClientPlan((url,), (b"{}",), 1, 0, 1, 5.0, 0.2, 1.0)
         now = time.time()
         tally = run_client(plan, 0, now + 0.2, now + 1.2)
     assert tally.sent == 1 and tally.latencies_ms == [] and not tally.errors
@@ -582,12 +614,22 @@ def test_a_request_in_flight_when_the_window_opens_is_not_measured() -> None:
         (["--url", "http://127.0.0.1:1", "--duration", "0"], "--duration"),
         (["--run", "/no/such/run"], "--run"),
         (["--url", "http://127.0.0.1:1", "--max-batch", "1"], "--max-batch"),
+        (["--url", "http://127.0.0.1:1", "--replicas", "0"], "--replicas"),
+        (["--url", "http://127.0.0.1:1", "--replicas", "2"], "--replicas applies to the servers --run starts"),
     ],
 )
 def test_bad_arguments_are_clear_errors_without_tracebacks(args: list[str], message: str) -> None:
     result = CliRunner().invoke(main, ["bench", "load", *args])
     assert result.exit_code in (1, 2) and isinstance(result.exception, SystemExit)
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_more_replicas_than_clients_are_refused_before_any_server_starts(run_dir: Path) -> None:
+    args = ["bench", "load", "--run", str(run_dir), "--concurrency", "2", "--processes", "1", "--replicas", "3"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert "replicas (3) must be <= concurrency (2): each replica needs a client" in result.output
+    assert "starting" not in result.output
 
 
 def test_a_run_without_an_edge_bundle_is_refused(tmp_path: Path) -> None:

@@ -330,6 +330,7 @@ def test_load_errors_and_unsent_requests_are_summed_not_hidden() -> None:
         (lambda r: r["settings"].update(rate_rps=400.0), "differ in settings.rate_rps"),
         (lambda r: r["settings"]["server"].update(workers=1), "differ in settings.server.workers"),
         (lambda r: r["settings"]["server"].update(run="runs/other"), "differ in settings.server.run"),
+        (lambda r: r["settings"]["server"].update(replicas=2), r"differ in settings.server.replicas \(a: 1, b: 2\)"),
         (lambda r: r["machine"].update(cpu_model="Intel Xeon"), "differ in machine.cpu_model"),
     ],
 )
@@ -338,6 +339,13 @@ def test_load_runs_of_different_set_ups_are_refused(change: Any, message: str) -
     change(other)
     with pytest.raises(DataError, match=message):
         summarise_load_runs([_load(600.0, 400.0), other], ["a", "b"])
+
+
+def test_a_load_run_saved_before_replicas_existed_counts_as_one_replica() -> None:
+    newer = _load(700.0, 350.0)
+    newer["settings"]["server"]["replicas"] = 1
+    found = summarise_load_runs([_load(600.0, 400.0), newer], ["a", "b"])
+    assert found["configurations"]["batched"]["throughput_rps"]["runs"] == [600.0, 700.0]
 
 
 def test_load_and_compression_results_are_not_summarised_together() -> None:
