@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -47,35 +48,48 @@ def serve_command(run: Path, port: int, db: Path) -> list[str]:
     return command + ["--port", str(port), "--audit-db", str(db), "--no-access-log", "--max-batch", "16"]
 
 
-def test_every_acknowledged_request_survives_kill_9(tiny_run: Path, tmp_path: Path) -> None:
-    run, db = tmp_path / "run", tmp_path / "audit.sqlite"
-    shutil.copytree(tiny_run / "edge", run / "edge")
-    port = free_port()
-    url = f"http://{HOST}:{port}"
-    command = serve_command(run, port, db)
+def kill_9_under_load(urls: list[str], victim: subprocess.Popen[bytes], linger_s: float = 0.0) -> list[tuple[str, str]]:
+    """Load ``urls`` (clients alternate), ``kill -9`` the victim mid-load, load the rest ``linger_s`` more.
+
+    Returns (request id, X-Audit) of every acknowledged answer.
+    """
     acked: list[tuple[str, str]] = []
     stop = threading.Event()
-    with started_server(command, url, tmp_path / "serve.log", timeout_s=60.0) as process:
-        clients = [threading.Thread(target=load_until_killed, args=(url, acked, stop, i)) for i in range(CLIENTS)]
-        for thread in clients:
-            thread.start()
-        deadline = time.monotonic() + 15.0
-        while len(acked) < ACKED_BEFORE_KILL and time.monotonic() < deadline:
-            time.sleep(0.01)
-        os.kill(process.pid, signal.SIGKILL)  # mid-load: every client has a request in flight
-        process.wait(10.0)
-        stop.set()
-        for thread in clients:
-            thread.join(15.0)
-    acknowledged = list(acked)
-    stored, dropped = audit_contents(db)
+    clients = [
+        threading.Thread(target=load_until_killed, args=(urls[i % len(urls)], acked, stop, i)) for i in range(CLIENTS)
+    ]
+    for thread in clients:
+        thread.start()
+    deadline = time.monotonic() + 15.0
+    while len(acked) < ACKED_BEFORE_KILL and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(victim.pid, signal.SIGKILL)  # mid-load: every client has a request in flight
+    victim.wait(10.0)
+    time.sleep(linger_s)
+    stop.set()
+    for thread in clients:
+        thread.join(15.0)
+    assert victim.returncode == -signal.SIGKILL
+    return list(acked)
 
-    assert process.returncode == -signal.SIGKILL
+
+def assert_every_acknowledged_request_is_stored(acknowledged: list[tuple[str, str]], db: Path) -> None:
+    stored, dropped = audit_contents(db)
     assert len(acknowledged) >= 20  # the kill came under load, even on a slow machine (15 s at most)
     # Each response waited for its record's group commit; none timed out or skipped the wait at this load.
     assert Counter(status for _, status in acknowledged) == {"committed": len(acknowledged)}
     assert [request_id for request_id, _ in acknowledged if request_id not in stored] == []
     assert dropped == 0  # the overflow counter reads zero at this load, so it accounts for nothing
+
+
+def test_every_acknowledged_request_survives_kill_9(tiny_run: Path, tmp_path: Path) -> None:
+    run, db = tmp_path / "run", tmp_path / "audit.sqlite"
+    shutil.copytree(tiny_run / "edge", run / "edge")
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    with started_server(serve_command(run, port, db), url, tmp_path / "serve.log", timeout_s=60.0) as process:
+        acknowledged = kill_9_under_load([url], process)
+    assert_every_acknowledged_request_is_stored(acknowledged, db)
 
 
 def test_two_replicas_share_one_audit_database_and_a_kill_9_of_one_loses_nothing(
@@ -85,8 +99,6 @@ def test_two_replicas_share_one_audit_database_and_a_kill_9_of_one_loses_nothing
     # one is killed mid-load, the other drains and stops; every answer either acknowledged is stored.
     run, db = tmp_path / "run", tmp_path / "audit.sqlite"
     shutil.copytree(tiny_run / "edge", run / "edge")
-    acked: list[tuple[str, str]] = []
-    stop = threading.Event()
     with ExitStack() as servers:
         urls, processes = [], []
         for name in ("one", "two"):
@@ -94,26 +106,5 @@ def test_two_replicas_share_one_audit_database_and_a_kill_9_of_one_loses_nothing
             urls.append(f"http://{HOST}:{port}")
             command = serve_command(run, port, db)
             processes.append(servers.enter_context(started_server(command, urls[-1], tmp_path / f"{name}.log", 60.0)))
-        one = processes[0]
-        clients = [
-            threading.Thread(target=load_until_killed, args=(urls[i % 2], acked, stop, i)) for i in range(CLIENTS)
-        ]
-        for thread in clients:
-            thread.start()
-        deadline = time.monotonic() + 15.0
-        while len(acked) < ACKED_BEFORE_KILL and time.monotonic() < deadline:
-            time.sleep(0.01)
-        os.kill(one.pid, signal.SIGKILL)
-        one.wait(10.0)
-        time.sleep(0.3)  # the survivor keeps answering its clients
-        stop.set()
-        for thread in clients:
-            thread.join(15.0)
-    acknowledged = list(acked)
-    stored, dropped = audit_contents(db)
-
-    assert one.returncode == -signal.SIGKILL
-    assert len(acknowledged) >= 20
-    assert Counter(status for _, status in acknowledged) == {"committed": len(acknowledged)}
-    assert [request_id for request_id, _ in acknowledged if request_id not in stored] == []
-    assert dropped == 0
+        acknowledged = kill_9_under_load(urls, processes[0], linger_s=0.3)  # the survivor keeps answering
+    assert_every_acknowledged_request_is_stored(acknowledged, db)
