@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from hybridroute.bench import load as load_module
 from hybridroute.bench.load import (
     DEFAULT_TEXTS,
     ClientPlan,
@@ -376,6 +377,22 @@ def test_an_open_loop_client_that_falls_behind_counts_every_request_it_never_sen
     assert (tally.sent - measured_sent) + tally.warmup_unsent == len(dues) - due_in_window
     result = summarize("batched", url, tally, measure_at, 0.9)
     assert result.unsent == tally.unsent and f"{tally.unsent} due but never sent" in result.line()
+
+
+def test_a_request_due_in_the_window_is_sent_even_when_its_client_wakes_just_after_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def late(due: float) -> float:  # the scheduler wakes the client 5 ms after each due time
+        time.sleep(max(0.0, due - time.time()) + 0.005)
+        return time.perf_counter() - (time.time() - due)
+
+    monkeypatch.setattr(load_module, "wait_until", late)
+    with _http_server(delay_s=0.0) as url:
+        plan = ClientPlan((url,), (b"{}",), 1, 0, 10_000, 5.0, 0.05, 0.25, interval_s=0.1, concurrency=1)
+        now = time.time()
+        # due at now, +0.1, +0.2 and +0.3: the last 1 ms before the window closes, woken 4 ms after it
+        tally = run_client(plan, 0, now + 0.05, now + 0.301)
+    assert (len(tally.latencies_ms), tally.sent, tally.unsent, tally.warmup_unsent) == (3, 4, 0, 0), tally
 
 
 def test_unsent_requests_are_summed_across_client_processes_and_shown_in_the_table() -> None:
