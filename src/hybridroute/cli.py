@@ -1155,9 +1155,20 @@ def bench_routing(
 
 
 @bench.command("load")
-@click.option("--url", default=None, help="A running edge service to load as the batched configuration.")
-@click.option("--unbatched-url", default=None, help="A running edge service started with --max-batch 1.")
-@click.option("--plain-url", default=None, help="A running plain baseline (hybridroute bench plain-server).")
+@click.option(
+    "--url",
+    multiple=True,
+    help="A running edge service to load as the batched configuration; repeat it for replicas of one service "
+    "(the clients are spread evenly over them).",
+)
+@click.option(
+    "--unbatched-url", multiple=True, help="A running edge service started with --max-batch 1 (repeatable, as --url)."
+)
+@click.option(
+    "--plain-url",
+    multiple=True,
+    help="A running plain baseline, hybridroute bench plain-server (repeatable, as --url).",
+)
 @click.option(
     "--run",
     "run_dir",
@@ -1205,9 +1216,9 @@ def bench_routing(
 )
 @click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False), help="Write the result here.")
 def bench_load(
-    url: str | None,
-    unbatched_url: str | None,
-    plain_url: str | None,
+    url: tuple[str, ...],
+    unbatched_url: tuple[str, ...],
+    plain_url: tuple[str, ...],
     run_dir: Path | None,
     texts_file: Path | None,
     json_out: Path | None,
@@ -1232,7 +1243,9 @@ def bench_load(
             replicas=o["replicas"],
         )
     elif o["replicas"] > 1:
-        raise click.UsageError("--replicas applies to the servers --run starts; give --run RUN")
+        raise click.UsageError(
+            "--replicas applies to the servers --run starts; give --run RUN, or repeat --url for running replicas"
+        )
     targets = load.plan_targets({"batched": url, "unbatched": unbatched_url, "plain": plain_url}, plan)
     texts, source = load.request_texts(texts_file, run_dir)
     result = load.run_load_bench(config, targets, texts, plan, progress=click.echo, text_source=source)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -112,3 +114,24 @@ def test_bench_load_spreads_the_clients_over_started_replicas(tiny_run: Path, tm
         assert phase["server_cpu_ms_per_request"] > 0, phase  # both processes read from /proc
     # the two edge services share one audit database: batches from both replicas' /metrics, none lost
     assert report["batched"]["mean_batch_size"] >= 1.0 and report["unbatched"]["mean_batch_size"] == 1.0
+
+
+def test_bench_load_spreads_the_clients_over_replicas_given_by_url(tiny_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run / "edge", run / "edge")
+    dbs = [tmp_path / "one.sqlite", tmp_path / "two.sqlite"]
+    settings = [EdgeSettings(run, hash_salt="s", audit_db=str(db), policy="always-edge") for db in dbs]
+    out = tmp_path / "load.json"
+    with serve_in_thread(create_app(settings[0])) as one, serve_in_thread(create_app(settings[1])) as two:
+        wait_ready(one)
+        wait_ready(two)
+        args = ["bench", "load", "--url", one, "--url", two, "--concurrency", "4", "--processes", "2"]
+        args += ["--duration", "1", "--warmup", "0.3", "--json", str(out)]
+        result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    batched = json.loads(out.read_text(encoding="utf-8"))["batched"]
+    assert batched["replicas"] == 2 and batched["url"] == f"{one}, {two}" and batched["errors"] == 0
+    assert batched["mean_batch_size"] >= 1.0  # from both services' /metrics
+    with closing(sqlite3.connect(dbs[0])) as first, closing(sqlite3.connect(dbs[1])) as second:
+        counts = [db.execute("SELECT COUNT(*) FROM audit").fetchone()[0] for db in (first, second)]
+    assert min(counts) > 0.5 * max(counts), counts  # two clients each, both services answered

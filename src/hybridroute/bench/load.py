@@ -198,10 +198,10 @@ class ServerPlan:
 
 @dataclass(frozen=True)
 class Target:
-    """One configuration to load: an already-running server (``url``) or one to start (``url`` None)."""
+    """One configuration to load: already-running servers (``urls``, one per replica) or one to start (none)."""
 
     name: str
-    url: str | None = None
+    urls: tuple[str, ...] = ()
 
     @property
     def description(self) -> str:
@@ -361,19 +361,21 @@ DEFINITIONS = {
 }
 
 
-def plan_targets(urls: dict[str, str | None], plan: ServerPlan | None) -> list[Target]:
-    """The configurations to measure: each one's URL when given, else a server started from ``plan``.
+def plan_targets(urls: dict[str, Sequence[str]], plan: ServerPlan | None) -> list[Target]:
+    """The configurations to measure: each one's URLs (its replicas) when given, else a server started from ``plan``.
 
-    Example: plan_targets({"batched": "http://h:1"}, None) -> [Target("batched", "http://h:1")]
+    Example: plan_targets({"batched": ["http://h:1"]}, None) -> [Target("batched", ("http://h:1",))]
     """
     unknown = set(urls) - set(CONFIGURATIONS)
     if unknown:
         raise ConfigError(f"unknown configurations {sorted(unknown)}; known: {', '.join(CONFIGURATIONS)}")
     targets = []
     for name in CONFIGURATIONS:
-        url = urls.get(name)
-        if url:
-            targets.append(Target(name, check_url(url)))
+        given = tuple(check_url(url) for url in urls.get(name, ()) if url)
+        if len(set(given)) < len(given):
+            raise ConfigError(f"{name}: a URL is given twice ({', '.join(given)}); give each replica once")
+        if given:
+            targets.append(Target(name, given))
         elif plan is not None:
             targets.append(Target(name))
     if not targets:
@@ -1081,11 +1083,12 @@ def run_phase(
     load = f"{config.warmup_s:g} s warm-up + {config.duration_s:g} s from {config.concurrency} clients"
     if config.rate_rps is not None:
         load += f" offering {config.rate_rps:g} req/s"
-    if target.url is not None:
-        if not is_ready(target.url):
-            raise ConfigError(f"{target.name}: GET {target.url}/readyz does not answer 200; is the server running?")
-        progress(f"{target.name} ({target.description}) at {target.url}: {load} ...")
-        return measure(target, [target.url], bodies, config)
+    if target.urls:
+        for url in target.urls:
+            if not is_ready(url):
+                raise ConfigError(f"{target.name}: GET {url}/readyz does not answer 200; is the server running?")
+        progress(f"{target.name} ({target.description}) at {', '.join(target.urls)}: {load} ...")
+        return measure(target, target.urls, bodies, config)
     if plan is None:
         raise ConfigError(f"{target.name}: no URL and no run folder to start a server from")
     started = time.monotonic()

@@ -266,13 +266,17 @@ def test_server_plan_needs_an_edge_bundle_and_a_real_batch(run_dir: Path, tmp_pa
 
 
 def test_targets_use_given_urls_and_start_the_rest_from_the_run(run_dir: Path) -> None:
-    assert plan_targets({"batched": "http://h:1/"}, None) == [Target("batched", "http://h:1")]
-    started = plan_targets({"plain": "http://h:2"}, ServerPlan(run_dir))
-    assert started == [Target("batched"), Target("unbatched"), Target("plain", "http://h:2")]
+    assert plan_targets({"batched": ["http://h:1/"]}, None) == [Target("batched", ("http://h:1",))]
+    started = plan_targets({"plain": ["http://h:2"]}, ServerPlan(run_dir))
+    assert started == [Target("batched"), Target("unbatched"), Target("plain", ("http://h:2",))]
+    replicas = plan_targets({"batched": ["http://h:1", "http://h:2"]}, None)
+    assert replicas == [Target("batched", ("http://h:1", "http://h:2"))]
     with pytest.raises(ConfigError, match="nothing to load"):
-        plan_targets({"batched": None}, None)
+        plan_targets({"batched": ()}, None)
     with pytest.raises(ConfigError, match="unknown configurations"):
-        plan_targets({"turbo": "http://h:1"}, None)
+        plan_targets({"turbo": ["http://h:1"]}, None)
+    with pytest.raises(ConfigError, match=r"batched: a URL is given twice \(http://h:1, http://h:1\)"):
+        plan_targets({"batched": ["http://h:1", "http://h:1/"]}, None)
 
 
 def test_server_commands_differ_only_in_batching_or_handler(run_dir: Path, tmp_path: Path) -> None:
