@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -131,3 +131,21 @@ def tiny_hybrid_run(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path, ti
     )
     run_calibrate(layout, "confidence", {"cloud_share": 0.2})
     return root
+
+
+@pytest.fixture(scope="module")
+def frozen_startup_heap() -> Iterator[None]:
+    """The suite's heap out of the collector's view for a module, as ``serve`` does with its own at startup.
+
+    By the time these tests run the process holds torch, transformers and every earlier test's leftovers: a
+    full collection of that heap takes 200-300 ms, a stall no served process has (it freezes its startup heap,
+    ``freeze_startup_heap``), which has pushed a timed request past its budget (serving) and a fallback past
+    its outage budget (``bench routing``). Objects the module's tests create are still collected.
+    """
+    import gc
+
+    from hybridroute.serving.uvicorn_runner import freeze_startup_heap
+
+    freeze_startup_heap()
+    yield
+    gc.unfreeze()

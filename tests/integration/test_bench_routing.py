@@ -55,9 +55,17 @@ def cloud_run(tiny_hybrid_run: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="module")
 def bench(
-    cloud_run: Path, tmp_path_factory: pytest.TempPathFactory, toy_csv_writer: Callable[..., Path]
+    cloud_run: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    toy_csv_writer: Callable[..., Path],
+    frozen_startup_heap: None,
 ) -> tuple[dict[str, Any], Path, list[str]]:
-    """The benchmark run once with small samples: (result, JSON path, progress lines)."""
+    """The benchmark run once with small samples: (result, JSON path, progress lines).
+
+    On a frozen heap, as a fresh ``bench routing`` process has: full collections of this test process's heap
+    took up to 0.24 s in a partial suite (timed with ``gc.callbacks``), the likely cause of one outage query
+    that took 450 ms in a full-suite run, 250 ms past its allowance.
+    """
     folder = tmp_path_factory.mktemp("routing-bench-out")
     test_csv = toy_csv_writer(folder / "test.csv", per_class=15, seed=11)
     config = RoutingBenchConfig(

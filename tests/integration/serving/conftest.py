@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import socket
 import struct
 import threading
@@ -17,7 +16,7 @@ import pytest
 
 from hybridroute.runtime.classifier import EdgeClassifier
 from hybridroute.serving.cloud_app import CloudSettings, create_app
-from hybridroute.serving.uvicorn_runner import freeze_startup_heap, serve_in_thread
+from hybridroute.serving.uvicorn_runner import serve_in_thread
 
 LABELS = ("negative", "neutral", "positive")
 EXPLODE_ID = 999  # the fake session fails on this token: the model-failure path
@@ -26,17 +25,8 @@ SPECIAL_WORDS = {"explode": EXPLODE_ID, "nan": NAN_ID}
 
 
 @pytest.fixture(autouse=True, scope="module")
-def frozen_startup_heap() -> Iterator[None]:
-    """The suite's heap out of the collector's view for each module, as ``serve`` does with its own at startup.
-
-    By the time these tests run the process holds torch, transformers and every earlier test's leftovers: a
-    full collection of that heap takes 200-300 ms, a stall no served process has (it freezes its startup heap,
-    :func:`freeze_startup_heap`), which once pushed a timed request past its budget. Objects the module's
-    tests create are still collected.
-    """
-    freeze_startup_heap()
-    yield
-    gc.unfreeze()
+def _serving_tests_run_on_a_frozen_heap(frozen_startup_heap: None) -> None:
+    """Every serving test module runs as a served process does: its startup heap frozen (see tests/conftest.py)."""
 
 
 @dataclass(frozen=True)
