@@ -479,16 +479,23 @@ class PhaseResult:
         batch = "" if self.mean_batch_size is None else f", mean batch {self.mean_batch_size:.1f}"
         warmup = f" (+{self.warmup_errors} in the warm-up)" if self.warmup_errors else ""
         unsent = f", {self.unsent} due but never sent" if self.unsent else ""
-        name = self.name if self.replicas == 1 else f"{self.name} ({self.replicas} processes)"
         cpu = ""
         if self.server_cpu_ms_per_request is not None and self.server_cores is not None:
             cpu = f", server CPU {self.server_cpu_ms_per_request:.2f} ms/request on {self.server_cores:.2f} cores"
         if self.machine_busy_pct is not None:
             cpu += f", machine {self.machine_busy_pct:.0f}% busy"
         return (
-            f"{name}: {self.throughput_rps:.1f} req/s, p50 {lat['p50']} ms, p95 {lat['p95']} ms, "
-            f"p99 {lat['p99']} ms, {self.ok} ok, {self.errors} errors{warmup}{unsent}{batch}{cpu}"
+            f"{configuration_label(self.name, self.replicas)}: {self.throughput_rps:.1f} req/s, p50 {lat['p50']} ms, "
+            f"p95 {lat['p95']} ms, p99 {lat['p99']} ms, {self.ok} ok, {self.errors} errors{warmup}{unsent}{batch}{cpu}"
         )
+
+
+def configuration_label(name: str, replicas: int) -> str:
+    """A configuration's name, with its number of server processes when there is more than one.
+
+    Example: configuration_label("batched", 2) -> "batched (2 processes)"
+    """
+    return name if replicas == 1 else f"{name} ({replicas} processes)"
 
 
 def measured_window(tally: Tally, measure_at: float, duration_s: float) -> float:
@@ -1176,8 +1183,7 @@ def markdown_table(result: dict[str, Any]) -> str:
             rows.append(f"| {name} | not measured | | | | | | | | |")
             continue
         lat = phase["latency_ms"]
-        replicas = phase.get("replicas") or 1  # none in results saved before replicas existed
-        label = name if replicas == 1 else f"{name} ({replicas} processes)"
+        label = configuration_label(name, phase.get("replicas") or 1)  # no replicas in results saved before them
         warmup = phase.get("warmup_errors") or 0  # results saved before it was counted have none
         unsent = phase.get("unsent") or 0  # nor this
         errors = f"{phase['errors']}" + (f" (+{warmup} in warm-up)" if warmup else "")
