@@ -383,6 +383,23 @@ def plan_targets(urls: dict[str, Sequence[str]], plan: ServerPlan | None) -> lis
     return targets
 
 
+def check_replica_counts(targets: Sequence[Target], plan: ServerPlan | None, concurrency: int) -> None:
+    """Refuse a configuration with more replicas (given URLs, or servers ``plan`` starts) than clients.
+
+    Client i talks to replica i mod N, so a replica beyond the client count would get no load at all.
+    Configurations given by URL count their URLs; ``plan`` counts only for the ones it starts.
+
+    Example: check_replica_counts([Target("batched", ("http://h:1", "http://h:2"))], None, 1) -> ConfigError
+    """
+    for target in targets:
+        replicas = len(target.urls) if target.urls else plan.replicas if plan is not None else 1
+        if replicas > concurrency:
+            raise ConfigError(
+                f"{target.name}: replicas ({replicas}) must be <= concurrency ({concurrency}): each replica needs a "
+                "client"
+            )
+
+
 # ---------------------------------------------------------------- results
 
 
@@ -1133,10 +1150,7 @@ def run_load_bench(
     """
     from hybridroute.bench.machine import machine_info, package_versions
 
-    if plan is not None and plan.replicas > config.concurrency:
-        raise ConfigError(
-            f"replicas ({plan.replicas}) must be <= concurrency ({config.concurrency}): each replica needs a client"
-        )
+    check_replica_counts(targets, plan, config.concurrency)
     bodies = request_bodies(texts)
     phases: dict[str, PhaseResult | None] = dict.fromkeys(CONFIGURATIONS)
     with sigterm_interrupts(), tempfile.TemporaryDirectory(prefix="hybridroute-load-") as workdir:

@@ -33,6 +33,7 @@ from hybridroute.bench.load import (
     Target,
     address_of,
     busy_pct,
+    check_replica_counts,
     check_url,
     client_plans,
     cpu_ratios,
@@ -651,6 +652,25 @@ def test_more_replicas_than_clients_are_refused_before_any_server_starts(run_dir
     assert result.exit_code == 1
     assert "replicas (3) must be <= concurrency (2): each replica needs a client" in result.output
     assert "starting" not in result.output
+
+
+def test_more_given_urls_than_clients_are_refused_before_any_request() -> None:
+    urls = [f"http://127.0.0.1:{free_port()}" for _ in range(3)]
+    args = ["bench", "load", *(a for u in urls for a in ("--url", u)), "--concurrency", "2", "--processes", "1"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert "batched: replicas (3) must be <= concurrency (2): each replica needs a client" in result.output
+    assert "does not answer" not in result.output  # refused before any URL was tried
+
+
+def test_replica_counts_are_checked_per_configuration(run_dir: Path) -> None:
+    two = Target("batched", ("http://127.0.0.1:1", "http://127.0.0.1:2"))
+    started = Target("unbatched")
+    check_replica_counts([two, started], ServerPlan(run_dir, replicas=1), concurrency=2)
+    # the plan's replica count only applies to the configurations it starts
+    check_replica_counts([two], ServerPlan(run_dir, replicas=5), concurrency=2)
+    with pytest.raises(ConfigError, match=r"unbatched: replicas \(3\) must be <= concurrency \(2\)"):
+        check_replica_counts([two, started], ServerPlan(run_dir, replicas=3), concurrency=2)
 
 
 def test_a_run_without_an_edge_bundle_is_refused(tmp_path: Path) -> None:
