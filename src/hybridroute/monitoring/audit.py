@@ -36,6 +36,13 @@ passes, every record not committed by then (queued, or in a transaction still
 running) is given up, counted and logged, and the writer makes no further
 attempt.
 
+A record the database refuses for good is not retried: when a transaction fails with a data or integrity error
+(a text holding a NUL character, which PostgreSQL cannot store; a duplicate request id), the batch is written
+again with each record under its own savepoint (:meth:`SqlAuditStore.write_each`), still in one transaction:
+the records refused again are set aside (counted in ``rejected`` and ``failed``, logged with their request id,
+their callbacks answered ``failed``) and the others and the drop counter commit. One bad record never holds up
+the ones after it.
+
 The commands that read a log (``hybridroute audit``, ``monitor``, ``report``)
 open it with :func:`open_audit_reader`: read-only, creating and changing
 nothing, also on read-only storage. The CSV export neutralises cells that a
@@ -59,6 +66,7 @@ import io
 import logging
 import math
 import os
+import re
 import secrets
 import sqlite3
 import threading
@@ -80,7 +88,7 @@ DROPPED = "dropped"  # the queue was full: the record was not written, the commi
 FAILED = "failed"  # given up (the writer stopped while the database still failed): lost, and counted as lost
 RETRYING = "retrying"  # a transaction failed (disk full, read-only): kept in memory and retried until it commits
 
-AckCallback = Callable[[str], None]
+AckCallback = Callable[[str], object]  # its return value is ignored
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -256,6 +264,10 @@ class AuditStore(Protocol):
         """Insert records and add ``dropped`` to the drop counter, in one transaction."""
         ...
 
+    def write_each(self, records: Sequence[AuditRecord], dropped: int = 0) -> list[tuple[int, Exception]]:
+        """Like :meth:`write_many`, but commit what it can: return the records refused for good (index, error)."""
+        ...
+
     def add_feedback(self, request_id: str, label: str, at: float) -> bool:
         """Store the true label for a request; False when the request id is unknown."""
         ...
@@ -297,6 +309,21 @@ class AuditStore(Protocol):
         ...
 
 
+PERMANENT_ERRORS = frozenset({"DataError", "IntegrityError"})  # DB-API names, shared by sqlite3 and psycopg
+
+
+def is_permanent_error(exc: BaseException) -> bool:
+    """Whether the database refused a statement for its data, so that retrying the same data cannot succeed.
+
+    A DB-API ``DataError`` (a NUL character in PostgreSQL text, a value out of range) or ``IntegrityError``
+    (a duplicate request id, a missing value), their subclasses included; recognised by class name, so
+    that psycopg stays optional. A full disk, a lock or a lost connection is not permanent.
+
+    Example: is_permanent_error(sqlite3.IntegrityError("UNIQUE")) -> True; is_permanent_error(OSError()) -> False
+    """
+    return any(cls.__name__ in PERMANENT_ERRORS for cls in type(exc).__mro__)
+
+
 _COLUMN_TYPES = {
     "time": "DOUBLE PRECISION NOT NULL",
     "request_id": "TEXT NOT NULL UNIQUE",
@@ -321,6 +348,10 @@ _COLUMN_TYPES = {
     "text_length": "INTEGER",
     "unk_rate": "DOUBLE PRECISION",
 }
+
+
+# Every audit log has these (the row id and the NOT NULL columns); newer, nullable ones may be missing.
+REQUIRED_COLUMNS: tuple[str, ...] = ("id", *(n for n in COLUMNS if "NOT NULL" in _COLUMN_TYPES[n]))
 
 
 def schema_statements(id_column: str) -> list[str]:
@@ -423,7 +454,8 @@ class SqlAuditStore:
         Columns newer than the log read as None (a writer would add them; a reader leaves the log as it is).
 
         Raises:
-            ConfigError: there is no readable ``audit`` table (``source`` names the database in the message).
+            ConfigError: there is no readable ``audit`` table, or it lacks a column every audit log has
+                (:data:`REQUIRED_COLUMNS`); ``source`` names the database in the message.
         """
         try:
             with self._transaction() as cursor:
@@ -435,20 +467,57 @@ class SqlAuditStore:
                 f"audit database {source} has no readable audit table ({reason}); pass the database the edge "
                 "service writes (--db)"
             ) from exc
+        missing = [name for name in REQUIRED_COLUMNS if name not in existing]
+        if missing:
+            raise ConfigError(
+                f"audit database {source}: its audit table is not a hybridroute audit log (missing columns: "
+                f"{', '.join(missing)}); pass the database the edge service writes (--db)"
+            )
         self._select_list = ", ".join(n if n in existing else f"NULL AS {n}" for n in COLUMNS)
 
     def write_many(self, records: Sequence[AuditRecord], dropped: int = 0) -> None:
         """Insert records and add ``dropped`` to the drop counter, in one transaction."""
-        m = self.mark
         with self._transaction() as cursor:
             if records:
-                cursor.executemany(self._insert, [astuple(r) for r in records])
-            if dropped:
-                cursor.execute(
-                    f"INSERT INTO audit_meta (key, value) VALUES ('dropped', {m}) "
-                    f"ON CONFLICT (key) DO UPDATE SET value = audit_meta.value + {m}",
-                    (dropped, dropped),
-                )
+                self._insert_rows(cursor, records)
+            self._add_dropped(cursor, dropped)
+
+    def write_each(self, records: Sequence[AuditRecord], dropped: int = 0) -> list[tuple[int, Exception]]:
+        """Like :meth:`write_many`, but set aside the records the database refuses for good; return them.
+
+        Each record is inserted under its own savepoint, in one transaction: a record refused with a permanent
+        error (:func:`is_permanent_error`: a NUL character PostgreSQL cannot store, a duplicate request id) is
+        rolled back alone and returned as ``(its index, the error)``; the others and ``dropped`` commit.
+
+        Raises:
+            Exception: any other (transient) failure; the whole transaction is rolled back.
+        """
+        refused: list[tuple[int, Exception]] = []
+        with self._transaction() as cursor:
+            for index, record in enumerate(records):
+                cursor.execute("SAVEPOINT audit_record")
+                try:
+                    self._insert_rows(cursor, [record])
+                except Exception as exc:
+                    if not is_permanent_error(exc):
+                        raise
+                    cursor.execute("ROLLBACK TO SAVEPOINT audit_record")
+                    refused.append((index, exc))
+                cursor.execute("RELEASE SAVEPOINT audit_record")
+            self._add_dropped(cursor, dropped)
+        return refused
+
+    def _insert_rows(self, cursor: Any, records: Sequence[AuditRecord]) -> None:
+        cursor.executemany(self._insert, [astuple(r) for r in records])
+
+    def _add_dropped(self, cursor: Any, dropped: int) -> None:
+        if dropped:
+            m = self.mark
+            cursor.execute(
+                f"INSERT INTO audit_meta (key, value) VALUES ('dropped', {m}) "
+                f"ON CONFLICT (key) DO UPDATE SET value = audit_meta.value + {m}",
+                (dropped, dropped),
+            )
 
     def add_feedback(self, request_id: str, label: str, at: float) -> bool:
         """Store the true label for a request; False when the request id is unknown."""
@@ -524,7 +593,14 @@ class SQLiteAuditStore(SqlAuditStore):
         if not busy_timeout_s >= 0:
             raise ConfigError(f"busy_timeout_s must be >= 0 seconds, got {busy_timeout_s!r}")
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ConfigError(
+                f"cannot create the folder of the audit database {self.path}: {reason}; "
+                "pass a path in a folder that exists or can be created"
+            ) from exc
         try:  # busy_timeout_s: how long a transaction waits for another connection's lock before it fails
             connection = sqlite3.connect(self.path, check_same_thread=False, timeout=busy_timeout_s)
             connection.execute("PRAGMA journal_mode=WAL")
@@ -557,7 +633,8 @@ class PostgresAuditStore(SqlAuditStore):
         try:
             connection = psycopg.connect(url)
         except psycopg.Error as exc:
-            raise ConfigError(f"cannot connect to the audit database {redact_url(url)}: {exc}") from exc
+            reason = " ".join(line.strip() for line in str(exc).splitlines())  # one line
+            raise ConfigError(f"cannot connect to the audit database {redact_url(url)}: {reason}") from exc
         self.database_errors = (psycopg.Error,)
         super().__init__(connection)
         if create_schema:
@@ -567,15 +644,22 @@ class PostgresAuditStore(SqlAuditStore):
 
 
 def redact_url(url: str) -> str:
-    """A database URL without its password, for messages.
+    """A database URL without its password (in ``user:password@`` or a ``password=`` parameter), for messages.
 
-    Example: redact_url("postgresql://u:secret@h/db") -> "postgresql://u:***@h/db"
+    Example: redact_url("postgresql://u:secret@h/db?password=s&sslmode=require")
+        -> "postgresql://u:***@h/db?password=***&sslmode=require"
     """
     scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in credentials:
+    if not sep:
         return url
+    rest = _PASSWORD_PARAMETER.sub(r"\1***", rest)  # first: a password parameter may hold an "@"
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return f"{scheme}://{rest}"
     return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
+_PASSWORD_PARAMETER = re.compile(r"([?&;]password=)[^&;#]*", re.IGNORECASE)
 
 
 def open_audit_store(url: str | Path) -> SqlAuditStore:
@@ -757,6 +841,7 @@ class AuditWriter:
         self._wake = threading.Condition(lock)  # close -> a writer backing off: make the last attempts now
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self.committed = self.dropped = self.failed = self.transactions = self.failed_transactions = 0
+        self.rejected = 0  # records the database refused for good (also counted in failed)
         self.min_retry_s, self.max_retry_s, self._clock = retry_s, max_retry_s, clock
 
     # ------------------------------------------------------------ API
@@ -835,6 +920,7 @@ class AuditWriter:
             "queued": self._queued,
             "failed_transactions": self.failed_transactions,
             "lost": self.failed,
+            "rejected": self.rejected,
         }
 
     # ------------------------------------------------------------ steps
@@ -914,37 +1000,71 @@ class AuditWriter:
         self._lose(left, self._deadline_reason())
         return None
 
-    def _write(self, batch: _Batch) -> Exception | None:
+    def _write(self, batch: _Batch) -> tuple[Exception | None, list[tuple[int, Exception]]]:
+        """Commit a batch; return the transient error that failed it, or the records set aside (index, error)."""
+        records = batch.records()
         try:
-            self.store.write_many(batch.records(), dropped=batch.drops)
+            self.store.write_many(records, dropped=batch.drops)
         except Exception as exc:  # a database failure must not kill the writer: keep the records, retry
-            return exc
-        return None
+            if not is_permanent_error(exc):
+                return exc, []
+        else:
+            return None, []
+        try:  # a record the database can never take must not hold up the others: commit them, set it aside
+            return None, self.store.write_each(records, dropped=batch.drops)
+        except Exception as exc:
+            return exc, []
 
-    def _committed(self, batch: _Batch) -> None:
+    def _committed(self, batch: _Batch, refused: Sequence[tuple[int, Exception]] = ()) -> None:
+        records = batch.records()
+        for index, exc in refused:
+            logger.error(
+                "audit record of request %r set aside: the database refuses it for good (%s: %s); "
+                "it is counted as lost",
+                records[index].request_id,
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+            )
         with self._condition:
             given_up = self._in_flight is not batch  # close() counted it as lost while it was being written
             self._in_flight = None
             recovered = self._last_error is not None
             self._last_error = self._failing_since = None
             self._retry_s = self.min_retry_s
-            self.committed += batch.size
+            self.committed += batch.size - len(refused)
+            self.rejected += len(refused)
             self.transactions += 1
-            if given_up:
-                self.failed -= batch.size
-            committed = [entry.done for entry in batch.entries if entry.done]
+            # close() counted the whole batch as failed; otherwise only the refused records are lost
+            self.failed += -(batch.size - len(refused)) if given_up else len(refused)
+            answers = self._answers(batch, {index for index, _ in refused})
             dropped = batch.waiters
         if given_up:
             logger.warning(
-                "%d audit records given up at close were committed after all (on_failed counted them)", batch.size
+                "%d audit records given up at close were committed after all (on_failed counted them)",
+                batch.size - len(refused),
             )
             return
         if recovered:
             logger.warning("the audit database accepts transactions again; %d records were waiting", self._queued)
-        for done in committed:
-            done(COMMITTED)
+        if refused and self._on_failed:
+            self._on_failed(len(refused))
+        for done, status in answers:
+            done(status)
         for done in dropped:
             done(DROPPED)
+
+    @staticmethod
+    def _answers(batch: _Batch, refused: set[int]) -> list[tuple[AckCallback, str]]:
+        """Each waiting callback with its status: ``failed`` when a record of its submission was set aside."""
+        answers: list[tuple[AckCallback, str]] = []
+        start = 0
+        for entry in batch.entries:
+            end = start + len(entry.records)
+            if entry.done:
+                lost = any(start <= index < end for index in refused)
+                answers.append((entry.done, FAILED if lost else COMMITTED))
+            start = end
+        return answers
 
     def _failed(self, batch: _Batch, exc: Exception) -> None:
         """Keep a failed batch at the front of the queue and back off; or, closing, give it up."""
@@ -997,8 +1117,8 @@ class AuditWriter:
 
     def _run(self) -> None:
         while (batch := self._take()) is not None:
-            error = self._write(batch)
+            error, refused = self._write(batch)
             if error is None:
-                self._committed(batch)
+                self._committed(batch, refused)
             else:
                 self._failed(batch, error)

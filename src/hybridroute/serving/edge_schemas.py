@@ -4,7 +4,8 @@ Unknown fields are rejected everywhere (``extra="forbid"``). Limits that depend
 on settings (texts per request, characters per text) are checked by the app
 with :func:`hybridroute.serving.schemas.check_limits` (413), not by the models;
 the app publishes them in its OpenAPI document (see :mod:`.openapi`), beside
-what the validators check (exactly one of text/texts, no blank text, no null).
+what the validators check (exactly one of text/texts, no blank text, no null; no NUL character or lone
+surrogate, which the audit log cannot store).
 """
 
 from __future__ import annotations
@@ -52,6 +53,14 @@ class InvalidBundle(HybridError):
     """A model bundle offered for reload is missing, corrupt or unusable (HTTP 422)."""
 
 
+def holds_nul(texts: list[str]) -> list[int]:
+    r"""Positions of the texts holding a NUL character (\u0000), which a PostgreSQL audit log cannot store.
+
+    Example: holds_nul(["ok", "a\u0000b"]) -> [1]
+    """
+    return [i for i, text in enumerate(texts) if "\x00" in text]
+
+
 def accepted_classify(max_texts: int, max_chars: int) -> str:
     """Describe an acceptable classify body in one line, for error messages."""
     return (
@@ -95,6 +104,10 @@ class ClassifyRequest(BaseModel):
         if broken:
             where = "text holds" if self.text is not None else f"texts at positions {broken[:10]} hold"
             raise ValueError(f"{where} a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff); send valid Unicode")
+        nul = holds_nul(self.all_texts())
+        if nul:
+            where = "text holds" if self.text is not None else f"texts at positions {nul[:10]} hold"
+            raise ValueError(f"{where} a NUL character (\\u0000), which cannot be stored; remove it")
         return self
 
     def all_texts(self) -> list[str]:
@@ -133,6 +146,14 @@ class FeedbackRequest(BaseModel):
 
     request_id: StrictStr = Field(min_length=1, max_length=200)
     label: StrictStr = Field(min_length=1)
+
+    @field_validator("request_id", "label")
+    @classmethod
+    def _storable(cls, value: str) -> str:
+        # Both are stored (or looked up) in the audit log, which cannot take a NUL (lone surrogates fail as str).
+        if holds_nul([value]):
+            raise ValueError("holds a NUL character (\\u0000), which cannot be stored; remove it")
+        return value
 
 
 class FeedbackResponse(BaseModel):

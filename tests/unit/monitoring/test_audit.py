@@ -171,6 +171,17 @@ def test_redact_url_hides_the_password() -> None:
     assert redact_url("postgresql://h/db") == "postgresql://h/db"
 
 
+def test_redact_url_hides_a_password_given_as_a_parameter() -> None:
+    assert redact_url("postgresql://127.0.0.1:1/db?user=u&password=s3cret") == (
+        "postgresql://127.0.0.1:1/db?user=u&password=***"
+    )
+    assert redact_url("postgresql://h/db?PASSWORD=a@b&sslmode=require") == (
+        "postgresql://h/db?PASSWORD=***&sslmode=require"
+    )
+    assert redact_url("postgresql://u:pw@h/db?password=x") == "postgresql://u:***@h/db?password=***"
+    assert redact_url("postgresql://h/db?passfile=/p&user=u") == "postgresql://h/db?passfile=/p&user=u"
+
+
 # ---------------------------------------------------------------- SQLite store
 
 
@@ -198,6 +209,28 @@ def test_the_reader_refuses_other_files_and_leaves_them_unchanged(tmp_path: Path
     assert path.read_bytes() == content  # no audit schema written into a mistyped --db
     with pytest.raises(ConfigError, match="does not exist"):
         open_audit_reader(tmp_path / "missing.db")
+
+
+def test_the_reader_refuses_an_audit_table_that_is_not_a_hybridroute_log(tmp_path: Path) -> None:
+    path = tmp_path / "other.sqlite"
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("CREATE TABLE audit (x)")
+        connection.commit()
+    missing = r"not a hybridroute audit log \(missing columns: id, time, request_id"
+    with pytest.raises(ConfigError, match=missing) as info:
+        open_audit_reader(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("parent", ["a-file", "/proc"])
+def test_an_audit_database_whose_folder_cannot_be_made_is_a_config_error(tmp_path: Path, parent: str) -> None:
+    folder = tmp_path / parent if parent == "a-file" else Path(parent)
+    if parent == "a-file":
+        folder.write_text("not a folder\n")
+    elif not folder.is_dir():
+        pytest.skip("no /proc here")
+    with pytest.raises(ConfigError, match=r"cannot create the folder of the audit database .*x\.sqlite: \w"):
+        SQLiteAuditStore(folder / "sub" / "x.sqlite")
 
 
 @pytest.mark.parametrize(("synchronous", "pragma"), [(None, 1), ("NORMAL", 1), ("FULL", 2)])
