@@ -174,19 +174,41 @@ def load_reference(path: Path) -> Reference:
         raise ArtifactError(
             f"{path}: cannot read the monitor reference ({exc}); build it with build_reference"
         ) from exc
-    if not isinstance(data, dict) or data.get("version", 0) > REFERENCE_VERSION:
+    version = data.get("version", 0) if isinstance(data, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool) or version > REFERENCE_VERSION:
         raise ArtifactError(f"{path}: not a monitor reference of format <= {REFERENCE_VERSION}")
-    try:
-        return Reference(
-            tuple(data["text_length"]),
-            tuple(data["unk_rate"]),
-            tuple(data["confidence"]),
-            data.get("accuracy"),
-            str(data.get("model_version", "")),
-            str(data.get("source", "")),
+    text_length, unk_rate, confidence = (_reference_values(path, data, name) for name in FEATURES)
+    accuracy = data.get("accuracy")
+    if accuracy is not None and not _is_number(accuracy):
+        raise ArtifactError(f"{path}: the monitor reference's 'accuracy' must be a number or null; got {accuracy!r}")
+    return Reference(
+        text_length,
+        unk_rate,
+        confidence,
+        None if accuracy is None else float(accuracy),
+        str(data.get("model_version", "")),
+        str(data.get("source", "")),
+    )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _reference_values(path: Path, data: dict[str, Any], name: str) -> tuple[float, ...]:
+    """The reference's list of finite numbers under ``name``, or ArtifactError naming the file and the key."""
+    if name not in data:
+        raise ArtifactError(f"{path}: the monitor reference lacks '{name}'; rebuild it with build_reference")
+    values = data[name]
+    if not isinstance(values, list) or not all(_is_number(v) for v in values):
+        bad = next((v for v in values if not _is_number(v)), None) if isinstance(values, list) else values
+        shown = f"a list holding {bad!r}" if isinstance(values, list) else repr(bad)
+        shown = shown if len(shown) <= 60 else f"{shown[:57]}..."
+        raise ArtifactError(
+            f"{path}: the monitor reference's '{name}' must be a list of finite numbers; got {shown}; "
+            "rebuild it with build_reference"
         )
-    except KeyError as exc:
-        raise ArtifactError(f"{path}: the monitor reference lacks {exc}") from exc
+    return tuple(float(v) for v in values)
 
 
 def build_reference(run_dir: Path, threads: int = 1, save: bool = True, bundle: Path | None = None) -> Reference:

@@ -83,17 +83,26 @@ def tracking(confidence: Sequence[float], correct: Sequence[bool], window: int =
     )
 
 
-def verdicts(found: Tracking, limit: float = 0.02) -> dict[str, bool]:
+def verdicts(found: Tracking, limit: float = 0.02) -> dict[str, bool | None]:
     """Whether the estimate stays within ``limit`` (0.02 = 2 points) overall, on average per window, in every window.
 
     A window of 300 answers at 94% accuracy has a sampling spread of about 1.4 points by itself, so the
-    worst window says more about the window size than about the estimate.
+    worst window says more about the window size than about the estimate. With no full window (fewer
+    answers than ``window``) the per-window verdicts are None: nothing was measured, so nothing passed.
+
+    Example: 200 answers, window 300 -> {"overall": True, "mean_window": None, "every_window": None}
     """
+    windowed = bool(found.window_gaps)
     return {
         "overall": abs(found.gap) <= limit,
-        "mean_window": found.mean_abs_window_gap <= limit,
-        "every_window": found.max_abs_window_gap <= limit,
+        "mean_window": found.mean_abs_window_gap <= limit if windowed else None,
+        "every_window": found.max_abs_window_gap <= limit if windowed else None,
     }
+
+
+def verdict_text(ok: bool | None) -> str:
+    """How a verdict prints: "yes", "NO", or "n/a" when there was nothing to judge."""
+    return "n/a" if ok is None else "yes" if ok else "NO"
 
 
 def summary(found: Tracking) -> str:

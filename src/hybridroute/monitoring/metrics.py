@@ -11,8 +11,11 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 # Edge answers take a few ms, cloud calls tens to hundreds: buckets cover 0.5 ms to 5 s.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -39,6 +42,46 @@ class SlidingShare:
             self._values.append(hit)
             self._hits += hit
             return self._hits / len(self._values)
+
+
+class OptionalGauge(Collector):
+    """A gauge without labels that is absent from the exposition until it is set (a plain ``Gauge`` reads 0).
+
+    A 0 that means "no data yet" would read as the worst value and fire alerts on a quiet service.
+
+    Example: OptionalGauge("x", "...", registry) exports nothing; after .set(0.9) it exports ``x 0.9``
+    """
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self.name, self.documentation = name, documentation
+        self._value: float | None = None
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def set(self, value: float) -> None:
+        """Publish ``value``."""
+        with self._lock:
+            self._value = float(value)
+
+    def clear(self) -> None:
+        """Stop publishing (the metric is absent again)."""
+        with self._lock:
+            self._value = None
+
+    @property
+    def value(self) -> float | None:
+        """The published value, or None while absent."""
+        return self._value
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        """The metric's name and help, for the registry's duplicate check."""
+        return [GaugeMetricFamily(self.name, self.documentation)]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """The gauge, only once a value is set."""
+        value = self._value
+        if value is not None:
+            yield GaugeMetricFamily(self.name, self.documentation, value=value)
 
 
 class EdgeMetrics:
@@ -77,8 +120,8 @@ class EdgeMetrics:
         self.confidence = Histogram(
             "hybridroute_confidence", "Confidence of the answers.", buckets=CONFIDENCE_BUCKETS, registry=registry
         )
-        self.edge_share = Gauge(
-            "hybridroute_edge_share", "Share of the recent answers given by the edge.", registry=registry
+        self.edge_share = OptionalGauge(
+            "hybridroute_edge_share", "Share of the recent answers given by the edge (absent until one).", registry
         )
         self.batch_size = Histogram(
             "hybridroute_batch_size",
@@ -113,10 +156,10 @@ class EdgeMetrics:
             "Health score 0-100 of the recent traffic, from the live monitor (100 while it has too little data).",
             registry=registry,
         )
-        self.monitor_feedback_accuracy = Gauge(
+        self.monitor_feedback_accuracy = OptionalGauge(
             "hybridroute_monitor_feedback_accuracy",
             "Accuracy of the recent answers that received feedback labels (absent until some have).",
-            registry=registry,
+            registry,
         )
         self.monitor_drift_psi = Gauge(
             "hybridroute_monitor_drift_psi",
@@ -125,6 +168,8 @@ class EdgeMetrics:
             registry=registry,
         )
         self._share = SlidingShare(edge_share_window)
+        self._drift_features: set[str] = set()
+        self._drift_lock = threading.Lock()
 
     def observe_answer(
         self,
@@ -149,14 +194,23 @@ class EdgeMetrics:
         self.edge_share.set(self._share.observe(tier == "edge"))
 
     def observe_monitor(self, health_score: float, feedback_accuracy: float | None, drift: dict[str, float]) -> None:
-        """Publish the live monitor's latest analysis (values that are unknown or NaN are left as they were)."""
+        """Publish the live monitor's latest analysis.
+
+        An unknown health score or feedback accuracy (NaN, None) leaves the last one; the feedback accuracy is
+        absent until some answer has a label. A drift feature without a finite score (too few queries, no
+        reference) is removed from the exposition, so a stale PSI never keeps a drift alert firing.
+        """
         if math.isfinite(health_score):
             self.monitor_health.set(health_score)
         if feedback_accuracy is not None and math.isfinite(feedback_accuracy):
             self.monitor_feedback_accuracy.set(feedback_accuracy)
-        for feature, value in drift.items():
-            if math.isfinite(value):
+        scores = {feature: value for feature, value in drift.items() if math.isfinite(value)}
+        with self._drift_lock:
+            for feature in self._drift_features - scores.keys():
+                self.monitor_drift_psi.remove(feature)
+            for feature, value in scores.items():
                 self.monitor_drift_psi.labels(feature).set(value)
+            self._drift_features = set(scores)
 
     def observe_redactions(self, counts: dict[str, int]) -> None:
         """Count the entities redacted from one escalated text."""

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hybridroute.monitoring.drift import Reference, drift_scores
+from hybridroute.monitoring.drift import Reference
 from hybridroute.monitoring.health import (
     CRITICAL,
     DRIFT_NAMES,
@@ -26,6 +26,7 @@ from hybridroute.monitoring.health import (
     Health,
     evaluate,
     health_score,
+    window_drift,
 )
 from hybridroute.monitoring.thresholds import MonitorConfig, MonitorThresholds
 from hybridroute.monitoring.trend import Trend, trend
@@ -131,11 +132,15 @@ def _top_reasons(window: Window, k: int = 3) -> str:
     return ", ".join(f"{r} {n}" for r, n in reasons) or "none recorded"
 
 
-def _accuracy_fall_points(series: Sequence[Window]) -> float:
-    """Points the estimated accuracy fell from the oldest to the newest window (negative: it rose)."""
-    if len(series) < 2:
+def _accuracy_fall_points(series: Sequence[Window], min_window: int) -> float:
+    """Points the estimated accuracy fell from the oldest to the newest window of ``min_window`` queries or more.
+
+    A window of a few records (the oldest one often is) estimates nothing; 0 when fewer than two qualify.
+    """
+    full = [w for w in series if w.queries >= min_window]
+    if len(full) < 2:
         return 0.0
-    return 100.0 * (series[0].estimated_accuracy - series[-1].estimated_accuracy)
+    return 100.0 * (full[0].estimated_accuracy - full[-1].estimated_accuracy)
 
 
 def _advice_for(alert: Alert, window: Window, by_name: dict[str, Alert], fell: float, t: MonitorThresholds) -> str:
@@ -207,7 +212,7 @@ def recommendations(
             "it: no verdict yet (send traffic, or lower min_window: `hybridroute monitor --min-window N`)"
         ]
     by_name = {a.name: a for a in alerts}
-    fell = _accuracy_fall_points(series)
+    fell = _accuracy_fall_points(series, t.min_window)
     advice = [_advice_for(a, window, by_name, fell, t) for a in alerts]
     for metric, (bad, alert_name) in ADVERSE.items():
         found = trends.get(metric)
@@ -307,7 +312,7 @@ def analyze(
     alerts = series_alerts[-1]
     trends = fit_trends(series, c.trend_alpha, t.min_window)
     rate = c.queries_per_day if c.queries_per_day is not None else observed_rate(records)
-    drift = drift_scores(reference, current.drift_samples(), c.drift_bins) if reference and current.queries else {}
+    drift = window_drift(current, reference, c.drift_bins, t) if reference else {}
     return MonitorReport(
         window=current,
         alerts=alerts,

@@ -299,8 +299,10 @@ def render_report(
         config: windowing (the current window is the newest ``window_size`` queries).
 
     Raises:
-        ConfigError: the audit database is missing or holds no records.
+        ConfigError: the audit database is missing or holds no records, or ``out_html`` cannot be written
+            (checked before anything is written).
     """
+    check_report_out(Path(out_html))
     t, c = thresholds or MonitorThresholds(), config or MonitorConfig()
     source = redact_url(str(db))  # the page and messages name the database, never its password
     records = read_records(db)
@@ -311,6 +313,31 @@ def render_report(
     return write_report_files(Path(out_html), report_html(report, plots, len(records), source), plots)
 
 
+def report_files_dir(out: Path) -> Path:
+    """Where the plots of the page ``out`` go: ``<stem>_files`` beside it."""
+    return out.parent / f"{out.stem}_files"
+
+
+def check_report_out(out: Path) -> None:
+    """Refuse a page path that cannot be written, before anything is: no name, a folder, or under a file.
+
+    Example: check_report_out(Path("reports")) with ``reports/`` a folder -> ConfigError
+    """
+    accepted = "accepted: a file name such as report.html, in a folder that exists or can be created"
+    if not str(out) or out.name in ("", ".", ".."):
+        raise ConfigError(f"the report path must name a file; got {str(out)!r}; {accepted}")
+    if out.is_dir():
+        raise ConfigError(f"the report path {out} is a folder; {accepted}")
+    files = report_files_dir(out)
+    if files.exists() and not files.is_dir():
+        raise ConfigError(f"the plots folder {files} of the report {out} is a file; {accepted}")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise ConfigError(f"the report path {out} lies under {parent}, which is a file; {accepted}")
+
+
 def write_report_files(out: Path, page: str, plots: Sequence[Plot]) -> Path:
     """Write ``page`` to ``out`` and each plot to ``<stem>_files/<name>.png`` beside it; return ``out``.
 
@@ -319,7 +346,8 @@ def write_report_files(out: Path, page: str, plots: Sequence[Plot]) -> Path:
 
     Example: write_report_files(Path("r.html"), page, [Plot("cost", "...", png)]) writes r_files/cost.png, r.html
     """
-    files = out.parent / f"{out.stem}_files"
+    check_report_out(out)
+    files = report_files_dir(out)
     files.mkdir(parents=True, exist_ok=True)
     for plot in plots:
         write_bytes_atomic(files / f"{plot.name}.png", plot.png)

@@ -106,3 +106,23 @@ def test_drift_scores_skip_features_without_values() -> None:
     assert set(scores) == {"text_length"}
     with pytest.raises(ConfigError, match="drift feature"):
         reference.feature("colour")
+
+
+@pytest.mark.parametrize(
+    ("content", "key"),
+    [
+        ({"text_length": 5, "unk_rate": [], "confidence": []}, "'text_length'"),
+        ({"text_length": [1, 2], "unk_rate": [0.0, "x"], "confidence": []}, "'unk_rate'"),
+        ({"text_length": [1], "unk_rate": [0.0], "confidence": [None]}, "'confidence'"),
+        ({"text_length": [1], "unk_rate": [0.0], "confidence": [True]}, "'confidence'"),
+        ({"text_length": [1], "unk_rate": [0.0], "confidence": [0.9], "accuracy": "high"}, "'accuracy'"),
+        ({"version": "1", "text_length": [1], "unk_rate": [0.0], "confidence": [0.9]}, "format"),
+        ([1, 2, 3], "format"),
+    ],
+)
+def test_a_malformed_reference_is_an_artifact_error_naming_the_key(tmp_path: Path, content: object, key: str) -> None:
+    path = tmp_path / REFERENCE_FILE
+    path.write_text(json.dumps(content), encoding="utf-8")
+    with pytest.raises(ArtifactError, match=key) as caught:
+        load_reference(tmp_path)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)

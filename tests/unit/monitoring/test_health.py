@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
-from hybridroute.monitoring.drift import Reference
-from hybridroute.monitoring.health import Alert, Health, evaluate, gap_limit, health_score
+from hybridroute.monitoring.drift import Reference, psi
+from hybridroute.monitoring.health import (
+    Alert,
+    Health,
+    drift_alerts,
+    drift_noise,
+    evaluate,
+    gap_limit,
+    health_score,
+    psi_noise,
+)
 from hybridroute.monitoring.thresholds import MonitorThresholds
 from hybridroute.monitoring.window import Window
 
@@ -104,3 +114,34 @@ def test_health_score_formula() -> None:
 def test_alerts_list_critical_first() -> None:
     bad = dataclasses.replace(GOOD, edge_share=0.7, latency_p95_ms=400.0)
     assert [a.severity for a in evaluate(bad)] == ["critical", "warning"]
+
+
+def _sampled_window(values: np.ndarray) -> Window:
+    return dataclasses.replace(GOOD, queries=len(values), text_length=tuple(values))
+
+
+def test_psi_noise_limit_keeps_same_distribution_windows_of_50_quiet() -> None:
+    rng = np.random.default_rng(7)
+    population = rng.lognormal(4.0, 0.6, 5000).round()
+    rates = np.where(rng.random(5000) < 0.9, 0.0, rng.choice([0.05, 0.1], 5000))  # mostly zero: 3 unequal bins
+    reference = Reference(tuple(population), tuple(rates), ())
+    windows = []
+    for _ in range(400):
+        picked = rng.integers(0, 5000, 50)
+        windows.append(
+            dataclasses.replace(GOOD, queries=50, text_length=tuple(population[picked]), unk_rate=tuple(rates[picked]))
+        )
+    raw = [drift_alerts({"text_length": psi(population, w.text_length)}, MonitorThresholds()) for w in windows]
+    assert sum(bool(a) for a in raw) > 0.6 * len(windows)  # the bare 0.1 limit: most windows of 50 alert
+    alerted = sum(bool(evaluate(w, reference)) for w in windows)
+    assert alerted <= 0.03 * len(windows)  # two features at a 1% limit each
+    assert 0.8 < psi_noise((0.1,) * 10, 50, 5000) < 1.1 and psi_noise((0.1,) * 10, 5000, 5000) < 0.02
+
+
+def test_real_drift_still_alerts_in_a_small_window_and_states_its_limit() -> None:
+    reference = Reference(tuple(float(v) for v in range(1000)), (), ())
+    shifted = _sampled_window(np.arange(600.0, 1600.0, 20.0))  # 50 values, 80% beyond the reference
+    [alert] = evaluate(shifted, reference)
+    assert alert.name == "drift_text_length" and alert.severity == "critical"
+    assert alert.threshold == drift_noise(shifted, reference, 10)["text_length"][0] > 0.8
+    assert f"above {alert.threshold:.4g}" in alert.message and "(the sampling noise of 50 values)" in alert.message

@@ -29,3 +29,27 @@ def test_metrics_have_conventional_names_and_separate_registries() -> None:
     assert "hybridroute_edge_share 0.5" in text
     assert "hybridroute_audit_dropped_total 0.0" in text
     assert "hybridroute_request_latency_seconds_count 0.0" in generate_latest(second.registry).decode()
+
+
+def _samples(metrics: EdgeMetrics) -> list[str]:
+    return [line for line in generate_latest(metrics.registry).decode().splitlines() if not line.startswith("#")]
+
+
+def test_edge_share_and_feedback_accuracy_are_absent_until_there_is_data() -> None:
+    metrics = EdgeMetrics(CollectorRegistry())
+    unset = ("hybridroute_edge_share", "hybridroute_monitor_feedback")
+    assert not [s for s in _samples(metrics) if s.startswith(unset)]
+    metrics.observe_monitor(100.0, None, {})
+    assert not [s for s in _samples(metrics) if s.startswith("hybridroute_monitor_feedback_accuracy")]
+    metrics.observe_answer("edge", "confident", "positive", 0.9, 0.001, 0.004, 0.002, None)
+    metrics.observe_monitor(90.0, 0.8, {})
+    assert "hybridroute_edge_share 1.0" in _samples(metrics)
+    assert "hybridroute_monitor_feedback_accuracy 0.8" in _samples(metrics)
+
+
+def test_drift_gauges_are_removed_once_their_score_is_unknown() -> None:
+    metrics = EdgeMetrics(CollectorRegistry())
+    metrics.observe_monitor(90.0, None, {"text_length": 0.3, "confidence": 0.02})
+    assert 'hybridroute_monitor_drift_psi{feature="text_length"} 0.3' in _samples(metrics)
+    metrics.observe_monitor(100.0, None, {"confidence": float("nan")})
+    assert not [s for s in _samples(metrics) if s.startswith("hybridroute_monitor_drift_psi")]

@@ -10,7 +10,7 @@ import pytest
 
 from hybridroute.errors import ConfigError
 from hybridroute.monitoring.drift import Reference
-from hybridroute.monitoring.estimate import summary, tracking, verdicts
+from hybridroute.monitoring.estimate import summary, tracking, verdict_text, verdicts
 from hybridroute.monitoring.monitor import (
     Monitor,
     MonitorConfig,
@@ -18,6 +18,7 @@ from hybridroute.monitoring.monitor import (
     analyze,
     cost_projection,
     json_safe,
+    recommendations,
     window_stats,
 )
 from hybridroute.monitoring.replay import Phase, ProfiledRecord, replay
@@ -243,3 +244,35 @@ def test_monitor_feedback_reaches_the_held_records(traffic: list[ProfiledRecord]
     window = monitor.report().window
     assert window.feedback_count == 40 and window.feedback_accuracy == pytest.approx(39 / 40)
     assert window.accuracy(30) == (pytest.approx(39 / 40), "feedback") and monitor.held == 400
+
+
+def test_too_little_traffic_publishes_no_drift_score(traffic: list[ProfiledRecord], reference: Reference) -> None:
+    report = analyze(traffic[:2], reference, config=CONFIG)
+    assert report.health.status == "insufficient_data"
+    assert report.drift == {} and report.to_dict()["drift_psi"] == {}
+    assert set(analyze(traffic[:50], reference, config=CONFIG).drift) == {"text_length", "unk_rate", "confidence"}
+
+
+def test_small_windows_of_undrifted_traffic_stay_healthy(traffic: list[ProfiledRecord], reference: Reference) -> None:
+    healthy = traffic[:4000]
+    for size in (50, 1000):
+        report = analyze(healthy, reference, config=MonitorConfig(window_size=size, trend_windows=8))
+        assert not [a.name for a in report.alerts if a.name.startswith("drift_")], size
+
+
+def test_verdicts_over_no_full_window_are_not_applicable() -> None:
+    found = tracking([0.9] * 200, [True] * 180 + [False] * 20, window=300)
+    within = verdicts(found)
+    assert found.window_gaps == () and within == {"overall": True, "mean_window": None, "every_window": None}
+    assert [verdict_text(v) for v in within.values()] == ["yes", "n/a", "n/a"]
+    assert verdict_text(False) == "NO"
+
+
+def test_accuracy_fall_ignores_windows_too_small_to_judge(traffic: list[ProfiledRecord], reference: Reference) -> None:
+    report = analyze(traffic, reference, config=CONFIG)
+    current = dataclasses.replace(report.window, estimated_accuracy=0.75)
+    tiny = dataclasses.replace(current, queries=1, estimated_accuracy=0.99)
+    older = dataclasses.replace(current, estimated_accuracy=0.80)
+    advice = recommendations(current, report.alerts, {}, report.thresholds, [tiny, older, current])
+    text = "\n".join(advice)
+    assert "estimated accuracy fell 5 points while inputs drifted" in text, text

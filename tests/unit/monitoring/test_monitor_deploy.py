@@ -25,7 +25,9 @@ SUFFIXES = {
 def exported_names() -> set[str]:
     """Every series name the edge metrics can expose (labelled metrics expose none until used)."""
     registry = CollectorRegistry()
-    EdgeMetrics(registry)
+    metrics = EdgeMetrics(registry)
+    metrics.edge_share.set(1.0)  # these gauges are absent until they have a value
+    metrics.monitor_feedback_accuracy.set(1.0)
     return {family.name + suffix for family in registry.collect() for suffix in SUFFIXES[family.type]}
 
 

@@ -8,7 +8,8 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from hybridroute.monitoring.report import Plot, write_report_files  # noqa: E402
+from hybridroute.errors import ConfigError  # noqa: E402
+from hybridroute.monitoring.report import Plot, render_report, write_report_files  # noqa: E402
 from support.files import run_with_file_size_limit  # noqa: E402
 
 
@@ -35,3 +36,27 @@ except OSError as exc:
     assert out.read_text(encoding="utf-8") == "<html>old</html>"  # the page is written last, after its plots
     assert (tmp_path / "report_files" / "cost.png").read_bytes() in {b"\x89PNG old", b"small"}  # each file whole
     assert sorted(p.name for p in (tmp_path / "report_files").iterdir()) == ["cost.png"]
+
+
+@pytest.mark.parametrize("name", ["adir", "", "afile/report.html", "clash.html"])
+def test_a_bad_report_path_is_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("x", encoding="utf-8")
+    (tmp_path / "clash_files").write_text("x", encoding="utf-8")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    refused = "report path|plots folder"
+    with pytest.raises(ConfigError, match=refused) as caught:
+        write_report_files(Path(name), "<html></html>", [Plot("cost", "Cost", b"\\x89PNG")])
+    assert "\\n" not in str(caught.value)
+    with pytest.raises(ConfigError, match=refused):
+        render_report(tmp_path / "no-such.sqlite", Path(name))  # refused before the database is even read
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert list((tmp_path / "adir").iterdir()) == []
+
+
+def test_a_report_in_a_new_folder_is_written(tmp_path: Path) -> None:
+    out = write_report_files(tmp_path / "new" / "r.html", "<html></html>", [Plot("cost", "Cost", b"\\x89PNG")])
+    assert out.is_file() and (tmp_path / "new" / "r_files" / "cost.png").is_file()
