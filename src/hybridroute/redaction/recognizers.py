@@ -15,7 +15,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from hybridroute.redaction.validators import IBAN_LENGTHS, digits_of, iban_valid, luhn_valid
+from hybridroute.redaction.validators import (
+    IBAN_LENGTHS,
+    IBAN_MAX_LENGTH,
+    IBAN_MIN_LENGTH,
+    digits_of,
+    iban_valid,
+    luhn_valid,
+)
 
 # Higher wins an overlap: checksummed and self-delimiting formats first, cue-based guesses last.
 PRIORITY: dict[str, int] = {
@@ -30,6 +37,18 @@ PRIORITY: dict[str, int] = {
     "HANDLE": 40,
     "PERSON": 30,
 }
+
+# Hyphen, non-breaking hyphen, figure, en and em dash, minus sign: the body of a character class (the
+# hyphen escaped, so it never forms a range).
+_DASHES = r"\-" + "\u2010\u2011\u2012\u2013\u2014\u2212"
+# Any space but a line break: " ", tab, no-break "\xa0", narrow no-break "\u202f", thin "\u2009"...
+_SPACE = r"[^\S\n]"
+# Between the digit groups of a card, IBAN, SSN or phone number, the one definition they all share: a space,
+# a dot, or a dash or a single line break with up to one space on each side ("4111\xa01111",
+# "415 – 555 – 0132", "4111 1111 1111\n1111").
+SEPARATOR = rf"(?:{_SPACE}?(?:[{_DASHES}]|\n){_SPACE}?|{_SPACE}|\.)"
+# Not right after a digit and a dash-like separator: there a number would be the tail of another one.
+_AFTER_DASHED_DIGIT = rf"(?<!\d{_SPACE}[{_DASHES}]{_SPACE})"
 
 
 @dataclass(frozen=True, order=True)
@@ -95,7 +114,11 @@ class PatternRecognizer:
 
 @dataclass(frozen=True)
 class IbanRecognizer:
-    """IBANs written compact or in groups (spaces or hyphens): country length table + mod 97."""
+    """IBANs written compact or in groups (see :data:`SEPARATOR`): length and mod 97.
+
+    Any two letters and two digits may start one: a country of :data:`IBAN_LENGTHS` needs its length,
+    any other country 15-34 characters, the longest reading that passes the checksum.
+    """
 
     entity: str = "IBAN"
     priority: int = PRIORITY["IBAN"]
@@ -104,36 +127,48 @@ class IbanRecognizer:
         """Spans of valid IBANs; a start that fails the checksum is skipped."""
         spans = []
         for start in _IBAN_START.finditer(text):
-            end = _iban_end(text, start.start(), IBAN_LENGTHS[start.group(1).upper()])
-            if end is not None and iban_valid(_IBAN_SEPARATOR.sub("", text[start.start() : end])):
-                spans.append(Span(start.start(), end, self.entity))
+            length = IBAN_LENGTHS.get(start.group(1).upper())
+            for end in _iban_ends(text, start.start(), length):
+                if iban_valid(_IBAN_SEPARATOR.sub("", text[start.start() : end])):
+                    spans.append(Span(start.start(), end, self.entity))
+                    break
         return spans
 
 
-_IBAN_START = re.compile(r"(?<![A-Za-z0-9])(" + "|".join(IBAN_LENGTHS) + r")\d\d", re.IGNORECASE)
+_IBAN_START = re.compile(r"(?<![A-Za-z0-9])([A-Z]{2})\d\d", re.IGNORECASE)
 
 
-# Between two characters of an IBAN: one or two spaces, or one hyphen ("GB82  WEST ...", "GB82-WEST-...").
-_IBAN_SEPARATOR = re.compile(r" {1,2}(?=[^\W_])|-(?=[^\W_])")
+# Between two characters of an IBAN: a separator, or two spaces ("GB82  WEST ...", "GB82-WEST-...").
+_IBAN_SEPARATOR = re.compile(rf"(?:{SEPARATOR}|\x20\x20)(?=[^\W_])")
+# The bank code ("BMAG" in "BH67 BMAG 0000 ...") ends by then; a later group of letters only is a word.
+_IBAN_BANK_CODE_END = 8
 
 
-def _iban_end(text: str, start: int, length: int) -> int | None:
-    """Where an IBAN of ``length`` characters (separators allowed) starting at ``start`` ends.
+def _iban_ends(text: str, start: int, length: int | None) -> list[int]:
+    """Where an IBAN starting at ``start`` may end (after a whole group), longest first.
 
-    Example: _iban_end("GB82 WEST 1234 5698 7654 32 ok", 0, 22) -> 27
+    ``length`` characters (separators not counted) when the country's length is known, else any
+    length from 15 to 34 that does not take in a later group of letters only (a word after it).
+
+    Example: _iban_ends("GB82 WEST 1234 5698 7654 32 ok", 0, 22) -> [27]
     """
-    count, i = 0, start
-    while i < len(text) and count < length:
+    lengths = range(IBAN_MIN_LENGTH, IBAN_MAX_LENGTH + 1) if length is None else (length,)
+    count, i, ends = 0, start, []
+    while i < len(text) and count < lengths[-1]:
         if text[i].isalnum():
-            count += 1
-            i += 1
+            group_end = i
+            while group_end < len(text) and text[group_end].isalnum():
+                group_end += 1
+            if length is None and count >= _IBAN_BANK_CODE_END and not any(c.isdecimal() for c in text[i:group_end]):
+                break
+            count, i = count + group_end - i, group_end
+            if count in lengths:
+                ends.append(i)
         elif (separator := _IBAN_SEPARATOR.match(text, i)) is not None:
             i = separator.end()
         else:
-            return None
-    if count < length or (i < len(text) and text[i].isalnum()):
-        return None
-    return i
+            break
+    return ends[::-1]
 
 
 # National significant number lengths of common country codes (ITU-T E.164 national plans);
@@ -155,9 +190,9 @@ _EXTENSION_AT_END = re.compile(f"(?:{_EXTENSION})$")
 # dialled from abroad ("+33 (0)1 23 45 67 89", "+44 020 7946 0958"), the digit groups of the national
 # number (the last group not a percentage: "+49 30 14136092 14% fee"), then an optional extension.
 _INTERNATIONAL = re.compile(
-    rf"""(?:(?<![\w+-])(?P<plus>\+)|(?<![\w+$\u20ac\u00a3\#-])(?<!\d[.,:/])00\x20?)(?P<country>[1-9]\d{{0,2}})
-    (?P<trunk>[\s.-]?(?:\(0\)|0))?(?P<national>(?:[\s.-]?\(?\d{{1,5}}\)?){{2,7}})
-    (?P<extension>{_EXTENSION})?(?![\w%-]|\.\d)""",
+    rf"""(?:(?<![\w+{_DASHES}])(?P<plus>\+)|(?<![\w+$\u20ac\u00a3\#{_DASHES}])(?<!\d[.,:/])00\x20?)
+    (?P<country>[1-9]\d{{0,2}})(?P<trunk>{SEPARATOR}?(?:\(0\)|0))?(?P<national>(?:{SEPARATOR}?\(?\d{{1,5}}\)?){{2,7}})
+    (?P<extension>{_EXTENSION})?(?![\w%{_DASHES}]|\.\d)""",
     re.VERBOSE,
 )
 _GROUP = re.compile(r"\(?\d+\)?")
@@ -302,18 +337,50 @@ _NOT_NAMES_WORDS = """I I'm Im The A An And But So Not No Yes My Your Our It Its
 NOT_NAMES: frozenset[str] = frozenset(_NOT_NAMES_WORDS.split())
 
 
-# A capitalized word that is neither a title nor a common non-name; "O'Brien", "McDonald", "Smith-Jones" pass.
+# The scripts names are matched in: Basic Latin to Latin Extended-B, Greek and Cyrillic, Latin Extended Additional.
+_NAME_SCRIPTS = ((0x41, 0x24F), (0x370, 0x52F), (0x1E00, 0x1EFF))
+
+
+def _letter_class(is_case: Callable[[str], bool]) -> str:
+    r"""The body of a character class holding the letters of :data:`_NAME_SCRIPTS` that pass ``is_case``.
+
+    The stdlib ``re`` has no ``\p{Lu}``; this builds its equivalent for these scripts, as ranges.
+
+    Example: _letter_class(str.isupper) starts with "\u0041-\u005a\u00c0-\u00d6"
+    """
+    chars = [c for low, high in _NAME_SCRIPTS for c in range(low, high + 1) if is_case(chr(c))]
+    runs: list[list[int]] = []
+    for c in chars:
+        if runs and runs[-1][1] == c - 1:
+            runs[-1][1] = c
+        else:
+            runs.append([c, c])
+    return "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in runs)
+
+
+# An uppercase (or titlecase: "ǅ") letter, and what may follow it: lowercase letters and combining
+# accents, so a name typed decomposed ("José" as "Jose" + U+0301) is matched whole.
+_UPPER = f"[{_letter_class(lambda c: c.isupper() or c.istitle())}]"
+_LOWER = f"[{_letter_class(str.islower)}\\u0300-\\u036f]"
+_APOSTROPHE = "['\u2019]"
+_PART = f"{_UPPER}{_LOWER}+"
+
+# A capitalized word that is neither a title nor a common non-name; "O'Brien", "McDonald", "Smith-Jones",
+# "José", "Łukasz", "Anna-Lena" pass. It ends where letters end, so "Renée" is not cut to "Ren".
 # Excluding non-names inside the pattern lets "Mr Okafor This is" stop after "Okafor" instead of failing.
 _NAME = (
     r"(?!(?:Mr|Mrs|Ms|Miss|Dr|Prof|" + "|".join(re.escape(w) for w in sorted(NOT_NAMES)) + r")\b)"
-    r"(?:[A-Z]'[A-Z][a-z]+|[A-Z][a-z]+(?:[A-Z][a-z]+)?(?:['-][A-Z][a-z]+)?)"
+    rf"(?:{_UPPER}{_APOSTROPHE}{_PART}|{_PART}(?:{_PART}){{0,2}})(?:[-\u2010\u2011]{_PART}|{_APOSTROPHE}{_PART}){{0,2}}"
+    r"(?![^\W\d_]|[\u0300-\u036f])"
 )
+# One to three capitalized words: "Ann", "Mary Ann", "Mary Ann Smith".
+_NAMES = rf"{_NAME}(?:\s+{_NAME}){{0,2}}"
 
 
 def _patterns() -> dict[str, list[PatternRecognizer]]:
     """The pattern recognizers, by entity type (built per call: nothing happens at import)."""
     flags = re.VERBOSE
-    sep = r"(?:\x20?-\x20?|[\s.])"  # between the groups of a North American number: "-", " - ", " ", "."
+    sep = SEPARATOR  # between the groups of a phone number: "-", " - ", " – ", " ", "\xa0", "."
     return {
         "EMAIL": [
             # The local part may start with "_" or "-" and hold an apostrophe ("o'brien@..."), as mail allows.
@@ -333,18 +400,21 @@ def _patterns() -> dict[str, list[PatternRecognizer]]:
             ),
         ],
         "CARD": [
-            # 4-4-4-4 and Amex 4-6-5 with one consistent separator (space, hyphen or dot), or 13-19 digits
-            # written together: a loose digit run would swallow the next number ("4111... 10 min") and
-            # fail the Luhn check.
+            # 4-4-4-4 and Amex 4-6-5, each gap with or without a separator (a space of any kind, a dash, a dot,
+            # a line break: see SEPARATOR), or 13-19 digits written together: a loose digit run would swallow
+            # the next number ("4111... 10 min") and fail the Luhn check.
             _rx(
                 "CARD",
-                r"(?<![\d-])(?:\d{4}([ .-]?)\d{4}\1\d{4}\1\d{4}|\d{4}([ .-]?)\d{6}\2\d{4,5}|\d{13,19})(?!\d)",
+                rf"""(?<![\d{_DASHES}])(?:\d{{4}}(?:{SEPARATOR}?\d{{4}}){{3}}|\d{{4}}{SEPARATOR}?\d{{6}}{SEPARATOR}?\d{{4,5}}
+                |\d{{13,19}})(?!\d)""",
                 _card_valid,
+                flags=flags,
                 overlapping=True,
             ),
         ],
         "SSN": [
-            _rx("SSN", r"(?<![\d-])\d{3}([- ])\d{2}\1\d{4}(?![\d-])", _ssn_valid),
+            # One separator, the same in both gaps: "123-45-6789", "123 – 45 – 6789", "123\xa045\xa06789".
+            _rx("SSN", rf"(?<![\d{_DASHES}])\d{{3}}({SEPARATOR})\d{{2}}\1\d{{4}}(?![\d{_DASHES}])", _ssn_valid),
             _rx(
                 "SSN",
                 r"(?i:\b(?:ssn|social\s+security(?:\s+(?:no\.?|number))?)\s*(?:is|:|\#)?\s*)(?P<v>\d{9})\b",
@@ -384,34 +454,36 @@ def _patterns() -> dict[str, list[PatternRecognizer]]:
             # neither after "-" nor after " - " behind a digit: there it would be the tail of another number.
             _rx(
                 "PHONE",
-                rf"""(?<![\w+-])(?<!\d\x20-\x20)(?:(?:\+1{sep}?|1{sep})?(?:\(\d{{3}}\){sep}?|\d{{3}}(?:{sep}|/)?)\d{{3}}
+                rf"""(?<![\w+{_DASHES}]){_AFTER_DASHED_DIGIT}(?:(?:\+1{sep}?|1{sep})?(?:\(\d{{3}}\){sep}?|\d{{3}}(?:{sep}|/)?)\d{{3}}
                 |1(?:\d{{6}}|(?:\(\d{{3}}\){sep}?|\d{{3}}(?:{sep}|/))[2-9]\d\d))
-                {sep}?\d{{4}}(?:{_EXTENSION})?(?![\w-]|\.\d)""",
+                {sep}?\d{{4}}(?:{_EXTENSION})?(?![\w{_DASHES}]|\.\d)""",
                 flags=flags,
             ),
             # British: 020 7946 0958, 07700 900123, +44 (0)20 7946 0958, +44 7700 900123, with an extension. Not
             # after " - " behind a digit either: in "(917) 867 - 0608 020 7478 3044" the "0608" ends a US number.
             _rx(
                 "PHONE",
-                rf"(?<![\w+-])(?<!\d\x20-\x20)(?:\+44[\s.-]?(?:\(0\)[\s.-]?)?|0)\d{{2,4}}[\s.-]?\d{{3,4}}[\s.-]?\d{{3,4}}(?:{_EXTENSION})?(?![\w-]|\.\d)",
+                rf"""(?<![\w+{_DASHES}]){_AFTER_DASHED_DIGIT}(?:\+44{sep}?(?:\(0\){sep}?)?|0)\d{{2,4}}{sep}?\d{{3,4}}{sep}?\d{{3,4}}
+                (?:{_EXTENSION})?(?![\w{_DASHES}]|\.\d)""",
                 _phone_digit_count(10, 13),
+                flags=flags,
             ),
         ],
         "HANDLE": [_rx("HANDLE", r"(?<![\w@.+-])@[A-Za-z0-9_]{2,30}(?![\w@]|\.[A-Za-z]{2,}\b)")],
         "PERSON": [
             _rx(
                 "PERSON",
-                rf"""(?:(?i:\bmy\s+name\s+is|\bmy\s+name's|\b(?:hi|hello|hey|dear\s+\w+)[,!]?\s+(?:this\s+is|i\s+am|i'm)|
-                \bspeak\s+(?:to|with)|\bsigned)\s+)(?P<v>{_NAME}(?:\s+{_NAME})?)""",
+                rf"""(?:(?i:\bmy\s+name\s+is|\bmy\s+name{_APOSTROPHE}s|\b(?:hi|hello|hey|dear\s+\w+)[,!]?\s+
+                (?:this\s+is|i\s+am|i{_APOSTROPHE}m)|\bspeak\s+(?:to|with)|\bsigned)\s+)(?P<v>{_NAMES})""",
                 None,
                 "v",
                 flags,
             ),
-            _rx("PERSON", rf"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+(?P<v>{_NAME}(?:\s+{_NAME})?)", None, "v"),
+            _rx("PERSON", rf"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+(?P<v>{_NAMES})", None, "v"),
             _rx(
                 "PERSON",
                 rf"""(?i:\b(?:thanks|thank\s+you|regards|best|cheers|sincerely|yours)[,!]?)[ \t]*\n?[ \t]*
-                (?:-\s*)?(?P<v>{_NAME}(?:\s+{_NAME})?)(?=\s*(?:[.!]|$))""",
+                (?:-\s*)?(?P<v>{_NAMES})(?=\s*(?:[.!]|$))""",
                 None,
                 "v",
                 flags | re.MULTILINE,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-# ISO 13616 lengths of the IBANs we check (the countries a European support desk sees most).
+# ISO 13616 lengths of the IBANs a European support desk sees most: an extra check for these countries.
+# Any other two-letter country code passes with a length in IBAN_MIN_LENGTH..IBAN_MAX_LENGTH and the checksum.
 IBAN_LENGTHS: dict[str, int] = {
     "AD": 24, "AT": 20, "BE": 16, "BG": 22, "CH": 21, "CY": 28, "CZ": 24, "DE": 22, "DK": 18,
     "EE": 20, "ES": 24, "FI": 18, "FR": 27, "GB": 22, "GR": 27, "HR": 21, "HU": 28, "IE": 22,
     "IS": 26, "IT": 27, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MT": 31, "NL": 18,
     "NO": 15, "PL": 28, "PT": 25, "RO": 24, "SE": 24, "SI": 19, "SK": 24, "SM": 27,
 }  # fmt: skip
+IBAN_MIN_LENGTH, IBAN_MAX_LENGTH = 15, 34  # Norway's, and the most ISO 13616 allows
 
 
 def digits_of(text: str) -> str:
@@ -47,16 +49,20 @@ def luhn_check_digit(partial: str) -> str:
 
 
 def iban_valid(iban: str) -> bool:
-    """Whether ``iban`` (spaces allowed) has its country's length and passes ISO 7064 mod 97-10.
+    """Whether ``iban`` (spaces allowed) is shaped like an IBAN and passes ISO 7064 mod 97-10.
 
-    Example: iban_valid("GB82 WEST 1234 5698 7654 32") -> True
+    Shaped like one: two letters, two digits, then letters and digits up to 15-34 characters in all,
+    and exactly its country's length where :data:`IBAN_LENGTHS` lists the country.
+
+    Example: iban_valid("GB82 WEST 1234 5698 7654 32") -> True; iban_valid("TR330006100519786457841326") -> True
     """
     compact = iban.replace(" ", "").upper()
     # ASCII only: str.isalnum() also admits letters like "é", which base 36 cannot read.
     if (
-        len(compact) < 5
+        not IBAN_MIN_LENGTH <= len(compact) <= IBAN_MAX_LENGTH
         or not (compact.isascii() and compact.isalnum())
-        or IBAN_LENGTHS.get(compact[:2]) != len(compact)
+        or not (compact[:2].isalpha() and compact[2:4].isdecimal())
+        or IBAN_LENGTHS.get(compact[:2], len(compact)) != len(compact)
     ):
         return False
     return _mod97(compact[4:] + compact[:4]) == 1

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from hybridroute.redaction import RedactionConfig, Redactor
@@ -248,3 +250,87 @@ def test_a_british_number_does_not_start_inside_a_spaced_hyphen_number(redactor:
         ("020 7478 3044", "PHONE"),
     ]
     assert found(redactor, "Tel - 020 7946 0958") == [("020 7946 0958", "PHONE")]
+
+
+# Shapes a second review found leaking: separators other than " ", "." and "-" (any Unicode space, a line
+# break, the other dashes), and IBANs of countries outside the length table. Each is replaced whole.
+EN_DASHED_IBAN = "\u2013".join(["DE89", "3704", "0044", "0532", "0130", "00"])
+OTHER_SEPARATORS = [
+    ("card 4111\xa01111\xa01111\xa01111", "4111\xa01111\xa01111\xa01111", "CARD"),  # no-break space
+    ("card 4111\u202f1111\u202f1111\u202f1111", "4111\u202f1111\u202f1111\u202f1111", "CARD"),  # narrow no-break
+    ("card 4111\u20091111\u20091111\u20091111 ok", "4111\u20091111\u20091111\u20091111", "CARD"),  # thin space
+    ("card 4111\t1111\t1111\t1111", "4111\t1111\t1111\t1111", "CARD"),
+    ("card 4111 1111 1111\n1111", "4111 1111 1111\n1111", "CARD"),
+    ("card 4111 - 1111 - 1111 - 1111", "4111 - 1111 - 1111 - 1111", "CARD"),
+    ("card 4111\u20131111\u20131111\u20131111", "4111\u20131111\u20131111\u20131111", "CARD"),  # en dash
+    ("amex 3782\u2014822463\u201410005.", "3782\u2014822463\u201410005", "CARD"),  # em dash
+    ("call 415 \u2013 555 \u2013 0132", "415 \u2013 555 \u2013 0132", "PHONE"),
+    ("call 415\u2011555\u20110132", "415\u2011555\u20110132", "PHONE"),  # non-breaking hyphen
+    ("call 415\u2212555\u22120132 now", "415\u2212555\u22120132", "PHONE"),  # minus sign
+    ("call 020\xa07946\xa00958 now", "020\xa07946\xa00958", "PHONE"),
+    ("call +44\u202f20\u202f7946\u202f0958", "+44\u202f20\u202f7946\u202f0958", "PHONE"),
+    ("ssn 123\u201345\u20136789", "123\u201345\u20136789", "SSN"),
+    ("ssn 123\xa045\xa06789 thanks", "123\xa045\xa06789", "SSN"),
+    ("DE89\xa03704\xa00044\xa00532\xa00130\xa000", "DE89\xa03704\xa00044\xa00532\xa00130\xa000", "IBAN"),
+    (f"iban {EN_DASHED_IBAN}.", EN_DASHED_IBAN, "IBAN"),
+    # Countries outside the length table: any two letters, 15-34 characters and mod 97.
+    ("TR330006100519786457841326", "TR330006100519786457841326", "IBAN"),
+    ("TR33 0006 1005 1978 6457 8413 26", "TR33 0006 1005 1978 6457 8413 26", "IBAN"),
+    ("iban UA21 3223 1300 0002 6007 2335 6600 1 please", "UA21 3223 1300 0002 6007 2335 6600 1", "IBAN"),
+    ("iban RS35 2600 0560 1001 6113 79", "RS35 2600 0560 1001 6113 79", "IBAN"),
+    ("iban BR1800360305000010009795493C1", "BR1800360305000010009795493C1", "IBAN"),
+    ("iban SA03 8000 0000 6080 1016 7519 today", "SA03 8000 0000 6080 1016 7519", "IBAN"),
+    ("iban AE070331234567890123456.", "AE070331234567890123456", "IBAN"),
+]
+
+
+@pytest.mark.parametrize(("text", "value", "entity"), OTHER_SEPARATORS)
+def test_numbers_with_any_separator_are_replaced_whole(redactor: Redactor, text: str, value: str, entity: str) -> None:
+    result = redactor.redact(text)
+    assert result.text == text.replace(value, f"<{entity}>")
+    assert result.counts == {entity: 1}
+    assert not any(c.isdigit() for c in result.text)  # no digit run of the number is left
+
+
+# Names with letters outside A-Z, hyphenated, or of three words: every part of them goes.
+ACCENTED_NAMES = [
+    ("My name is José García", "José García"),
+    ("Hello, I'm Renée Dupont.", "Renée Dupont"),
+    ("My name is Łukasz Nowak", "Łukasz Nowak"),
+    ("My name is Søren Kierkegaard", "Søren Kierkegaard"),
+    ("Hi, I am Émile Zola", "Émile Zola"),
+    ("Regards, Björn", "Björn"),
+    ("My name is Anna-Lena Müller", "Anna-Lena Müller"),
+    ("My name is Mary Ann Smith", "Mary Ann Smith"),
+    ("Thanks,\nÅsa Öberg", "Åsa Öberg"),
+    ("please speak with Mrs Żaneta Dvořáková", "Żaneta Dvořáková"),
+    ("my name is Jose\u0301 Garci\u0301a, hi", "Jose\u0301 Garci\u0301a"),  # typed decomposed: e + U+0301
+    ("Hello, I\u2019m Zoë O\u2019Connor-Ngô.", "Zoë O\u2019Connor-Ngô"),
+]
+
+
+@pytest.mark.parametrize(("text", "name"), ACCENTED_NAMES)
+def test_names_with_any_latin_letters_are_replaced_whole(redactor: Redactor, text: str, name: str) -> None:
+    result = redactor.redact(text)
+    assert result.text == text.replace(name, "<PERSON>")
+    for part in re.split(r"[\s-]+", name):
+        assert part not in result.text
+
+
+# Look-alikes near the new separators and names: prices, dates, ranges and quantities stay.
+OTHER_SEPARATOR_NEAR_MISSES = [
+    "it cost 1\xa0250,00 € on 15.03.2024, then 2\u202f499.00 €",
+    "open 9\u201317, pages 12\u201315, 2019\u20132024, 10 \u2013 12 items",
+    "order 12 items \u2013 3 boxes \u2013 2 bags, a 2 \u00d7 4 pack",
+    "on 2024\u201303\u201315, 15\u201303\u20132024 and 15.03.2024 at 10:45\u201311:30",
+    "the TR33 route, flight UA 1234, gate B22 \u2013 seat 14C",
+    "scores 41 \u2013 55 \u2013 0132, 12\xa034\xa05678, 1 \u2013 2 \u2013 3",
+    "card 4111\xa01111\xa01111\xa01112 fails Luhn, so does 4111\u20131111\u20131111\u20131112",
+    "IBAN TR340006100519786457841326 fails mod 97, XX12 34 is short, TR33 0006 alone too",
+    "Hi, I am Very Annoyed. Thanks, Team! Café Müller was closed. Regards, all.",
+]
+
+
+@pytest.mark.parametrize("text", OTHER_SEPARATOR_NEAR_MISSES)
+def test_look_alikes_near_the_other_separators_stay(redactor: Redactor, text: str) -> None:
+    assert found(redactor, text) == []

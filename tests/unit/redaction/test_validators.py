@@ -59,13 +59,31 @@ def with_check_digits(country: str, bban: str) -> str:
         with_check_digits("GB", "WEST123456987654321"),  # 23
         with_check_digits("DE", "37040044053201300"),  # 21, DE needs 22
         with_check_digits("DE", "86011117947"),  # 15, Norway's length, not Germany's
-        with_check_digits("XX", "WEST12345698765432"),  # no such country
-        with_check_digits("US", "WEST12345698765432"),  # a country without IBANs
+        with_check_digits("TR", "0006100519"),  # 14: shorter than any IBAN
+        with_check_digits("TR", "0" * 31),  # 35: longer than any IBAN
+        with_check_digits("T1", "0006100519786457841326"),  # the country code is not two letters
     ],
 )
 def test_iban_rejects_a_passing_checksum_at_the_wrong_length_or_in_an_unknown_country(iban: str) -> None:
-    assert mod97_passes(iban)  # the checksum alone would let it through: only the length table refuses it
+    assert mod97_passes(iban)  # the checksum alone would let it through: only the length rules refuse it
     assert not iban_valid(iban)
+
+
+@pytest.mark.parametrize(
+    "iban",
+    [
+        "TR330006100519786457841326",
+        "UA213223130000026007233566001",
+        "RS35260005601001611379",
+        "BR1800360305000010009795493C1",
+        "SA0380000000608010167519",
+        "AE070331234567890123456",
+        with_check_digits("XX", "WEST12345698765432"),  # any two letters: the table lists only the common ones
+    ],
+)
+def test_iban_accepts_a_country_outside_the_length_table_at_15_to_34_characters(iban: str) -> None:
+    assert iban_valid(iban)
+    assert not iban_valid(iban[:-1] + str((int(iban[-1], 36) + 1) % 10))  # one character off fails mod 97
 
 
 @pytest.mark.parametrize(
