@@ -149,12 +149,29 @@ def test_bad_input_gets_one_clear_line(
 
 
 @pytest.mark.parametrize("tier", ["edge", "cloud"])
-def test_a_missing_base_model_fails_before_any_work(tmp_path: Path, toy_csv: Path, tier: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("/no/such/model", "base model folder /no/such/model does not exist"),
+        ("minlm", "base model minlm does not exist; give a packaged model (minilm, mpnet)"),  # never the network
+    ],
+)
+def test_a_missing_base_model_fails_before_any_work(
+    tmp_path: Path, toy_csv: Path, tier: str, name: str, message: str
+) -> None:
     out = tmp_path / "run"
-    args = ["train", "--data", str(toy_csv), "--out", str(out), "--tier", tier, "--base-model", "/no/such/model"]
+    args = ["train", "--data", str(toy_csv), "--out", str(out), "--tier", tier, "--base-model", name]
     code, output = invoke(*args)
-    assert code != 0 and "base model folder /no/such/model does not exist" in output
+    assert code != 0 and message in output and "Traceback" not in output, output
     assert not out.exists()  # the data split was not even written
+
+
+def test_a_config_files_unknown_base_model_fails_before_the_run_folder_is_made(tmp_path: Path, toy_csv: Path) -> None:
+    config = write_json_file(tmp_path / "config.json", {"adapt": {"base_model": "minlm"}})
+    out = tmp_path / "run"
+    code, output = invoke("train", "--data", str(toy_csv), "--out", str(out), "--config", str(config))
+    assert code == 1 and "base model minlm does not exist" in output, output
+    assert not out.exists()
 
 
 def test_a_bug_still_reaches_the_user_as_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -306,11 +323,12 @@ def test_a_call_larger_than_the_cloud_takes_is_split_not_refused(tiny_hybrid_run
 
     texts = [f"message number {i} about my order" for i in range(10)]
     with serve_in_thread(create_app(CloudSettings(bundle=tiny_hybrid_run / "cloud", max_batch=4))) as url:
-        for max_texts, tiers in [(4, {"cloud"}), (64, {"edge"})]:
+        for max_texts in (4, 64):
             settings = HybridSettings(tiny_hybrid_run, url, "always-cloud", cloud_max_texts=max_texts)
             answers = open_hybrid(settings).classify(texts)
-            assert {a.tier.value for a in answers} == tiers, max_texts
-    assert all(a.fallback and a.reason == "fallback:http_413" for a in answers)  # 10 texts in one request: refused
+            # 4: calls of at most 4 texts; 64: one call of 10, refused with 413, then sent again text by text
+            assert {a.tier.value for a in answers} == {"cloud"}, max_texts
+            assert not any(a.fallback for a in answers), max_texts
 
 
 def test_adapt_reads_the_corpus_column_given_by_corpus_text_col(tmp_path: Path, tiny_bert: Path) -> None:
@@ -446,3 +464,38 @@ def test_a_bad_prices_file_is_one_clear_line(command: list[str], tiny_hybrid_run
     code, output = invoke(*[a.format(run=tiny_hybrid_run) for a in command], "--prices", str(bad))
     assert code == 1 and "Traceback" not in output
     assert output.strip().startswith(f"Error: {bad}: ") and "mode" in output, output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["finetune", "--out", "{run}", "--data", "{other}", "--encoder", "/no/such/encoder"],
+        ["adapt", "--out", "{run}", "--data", "{other}", "--corpus", "{run}/no-such-corpus.txt"],
+    ],
+)
+def test_a_refused_step_keeps_the_stored_split(command: list[str], tiny_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    other = tmp_path / "other.csv"
+    other.write_text("text,label\n" + "".join(f"text {i},{'ab'[i % 2]}\n" for i in range(20)), encoding="utf-8")
+    before = {p.name: p.read_bytes() for p in (run / "data").iterdir()}
+    code, output = invoke(*[a.format(run=run, other=other) for a in command])
+    assert code == 2 and "Traceback" not in output and "does not exist" in output, output
+    assert {p.name: p.read_bytes() for p in (run / "data").iterdir()} == before
+
+
+def test_the_cloud_tier_refuses_split_options_the_stored_split_was_not_made_with(
+    tiny_run: Path, toy_csv: Path, tiny_bert: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    args = ["train", "--tier", "cloud", "--data", str(toy_csv), "--out", str(run), "--base-model", str(tiny_bert)]
+    code, output = invoke(*args, "--val-fraction", "0.3", "--label-col", "label", "--text-col", "body")
+    assert code == 1 and "Traceback" not in output, output
+    expected = (
+        f"--text-col body, --val-fraction 0.3: the stored split of {run} was made with text_col text, val_fraction 0.2"
+    )
+    assert expected in output and "--label-col" not in output  # an option equal to the stored one is fine
+    assert not (run / "cloud").exists()

@@ -293,18 +293,31 @@ def threshold_for_target(scores: np.ndarray, data: ValidationSet, target: Router
     return threshold_for_accuracy(scores, data.edge_correct, cloud, target.value)
 
 
+def escalating_threshold(scores: np.ndarray, data: ValidationSet, target: RouterTarget | None, never: float) -> float:
+    """:func:`threshold_for_target`, or ``never`` when that threshold escalates none of ``scores``.
+
+    Example: scores [0.9, 0.5] with a cloud share of 0 -> ``never`` (not just above 0.9)
+    """
+    threshold = threshold_for_target(scores, data, target)
+    return threshold if bool((np.asarray(scores) >= threshold).any()) else never
+
+
 def tune_threshold(
     policy_name: str, data: ValidationSet, target: RouterTarget | None, model: LogisticModel | None
 ) -> float | None:
     """The policy's threshold for ``target`` on ``data`` (None for policies without one).
 
     Thresholds are clipped to [0, 1]; this only matters at the ends (share 0 or 1
-    with confidences or error probabilities of exactly 0 or 1).
+    with confidences or error probabilities of exactly 0 or 1). A target met with no
+    escalation at all (a share of 0, or one too small for ``data``) gets the threshold
+    that never escalates (0 for confidence, 1 for learned), not one just past the
+    validation scores, which new queries would cross.
     """
     if policy_name == "confidence":
-        threshold = -threshold_for_target(-data.confidences(), data, target)
+        threshold = -escalating_threshold(-data.confidences(), data, target, never=-0.0)
     elif policy_name == "learned" and model is not None:
-        threshold = threshold_for_target(model.predict_proba(feature_matrix(data.signals)), data, target)
+        scores = model.predict_proba(feature_matrix(data.signals))
+        threshold = escalating_threshold(scores, data, target, never=1.0)
     elif policy_name == "random":
         threshold = random_share(data, target)
     else:

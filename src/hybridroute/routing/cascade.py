@@ -26,7 +26,6 @@ from hybridroute.types import Prediction, Tier
 logger = logging.getLogger(__name__)
 
 NO_CLOUD = "no_cloud"
-UNBILLED_ERRORS = frozenset({"connect_error", "circuit_open"})  # no request reached the cloud: nothing ran
 
 
 class CloudAnswer(Protocol):
@@ -41,6 +40,14 @@ class CloudAnswer(Protocol):
 
     def version_of(self, k: int) -> str | None:
         """The version of the model that made prediction ``k``."""
+        ...
+
+    def prediction_of(self, k: int) -> Prediction | None:
+        """The cloud's prediction for text ``k``, or None when it has none (some calls succeed in part)."""
+        ...
+
+    def model_ran(self, k: int) -> bool:
+        """Whether the cloud model may have run for text ``k``, so that it is charged."""
         ...
 
 
@@ -171,10 +178,11 @@ class HybridClassifier:
     def _answer(self, i: int, edge: _EdgePass, decision: Decision, cloud: Any) -> RoutedAnswer:
         edge_prediction = self._edge_prediction(edge.probabilities[i])
         consulted = cloud is not None and i in cloud.position
-        called = consulted and cloud.result.attempts > 0 and cloud.result.error not in UNBILLED_ERRORS
+        called = consulted and cloud.model_ran(i)
         latency = edge.latency_ms + (cloud.result.latency_ms if consulted else 0.0)
-        if decision.tier is Tier.CLOUD and cloud is not None and cloud.result.ok:
-            answer, tier, reason, version = cloud.prediction(i), Tier.CLOUD, decision.reason, cloud.version(i)
+        from_cloud = cloud.prediction(i) if consulted and decision.tier is Tier.CLOUD else None
+        if from_cloud is not None:
+            answer, tier, reason, version = from_cloud, Tier.CLOUD, decision.reason, cloud.version(i)
         else:
             answer, tier, version = edge_prediction, Tier.EDGE, self.edge.model_version
             reason = self._edge_reason(decision, cloud)
@@ -224,8 +232,11 @@ class _Indexed:
     def __post_init__(self) -> None:
         object.__setattr__(self, "position", {original: k for k, original in enumerate(self.indices)})
 
-    def prediction(self, original_index: int) -> Prediction:
-        return self.result.predictions[self.position[original_index]]
+    def prediction(self, original_index: int) -> Prediction | None:
+        return self.result.prediction_of(self.position[original_index])
+
+    def model_ran(self, original_index: int) -> bool:
+        return bool(self.result.model_ran(self.position[original_index]))
 
     def version(self, original_index: int) -> str | None:
         return self.result.version_of(self.position[original_index])

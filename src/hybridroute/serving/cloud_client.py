@@ -8,7 +8,7 @@ the same interface around a classifier in this process (benchmarks, tests).
 
 Reason codes (``CloudResult.error``):
     ``timeout``: an attempt got no complete answer within its time.
-    ``connect_error``: nothing accepted the connection.
+    ``connect_error``: nothing accepted the connection, or it was not made in time (nothing was sent).
     ``connection_error``: the connection was reset or closed before a full answer.
     ``transport_error``: another transport failure (proxy, TLS, ...).
     ``http_<status>``: the service answered with a status other than 200.
@@ -23,6 +23,7 @@ Reason codes (``CloudResult.error``):
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import enum
 import logging
 import threading
@@ -57,6 +58,7 @@ LABEL_MISMATCH = "label_mismatch"
 BUDGET_EXHAUSTED = "budget_exhausted"
 CIRCUIT_OPEN = "circuit_open"
 INFERENCE_ERROR = "inference_error"
+TOO_LARGE = "http_413"
 
 # Transient failures worth another try. A 4xx is our request's fault and would fail again.
 RETRYABLE = frozenset({TIMEOUT, CONNECT_ERROR, CONNECTION_ERROR, TRANSPORT_ERROR, MALFORMED_RESPONSE})
@@ -76,7 +78,12 @@ def is_retryable(reason: str) -> bool:
 
 def check_http_url(name: str, url: str) -> None:
     """Raise unless ``url`` is an absolute http(s) URL with a host."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise ConfigError(
+            f"{name} is not a valid URL ({exc}); got {url!r}; expected one like http://cloud:8000"
+        ) from exc
     try:
         parts.port  # noqa: B018 (parsing the port is the check)
     except ValueError as exc:
@@ -99,6 +106,8 @@ class ClientConfig:
         breaker_reset_s: how long the circuit stays open before one trial call.
         max_texts: most texts per request; a larger call goes as several requests in turn, within one budget.
             Keep it at or below the service's ``--max-batch``, beyond which it answers 413.
+        max_chars: longer texts are cut to this many characters before they are sent (the model truncates
+            anyway). Keep it at or below the service's ``--max-chars``, beyond which it answers 413.
     """
 
     url: str
@@ -109,6 +118,7 @@ class ClientConfig:
     breaker_failures: int = 5  # tolerates isolated blips but stops hammering a service that is down
     breaker_reset_s: float = 10.0  # long enough for a replica to restart, short enough to recover soon after
     max_texts: int = 64  # the cloud service's default --max-batch
+    max_chars: int = 10_000  # the cloud service's default --max-chars
 
     def __post_init__(self) -> None:
         check_http_url("url", self.url)
@@ -119,6 +129,7 @@ class ClientConfig:
         check_range("breaker_failures", self.breaker_failures, 1, 1_000_000)
         check_positive("breaker_reset_s", self.breaker_reset_s)
         check_range("max_texts", self.max_texts, 1, 4096)
+        check_range("max_chars", self.max_chars, 1, 1_000_000)
 
 
 # ---------------------------------------------------------------- circuit breaker
@@ -226,6 +237,11 @@ class CloudResult:
         attempts: HTTP attempts made (0 when the breaker refused the call).
         latency_ms: wall-clock time of the whole call.
         detail: a human-readable explanation of ``error``, for logs.
+        versions: each prediction's model version; empty when all are ``model_version``.
+        ran: per text, whether a request carrying it reached the cloud, so its model may have run (a 3xx or
+            4xx answer, a refused connection or an open circuit: it did not); empty: judged from ``error``.
+        partial: when not ok, the predictions that did come back (None for each text that failed with
+            ``error``); empty when none came back.
     """
 
     ok: bool
@@ -235,11 +251,35 @@ class CloudResult:
     attempts: int
     latency_ms: float
     detail: str = ""
-    versions: tuple[str, ...] = ()  # each prediction's model version; empty when all are ``model_version``
+    versions: tuple[str, ...] = ()
+    ran: tuple[bool, ...] = ()
+    partial: tuple[Prediction | None, ...] = ()
 
     def version_of(self, k: int) -> str | None:
         """The version of the model that made prediction ``k``."""
         return self.versions[k] if self.versions else self.model_version
+
+    def prediction_of(self, k: int) -> Prediction | None:
+        """The cloud's prediction for text ``k``, or None when it has none."""
+        if self.ok and self.predictions is not None:
+            return self.predictions[k]
+        return self.partial[k] if self.partial else None
+
+    def model_ran(self, k: int) -> bool:
+        """Whether the cloud model may have run for text ``k`` (so the call is charged)."""
+        if self.ran:
+            return self.ran[k]
+        return self.attempts > 0 and not never_ran(self.error)
+
+
+def never_ran(reason: str | None) -> bool:
+    """Whether a failure means the cloud model cannot have run: nothing was sent, or it was refused unread.
+
+    Example: never_ran("http_413") -> True; never_ran("http_503") -> False; never_ran("timeout") -> False
+    """
+    if reason is None:
+        return False
+    return reason in (CONNECT_ERROR, CIRCUIT_OPEN) or reason.startswith(("http_3", "http_4"))
 
 
 class CloudBackend(Protocol):
@@ -258,6 +298,7 @@ class Attempt:
     reason: str | None = None
     detail: str = ""
     versions: tuple[str, ...] = ()  # per prediction, when a split call's requests met different versions
+    reached: bool = False  # whether the request reached the cloud, so its model may have run
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -282,7 +323,8 @@ def read_response(status: int, content: bytes, n_texts: int, expected_labels: fr
     Example: read_response(200, b"not json", 1, None) -> Attempt(reason="malformed_response", ...)
     """
     if status != 200:
-        return Attempt(reason=f"http_{status}", detail=error_detail(status, content))
+        reason = f"http_{status}"
+        return Attempt(reason=reason, detail=error_detail(status, content), reached=not never_ran(reason))
     try:
         body = CloudClassifyResponse.model_validate_json(content, strict=True)
     except ValidationError as exc:
@@ -290,25 +332,25 @@ def read_response(status: int, content: bytes, n_texts: int, expected_labels: fr
         where = ".".join(str(p) for p in first["loc"]) or "body"
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
         detail = f"{where}: {first['msg']}{more}"
-        return Attempt(reason=MALFORMED_RESPONSE, detail=detail)
+        return Attempt(reason=MALFORMED_RESPONSE, detail=detail, reached=True)
     problem = body.inconsistency(n_texts)
     if problem:
-        return Attempt(reason=MALFORMED_RESPONSE, detail=problem)
+        return Attempt(reason=MALFORMED_RESPONSE, detail=problem, reached=True)
     if expected_labels is not None and set(body.labels) != expected_labels:
         detail = f"cloud labels {sorted(body.labels)} differ from the expected {sorted(expected_labels)}"
-        return Attempt(reason=LABEL_MISMATCH, detail=detail)
-    return Attempt(response=body)
+        return Attempt(reason=LABEL_MISMATCH, detail=detail, reached=True)
+    return Attempt(response=body, reached=True)
 
 
 def transport_reason(exc: httpx.TransportError) -> str:
     """The reason code for an httpx transport error.
 
-    Example: transport_reason(httpx.ConnectError("refused")) -> "connect_error"
+    Example: transport_reason(httpx.ConnectTimeout("slow")) -> "connect_error"
     """
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        return CONNECT_ERROR  # nothing was sent
     if isinstance(exc, httpx.TimeoutException):
         return TIMEOUT
-    if isinstance(exc, httpx.ConnectError):
-        return CONNECT_ERROR
     if isinstance(exc, (httpx.NetworkError, httpx.ProtocolError)):
         return CONNECTION_ERROR
     return TRANSPORT_ERROR
@@ -404,20 +446,24 @@ class CloudClient:
         """Classify ``texts`` with the cloud model; never raises for network, HTTP or body problems.
 
         Args:
-            texts: texts to classify (already redacted); an empty list answers at once.
+            texts: texts to classify (already redacted); an empty list answers at once. Texts longer than
+                ``max_chars`` are cut to it.
 
         Returns:
-            ok with one prediction per text, or not ok with a reason code in ``error``.
+            ok with one prediction per text, or not ok with a reason code in ``error`` (and, in ``partial``,
+            the predictions of the texts whose requests did succeed).
         """
         started = self._clock()
-        texts = list(texts)
+        texts = [t[: self.config.max_chars] for t in texts]
         if not texts:
             return CloudResult(True, [], None, None, 0, 0.0)
         if not self.breaker.allow():
-            return self._result(started, Attempt(reason=CIRCUIT_OPEN, detail="circuit open; not calling"), 0)
-        outcome, attempts = self._call_in_chunks(texts, deadline=started + self.config.budget_s)
-        self._record(outcome)
-        return self._result(started, outcome, attempts)
+            refused = Attempt(reason=CIRCUIT_OPEN, detail="circuit open; not calling")
+            return self._failed(started, refused, 0, _Collected.empty(len(texts)))
+        collected = _Collected.empty(len(texts))
+        self._call_in_chunks(texts, collected, deadline=started + self.config.budget_s)
+        self._record(collected.failure)
+        return self._result(started, collected)
 
     def close(self) -> None:
         """Close the connection pool, unless it was handed in."""
@@ -432,82 +478,169 @@ class CloudClient:
     ) -> None:
         self.close()
 
-    def _call_in_chunks(self, texts: list[str], deadline: float) -> tuple[Attempt, int]:
-        """One request per ``max_texts`` texts, each with its retries; the first chunk that fails fails the call."""
-        size = self.config.max_texts
-        answers: list[CloudClassifyResponse] = []
-        attempts = 0
-        for start in range(0, len(texts), size):
-            outcome, used = self._call_with_retries(texts[start : start + size], deadline)
-            attempts += used
-            if outcome.response is None:
-                return outcome, attempts
-            answers.append(outcome.response)
-        merged = answers[-1].model_copy(update={"predictions": [p for a in answers for p in a.predictions]})
-        if len({a.model_version for a in answers}) == 1:
-            return Attempt(response=merged), attempts
-        logger.info("the cloud model changed during a call of %d requests", len(answers))
-        versions = tuple(a.model_version for a in answers for _ in a.predictions)
-        return Attempt(response=merged, versions=versions), attempts
+    def _call_in_chunks(self, texts: list[str], collected: _Collected, deadline: float) -> None:
+        """One request per ``max_texts`` texts, each with its retries; a failing chunk stops the rest.
 
-    def _call_with_retries(self, texts: list[str], deadline: float) -> tuple[Attempt, int]:
+        A chunk refused as too large (413) is sent again one text at a time, so only the text the
+        service will not take fails.
+        """
+        size = self.config.max_texts
+        for start in range(0, len(texts), size):
+            chunk = texts[start : start + size]
+            outcome = self._call_with_retries(chunk, deadline, collected)
+            if outcome.reason == TOO_LARGE and len(chunk) > 1:
+                outcome = self._one_by_one(chunk, start, deadline, collected)
+            else:
+                collected.take(start, len(chunk), outcome)
+            if outcome.response is None and outcome.reason != TOO_LARGE:
+                return
+
+    def _one_by_one(self, chunk: list[str], start: int, deadline: float, collected: _Collected) -> Attempt:
+        """Send each text of a chunk refused as too large on its own; the outcome that ended the round."""
+        outcome = Attempt(reason=TOO_LARGE)
+        for k, text in enumerate(chunk, start):
+            outcome = self._call_with_retries([text], deadline, collected)
+            collected.take(k, 1, outcome)
+            if outcome.response is None and outcome.reason != TOO_LARGE:
+                break
+        return outcome
+
+    def _call_with_retries(self, texts: list[str], deadline: float, collected: _Collected) -> Attempt:
+        """One request with its retries; the attempts are counted in ``collected``."""
         attempts = 0
+        reached = False
         while True:
             left = deadline - self._clock()
             if left < MIN_ATTEMPT_S:
-                spent = Attempt(reason=BUDGET_EXHAUSTED, detail=f"{self.config.budget_s} s budget used up")
-                return spent, attempts
+                detail = f"{self.config.budget_s} s budget used up"
+                return Attempt(reason=BUDGET_EXHAUSTED, detail=detail, reached=reached)
             attempts += 1
+            collected.attempts += 1
             outcome = self._attempt(texts, min(self.config.timeout_s, left))
+            reached = reached or outcome.reached
             if outcome.reason is None or not is_retryable(outcome.reason) or attempts > self.config.retries:
-                return outcome, attempts
+                return dataclasses.replace(outcome, reached=reached)
             pause = self.config.backoff_s * 2 ** (attempts - 1)
             if deadline - self._clock() - pause < MIN_ATTEMPT_S:
                 detail = (
                     f"no time left in the {self.config.budget_s} s budget to retry "
                     f"after {outcome.reason} ({outcome.detail})"
                 )
-                return Attempt(reason=BUDGET_EXHAUSTED, detail=detail), attempts
+                return Attempt(reason=BUDGET_EXHAUSTED, detail=detail, reached=reached)
             logger.debug("cloud attempt %d failed (%s); retrying in %.3f s", attempts, outcome.reason, pause)
             self._sleep(pause)
 
     def _attempt(self, texts: list[str], timeout_s: float) -> Attempt:
+        progress = Progress()
         try:
-            response = call_with_deadline(lambda: self._post(texts, timeout_s), timeout_s)
+            response = call_with_deadline(lambda: self._post(texts, timeout_s, progress), timeout_s)
         except concurrent.futures.TimeoutError:
-            return Attempt(reason=TIMEOUT, detail=f"no complete answer within {timeout_s * 1000:.0f} ms")
+            if progress.connecting and not progress.sent:
+                detail = f"no connection within {timeout_s * 1000:.0f} ms"
+                return Attempt(reason=CONNECT_ERROR, detail=detail)
+            detail = f"no complete answer within {timeout_s * 1000:.0f} ms"
+            return Attempt(reason=TIMEOUT, detail=detail, reached=progress.sent or not progress.connecting)
         except httpx.TransportError as exc:
-            return Attempt(reason=transport_reason(exc), detail=f"{type(exc).__name__}: {exc}")
+            unsent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+            return Attempt(reason=transport_reason(exc), detail=f"{type(exc).__name__}: {exc}", reached=not unsent)
         except httpx.HTTPError as exc:  # e.g. DecodingError: a body its Content-Encoding does not describe
-            return Attempt(reason=MALFORMED_RESPONSE, detail=f"unreadable response ({type(exc).__name__}: {exc})")
+            detail = f"unreadable response ({type(exc).__name__}: {exc})"
+            return Attempt(reason=MALFORMED_RESPONSE, detail=detail, reached=True)
         return read_response(response.status_code, response.content, len(texts), self.expected_labels)
 
-    def _post(self, texts: list[str], timeout_s: float) -> httpx.Response:
-        return self._http.post(self._endpoint, json={"texts": texts}, timeout=timeout_s)
+    def _post(self, texts: list[str], timeout_s: float, progress: Progress) -> httpx.Response:
+        extensions = {"trace": progress}
+        return self._http.post(self._endpoint, json={"texts": texts}, timeout=timeout_s, extensions=extensions)
 
-    def _record(self, outcome: Attempt) -> None:
-        reason = outcome.reason
+    def _record(self, failure: Attempt | None) -> None:
+        reason = None if failure is None else failure.reason
         # A 4xx means the service is up and judged our request; it says nothing against the service.
         if reason is None or reason.startswith("http_4"):
             self.breaker.record_success()
         else:
             self.breaker.record_failure()
 
-    def _result(self, started: float, outcome: Attempt, attempts: int) -> CloudResult:
+    def _result(self, started: float, collected: _Collected) -> CloudResult:
+        if collected.failure is not None:
+            return self._failed(started, collected.failure, collected.attempts, collected)
         latency_ms = (self._clock() - started) * 1000.0
+        predictions = [p for p in collected.predictions if p is not None]
+        version = collected.versions[-1]
+        versions = tuple(v or "" for v in collected.versions)
+        if len(set(versions)) > 1:
+            logger.info("the cloud model changed during a call of several requests")
+        else:
+            versions = ()
+        ran = tuple(collected.ran)
+        return CloudResult(True, predictions, version, None, collected.attempts, latency_ms, versions=versions, ran=ran)
+
+    def _failed(self, started: float, failure: Attempt, attempts: int, collected: _Collected) -> CloudResult:
+        latency_ms = (self._clock() - started) * 1000.0
+        log = logger.debug if failure.reason == CIRCUIT_OPEN else logger.warning
+        log(
+            "cloud call failed (%s) after %d attempts in %.0f ms: %s",
+            failure.reason,
+            attempts,
+            latency_ms,
+            failure.detail,
+        )
+        partial = tuple(collected.predictions) if any(p is not None for p in collected.predictions) else ()
+        versions = tuple(v or "" for v in collected.versions) if partial else ()
+        return CloudResult(
+            False,
+            None,
+            None,
+            failure.reason,
+            attempts,
+            latency_ms,
+            failure.detail,
+            versions=versions,
+            ran=tuple(collected.ran),
+            partial=partial,
+        )
+
+
+class Progress:
+    """How far one request got, from httpcore's trace events: connecting, then sending."""
+
+    def __init__(self) -> None:
+        self.connecting = False
+        self.sent = False
+
+    def __call__(self, event: str, _info: dict[str, object]) -> None:
+        """Note one trace event (``connection.connect_tcp.started``, ``http11.send_request_headers.started``...)."""
+        if ".connect_" in event:
+            self.connecting = True
+        elif ".send_request" in event:
+            self.sent = True
+
+
+@dataclass
+class _Collected:
+    """What the requests of one call brought back, text by text."""
+
+    predictions: list[Prediction | None]
+    versions: list[str | None]
+    ran: list[bool]
+    attempts: int = 0
+    failure: Attempt | None = None  # the last failed request's outcome
+
+    @classmethod
+    def empty(cls, n: int) -> _Collected:
+        return cls([None] * n, [None] * n, [False] * n)
+
+    def take(self, start: int, n: int, outcome: Attempt) -> None:
+        """Record the outcome of one request that carried ``n`` texts from ``start`` on."""
         body = outcome.response
         if body is None:
-            log = logger.debug if outcome.reason == CIRCUIT_OPEN else logger.warning
-            log(
-                "cloud call failed (%s) after %d attempts in %.0f ms: %s",
-                outcome.reason,
-                attempts,
-                latency_ms,
-                outcome.detail,
-            )
-            return CloudResult(False, None, None, outcome.reason, attempts, latency_ms, outcome.detail)
-        predictions = [p.to_prediction() for p in body.predictions]
-        return CloudResult(True, predictions, body.model_version, None, attempts, latency_ms, versions=outcome.versions)
+            self.failure = outcome
+            for k in range(start, start + n):
+                self.ran[k] = outcome.reached
+            return
+        for k, p in enumerate(body.predictions):
+            self.predictions[start + k] = p.to_prediction()
+            self.versions[start + k] = body.model_version
+            self.ran[start + k] = True
 
 
 class InProcessCloud:

@@ -171,12 +171,26 @@ def test_the_real_cloud_app_agrees_with_the_model_in_process(
 
 def test_the_real_cloud_app_rejects_are_not_retried(fake_cloud_url: str, http: httpx.Client) -> None:
     with CloudClient(ClientConfig(fake_cloud_url, retries=3, breaker_failures=1), http_client=http) as client:
-        too_many = client.classify(["a"] * 5)  # the app accepts 4
         blank = client.classify(["ok", " "])
         assert client.breaker.state is BreakerState.CLOSED  # the service is fine; our requests were not
-    assert (too_many.error, too_many.attempts) == ("http_413", 1)
-    assert "batch has 5 texts; at most 4" in too_many.detail
     assert (blank.error, blank.attempts) == ("http_422", 1)
+    assert blank.ran == (False, False) and not blank.model_ran(0)  # refused unread: the model did not run
+
+
+def test_a_batch_refused_as_too_large_goes_again_text_by_text(fake_cloud_url: str, http: httpx.Client) -> None:
+    with CloudClient(ClientConfig(fake_cloud_url, retries=3), http_client=http) as client:
+        too_many = client.classify(["a"] * 5)  # the app accepts 4 per request
+        one_too_long = client.classify(["ok", "x" * 60, "fine"])  # the app accepts 50 characters
+    assert too_many.ok and too_many.attempts == 6, too_many.detail  # the refused request, then one per text
+    assert (one_too_long.ok, one_too_long.error, one_too_long.attempts) == (False, "http_413", 4)
+    assert [p is not None for p in one_too_long.partial] == [True, False, True]
+    assert one_too_long.ran == (True, False, True)  # only the answered texts ran the model
+
+
+def test_texts_over_max_chars_are_cut_before_sending(fake_cloud_url: str, http: httpx.Client) -> None:
+    with CloudClient(ClientConfig(fake_cloud_url, max_chars=50), http_client=http) as client:
+        result = client.classify(["ok", "x" * 60])
+    assert result.ok and result.attempts == 1, result.detail
 
 
 def test_a_call_larger_than_the_service_takes_goes_as_several_requests(

@@ -195,6 +195,22 @@ def test_confidence_router_for_a_cloud_budget() -> None:
     assert random.threshold == budgeted_share(300, 0.1, 0.9)
 
 
+@pytest.mark.parametrize(
+    "target",
+    [{"cloud_share": 0.0}, {"max_cloud_share": 0.0}, RouterTarget.max_cloud_share(0.05, confidence=0.9)],
+    ids=["share-0", "budget-0", "budget-too-small-for-20"],
+)
+def test_a_target_of_no_escalation_never_escalates(target: Any) -> None:
+    data = validation_data(20)  # 20 queries cannot show that any share is within a 5% budget
+    confidence = calibrate_router(**data, policy_name="confidence", target=target, rng=np.random.default_rng(0))
+    assert confidence.threshold == 0.0  # not just below the lowest validation confidence
+    assert confidence.metrics is not None and confidence.metrics.expected_cloud_share == 0.0
+    learned = calibrate_router(
+        **validation_data(), policy_name="learned", target={"cloud_share": 0.0}, rng=np.random.default_rng(0), steps=50
+    )
+    assert learned.threshold == 1.0
+
+
 def test_confidence_router_at_full_cloud_share_with_a_certain_edge_answer() -> None:
     # The threshold that escalates a confidence of exactly 1.0 lies just above 1.0; it is clipped to 1.0
     # (a confidence policy escalates below it), so the router stays valid and still escalates all but that one.

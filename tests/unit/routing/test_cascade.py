@@ -91,7 +91,7 @@ def test_cloud_failure_falls_back_to_the_edge_answer_with_the_reason() -> None:
     assert answer.latency_ms >= 250.0
 
 
-@pytest.mark.parametrize("error", ["connect_error", "circuit_open"])
+@pytest.mark.parametrize("error", ["connect_error", "circuit_open", "http_404", "http_413", "http_307"])
 def test_calls_that_never_reached_the_cloud_are_not_charged(error: str) -> None:
     (answer,) = hybrid(AlwaysCloud(), FakeCloud(ok=False, error=error), q=0.6).classify(["q"])
     assert answer.reason == f"fallback:{error}"
@@ -124,3 +124,31 @@ def test_always_edge_never_calls_the_cloud_and_ledger_counts_reasons() -> None:
 
 def test_empty_input_gives_empty_output() -> None:
     assert hybrid(AlwaysEdge(), None).classify([]) == []
+
+
+def test_http_5xx_may_have_run_the_model_and_is_charged() -> None:
+    (answer,) = hybrid(AlwaysCloud(), FakeCloud(ok=False, error="http_503"), q=0.6).classify(["q"])
+    assert answer.reason == "fallback:http_503" and answer.cloud_called
+
+
+@dataclass
+class PartCloud:
+    """Answers the first text only, then fails the rest as the last request did; ``ran`` says what reached it."""
+
+    error: str
+    ran: tuple[bool, ...]
+
+    def classify(self, texts: Sequence[str]) -> CloudResult:
+        first = Prediction("positive", 0.99, {"negative": 0.0, "neutral": 0.01, "positive": 0.99})
+        partial = (first,) + (None,) * (len(texts) - 1)
+        return CloudResult(False, None, None, self.error, 2, 60.0, ran=self.ran, partial=partial)
+
+
+def test_a_call_answered_in_part_keeps_its_answers_and_charges_what_reached_the_cloud() -> None:
+    cloud = PartCloud("connect_error", ran=(True, True, False))  # the cloud died after the first request
+    h = hybrid(AlwaysCloud(), cloud, a=0.6, b=0.6, c=0.6)
+    answers = h.classify(["a", "b", "c"])
+    assert [a.tier for a in answers] == [Tier.CLOUD, Tier.EDGE, Tier.EDGE]
+    assert [a.reason for a in answers] == ["always_cloud", "fallback:connect_error", "fallback:connect_error"]
+    assert [a.cloud_called for a in answers] == [True, True, False]  # b's request reached it before it died
+    assert h.ledger.summary().cloud_calls == 2

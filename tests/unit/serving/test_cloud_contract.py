@@ -77,6 +77,11 @@ def test_client_config_rejects_a_bad_port() -> None:
         ClientConfig("http://cloud:port")
 
 
+def test_client_config_rejects_an_unparsable_url_in_one_line() -> None:
+    with pytest.raises(ConfigError, match=r"url is not a valid URL \(Invalid IPv6 URL\); got 'http://\[::1'"):
+        ClientConfig("http://[::1")
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
@@ -274,7 +279,7 @@ def test_only_transient_failures_are_retried(reason: str, retry: bool) -> None:
 
 def test_transport_errors_map_to_reason_codes() -> None:
     assert transport_reason(httpx.ConnectError("refused")) == "connect_error"
-    assert transport_reason(httpx.ConnectTimeout("slow")) == "timeout"
+    assert transport_reason(httpx.ConnectTimeout("slow")) == "connect_error"  # nothing was sent
     assert transport_reason(httpx.ReadTimeout("slow")) == "timeout"
     assert transport_reason(httpx.ReadError("reset")) == "connection_error"
     assert transport_reason(httpx.RemoteProtocolError("closed")) == "connection_error"
