@@ -35,6 +35,7 @@ was built with), so input drift is checked on live traffic.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -46,13 +47,14 @@ from typing import Any
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry, Gauge
 
-from hybridroute.errors import HybridError
+from hybridroute.errors import ConfigError, HybridError
 from hybridroute.monitoring.audit import (
     AuditRecord,
     AuditStore,
     AuditWriter,
     load_or_create_salt,
     open_audit_store,
+    redact_url,
     text_hash,
 )
 from hybridroute.monitoring.drift import Reference, reference_for_run, text_profile
@@ -68,6 +70,7 @@ from hybridroute.serving.reload import (
     ModelHolder,
     ReloadOutcome,
     Stamp,
+    check_longest_input,
     manifest_stamp,
     reload_edge,
     serves_bundle,
@@ -139,10 +142,54 @@ def make_batch_classifier(holder: ModelHolder) -> Callable[[list[str]], list[Ans
 
 
 def open_hybrid_for(settings: EdgeSettings) -> HybridClassifier:
-    """Load edge, router and cloud from the run folder (the default loader)."""
+    """Load edge, router and cloud from the run folder (the default loader).
+
+    Raises:
+        ArtifactError: among others, the edge model cannot take a text of its bundle's ``max_length`` tokens.
+    """
     from hybridroute.hybrid import open_hybrid
 
-    return open_hybrid(settings.hybrid_settings())
+    hybrid = open_hybrid(settings.hybrid_settings())
+    try:
+        check_longest_input(hybrid.edge)
+    except BaseException:
+        close = getattr(hybrid.cloud, "close", None)
+        if callable(close):
+            close()
+        raise
+    return hybrid
+
+
+def audit_salt(settings: EdgeSettings) -> bytes:
+    """The salt for text hashes: ``settings.hash_salt``, else the run's salt file (created on first use)."""
+    if settings.hash_salt is not None:
+        return settings.hash_salt.encode("utf-8")
+    return load_or_create_salt(settings.run / SALT_FILE)
+
+
+def open_edge_audit(settings: EdgeSettings) -> AuditStore:
+    """Open the audit store and check the hashing salt before serving, so a bad ``--audit-db`` fails fast.
+
+    The caller closes the store (pass it to :func:`~hybridroute.serving.edge_app.create_app`).
+
+    Raises:
+        ConfigError: the database cannot be opened (unknown scheme, unopenable path) or the salt is unusable.
+        OSError: the salt file cannot be read or created.
+    """
+    url = settings.audit_url
+    try:
+        store = open_audit_store(url)
+    except OSError as exc:  # e.g. its folder is a regular file
+        raise ConfigError(
+            f"cannot open the audit database {redact_url(url)}: {exc.strerror or exc}; "
+            "give a writable file path, sqlite:///PATH or postgresql://..."
+        ) from exc
+    try:
+        audit_salt(settings)
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 class EdgeService:
@@ -222,20 +269,24 @@ class EdgeService:
         for task in (self._loader, self._reference_refresh):
             if task is not None and not task.done():
                 task.cancel()
-        if self.watcher is not None:
-            await self.watcher.stop()
-        if self.batcher is not None:
-            await self.batcher.close()
-        if self.writer is not None:
-            await run_in_threadpool(self.writer.close)
-        if self.store is not None and self._owns_store:
-            await run_in_threadpool(self.store.close)
-        self._close_cloud()
+        try:
+            if self.watcher is not None:
+                await self.watcher.stop()
+        finally:  # whatever failed before, the queued requests are answered and their audit records committed
+            try:
+                if self.batcher is not None:
+                    await self.batcher.close()
+            finally:
+                try:
+                    if self.writer is not None:
+                        await run_in_threadpool(self.writer.close)
+                finally:
+                    if self.store is not None and self._owns_store:
+                        await run_in_threadpool(self.store.close)
+                    self._close_cloud()
 
     def _salt(self) -> bytes:
-        if self.settings.hash_salt is not None:
-            return self.settings.hash_salt.encode("utf-8")
-        return load_or_create_salt(self.settings.run / SALT_FILE)
+        return audit_salt(self.settings)
 
     def _export_queue_depths(self) -> None:
         depth = Gauge("hybridroute_audit_queue_depth", "Audit records waiting to be written.", registry=self.registry)
@@ -283,6 +334,9 @@ class EdgeService:
             return reference_for_run(self.settings.run, threads=1, bundle=bundle)
         except (HybridError, OSError) as exc:
             logger.warning("monitoring without a drift reference: %s", exc)
+            return None
+        except Exception as exc:  # a malformed reference file must not leave a loaded model unready
+            logger.warning("monitoring without a drift reference (%s: %s)", type(exc).__name__, exc)
             return None
 
     async def _load_reference(self) -> None:
@@ -412,11 +466,37 @@ class EdgeService:
         Raises:
             AuditUnavailable: the audit database refused the write (read-only, full, unreachable).
         """
+        at = self.wall_clock()
+        found = await self._store_feedback(request_id, label, at)
+        if not found and self.writer is not None:
+            # The id may be one just answered whose record is not committed yet (X-Audit: queued or pending):
+            # wait for what is queued now to be committed (one group commit), then look again.
+            await self._audit_flushed(self.settings.audit_ack_timeout_s or 1.0)
+            found = await self._store_feedback(request_id, label, at)
+        if found:
+            self.monitor.add_feedback(request_id, label, at)
+        return found
+
+    async def _audit_flushed(self, timeout_s: float) -> None:
+        """Wait (at most ``timeout_s``) until the audit records queued now are committed or given up."""
+        if self.writer is None:
+            return
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[str] = loop.create_future()
+
+        def done(status: str) -> None:
+            loop.call_soon_threadsafe(_resolve, future, status)
+
+        self.writer.submit([], done)  # answered once everything queued before it is committed
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(future), timeout_s)
+
+    async def _store_feedback(self, request_id: str, label: str, at: float) -> bool:
+        """Write feedback to the audit store; False when the id is not in it."""
         if self.store is None:
             raise ModelNotReady("the audit log is not open yet")
-        at = self.wall_clock()
         try:
-            found = await run_in_threadpool(self.store.add_feedback, request_id, label, at)
+            return await run_in_threadpool(self.store.add_feedback, request_id, label, at)
         except self.store.database_errors as exc:  # anything else is a bug: the app answers 500 and logs it
             logger.warning(
                 "feedback for %s not stored: the audit database refused it (%s: %s)",
@@ -428,9 +508,6 @@ class EdgeService:
                 f"the audit database refuses writes, so the feedback was not stored ({type(exc).__name__}: {exc}); "
                 "retry once it accepts writes again"
             ) from exc
-        if found:
-            self.monitor.add_feedback(request_id, label, at)
-        return found
 
     async def reload(self, bundle: Path | None = None) -> ReloadOutcome:
         """Swap in a verified edge bundle (the run's edge folder by default); count the outcome."""

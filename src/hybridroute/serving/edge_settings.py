@@ -91,6 +91,12 @@ class EdgeSettings:
         if self.max_body_bytes is not None:
             check_range("max_body_bytes", self.max_body_bytes, 1, 2**40)
         check_range("audit_queue", self.audit_queue, 1, 10_000_000)
+        if self.audit_queue < self.max_texts:
+            raise ConfigError(
+                f"audit_queue (--audit-queue) is {self.audit_queue}, fewer than max_texts (--max-texts, "
+                f"{self.max_texts}): the audit records of a request with more texts than the queue holds would "
+                f"always be dropped; give an audit_queue of at least {self.max_texts}"
+            )
         check_range("audit_batch", self.audit_batch, 1, 100_000)
         check_range("audit_ack_timeout_s", self.audit_ack_timeout_s, 0.0, 60.0)
         check_positive("watch_interval_s", self.watch_interval_s)

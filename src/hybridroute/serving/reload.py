@@ -20,7 +20,6 @@ is retried on the next check.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import threading
@@ -30,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from hybridroute.errors import HybridError
+from hybridroute.errors import ArtifactError, HybridError
 from hybridroute.routing.cascade import HybridClassifier
 from hybridroute.runtime.bundle import MANIFEST_NAME, Manifest, read_manifest
 from hybridroute.runtime.classifier import EdgeClassifier
@@ -44,6 +43,10 @@ Stamp = tuple[int, int]  # a manifest's (mtime in ns, size)
 class ReloadBusy(Conflict):
     """Another reload holds the single reload slot (HTTP 409); the same reload may succeed once it ends."""
 
+
+# The longest-input check builds a text of max_length words, at most this many (a model that takes longer
+# inputs is not checked beyond it: building and running such a text would cost more than the check is worth).
+LONGEST_CHECK_WORDS = 8192
 
 WARMUP_TEXTS = ("where is my order", "thank you, that was quick!", "my card was charged twice and nobody answers")
 
@@ -90,6 +93,29 @@ def warm_up(edge: EdgeClassifier, rounds: int, batch_sizes: Sequence[int] = (1, 
             edge.predict_proba([WARMUP_TEXTS[i % len(WARMUP_TEXTS)] for i in range(size)])
 
 
+def check_longest_input(edge: object) -> None:
+    """Run one text of the bundle's ``max_length`` tokens, so a bundle whose model cannot take them is refused.
+
+    A manifest ``max_length`` above the model's position limit would otherwise fail every long request
+    (and every request batched with one). A model built from parts without ``max_length`` is not checked.
+
+    Raises:
+        ArtifactError: the model fails on a text of ``max_length`` tokens.
+    """
+    max_length = getattr(edge, "max_length", None)
+    predict = getattr(edge, "predict_proba", None)
+    if not isinstance(max_length, int) or max_length < 1 or not callable(predict):
+        return
+    text = " ".join(["x"] * min(max_length, LONGEST_CHECK_WORDS))  # at least one token a word, truncated at max_length
+    try:
+        predict([text])
+    except Exception as exc:  # ONNX Runtime raises its own types (e.g. "invalid expand shape")
+        raise ArtifactError(
+            f"the edge model fails on a text of max_length={max_length} tokens ({type(exc).__name__}: {exc}); "
+            "set the bundle's max_length to at most the model's position limit (512 for BERT-style models)"
+        ) from exc
+
+
 def is_folder(path: Path) -> bool:
     """Whether ``path`` is a folder; False, not an error, for names the OS refuses (too long, a NUL byte).
 
@@ -113,8 +139,13 @@ def load_verified_edge(bundle: Path, labels: Sequence[str], threads: int = 0) ->
     try:
         edge = EdgeClassifier.from_dir(bundle, threads=threads)
         warm_up(edge, rounds=1)
+        check_longest_input(edge)
     except (HybridError, OSError) as exc:  # OSError: a file the service may not read
         raise InvalidBundle(f"bundle {bundle} refused, the old model keeps serving: {exc}") from exc
+    except Exception as exc:  # a malformed bundle can break the loader in any way: still a refusal, not a crash
+        raise InvalidBundle(
+            f"bundle {bundle} refused, the old model keeps serving: {type(exc).__name__}: {exc}"
+        ) from exc
     if tuple(edge.labels) != tuple(labels):
         raise Conflict(
             f"bundle {bundle} has labels {list(edge.labels)[:8]} but the served model has {list(labels)[:8]}; "
@@ -206,8 +237,12 @@ class BundleWatcher:
         """Stop polling (a reload already on its worker thread still completes)."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # the watcher's own failure must not cut the service's shutdown short
+                logger.exception("the bundle watcher of %s had failed", self.bundle)
 
     async def check_once(self) -> bool:
         """Reload if the manifest changed since last seen; True when a reload was tried.
@@ -227,6 +262,8 @@ class BundleWatcher:
             return True
         except HybridError as exc:
             logger.warning("watched bundle %s changed but was refused: %s", self.bundle, exc)
+        except Exception:  # a bug in a reload must not stop the watching: the next change is still tried
+            logger.exception("watched bundle %s changed but its reload failed", self.bundle)
         self._seen = stamp  # the stamp from before the reload: a change made meanwhile is seen next time
         return True
 

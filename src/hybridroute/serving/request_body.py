@@ -155,6 +155,27 @@ async def discard(stream: AsyncIterator[bytes], received: int, most: int) -> tup
     return received, True
 
 
+def parse_utf8_json(body: bytes) -> Any:
+    """Parse a JSON body that must be UTF-8 (a leading UTF-8 byte order mark is allowed).
+
+    ``json.loads`` on bytes would guess UTF-16 or UTF-32 too; the service accepts UTF-8 only. A NUL byte
+    counts as not UTF-8: JSON text never holds one, and UTF-16 or UTF-32 text without a byte order mark
+    (whose bytes are otherwise valid UTF-8) is full of them.
+
+    Raises:
+        UnicodeDecodeError: the body is not UTF-8 (a UTF-16 or UTF-32 body, Latin-1 text).
+        json.JSONDecodeError: the text is not JSON.
+        RecursionError: the JSON nests too deeply.
+
+    Example: parse_utf8_json('{"text": "hi"}'.encode("utf-16-le")) raises UnicodeDecodeError (byte 0x00 at 1)
+    """
+    text = body.decode("utf-8-sig")
+    nul = body.find(b"\x00")
+    if nul >= 0:
+        raise UnicodeDecodeError("utf-8", body, nul, nul + 1, "a NUL byte (UTF-16 or UTF-32 text?)")
+    return json.loads(text)
+
+
 def is_json_media(content_type: str | None) -> bool:
     """Whether FastAPI parses a body of this content type as JSON.
 
@@ -200,9 +221,9 @@ class BoundedRequest(Request):
             body = await self.body()
             try:
                 if len(body) > self.limit.off_loop_bytes:
-                    self._parsed = (await run_in_threadpool(json.loads, body),)
+                    self._parsed = (await run_in_threadpool(parse_utf8_json, body),)
                 else:
-                    self._parsed = (json.loads(body),)
+                    self._parsed = (parse_utf8_json(body),)
             except Exception as exc:  # not JSON, not UTF-8, nested too deeply: FastAPI's handler says which
                 self._parsed = exc
         if isinstance(self._parsed, Exception):

@@ -18,6 +18,7 @@ import pytest
 from fastapi import FastAPI
 
 from hybridroute.errors import ArtifactError
+from hybridroute.monitoring.audit import open_audit_store
 from hybridroute.routing.cascade import HybridClassifier
 from hybridroute.routing.policies import ConfidencePolicy
 from hybridroute.serving.cloud_client import CloudResult, thread_safe_client
@@ -184,6 +185,11 @@ def test_a_413_names_the_field_the_client_sent(tmp_path: Path) -> None:
 
 UNREADABLE_BODIES = {
     "not UTF-8": ('{"text": "caf\xe9"}'.encode("latin-1"), "body is not valid UTF-8 (byte 0xe9 at position 13"),
+    # json.loads on bytes would guess these encodings and accept them
+    "UTF-16": ('{"text": "hi"}'.encode("utf-16"), "body is not valid UTF-8 (byte 0xff at position 0"),
+    "UTF-16 without BOM": ('{"text": "hi"}'.encode("utf-16-le"), "body is not valid UTF-8 (byte 0x00 at position 1"),
+    "UTF-32": ('{"text": "hi"}'.encode("utf-32"), "body is not valid UTF-8 (byte 0xff at position 0"),
+    "UTF-32 without BOM": ('{"text": "hi"}'.encode("utf-32-be"), "body is not valid UTF-8 (byte 0x00 at position 0"),
     # 40 KB: under the 64 KiB that feedback bodies may hold (test_edge_body_limits covers larger ones)
     "nested too deeply": (b'{"text": ' + b"[" * 20_000 + b"]" * 20_000 + b"}", "nested too deeply"),
 }
@@ -203,6 +209,13 @@ def test_a_body_that_cannot_be_read_says_why_and_what_is_accepted(tmp_path: Path
     assert "encoded as UTF-8" in error["message"] and "routes are" not in error["message"]
     assert "documented fields" in error_of(feedback)["message"] and "routes are" not in error_of(feedback)["message"]
     assert after.status_code == 200
+
+
+def test_a_utf8_body_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    body = b"\xef\xbb\xbf" + '{"text": "caf\u00e9"}'.encode()
+    with running(create_app(settings(tmp_path), fake_hybrid())) as (url, client):
+        response = client.post(f"{url}/v1/classify", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
 
 
 BAD_BODIES: list[Any] = [
@@ -248,6 +261,34 @@ def test_feedback_is_stored_unknown_ids_404_unknown_labels_422(tmp_path: Path) -
     assert unknown_label.status_code == 422 and "meh" in error_of(unknown_label)["message"]
     assert missing.status_code == 422
     assert audit_rows(tmp_path, "SELECT request_id, feedback_label FROM audit") == [(answer["request_id"], "negative")]
+
+
+def test_feedback_for_an_answer_whose_audit_record_is_still_queued_is_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_audit_store(tmp_path / "audit.sqlite")
+    write_many = store.write_many
+
+    def slow_write_many(records: Sequence[Any], dropped: int = 0) -> None:
+        time.sleep(0.2)  # a slow commit: the answer (X-Audit: queued) goes out long before its record is durable
+        write_many(records, dropped)
+
+    monkeypatch.setattr(store, "write_many", slow_write_many)
+    try:
+        with running(create_app(settings(tmp_path, audit_ack_timeout_s=0), fake_hybrid(), audit=store)) as (
+            url,
+            client,
+        ):
+            answered = client.post(f"{url}/v1/classify", json={"text": "hello there"})
+            request_id = answered.json()["results"][0]["request_id"]
+            feedback = client.post(f"{url}/v1/feedback", json={"request_id": request_id, "label": "negative"})
+            unknown = client.post(f"{url}/v1/feedback", json={"request_id": "nope", "label": "negative"})
+    finally:
+        store.close()
+    assert answered.headers["x-audit"] == "queued"
+    assert feedback.status_code == 200, feedback.text
+    assert unknown.status_code == 404
+    assert audit_rows(tmp_path, "SELECT request_id, feedback_label FROM audit") == [(request_id, "negative")]
 
 
 def metric_value(text: str, name: str) -> float:

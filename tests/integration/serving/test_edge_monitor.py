@@ -102,7 +102,7 @@ def test_monitor_reports_live_traffic_feedback_and_input_drift(run_copy: Path, t
         drifted["drift_psi"]["text_length"]
     )
     assert gauges["hybridroute_monitor_health_score"] == drifted["health"]["score"]
-    assert 0.0 <= gauges["hybridroute_monitor_feedback_accuracy"] <= 1.0
+    assert "hybridroute_monitor_feedback_accuracy" not in gauges  # no labelled answer in the scraped window
 
     with sqlite3.connect(tmp_path / "audit.sqlite") as db:
         profile = dict(
@@ -206,3 +206,29 @@ def test_serve_edge_passes_every_flag_to_the_service(
     assert (settings.audit_queue, settings.audit_ack_timeout_s, settings.max_texts) == (5000, 0.5, 8)
     assert settings.monitor_config.window_size == 200 and served["port"] == 8123
     assert settings.body_limit == EdgeSettings(run_copy, max_texts=8).body_limit  # derived from --max-texts
+
+
+def test_a_malformed_drift_reference_leaves_the_service_ready_without_drift(run_copy: Path) -> None:
+    write_json_file(run_copy / REFERENCE_FILE, {"text_length": 5, "unk_rate": [], "confidence": []})
+    with serve_in_thread(create_app(EdgeSettings(run_copy, threads=1))) as url, httpx.Client(timeout=30.0) as client:
+        wait_ready(client, url, timeout_s=30.0)
+        answered = client.post(f"{url}/v1/classify", json={"text": ORDINARY[0]})
+    assert answered.status_code == 200
+
+
+@pytest.mark.parametrize("audit_db", ["foo://x", "{tmp}/afile/x.sqlite", "{tmp}/afile"])
+def test_serve_edge_refuses_an_audit_database_it_cannot_open_in_one_line(
+    run_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, audit_db: str
+) -> None:
+    import uvicorn
+
+    (tmp_path / "afile").write_text("a regular file, not a folder and not SQLite\n")
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(app))
+    monkeypatch.setattr("hybridroute.serving.uvicorn_runner.freeze_startup_heap", lambda: None)
+    command = ["serve", "edge", "--run", str(run_copy), "--audit-db", audit_db.format(tmp=tmp_path)]
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.splitlines()[-1].startswith("Error: ")
+    assert "audit database" in result.output.splitlines()[-1]
+    assert served == []  # refused before serving

@@ -13,7 +13,7 @@ import httpx
 import onnx
 import pytest
 
-from hybridroute.errors import InferenceError
+from hybridroute.errors import ArtifactError, InferenceError
 from hybridroute.routing.cascade import HybridClassifier
 from hybridroute.runtime.bundle import MODEL_NAME, read_manifest, write_manifest
 from hybridroute.runtime.classifier import EdgeClassifier
@@ -251,3 +251,34 @@ def test_a_reload_during_the_warm_up_is_the_version_published(run_copy: Path) ->
         assert wait_version(client, url) == new
         metrics = client.get(f"{url}/metrics").text
     assert f'hybridroute_model_info{{model_version="{new}"}} 1.0' in metrics
+
+
+def with_max_length(source: Path, folder: Path, max_length: int) -> Path:
+    """A copy of ``source`` whose manifest claims another ``max_length`` (checksums rewritten, so it verifies)."""
+    shutil.copytree(source, folder)
+    write_manifest(folder, read_manifest(folder).with_updates(max_length=max_length))
+    return folder
+
+
+def test_a_bundle_longer_than_the_model_positions_is_refused_and_the_old_model_serves(
+    run_copy: Path, tmp_path: Path
+) -> None:
+    too_long = with_max_length(run_copy / "onnx_fp32", tmp_path / "too_long", 1024)  # the tiny BERT has 128
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    app = create_app(EdgeSettings(run_copy, admin_token=TOKEN, threads=1))
+    with serve_in_thread(app) as url, httpx.Client(timeout=10.0) as client:
+        old = wait_version(client, url)
+        refused = client.post(f"{url}/admin/reload", headers=auth, json={"bundle": str(too_long)})
+        long_text = client.post(f"{url}/v1/classify", json={"text": "word " * 2000})
+        metrics = client.get(f"{url}/metrics").text
+    assert refused.status_code == 422 and refused.json()["error"]["type"] == "invalid_bundle"
+    assert "max_length=1024" in refused.json()["error"]["message"]
+    assert long_text.status_code == 200 and long_text.json()["results"][0]["model_version"] == old
+    assert 'hybridroute_reloads_total{outcome="refused"} 1.0' in metrics
+
+
+def test_a_run_whose_bundle_is_longer_than_the_model_positions_does_not_load(run_copy: Path) -> None:
+    shutil.rmtree(run_copy / "edge")
+    with_max_length(run_copy / "onnx_fp32", run_copy / "edge", 1024)
+    with pytest.raises(ArtifactError, match="max_length=1024"):
+        open_hybrid_for(EdgeSettings(run_copy, threads=1))

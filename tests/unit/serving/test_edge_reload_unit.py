@@ -11,6 +11,7 @@ import pytest
 
 from hybridroute.routing.cascade import HybridClassifier
 from hybridroute.routing.policies import AlwaysEdge
+from hybridroute.runtime.classifier import EdgeClassifier
 from hybridroute.serving.cloud_app import ModelNotReady
 from hybridroute.serving.edge_schemas import Conflict, InvalidBundle
 from hybridroute.serving.edge_service import make_batch_classifier
@@ -147,3 +148,51 @@ def test_the_watcher_reloads_again_for_a_change_made_during_a_reload(tmp_path: P
 
     assert asyncio.run(scenario()) == [True, True, False]
     assert calls == ["{}", '{"deployed": "during the reload"}']
+
+
+def test_a_bundle_the_loader_breaks_on_is_refused_not_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def overflow(bundle: Path, threads: int = 0) -> None:
+        raise OverflowError("int too big to convert")  # what a manifest "max_length": 1e30 did to the tokenizer
+
+    monkeypatch.setattr(EdgeClassifier, "from_dir", overflow)
+    with pytest.raises(InvalidBundle, match="refused, the old model keeps serving: OverflowError: int too big"):
+        load_verified_edge(tmp_path, ("a", "b"))
+
+
+def test_a_reload_that_fails_unexpectedly_neither_stops_the_watcher_nor_its_stop(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    async def reload() -> None:
+        calls.append("tried")
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the reload")
+
+    async def scenario() -> list[bool]:
+        manifest = tmp_path / "manifest.json"
+        manifest.write_text("{}")
+        watcher = BundleWatcher(tmp_path, reload, interval_s=0.01, seen=None)
+        watcher.start()
+        await asyncio.sleep(0.1)  # the first reload failed; the watcher polls on
+        manifest.write_text('{"next": "bundle"}')
+        deadline = time.monotonic() + 5
+        while len(calls) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await watcher.stop()
+        return [await watcher.check_once()]
+
+    assert asyncio.run(scenario()) == [False]
+    assert calls == ["tried", "tried"]
+
+
+def test_stopping_a_watcher_whose_task_failed_does_not_raise(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        watcher = BundleWatcher(tmp_path, lambda: asyncio.sleep(0))
+
+        async def broken() -> None:
+            raise RuntimeError("watcher bug")
+
+        watcher._task = asyncio.get_running_loop().create_task(broken())
+        await asyncio.sleep(0)
+        await watcher.stop()
+
+    asyncio.run(scenario())
