@@ -91,12 +91,20 @@ def stream_sha256(handle: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-def is_blank(text: str) -> bool:
-    r"""True for texts with no visible character.
+# Characters that show nothing and are not whitespace to str.isspace(): zero-width spaces and joiners, direction
+# marks and isolates, the word joiner and invisible operators, the byte order mark, the soft hyphen, fillers.
+INVISIBLE = frozenset(
+    "\u00ad\u034f\u115f\u1160\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+    "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\u2800\u3164\ufeff\uffa0"
+)
 
-    Example: is_blank(" \\t\\n") -> True; is_blank(" hi ") -> False
+
+def is_blank(text: str) -> bool:
+    r"""True for texts with no visible character: only whitespace and invisible characters (:data:`INVISIBLE`).
+
+    Example: is_blank(" \\t\\n") -> True; is_blank("\\u200b") -> True; is_blank(" hi ") -> False
     """
-    return not text.strip()
+    return all(c.isspace() or c in INVISIBLE for c in text)
 
 
 CSV_FIELD_LIMIT = 16 * 1024 * 1024  # characters per CSV field while reading: far above any real text, still bounded
@@ -176,6 +184,10 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
                 row = json.loads(line, object_pairs_hook=_unique_keys(path, number))
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+            except ValueError as exc:  # json reads integers of at most 4,300 digits
+                raise DataError(f"{path}:{number}: not valid JSON (a number with thousands of digits)") from exc
+            except RecursionError as exc:
+                raise DataError(f"{path}:{number}: not valid JSON (arrays or objects nested too deeply)") from exc
             if not isinstance(row, dict):
                 raise DataError(f"{path}:{number}: each line must be a JSON object, got {type(row).__name__}")
             yield number, row
@@ -269,7 +281,10 @@ def load_labelled(config: DataConfig) -> LabelledTexts:
 
 
 def load_texts(path: Path, text_col: str = "text") -> list[str]:
-    """Load unlabelled texts: a .txt file (one per line), or a CSV/JSONL column."""
+    """Load unlabelled texts: a .txt file (one per line), or a CSV/JSONL column.
+
+    Blank texts (and missing or null ones in JSONL) are dropped; a JSONL text that is not a string is refused.
+    """
     _check_file(path, suffixes=(*SUPPORTED_SUFFIXES, ".txt"))
     try:
         texts = _read_texts(path, text_col)
@@ -285,10 +300,10 @@ def _read_texts(path: Path, text_col: str) -> list[str]:
         return path.read_text(encoding="utf-8-sig").splitlines()
     if path.suffix.lower() == ".csv":
         return [row[text_col] for _, row in _read_csv(path, (text_col,))]
-    rows = [row for _, row in _iter_jsonl(path)]
+    rows = list(_iter_jsonl(path))
     if rows:
-        _check_columns(path, list(rows[0]), (text_col,))
-    return [str(row.get(text_col) or "") for row in rows]
+        _check_columns(path, list(rows[0][1]), (text_col,))
+    return [_text_value(path, f"line {number}", text_col, row.get(text_col)) for number, row in rows]
 
 
 def _check_file(path: Path, suffixes: Sequence[str] = SUPPORTED_SUFFIXES) -> None:

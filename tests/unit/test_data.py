@@ -42,7 +42,19 @@ def _data(labels: list[str]) -> LabelledTexts:
 # ---------------------------------------------------------------- helpers
 
 
-@pytest.mark.parametrize(("text", "blank"), [("", True), (" \t\n", True), ("\u3000", True), (" hi ", False)])
+@pytest.mark.parametrize(
+    ("text", "blank"),
+    [
+        ("", True),
+        (" \t\n", True),
+        ("\u3000", True),
+        ("\u200b", True),
+        ("\u2060", True),
+        (" \u200b\u200d \ufeff\u00ad ", True),
+        (" hi ", False),
+        ("\u200bhi", False),
+    ],
+)
 def test_is_blank(text: str, blank: bool) -> None:
     assert is_blank(text) is blank
 
@@ -239,6 +251,23 @@ def test_malformed_jsonl_line_names_line_number(tmp_path: Path) -> None:
         load_labelled(DataConfig(path))
 
 
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ('{"text": "a", "label": ' + "7" * 5000 + "}", "a number with thousands of digits"),
+        ("[" * 100_000 + "]" * 100_000, "arrays or objects nested too deeply"),
+    ],
+    ids=["5000-digit-label", "100k-nested-brackets"],
+)
+def test_jsonl_too_big_to_read_is_a_clear_error_naming_the_line(tmp_path: Path, line: str, reason: str) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a", "label": "x"}\n' + line + "\n", encoding="utf-8")
+    for load in (lambda: load_labelled(DataConfig(path)), lambda: load_texts(path)):
+        with pytest.raises(DataError) as info:
+            load()
+        assert str(info.value) == f"{path}:2: not valid JSON ({reason})"
+
+
 def test_jsonl_line_that_is_not_an_object(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     path.write_text('{"text": "a", "label": "x"}\n["b", "y"]\n', encoding="utf-8")
@@ -378,8 +407,26 @@ def test_load_texts_csv_missing_column(tmp_path: Path) -> None:
 
 
 def test_load_texts_jsonl(tmp_path: Path) -> None:
-    path = _jsonl(tmp_path / "c.jsonl", [{"text": "a"}, {"text": ""}, {"other": 1}, {"text": 42}])
-    assert load_texts(path) == ["a", "42"]
+    path = _jsonl(tmp_path / "c.jsonl", [{"text": "a"}, {"text": ""}, {"other": 1}, {"text": None}, {"text": "b"}])
+    assert load_texts(path) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [(["a", "b"], "list"), ({"x": 1}, "dict"), (42, "int"), (0, "int"), (True, "bool"), (1.5, "float")],
+)
+def test_load_texts_jsonl_text_must_be_a_string(tmp_path: Path, value: object, kind: str) -> None:
+    path = _jsonl(tmp_path / "c.jsonl", [{"text": "a"}, {"text": value}])
+    with pytest.raises(DataError) as info:
+        load_texts(path)
+    assert str(info.value) == (f"{path}: line 2: the text in column 'text' must be a string, got {kind} {value!r:.60}")
+
+
+def test_zero_width_texts_are_dropped_as_blank(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "d.jsonl", [{"text": "\u200b", "label": "x"}, {"text": "hi", "label": "y"}])
+    data = load_labelled(DataConfig(path))
+    assert (data.texts, data.dropped_blank) == (("hi",), 1)
+    assert load_texts(path) == ["hi"]
 
 
 def test_load_texts_jsonl_missing_column(tmp_path: Path) -> None:

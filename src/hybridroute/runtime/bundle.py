@@ -12,9 +12,10 @@ import hashlib
 import json
 import math
 import os
+import stat
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any, BinaryIO
 
 from hybridroute.config import is_integer, is_number
@@ -61,6 +62,7 @@ class Manifest:
 
 
 MIN_MAX_LENGTH = 2  # [CLS] and [SEP] alone take two tokens
+MAX_MAX_LENGTH = 1_000_000  # far above any encoder's positions; the tokenizer cannot take an unbounded one
 TEXT_FIELDS = ("kind", "base_model", "data_checksum")
 OBJECT_FIELDS = ("settings", "metrics")
 
@@ -86,6 +88,26 @@ def check_labels(path: Path, labels: Any) -> tuple[str, ...]:
     return tuple(labels)
 
 
+def is_plain_name(name: str) -> bool:
+    """Whether ``name`` names an entry of a folder itself: no separator, drive, NUL byte, '.' or '..'.
+
+    Example: is_plain_name("model.onnx") -> True; is_plain_name("../x") -> False; is_plain_name("/dev/zero") -> False
+    """
+    return name not in ("", ".", "..") and not any(c in name for c in "/\\\0") and not PureWindowsPath(name).drive
+
+
+def check_file_name(path: Path, name: str) -> None:
+    """Refuse a ``files`` entry that is not a plain file name inside the bundle folder (``../x``, ``/dev/zero``).
+
+    Example: check_file_name(p, "/etc/hostname") -> ArtifactError("... 'files' names '/etc/hostname' ...")
+    """
+    if not is_plain_name(name):
+        raise ArtifactError(
+            f"{path}: manifest field 'files' names {name!r:.80}, which is not a file in the bundle folder; "
+            "entries must be plain file names (no '/' or '\\', not '.' or '..')"
+        )
+
+
 def check_manifest_fields(path: Path, data: dict[str, Any]) -> None:
     """Refuse manifest values the runtime cannot use.
 
@@ -97,17 +119,29 @@ def check_manifest_fields(path: Path, data: dict[str, Any]) -> None:
     if not is_number(temperature) or not math.isfinite(temperature) or temperature <= 0:
         raise _field_error(path, "temperature", "a finite number > 0", temperature)
     max_length = data["max_length"]
-    if not is_integer(max_length) or max_length < MIN_MAX_LENGTH:
-        raise _field_error(path, "max_length", f"an integer >= {MIN_MAX_LENGTH}", max_length)
+    if not is_integer(max_length) or not MIN_MAX_LENGTH <= max_length <= MAX_MAX_LENGTH:
+        raise _field_error(path, "max_length", f"an integer from {MIN_MAX_LENGTH} to {MAX_MAX_LENGTH:,}", max_length)
     files = data["files"]
     if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
         raise _field_error(path, "files", "an object of file name -> sha256 hex string", files)
+    for name in files:
+        check_file_name(path, name)
     for name in TEXT_FIELDS:
         if not isinstance(data.get(name, ""), str):
             raise _field_error(path, name, "a string", data[name])
     for name in OBJECT_FIELDS:
         if not isinstance(data.get(name, {}), dict):
             raise _field_error(path, name, "an object", data[name])
+
+
+def unreadable_json(exc: ValueError | RecursionError) -> str:
+    """Why well-formed JSON could not be read: json's own messages here are a traceback's, not a user's.
+
+    Example: unreadable_json(RecursionError()) -> "arrays or objects nested too deeply"
+    """
+    if isinstance(exc, RecursionError):
+        return "arrays or objects nested too deeply"
+    return "a number with thousands of digits"
 
 
 def parse_manifest(raw: bytes, path: Path) -> Manifest:
@@ -119,6 +153,8 @@ def parse_manifest(raw: bytes, path: Path) -> Manifest:
         data = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{path}: not valid JSON ({exc})") from exc
+    except (ValueError, RecursionError) as exc:  # an integer of thousands of digits, brackets nested thousands deep
+        raise ArtifactError(f"{path}: not valid JSON ({unreadable_json(exc)})") from exc
     if not isinstance(data, dict):
         raise ArtifactError(f"{path}: must hold a JSON object")
     return _parse_manifest(data, path)
@@ -145,6 +181,7 @@ def check_checksum(path: Path, expected: str, actual: str) -> None:
 
 # Opening files relative to a folder descriptor needs both (neither exists on Windows).
 FOLDER_DESCRIPTORS = os.open in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
+NONBLOCKING = getattr(os, "O_NONBLOCK", 0)  # opening a pipe for reading waits for a writer without it
 
 
 def _open_folder(path: Path) -> int | None:
@@ -164,7 +201,10 @@ def _parse_manifest(data: dict[str, Any], path: Path) -> Manifest:
     if missing:
         raise ArtifactError(f"{path}: manifest lacks {missing}; it needs {list(REQUIRED_KEYS)}")
     version = data["format_version"]
-    if not is_integer(version) or version > FORMAT_VERSION:
+    if not is_integer(version) or version < 1:
+        accepted = f"a positive integer (this hybridroute reads 1 to {FORMAT_VERSION})"
+        raise _field_error(path, "format_version", accepted, version)
+    if version > FORMAT_VERSION:
         raise ArtifactError(
             f"{path}: manifest format {version!r} is newer than this hybridroute understands "
             f"(up to {FORMAT_VERSION}); upgrade hybridroute"
@@ -208,11 +248,33 @@ class BundleFolder:
             self._fd = None
 
     def open(self, name: str) -> BinaryIO:
-        """Open one of the folder's files for reading (``FileNotFoundError`` when it is absent)."""
+        """Open one of the folder's regular files for reading (``FileNotFoundError`` when it is absent).
+
+        ``name`` must be a plain file name; a device, pipe or folder by that name is refused with
+        :class:`ArtifactError` (``/dev/zero`` would be read forever, a pipe would block the open).
+        """
+        if not is_plain_name(name):
+            raise ArtifactError(f"{self.path}: {name!r:.80} is not a file name in the bundle folder")
         if self._fd is None:
+            if (self.path / name).exists() and not (self.path / name).is_file():
+                raise self._not_regular(name)
             return (self.path / name).open("rb")
         folder = self._fd
-        return open(name, "rb", opener=lambda relative, flags: os.open(relative, flags, dir_fd=folder))
+
+        def opener(relative: str, flags: int) -> int:
+            descriptor = os.open(relative, flags | NONBLOCKING, dir_fd=folder)  # a pipe must not block the open
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                os.close(descriptor)
+                raise self._not_regular(name)
+            os.set_blocking(descriptor, True)
+            return descriptor
+
+        return open(name, "rb", opener=opener)
+
+    def _not_regular(self, name: str) -> ArtifactError:
+        return ArtifactError(
+            f"{self.path}: {name} is not a regular file but a folder, device or pipe; a bundle holds plain files"
+        )
 
     def read_bytes(self, name: str, missing: str) -> bytes:
         """The whole content of the file ``name``; ``ArtifactError(missing)`` when there is no such file."""

@@ -113,6 +113,19 @@ def check_texts(texts: Sequence[str]) -> list[str]:
     return items
 
 
+LABEL_CHECK_TEXT = "label check"  # what a classifier runs once at load to see how many classes its model outputs
+
+
+def check_output_width(logits: np.ndarray, labels: Sequence[str]) -> None:
+    """Refuse a model's logits (one row per text) whose width differs from the manifest's label list.
+
+    Example: check_output_width(np.zeros((1, 3)), ["a", "b", "c", "d"]) -> ArtifactError("model outputs 3 classes ...")
+    """
+    if logits.ndim != 2 or logits.shape[1] != len(labels):
+        width = f"{logits.shape[1]} classes" if logits.ndim == 2 else f"logits of shape {logits.shape}"
+        raise ArtifactError(f"model outputs {width} but the manifest lists {len(labels)} labels")
+
+
 def to_predictions(probabilities: np.ndarray, labels: Sequence[str]) -> list[Prediction]:
     """Turn a (n, k) probability matrix into predictions."""
     best = probabilities.argmax(axis=1)
@@ -177,11 +190,7 @@ class EdgeClassifier:
 
     def check_label_count(self) -> None:
         """Refuse a model whose output width differs from the label list."""
-        logits = self.run(*self.encode(["label check"]))
-        if logits.ndim != 2 or logits.shape[1] != len(self.labels):
-            raise ArtifactError(
-                f"model outputs {logits.shape[1]} classes but the manifest lists {len(self.labels)} labels"
-            )
+        check_output_width(self.run(*self.encode([LABEL_CHECK_TEXT])), self.labels)
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text, truncated at ``max_length``."""

@@ -23,7 +23,15 @@ import numpy as np
 
 from hybridroute.errors import ArtifactError, InferenceError
 from hybridroute.runtime.bundle import MODEL_NAME, TOKENIZER_NAME, Manifest, read_bundle
-from hybridroute.runtime.classifier import Session, check_texts, open_tokenizer, session_from, to_predictions
+from hybridroute.runtime.classifier import (
+    LABEL_CHECK_TEXT,
+    Session,
+    check_output_width,
+    check_texts,
+    open_tokenizer,
+    session_from,
+    to_predictions,
+)
 from hybridroute.types import Prediction
 
 
@@ -105,7 +113,7 @@ class FastClassifier:
         tuning = tuning or SessionTuning()
         session = session_from(contents.model, tuning.options(), origin=bundle_dir / MODEL_NAME)
         tokenizer, pad_id = open_tokenizer(contents.tokenizer, manifest.max_length, origin=bundle_dir / TOKENIZER_NAME)
-        return cls(
+        classifier = cls(
             session,
             tokenizer,
             manifest.labels,
@@ -115,6 +123,12 @@ class FastClassifier:
             tuple(buckets),
             manifest,
         )
+        classifier.check_label_count()
+        return classifier
+
+    def check_label_count(self) -> None:
+        """Refuse a model whose output width differs from the label list (as :class:`EdgeClassifier` does)."""
+        check_output_width(self._run(self.encode_one(LABEL_CHECK_TEXT)), self.labels)
 
     def encode_one(self, text: str) -> dict[str, np.ndarray]:
         """The session feed for one text, padded only up to its bucket (no padding without buckets)."""
@@ -136,14 +150,17 @@ class FastClassifier:
 
     def logits_one(self, text: str) -> np.ndarray:
         """Logits of one text, shape (len(labels),)."""
-        feed = self.encode_one(text)
+        return self._run(self.encode_one(text))[0]
+
+    def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """The session's logits for one encoded text, shape (1, len(labels))."""
         try:
             (logits,) = self.session.run(["logits"], feed)
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise InferenceError(
                 f"ONNX Runtime failed on one query of {feed['input_ids'].shape[1]} tokens: {exc}"
             ) from exc
-        return np.asarray(logits)[0]
+        return np.asarray(logits)
 
     def predict_proba_one(self, text: str) -> np.ndarray:
         """Calibrated probabilities of one text."""

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -123,9 +124,10 @@ def test_unknown_manifest_keys_are_ignored(bundle: Path) -> None:
     assert read_manifest(bundle).labels == ("neg", "neu", "pos")
 
 
-def test_older_format_version_is_read(bundle: Path) -> None:
-    _rewrite(bundle, format_version=FORMAT_VERSION - 1)
-    assert read_manifest(bundle).format_version == FORMAT_VERSION - 1
+@pytest.mark.parametrize("version", range(1, FORMAT_VERSION + 1))
+def test_every_known_format_version_is_read(bundle: Path, version: int) -> None:
+    _rewrite(bundle, format_version=version)
+    assert read_manifest(bundle).format_version == version
 
 
 # ---------------------------------------------------------------- refusals
@@ -172,7 +174,7 @@ def test_bad_labels(bundle: Path, labels: Any) -> None:
         load_manifest(bundle)
 
 
-@pytest.mark.parametrize("version", [FORMAT_VERSION + 1, 99, "2", 1.5])
+@pytest.mark.parametrize("version", [FORMAT_VERSION + 1, 99])
 def test_newer_format_version(bundle: Path, version: Any) -> None:
     _rewrite(bundle, format_version=version)
     with pytest.raises(ArtifactError) as info:
@@ -224,11 +226,11 @@ BAD_FIELDS: list[tuple[str, Any, str]] = [
     ("temperature", "1.0", "a finite number > 0"),
     ("temperature", None, "a finite number > 0"),
     ("temperature", True, "a finite number > 0"),
-    ("max_length", 0, "an integer >= 2"),
-    ("max_length", 1, "an integer >= 2"),
-    ("max_length", "16", "an integer >= 2"),
-    ("max_length", 16.0, "an integer >= 2"),
-    ("max_length", None, "an integer >= 2"),
+    ("max_length", 0, "an integer from 2 to 1,000,000"),
+    ("max_length", 1, "an integer from 2 to 1,000,000"),
+    ("max_length", "16", "an integer from 2 to 1,000,000"),
+    ("max_length", 16.0, "an integer from 2 to 1,000,000"),
+    ("max_length", None, "an integer from 2 to 1,000,000"),
     ("files", ["model.onnx"], "an object of file name -> sha256 hex string"),
     ("files", {"model.onnx": None, "tokenizer.json": None}, "an object of file name -> sha256 hex string"),
     ("kind", 3, "a string"),
@@ -264,7 +266,91 @@ def test_duplicate_labels_are_refused_by_name(bundle: Path) -> None:
         load_manifest(bundle)
 
 
-def test_boolean_format_version_is_refused(bundle: Path) -> None:
-    _rewrite(bundle, format_version=True)
-    with pytest.raises(ArtifactError, match="manifest format True"):
+@pytest.mark.parametrize("version", [True, "1", "2", 1.5, 0, -5, None])
+def test_format_version_must_be_a_positive_integer(bundle: Path, version: Any) -> None:
+    _rewrite(bundle, format_version=version)
+    with pytest.raises(ArtifactError) as info:
         read_manifest(bundle)
+    assert str(info.value) == (
+        f"{bundle / MANIFEST_NAME}: manifest field 'format_version' must be a positive integer "
+        f"(this hybridroute reads 1 to {FORMAT_VERSION}), got {version!r}"
+    )
+    assert "upgrade" not in str(info.value)
+
+
+@pytest.mark.parametrize("max_length", [1_000_001, 10**20])
+def test_max_length_has_an_upper_bound(bundle: Path, max_length: int) -> None:
+    _rewrite(bundle, max_length=max_length)
+    with pytest.raises(ArtifactError, match=r"'max_length' must be an integer from 2 to 1,000,000, got 1"):
+        read_manifest(bundle)
+
+
+def test_largest_max_length_is_accepted(bundle: Path) -> None:
+    _rewrite(bundle, max_length=1_000_000)
+    assert read_manifest(bundle).max_length == 1_000_000
+
+
+# ---------------------------------------------------------------- unreadable JSON
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ('{"format_version": ' + "7" * 5000 + "}", "a number with thousands of digits"),
+        ("[" * 100_000 + "]" * 100_000, "arrays or objects nested too deeply"),
+    ],
+    ids=["5000-digit-number", "100k-nested-brackets"],
+)
+def test_json_too_big_to_read_is_a_clear_error(bundle: Path, content: str, reason: str) -> None:
+    (bundle / MANIFEST_NAME).write_text(content, encoding="utf-8")
+    with pytest.raises(ArtifactError) as info:
+        read_manifest(bundle)
+    assert str(info.value) == f"{bundle / MANIFEST_NAME}: not valid JSON ({reason})"
+
+
+# ---------------------------------------------------------------- files outside the bundle
+
+
+@pytest.mark.parametrize(
+    "name", ["/dev/zero", "/etc/hostname", "../outside.txt", "sub/model.onnx", "..", ".", "", "a\\b"]
+)
+def test_files_entries_must_be_plain_names_in_the_bundle(bundle: Path, name: str) -> None:
+    files = read_manifest(bundle).files | {name: "00"}
+    _rewrite(bundle, files=files)
+    with pytest.raises(ArtifactError) as info:
+        load_manifest(bundle)
+    assert f"manifest field 'files' names {name!r}, which is not a file in the bundle folder" in str(info.value)
+
+
+def test_a_file_outside_the_bundle_is_refused_even_with_its_checksum(bundle: Path) -> None:
+    outside = bundle.parent / "outside.txt"
+    outside.write_bytes(b"not part of the bundle")
+    files = read_manifest(bundle).files | {"../outside.txt": sha256_file(outside)}
+    _rewrite(bundle, files=files)
+    with pytest.raises(ArtifactError, match="'../outside.txt', which is not a file in the bundle folder"):
+        load_manifest(bundle)
+
+
+def test_a_listed_device_is_refused_not_read_forever(bundle: Path) -> None:
+    if not Path("/dev/zero").exists():
+        pytest.skip("no /dev/zero on this system")
+    (bundle / "zero").symlink_to("/dev/zero")
+    _rewrite(bundle, files=read_manifest(bundle).files | {"zero": "00"})
+    with pytest.raises(ArtifactError, match=r"zero is not a regular file but a folder, device or pipe"):
+        load_manifest(bundle)
+
+
+def test_a_listed_pipe_is_refused_without_blocking(bundle: Path) -> None:
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no named pipes on this system")
+    os.mkfifo(bundle / "pipe")
+    _rewrite(bundle, files=read_manifest(bundle).files | {"pipe": "00"})
+    with pytest.raises(ArtifactError, match=r"pipe is not a regular file"):
+        load_manifest(bundle)
+
+
+def test_a_listed_folder_is_refused_by_name(bundle: Path) -> None:
+    (bundle / "notes").mkdir()
+    _rewrite(bundle, files=read_manifest(bundle).files | {"notes": "00"})
+    with pytest.raises(ArtifactError, match=r"notes is not a regular file"):
+        load_manifest(bundle)

@@ -291,6 +291,29 @@ def test_label_count_mismatch(tokenizer: TextTokenizer) -> None:
         classifier.check_label_count()
 
 
+@pytest.mark.parametrize("loader", ["EdgeClassifier", "FastClassifier"])
+def test_both_loaders_refuse_a_manifest_with_an_extra_label(tmp_path: Path, loader: str) -> None:
+    from hybridroute.runtime.fastpath import FastClassifier
+    from support.bundles import LABELS as BUNDLE_LABELS
+    from support.bundles import make_bundle
+
+    folder = make_bundle(tmp_path / "bundle")
+    write_manifest(folder, read_manifest(folder).with_updates(labels=(*BUNDLE_LABELS, "extra")))
+    load = {"EdgeClassifier": EdgeClassifier.from_dir, "FastClassifier": FastClassifier.from_dir}[loader]
+    with pytest.raises(ArtifactError, match="^model outputs 3 classes but the manifest lists 4 labels$"):
+        load(folder)
+
+
+def test_a_model_without_a_class_axis_is_refused_with_its_shape(tokenizer: TextTokenizer) -> None:
+    class FlatSession(FakeSession):
+        def run(self, output_names: Sequence[str] | None, input_feed: dict[str, np.ndarray]) -> list[Any]:
+            return [np.zeros(3, dtype=np.float32)]
+
+    classifier = _classifier(tokenizer, FlatSession())
+    with pytest.raises(ArtifactError, match=r"model outputs logits of shape \(3,\) but the manifest lists 3 labels"):
+        classifier.check_label_count()
+
+
 # ------------------------------------------------------------ a real bundle (tiny_run trains once, ~20 s)
 
 TEXTS = [
