@@ -389,7 +389,7 @@ def _check_corpus_text_col(corpus: Path | None) -> None:
 def _train_cloud(out: Path, config_file: Path | None, base_model: str, flags: dict[str, Any], data: Any) -> None:
     """The cloud tier: its own fine-tuning defaults, then the --config file's finetune section, then the flags."""
     from hybridroute.config import load_json_config, train_sections
-    from hybridroute.workflow import cloud_finetune_defaults, reuse_or_prepare_data, run_cloud
+    from hybridroute.workflow import SPLIT_SETTINGS, cloud_finetune_defaults, reuse_or_prepare_data, run_cloud
 
     sections = load_json_config(config_file) if config_file else {}
     # every section is checked; compress applies to the cloud bundle's export and parity check
@@ -397,7 +397,7 @@ def _train_cloud(out: Path, config_file: Path | None, base_model: str, flags: di
     if "adapt" in sections:
         click.echo("note: the cloud tier has no adaptation step; the config file's adapt section is not used")
     layout = _layout(out)
-    reuse_or_prepare_data(layout, data)
+    reuse_or_prepare_data(layout, data, [name for name in SPLIT_SETTINGS if _given(name)])
     result = run_cloud(layout, config, base_model, compress=compress)
     click.echo(
         f"cloud tier: validation accuracy {result.val_accuracy:.4f} ({result.seconds / 60:.1f} min); "
@@ -409,7 +409,11 @@ def _train_cloud(out: Path, config_file: Path | None, base_model: str, flags: di
 @data_options(required=False)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder.")
 @click.option("--base-model", default="minilm", show_default=True, callback=check_base_model, help="Encoder to adapt.")
-@click.option("--corpus", type=click.Path(path_type=Path), help="Unlabelled domain text (.txt/.csv/.jsonl).")
+@click.option(
+    "--corpus",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Unlabelled domain text (.txt/.csv/.jsonl).",
+)
 @click.option(
     "--corpus-text-col", default="text", show_default=True, help="Column holding the text in a CSV/JSONL --corpus."
 )
@@ -448,7 +452,12 @@ def adapt(
 @main.command()
 @data_options(required=False)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder.")
-@click.option("--encoder", default=None, help="Encoder to fine-tune (default: RUN/adapted, else the base model).")
+@click.option(
+    "--encoder",
+    default=None,
+    callback=check_base_model,
+    help="Encoder to fine-tune (default: RUN/adapted, else the base model).",
+)
 @click.option("--epochs", type=int, default=5, show_default=True, help="Maximum full fine-tuning epochs.")
 @click.option("--head-epochs", type=int, default=10, show_default=True, help="Frozen-encoder head warm-up epochs.")
 @click.option(
@@ -662,13 +671,14 @@ def shrink(
 @click.argument("texts", nargs=-1, required=True)
 def classify(run_dir: Path, as_json: bool, texts: tuple[str, ...]) -> None:
     """Classify TEXTS with the edge bundle (no torch needed)."""
+    from hybridroute.data import is_blank
     from hybridroute.runtime import EdgeClassifier
 
-    bundle = run_dir / "edge" if (run_dir / "edge").is_dir() else run_dir
-    blank = [i for i, t in enumerate(texts) if not t.strip()]
+    blank = [i for i, t in enumerate(texts) if is_blank(t)]
     if blank:
         raise click.BadParameter(f"text {blank[0] + 1} is blank; give non-empty texts", param_hint="TEXTS")
-    predictions = EdgeClassifier.from_dir(bundle).predict(list(texts))
+    edge = _layout(run_dir).edge  # opening the run puts back an edge bundle a crashed install left aside
+    predictions = EdgeClassifier.from_dir(edge if edge.is_dir() else run_dir).predict(list(texts))
     if as_json:
         _echo_json([{"text": t} | p.to_dict() for t, p in zip(texts, predictions, strict=True)])
         return
@@ -905,7 +915,7 @@ def serve_edge(
     from hybridroute.monitoring.thresholds import MonitorConfig, MonitorThresholds
     from hybridroute.routing.ledger import PriceConfig
     from hybridroute.serving.edge_app import create_app
-    from hybridroute.serving.edge_service import open_hybrid_for
+    from hybridroute.serving.edge_service import open_edge_audit, open_hybrid_for
     from hybridroute.serving.edge_settings import EdgeSettings
     from hybridroute.serving.uvicorn_runner import freeze_startup_heap
 
@@ -917,10 +927,15 @@ def serve_edge(
         monitor_config=MonitorConfig(window_size=monitor_window, cloud_price=prices.cloud_per_query),
         **options,
     )
-    app = create_app(settings, open_hybrid_for(settings))  # load first: a bad run fails before binding
-    freeze_startup_heap()
-    # The graceful timeout lets requests in flight finish (and their audit records commit) on SIGTERM.
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, timeout_graceful_shutdown=30)
+    hybrid = open_hybrid_for(settings)  # load first: a bad run fails before binding
+    store = open_edge_audit(settings)  # and so does a bad --audit-db, with one line
+    try:
+        app = create_app(settings, hybrid, audit=store)
+        freeze_startup_heap()
+        # The graceful timeout lets requests in flight finish (and their audit records commit) on SIGTERM.
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, timeout_graceful_shutdown=30)
+    finally:
+        store.close()
 
 
 @main.command()
@@ -946,8 +961,8 @@ def audit(
     store = open_audit_reader(db)
     try:
         filters: dict[str, Any] = {
-            "since": parse_time(since) if since else None,
-            "until": parse_time(until) if until else None,
+            "since": parse_time(since) if since is not None else None,  # an empty value is refused, not ignored
+            "until": parse_time(until) if until is not None else None,
             "tier": tier,
             "reason": reason,
             "limit": limit,
@@ -1493,12 +1508,12 @@ def bench_tracking(
 ) -> None:
     """How closely the label-free accuracy estimate (mean calibrated confidence) tracks measured accuracy."""
     from hybridroute.bench.machine import machine_info
-    from hybridroute.monitoring.estimate import measure_tracking, summary, verdicts
+    from hybridroute.monitoring.estimate import measure_tracking, summary, verdict_text, verdicts
 
     found = measure_tracking(run_dir, test, text_col, label_col, window, seed=seed)
     within = verdicts(found)
     click.echo(summary(found))
-    click.echo("within 2 points: " + ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in within.items()))
+    click.echo("within 2 points: " + ", ".join(f"{name} {verdict_text(ok)}" for name, ok in within.items()))
     settings = {"run": str(run_dir), "test": str(test), "window": window, "seed": seed}
     record = {"tracking": found.to_dict(), "within_2_points": within, "settings": settings}
     _save_json(record | {"machine": machine_info()}, json_out)

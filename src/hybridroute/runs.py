@@ -141,9 +141,14 @@ class RunLayout:
         if not self.info_file.is_file():
             return {}
         try:
-            return json.loads(self.info_file.read_text(encoding="utf-8"))
+            info = json.loads(self.info_file.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ArtifactError(f"{self.info_file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
         except json.JSONDecodeError as exc:
             raise ArtifactError(f"{self.info_file}: not valid JSON ({exc})") from exc
+        if not isinstance(info, dict):
+            raise ArtifactError(f"{self.info_file}: expected a JSON object, got {type(info).__name__}")
+        return info
 
     def update_info(self, **sections: Any) -> dict[str, Any]:
         """Merge top-level sections into run.json and write it back; returns the record written.
@@ -614,20 +619,47 @@ def _write_jsonl(path: Path, data: LabelledTexts) -> None:
 
 def _read_jsonl(path: Path, checksum: str) -> LabelledTexts:
     texts, labels = [], []
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
+    for number, line in enumerate(_read_stored(path).splitlines(), start=1):
+        try:
             row = json.loads(line)
-            texts.append(row["text"])
-            labels.append(row["label"])
+            text, label = row["text"], row["label"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise _damaged(path, f"line {number} is not a {{'text', 'label'}} JSON object ({exc})") from exc
+        if not isinstance(text, str) or not isinstance(label, str):
+            raise _damaged(path, f"line {number} has a text or label that is not a string")
+        texts.append(text)
+        labels.append(label)
     return LabelledTexts(tuple(texts), tuple(labels), source=str(path), checksum=checksum)
 
 
+def _read_stored(path: Path) -> str:
+    """The text of a stored file of a run folder; a missing or undecodable one is an ArtifactError naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise _damaged(path, "the file is missing") from exc
+    except UnicodeDecodeError as exc:
+        raise _damaged(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+
+
+def _damaged(path: Path, what: str) -> ArtifactError:
+    return ArtifactError(
+        f"{path}: {what}; the run folder is damaged: rebuild the split with `hybridroute finetune --data FILE "
+        f"--out {path.parent.parent}`"
+    )
+
+
 def save_split(layout: RunLayout, split: Split) -> None:
-    """Store the split so adaptation, fine-tuning, compression and calibration all see the same data."""
-    layout.data_dir.mkdir(parents=True, exist_ok=True)
-    _write_jsonl(layout.data_dir / "train.jsonl", split.train)
-    _write_jsonl(layout.data_dir / "validation.jsonl", split.validation)
-    write_text_atomic(layout.data_dir / "labels.json", json.dumps(list(split.labels), indent=1))
+    """Store the split so adaptation, fine-tuning, compression and calibration all see the same data.
+
+    The three files are written in a staging folder and ``RUN/data`` is replaced by it whole
+    (:func:`install_folders`): a failure or a kill leaves the previous split, never a mix of old and new files.
+    """
+    with staging_folder(layout.data_dir) as staging:
+        _write_jsonl(staging / "train.jsonl", split.train)
+        _write_jsonl(staging / "validation.jsonl", split.validation)
+        write_text_atomic(staging / "labels.json", json.dumps(list(split.labels), indent=1))
+        install_folders((staging, layout.data_dir))
 
 
 def load_saved_split(layout: RunLayout) -> Split:
@@ -636,7 +668,17 @@ def load_saved_split(layout: RunLayout) -> Split:
     if not labels_file.is_file():
         raise DataError(f"{layout.root} has no stored data split: run `hybridroute finetune` or `train` first")
     checksum = str(layout.read_info().get("data", {}).get("checksum", ""))
-    labels = tuple(json.loads(labels_file.read_text(encoding="utf-8")))
+    labels = _read_labels(labels_file)
     train = _read_jsonl(layout.data_dir / "train.jsonl", checksum)
     validation = _read_jsonl(layout.data_dir / "validation.jsonl", checksum)
     return Split(train, validation, labels)
+
+
+def _read_labels(path: Path) -> tuple[str, ...]:
+    try:
+        labels = json.loads(_read_stored(path))
+    except json.JSONDecodeError as exc:
+        raise _damaged(path, f"not valid JSON ({exc})") from exc
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise _damaged(path, f"expected a JSON list of label strings, got {type(labels).__name__}")
+    return tuple(labels)

@@ -17,7 +17,15 @@ import numpy as np
 from hybridroute.config import AdaptConfig, CompressConfig, DataConfig, FinetuneConfig, to_jsonable
 from hybridroute.data import Split, load_split, load_texts, some_labels
 from hybridroute.errors import ArtifactError, ConfigError, DataError
-from hybridroute.runs import RunLayout, load_saved_split, rebuilding, save_split, step_command
+from hybridroute.runs import (
+    RunLayout,
+    install_folders,
+    load_saved_split,
+    rebuilding,
+    save_split,
+    staging_folder,
+    step_command,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,16 +63,23 @@ def prepare_data(layout: RunLayout, config: DataConfig) -> Split:
     return split
 
 
-def reuse_or_prepare_data(layout: RunLayout, config: DataConfig) -> Split:
-    """Use the run's stored split when it came from the same file (its split settings win); split a new run afresh.
+SPLIT_SETTINGS = ("text_col", "label_col", "val_fraction")  # DataConfig fields that shape the stored split
+
+
+def reuse_or_prepare_data(layout: RunLayout, config: DataConfig, given: Sequence[str] = SPLIT_SETTINGS) -> Split:
+    """Use the run's stored split when it came from the same file; split a new run afresh.
 
     A cloud tier trained on other data than the edge tier would make every comparison between them meaningless.
+    The stored split's settings win: a setting among ``given`` (those the user asked for) that differs from the
+    one the split was made with is refused rather than silently ignored.
     """
     from hybridroute.data import file_sha256
 
-    stored = layout.read_info().get("data", {}).get("checksum")
+    data = layout.read_info().get("data", {})
+    stored = data.get("checksum")
     if not stored:
         return prepare_data(layout, config)
+    _refuse_other_split_settings(layout, config, data.get("config", {}), given)
     if not config.path.is_file():
         raise DataError(f"data file {config.path} does not exist (this run was trained on {stored[:12]}…)")
     if file_sha256(config.path) != stored:
@@ -73,6 +88,20 @@ def reuse_or_prepare_data(layout: RunLayout, config: DataConfig) -> Split:
             "train the cloud tier on the same file, or use a new --out folder"
         )
     return load_saved_split(layout)
+
+
+def _refuse_other_split_settings(
+    layout: RunLayout, config: DataConfig, stored: dict[str, Any], given: Sequence[str]
+) -> None:
+    asked = to_jsonable(config)
+    differ = [name for name in given if name in stored and asked[name] != stored[name]]
+    if differ:
+        got = ", ".join(f"--{n.replace('_', '-')} {asked[n]}" for n in differ)
+        kept = ", ".join(f"{n} {stored[n]}" for n in differ)
+        raise ConfigError(
+            f"{got}: the stored split of {layout.root} was made with {kept}, and the cloud tier reuses it; "
+            "drop the option, or use a new --out folder"
+        )
 
 
 def run_adapt(
@@ -89,7 +118,9 @@ def run_adapt(
     from hybridroute.training.mlm import adapt
 
     texts = load_texts(corpus, corpus_text_col) if corpus else list(load_saved_split(layout).train.texts)
-    result = adapt(texts, config, layout.adapted, progress)
+    with staging_folder(layout.adapted) as staging:  # a failed or killed adaptation keeps the previous encoder
+        result = replace(adapt(texts, config, staging, progress), out_dir=layout.adapted)
+        install_folders((staging, layout.adapted))
     source = {"corpus": str(corpus or "training texts")}
     if corpus and corpus.suffix.lower() != ".txt":
         source["corpus_text_col"] = corpus_text_col
@@ -301,6 +332,9 @@ def run_cloud(
 
 def train_all(layout: RunLayout, plan: TrainPlan, progress: bool = True) -> dict[str, Any]:
     """Data -> adaptation -> fine-tuning -> compression; returns the run record."""
+    from hybridroute.training.models import resolve_base_model
+
+    resolve_base_model(plan.adapt.base_model)  # a missing model is refused before the run folder is made
     prepare_data(layout, plan.data)
     if not plan.skip_adapt:
         run_adapt(layout, plan.adapt, plan.corpus, progress, plan.corpus_text_col)

@@ -346,3 +346,42 @@ def test_distillation_refuses_a_teacher_with_other_labels(tiny_run: Path) -> Non
         teacher_logits(tiny_run / "edge", other)
     with pytest.raises(DataError, match="teacher logits must have shape"):
         finetune(split, "unused", FinetuneConfig(), tiny_run / "never", False, np.zeros((2, 3)))
+
+
+def test_compress_refuses_a_split_whose_labels_the_classifier_lacks(tiny_run: Path, tmp_path: Path) -> None:
+    from hybridroute.data import Split
+    from hybridroute.runs import save_split
+
+    layout = _copy_run(tiny_run, tmp_path)
+    split = load_saved_split(layout)
+    relabelled = LabelledTexts(split.validation.texts, tuple("other" for _ in split.validation.texts))
+    save_split(layout, Split(split.train, relabelled, (*split.labels, "other")))
+    with pytest.raises(ArtifactError, match=r"stored split has labels .*'other'.* the classifier predicts"):
+        run_compress(layout, CompressConfig(max_accuracy_drop=0.5))
+    assert not layout.edge.with_name(".edge-aside").exists()
+
+
+def test_a_failed_adaptation_keeps_the_previous_adapted_encoder(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hybridroute.training import mlm
+
+    layout = _copy_run(tiny_run, tmp_path)
+    before = sorted(p.name for p in layout.adapted.iterdir())
+
+    def half_written(texts: object, config: object, out_dir: Path, progress: bool) -> None:
+        (out_dir / "config.json").write_text("{}")
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(mlm, "adapt", half_written)
+    with pytest.raises(RuntimeError, match="killed"):
+        run_adapt(layout, AdaptConfig(base_model=str(tmp_path)))
+    assert sorted(p.name for p in layout.adapted.iterdir()) == before
+    assert "tokenizer.json" in before and not any(".adapted-staging" in p.name for p in layout.root.iterdir())
+
+
+def test_adaptation_reports_the_installed_folder(tiny_run: Path, tmp_path: Path, tiny_bert: Path) -> None:
+    layout = _copy_run(tiny_run, tmp_path)
+    result = run_adapt(layout, AdaptConfig(base_model=str(tiny_bert), epochs=0.1, batch_size=16), progress=False)
+    assert result.out_dir == layout.adapted and (layout.adapted / "tokenizer.json").is_file()
+    assert json.loads(layout.info_file.read_text())["adapt"]["out_dir"] == str(layout.adapted)

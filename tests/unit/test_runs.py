@@ -436,3 +436,74 @@ def test_in_a_shared_run_folder_another_users_leftover_locks_stop_nobody(open_tm
     assert (result.returncode, result.stdout) == (0, "updated\n"), result.stderr
     assert listing(root) == ["edge", "run.json"] and (root / "edge" / "model.onnx").read_text() == "old"
     assert RunLayout(root).read_info() == {"b": 2}
+
+
+def _stored_split(root: Path) -> RunLayout:
+    from hybridroute.data import LabelledTexts, Split
+    from hybridroute.runs import save_split
+
+    layout = RunLayout(root)
+    data = LabelledTexts(("good", "bad"), ("pos", "neg"))
+    save_split(layout, Split(data, data, ("neg", "pos")))
+    return layout
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "message"),
+    [
+        ("train.jsonl", b'{"text": "cut', r"train\.jsonl: line 3 is not a .*JSON object"),
+        ("validation.jsonl", b'["a list"]\n', r"validation\.jsonl: line 3 is not a"),
+        ("train.jsonl", b'{"text": 1, "label": "pos"}\n', r"train\.jsonl: line 3 has a text or label that is not"),
+        ("labels.json", b"nope", r"labels\.json: not valid JSON"),
+        ("labels.json", b"\xff", r"labels\.json: not UTF-8 text"),
+    ],
+)
+def test_a_damaged_stored_split_is_an_artifact_error_naming_the_file(
+    tmp_path: Path, name: str, damage: bytes, message: str
+) -> None:
+    from hybridroute.runs import load_saved_split
+
+    layout = _stored_split(tmp_path)
+    path = layout.data_dir / name
+    path.write_bytes((path.read_bytes() if name.endswith(".jsonl") else b"") + damage)
+    with pytest.raises(ArtifactError, match=message):
+        load_saved_split(layout)
+
+
+def test_a_stored_split_missing_a_file_names_it(tmp_path: Path) -> None:
+    from hybridroute.runs import load_saved_split
+
+    layout = _stored_split(tmp_path)
+    (layout.data_dir / "validation.jsonl").unlink()
+    with pytest.raises(ArtifactError, match=r"validation\.jsonl: the file is missing"):
+        load_saved_split(layout)
+
+
+@pytest.mark.parametrize(("content", "message"), [(b'{"a": 1\xff}', "not UTF-8 text"), (b"[1]", "expected a JSON")])
+def test_an_undecodable_run_json_is_an_artifact_error(tmp_path: Path, content: bytes, message: str) -> None:
+    (tmp_path / "run.json").write_bytes(content)
+    with pytest.raises(ArtifactError, match=f"run.json: {message}"):
+        RunLayout(tmp_path).read_info()
+
+
+def test_a_split_that_fails_halfway_leaves_the_previous_one_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hybridroute import runs
+    from hybridroute.data import LabelledTexts, Split
+
+    layout = _stored_split(tmp_path)
+    before = {p.name: p.read_bytes() for p in layout.data_dir.iterdir()}
+    real = runs._write_jsonl
+
+    def fail_on_validation(path: Path, data: LabelledTexts) -> None:
+        if path.name == "validation.jsonl":
+            raise OSError("disk full")
+        real(path, data)
+
+    monkeypatch.setattr(runs, "_write_jsonl", fail_on_validation)
+    other = LabelledTexts(("x", "y"), ("u", "v"))
+    with pytest.raises(OSError, match="disk full"):
+        runs.save_split(layout, Split(other, other, ("u", "v")))
+    assert {p.name: p.read_bytes() for p in layout.data_dir.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no staging or lock left behind but data

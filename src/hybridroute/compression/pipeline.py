@@ -12,6 +12,7 @@ one keeps serving, and the FP32 bundle stays the reference of the edge bundle.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import shutil
 import tempfile
@@ -27,8 +28,9 @@ from hybridroute.compression.export import export_onnx
 from hybridroute.compression.gates import ParityReport, check_accuracy_drop, check_parity, parity
 from hybridroute.compression.quantization import quantize_int8
 from hybridroute.config import CompressConfig, to_jsonable
-from hybridroute.data import LabelledTexts, Split
-from hybridroute.runs import RunLayout, install_folders, staging_folder
+from hybridroute.data import LabelledTexts, Split, some_labels
+from hybridroute.errors import ArtifactError
+from hybridroute.runs import RunLayout, install_folders, staging_folder, step_command
 from hybridroute.runtime.bundle import MODEL_NAME, TOKENIZER_NAME, Manifest, write_manifest
 from hybridroute.runtime.classifier import EdgeClassifier, open_session, open_tokenizer
 
@@ -183,6 +185,23 @@ def _quantize(fp32: ExportReport, target: Path, train_texts: tuple[str, ...], co
     return settings
 
 
+def check_classifier_labels(layout: RunLayout, split: Split) -> None:
+    """Refuse a stored split whose labels differ from those ``RUN/classifier`` predicts (it came from other data)."""
+    from hybridroute.training.models import CLASSIFIER_FILE
+
+    spec = layout.classifier / CLASSIFIER_FILE
+    try:
+        trained = json.loads(spec.read_text(encoding="utf-8"))["labels"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{spec}: cannot read the classifier's labels ({exc})") from exc
+    if sorted(map(str, trained)) != sorted(split.labels):
+        raise ArtifactError(
+            f"{layout.root}: the stored split has labels {some_labels(sorted(split.labels))}, the classifier predicts "
+            f"{some_labels(sorted(map(str, trained)))}; fine-tune it on this split with "
+            f"`{step_command('finetune', layout.root)}`"
+        )
+
+
 def compress_run(layout: RunLayout, split: Split, config: CompressConfig) -> CompressReport:
     """Build ``RUN/onnx_fp32`` and ``RUN/edge`` from ``RUN/classifier``, installing both only if every gate passes.
 
@@ -191,6 +210,7 @@ def compress_run(layout: RunLayout, split: Split, config: CompressConfig) -> Com
     started = time.monotonic()
     validation = split.validation
     layout.require(layout.classifier, "finetune")  # before any folder is made
+    check_classifier_labels(layout, split)
     with staging_folder(layout.onnx_fp32) as fp32_staging, staging_folder(layout.edge) as staging:
         fp32 = _export_into(layout, layout.classifier, fp32_staging, validation, config, "onnx_fp32")
         settings = _quantize(fp32, staging / MODEL_NAME, split.train.texts, config)

@@ -34,6 +34,7 @@ from hybridroute.training.batching import bucketed_batches, pad, sequential_batc
 from hybridroute.training.models import (
     ClassifierSpec,
     SequenceClassifier,
+    check_max_length,
     keep_bottom_layers,
     load_encoder,
     load_tokenizer,
@@ -359,6 +360,7 @@ def finetune(
     pad_id = int(tokenizer.pad_token_id)  # type: ignore[attr-defined]
     spec = ClassifierSpec(split.labels, config.pooling, config.max_length, encoder, config.dropout)
     base = load_encoder(encoder)
+    check_max_length(base, config.max_length, "finetune", encoder)
     model = SequenceClassifier(keep_bottom_layers(base, config.layers) if config.layers else base, spec)
     index = {label: i for i, label in enumerate(split.labels)}
     train = _encode(tokenizer, split.train.texts, split.train.labels, index, config.max_length)

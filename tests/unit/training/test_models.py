@@ -1,0 +1,65 @@
+"""Base models: only packaged names and model folders are accepted; max_length must fit the positions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from transformers import BertConfig, MPNetConfig
+
+from hybridroute.config import AdaptConfig, FinetuneConfig
+from hybridroute.data import LabelledTexts, Split
+from hybridroute.errors import ConfigError
+from hybridroute.training.models import position_limit, resolve_base_model
+
+
+@pytest.mark.parametrize("name", ["minlm", "sentence-transformers/all-MiniLM-L6-v2", "bert-base-uncased"])
+def test_a_name_that_is_neither_packaged_nor_a_folder_is_refused_without_the_network(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    with pytest.raises(ConfigError, match=r"does not exist; give a packaged model \(minilm, mpnet\)"):
+        resolve_base_model(name)
+
+
+def test_a_model_folder_passes_through(tiny_bert: Path) -> None:
+    assert resolve_base_model(str(tiny_bert)) == str(tiny_bert)
+
+
+def test_the_position_limit_leaves_out_the_offset_of_roberta_style_models() -> None:
+    assert position_limit(BertConfig(max_position_embeddings=128)) == 128
+    assert position_limit(MPNetConfig(max_position_embeddings=514, pad_token_id=1)) == 512
+
+
+def _split() -> Split:
+    data = LabelledTexts(tuple(f"text {i}" for i in range(4)), ("a", "b") * 2)
+    return Split(data, data, ("a", "b"))
+
+
+def test_finetune_refuses_a_max_length_beyond_the_encoders_positions(tiny_bert: Path, tmp_path: Path) -> None:
+    from hybridroute.training.finetune import finetune
+
+    with pytest.raises(ConfigError, match="finetune max_length 256 exceeds the 128 token positions"):
+        finetune(_split(), str(tiny_bert), FinetuneConfig(max_length=256), tmp_path / "classifier", progress=False)
+    assert not (tmp_path / "classifier").exists()
+
+
+def test_adaptation_refuses_a_max_length_beyond_the_encoders_positions(tiny_bert: Path, tmp_path: Path) -> None:
+    from hybridroute.training.mlm import adapt
+
+    config = AdaptConfig(base_model=str(tiny_bert), max_length=256)
+    with pytest.raises(ConfigError, match="adapt max_length 256 exceeds the 128 token positions"):
+        adapt([f"some text {i}" for i in range(20)], config, tmp_path / "adapted", progress=False)
+    assert not (tmp_path / "adapted").exists()
+
+
+def test_a_model_folder_without_tokenizer_files_is_refused(tiny_bert: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from hybridroute.errors import ArtifactError
+    from hybridroute.training.models import TOKENIZER_FILES, load_tokenizer
+
+    half = tmp_path / "adapted"
+    shutil.copytree(tiny_bert, half, ignore=shutil.ignore_patterns(*TOKENIZER_FILES, "special_tokens_map.json"))
+    with pytest.raises(ArtifactError, match="holds no tokenizer"):
+        load_tokenizer(str(half))
