@@ -234,6 +234,14 @@ def is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def is_finite_number(value: object) -> TypeGuard[int | float]:
+    """An int or a float that is not a bool, NaN or infinite.
+
+    Example: is_finite_number(0.5) -> True; is_finite_number(float("nan")) -> False; is_finite_number(True) -> False
+    """
+    return is_number(value) and math.isfinite(value)
+
+
 def _optional_part(hint: Any) -> Any:
     """``X`` for ``X | None`` / ``Optional[X]``, else None."""
     args = typing.get_args(hint)
@@ -282,7 +290,7 @@ def matches_type(value: Any, hint: Any) -> bool:
     if hint is int:
         return is_integer(value)
     if hint is float:
-        return is_number(value) and math.isfinite(value)
+        return is_finite_number(value)
     if isinstance(value, bool):
         return False
     if hint is Path:

@@ -174,6 +174,18 @@ def _unique_keys(path: Path, number: int) -> Callable[[list[tuple[str, object]]]
     return build
 
 
+def unreadable_json(exc: ValueError | RecursionError) -> str:
+    """Why well-formed JSON could not be read: json's own messages here are a traceback's, not a user's.
+
+    ``json`` reads integers of at most 4,300 digits (ValueError) and nests as deep as the recursion limit.
+
+    Example: unreadable_json(RecursionError()) -> "arrays or objects nested too deeply"
+    """
+    if isinstance(exc, RecursionError):
+        return "arrays or objects nested too deeply"
+    return "a number with thousands of digits"
+
+
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
     """(line number, object) per non-blank line; a leading byte order mark is skipped."""
     with path.open(encoding="utf-8-sig") as handle:
@@ -184,10 +196,8 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
                 row = json.loads(line, object_pairs_hook=_unique_keys(path, number))
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-            except ValueError as exc:  # json reads integers of at most 4,300 digits
-                raise DataError(f"{path}:{number}: not valid JSON (a number with thousands of digits)") from exc
-            except RecursionError as exc:
-                raise DataError(f"{path}:{number}: not valid JSON (arrays or objects nested too deeply)") from exc
+            except (ValueError, RecursionError) as exc:  # an integer of thousands of digits, brackets nested deep
+                raise DataError(f"{path}:{number}: not valid JSON ({unreadable_json(exc)})") from exc
             if not isinstance(row, dict):
                 raise DataError(f"{path}:{number}: each line must be a JSON object, got {type(row).__name__}")
             yield number, row

@@ -12,7 +12,6 @@ one keeps serving, and the FP32 bundle stays the reference of the edge bundle.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import shutil
 import tempfile
@@ -187,13 +186,9 @@ def _quantize(fp32: ExportReport, target: Path, train_texts: tuple[str, ...], co
 
 def check_classifier_labels(layout: RunLayout, split: Split) -> None:
     """Refuse a stored split whose labels differ from those ``RUN/classifier`` predicts (it came from other data)."""
-    from hybridroute.training.models import CLASSIFIER_FILE
+    from hybridroute.training.models import read_classifier_spec
 
-    spec = layout.classifier / CLASSIFIER_FILE
-    try:
-        trained = json.loads(spec.read_text(encoding="utf-8"))["labels"]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ArtifactError(f"{spec}: cannot read the classifier's labels ({exc})") from exc
+    trained = read_classifier_spec(layout.classifier).labels
     if sorted(map(str, trained)) != sorted(split.labels):
         raise ArtifactError(
             f"{layout.root}: the stored split has labels {some_labels(sorted(split.labels))}, the classifier predicts "

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from hybridroute.config import check_positive
+from hybridroute.config import check_positive, is_finite_number
 from hybridroute.errors import ArtifactError, ConfigError
 from hybridroute.files import write_text_atomic
 
@@ -179,7 +179,7 @@ def load_reference(path: Path) -> Reference:
         raise ArtifactError(f"{path}: not a monitor reference of format <= {REFERENCE_VERSION}")
     text_length, unk_rate, confidence = (_reference_values(path, data, name) for name in FEATURES)
     accuracy = data.get("accuracy")
-    if accuracy is not None and not _is_number(accuracy):
+    if accuracy is not None and not is_finite_number(accuracy):
         raise ArtifactError(f"{path}: the monitor reference's 'accuracy' must be a number or null; got {accuracy!r}")
     return Reference(
         text_length,
@@ -191,17 +191,13 @@ def load_reference(path: Path) -> Reference:
     )
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _reference_values(path: Path, data: dict[str, Any], name: str) -> tuple[float, ...]:
     """The reference's list of finite numbers under ``name``, or ArtifactError naming the file and the key."""
     if name not in data:
         raise ArtifactError(f"{path}: the monitor reference lacks '{name}'; rebuild it with build_reference")
     values = data[name]
-    if not isinstance(values, list) or not all(_is_number(v) for v in values):
-        bad = next((v for v in values if not _is_number(v)), None) if isinstance(values, list) else values
+    if not isinstance(values, list) or not all(is_finite_number(v) for v in values):
+        bad = next((v for v in values if not is_finite_number(v)), None) if isinstance(values, list) else values
         shown = f"a list holding {bad!r}" if isinstance(values, list) else repr(bad)
         shown = shown if len(shown) <= 60 else f"{shown[:57]}..."
         raise ArtifactError(

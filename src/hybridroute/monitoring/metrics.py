@@ -68,11 +68,6 @@ class OptionalGauge(Collector):
         with self._lock:
             self._value = None
 
-    @property
-    def value(self) -> float | None:
-        """The published value, or None while absent."""
-        return self._value
-
     def describe(self) -> list[GaugeMetricFamily]:
         """The metric's name and help, for the registry's duplicate check."""
         return [GaugeMetricFamily(self.name, self.documentation)]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import stat
 from collections.abc import Collection
@@ -18,9 +17,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PureWindowsPath
 from typing import Any, BinaryIO
 
-from hybridroute.config import is_integer, is_number
+from hybridroute.config import is_finite_number, is_integer
 from hybridroute.data import file_sha256 as sha256_file
-from hybridroute.data import stream_sha256
+from hybridroute.data import stream_sha256, unreadable_json
 from hybridroute.errors import ArtifactError
 
 FORMAT_VERSION = 1
@@ -116,7 +115,7 @@ def check_manifest_fields(path: Path, data: dict[str, Any]) -> None:
     another type.
     """
     temperature = data.get("temperature", 1.0)
-    if not is_number(temperature) or not math.isfinite(temperature) or temperature <= 0:
+    if not is_finite_number(temperature) or temperature <= 0:
         raise _field_error(path, "temperature", "a finite number > 0", temperature)
     max_length = data["max_length"]
     if not is_integer(max_length) or not MIN_MAX_LENGTH <= max_length <= MAX_MAX_LENGTH:
@@ -132,16 +131,6 @@ def check_manifest_fields(path: Path, data: dict[str, Any]) -> None:
     for name in OBJECT_FIELDS:
         if not isinstance(data.get(name, {}), dict):
             raise _field_error(path, name, "an object", data[name])
-
-
-def unreadable_json(exc: ValueError | RecursionError) -> str:
-    """Why well-formed JSON could not be read: json's own messages here are a traceback's, not a user's.
-
-    Example: unreadable_json(RecursionError()) -> "arrays or objects nested too deeply"
-    """
-    if isinstance(exc, RecursionError):
-        return "arrays or objects nested too deeply"
-    return "a number with thousands of digits"
 
 
 def parse_manifest(raw: bytes, path: Path) -> Manifest:

@@ -242,7 +242,7 @@ class EdgeService:
         """Open the audit log, start writer and batcher, and load and warm the model in the background."""
         if self.store is None:
             self.store = await run_in_threadpool(open_audit_store, self.settings.audit_url)
-        self.salt = await run_in_threadpool(self._salt)
+        self.salt = await run_in_threadpool(audit_salt, self.settings)
         self.writer = AuditWriter(
             self.store,
             self.settings.audit_queue,
@@ -269,24 +269,17 @@ class EdgeService:
         for task in (self._loader, self._reference_refresh):
             if task is not None and not task.done():
                 task.cancel()
-        try:
+        # Each step runs whatever failed before it: queued requests are answered, audit records committed.
+        async with contextlib.AsyncExitStack() as steps:  # the callbacks run last pushed, first
+            steps.callback(self._close_cloud)
+            if self.store is not None and self._owns_store:
+                steps.push_async_callback(run_in_threadpool, self.store.close)
+            if self.writer is not None:
+                steps.push_async_callback(run_in_threadpool, self.writer.close)
+            if self.batcher is not None:
+                steps.push_async_callback(self.batcher.close)
             if self.watcher is not None:
                 await self.watcher.stop()
-        finally:  # whatever failed before, the queued requests are answered and their audit records committed
-            try:
-                if self.batcher is not None:
-                    await self.batcher.close()
-            finally:
-                try:
-                    if self.writer is not None:
-                        await run_in_threadpool(self.writer.close)
-                finally:
-                    if self.store is not None and self._owns_store:
-                        await run_in_threadpool(self.store.close)
-                    self._close_cloud()
-
-    def _salt(self) -> bytes:
-        return audit_salt(self.settings)
 
     def _export_queue_depths(self) -> None:
         depth = Gauge("hybridroute_audit_queue_depth", "Audit records waiting to be written.", registry=self.registry)

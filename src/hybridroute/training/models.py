@@ -198,27 +198,40 @@ def load_tokenizer(name_or_path: str) -> object:
     """
     from transformers import AutoTokenizer
 
-    folder = Path(resolve_base_model(name_or_path))
+    resolved = resolve_base_model(name_or_path)
+    folder = Path(resolved)
     if folder.is_dir() and not any((folder / name).is_file() for name in TOKENIZER_FILES):
         raise ArtifactError(
             f"{folder} holds no tokenizer (none of {', '.join(TOKENIZER_FILES[:3])}, ...); "
             "it was saved incompletely: rebuild it, or give a complete model folder"
         )
     try:
-        return AutoTokenizer.from_pretrained(resolve_base_model(name_or_path), use_fast=True, local_files_only=True)
+        return AutoTokenizer.from_pretrained(resolved, use_fast=True, local_files_only=True)
     except OSError as exc:
         raise ArtifactError(f"cannot load tokenizer for {name_or_path!r}: {exc}") from exc
+
+
+def read_classifier_spec(run_dir: Path) -> ClassifierSpec:
+    """The spec (labels, pooling, max length, ...) of the classifier saved in ``run_dir``.
+
+    Raises:
+        ArtifactError: there is no spec file, or it cannot be read as one.
+    """
+    spec_path = run_dir / CLASSIFIER_FILE
+    if not spec_path.is_file():
+        raise ArtifactError(f"{run_dir} holds no fine-tuned classifier ({CLASSIFIER_FILE} missing)")
+    try:
+        raw = json.loads(spec_path.read_text(encoding="utf-8"))
+        return ClassifierSpec(**(raw | {"labels": tuple(raw["labels"])}))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{spec_path}: cannot read the classifier's spec ({exc})") from exc
 
 
 def load_classifier(run_dir: Path, eager: bool = False) -> tuple[SequenceClassifier, object]:
     """Load a saved classifier and its tokenizer; ``eager`` picks ONNX-exportable attention."""
     from safetensors.torch import load_file
 
-    spec_path = run_dir / CLASSIFIER_FILE
-    if not spec_path.is_file():
-        raise ArtifactError(f"{run_dir} holds no fine-tuned classifier ({CLASSIFIER_FILE} missing)")
-    raw = json.loads(spec_path.read_text(encoding="utf-8"))
-    spec = ClassifierSpec(**(raw | {"labels": tuple(raw["labels"])}))
+    spec = read_classifier_spec(run_dir)
     model = SequenceClassifier(load_encoder(str(run_dir / ENCODER_DIR), eager=eager), spec)
     model.head.load_state_dict(load_file(run_dir / HEAD_FILE))
     return model.eval(), load_tokenizer(str(run_dir / ENCODER_DIR))

@@ -9,8 +9,8 @@ from transformers import BertConfig, MPNetConfig
 
 from hybridroute.config import AdaptConfig, FinetuneConfig
 from hybridroute.data import LabelledTexts, Split
-from hybridroute.errors import ConfigError
-from hybridroute.training.models import position_limit, resolve_base_model
+from hybridroute.errors import ArtifactError, ConfigError
+from hybridroute.training.models import CLASSIFIER_FILE, position_limit, read_classifier_spec, resolve_base_model
 
 
 @pytest.mark.parametrize("name", ["minlm", "sentence-transformers/all-MiniLM-L6-v2", "bert-base-uncased"])
@@ -63,3 +63,15 @@ def test_a_model_folder_without_tokenizer_files_is_refused(tiny_bert: Path, tmp_
     shutil.copytree(tiny_bert, half, ignore=shutil.ignore_patterns(*TOKENIZER_FILES, "special_tokens_map.json"))
     with pytest.raises(ArtifactError, match="holds no tokenizer"):
         load_tokenizer(str(half))
+
+
+@pytest.mark.parametrize("content", ["not json", '{"pooling": "mean"}', '{"labels": ["a"], "unknown": 1}'])
+def test_an_unreadable_classifier_spec_is_an_artifact_error_naming_it(tmp_path: Path, content: str) -> None:
+    (tmp_path / CLASSIFIER_FILE).write_text(content, encoding="utf-8")
+    with pytest.raises(ArtifactError, match=rf"{CLASSIFIER_FILE}: cannot read the classifier's spec"):
+        read_classifier_spec(tmp_path)
+
+
+def test_a_folder_without_a_classifier_spec_holds_no_classifier(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="holds no fine-tuned classifier"):
+        read_classifier_spec(tmp_path)
