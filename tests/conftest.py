@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
 
 @pytest.fixture(autouse=True)
 def _isolate_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -23,14 +21,6 @@ def _isolate_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
-
-
-def shared_file(*parts: str) -> Path:
-    """A file under ../shared/data, or skip the test saying why."""
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.is_file():
-        pytest.skip(f"shared data {path} is absent (it exists beside the repository in CI, not on user machines)")
-    return path
 
 
 def write_toy_csv(path: Path, per_class: int = 40, seed: int = 0) -> Path:

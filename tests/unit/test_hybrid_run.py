@@ -207,3 +207,44 @@ def test_run_adapt_corpus_column_defaults_to_text(tmp_path: Path, adapted_texts:
     with pytest.raises(DataError, match=r"column 'text' not found; the file has columns \['body', 'id'\]"):
         run_adapt(RunLayout(tmp_path / "run"), AdaptConfig(), corpus, progress=False)
     assert adapted_texts == []
+
+
+# ---------------------------------------------------------------- redaction and policy on the run-folder path
+
+
+def test_open_hybrid_redacts_what_it_escalates_by_default(tmp_path: Path) -> None:
+    hybrid = open_hybrid(HybridSettings(make_run(tmp_path / "run", cloud_labels=LABELS), policy="always-cloud"))
+    assert hybrid.cloud is not None
+    sent: list[str] = []
+    real = hybrid.cloud.classify
+    hybrid.cloud.classify = lambda texts: (sent.extend(texts), real(texts))[1]  # type: ignore[method-assign]
+
+    [answer] = hybrid.classify(["mail me at jane.doe@example.com please"])
+
+    assert "jane.doe@example.com" not in sent[0] and "<EMAIL>" in sent[0]
+    assert answer.redactions == {"EMAIL": 1}
+
+
+def test_open_hybrid_redacts_nothing_only_when_told_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hybridroute.redaction import RedactionConfig
+
+    run = make_run(tmp_path / "run", cloud_labels=LABELS)
+    with caplog.at_level(logging.WARNING):
+        hybrid = open_hybrid(HybridSettings(run, policy="always-cloud", redaction=RedactionConfig(enabled=False)))
+    assert hybrid.redactor is None and "redaction is OFF" in caplog.text
+
+
+def test_naming_the_calibrated_policy_keeps_the_calibrated_threshold(tmp_path: Path) -> None:
+    from hybridroute.hybrid import router_for
+
+    run = make_run(tmp_path / "run")
+    save_router(RunLayout(run).router, RouterConfig("confidence", threshold=0.7))
+    assert router_for(RunLayout(run), "confidence").threshold == 0.7  # type: ignore[attr-defined]
+
+
+def test_an_in_process_cloud_with_an_extra_label_is_refused(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", cloud_labels=(*LABELS, "extra"))
+    with pytest.raises(ArtifactError, match="only the cloud has"):
+        open_hybrid(HybridSettings(run))

@@ -145,3 +145,21 @@ def test_real_drift_still_alerts_in_a_small_window_and_states_its_limit() -> Non
     assert alert.name == "drift_text_length" and alert.severity == "critical"
     assert alert.threshold == drift_noise(shifted, reference, 10)["text_length"][0] > 0.8
     assert f"above {alert.threshold:.4g}" in alert.message and "(the sampling noise of 50 values)" in alert.message
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"edge_share": 0.80}, {}),  # "at least 0.80": the limit itself is healthy
+        ({"edge_share": 0.60}, {"edge_share_low": "warning"}),  # critical only below 0.60
+        ({"latency_p95_ms": 150.0}, {}),  # "at most 150 ms"
+        ({"latency_p95_ms": 300.0}, {"latency_p95_high": "warning"}),  # critical only above 300 ms
+    ],
+)
+def test_a_value_at_a_limit_is_on_the_allowed_side(change: dict[str, float], expected: dict[str, str]) -> None:
+    assert names(dataclasses.replace(GOOD, **change)) == expected  # type: ignore[arg-type]
+
+
+def test_an_estimate_below_the_measured_accuracy_warns_as_one_above_it_does() -> None:
+    under = dataclasses.replace(GOOD, feedback_count=2000, feedback_accuracy=0.95, estimated_on_feedback=0.86)
+    assert names(under) == {"accuracy_estimate_gap": "warning"}

@@ -49,3 +49,16 @@ def test_trend_skips_missing_values_and_needs_three_points() -> None:
     assert trend([1.0, math.nan, 2.0], [0, 1, 2]).direction == "flat"
     assert trend([1.0, 2.0, 3.0], [5, 5, 5]).p_value == 1.0  # no spread in time
     assert trend([1.0, 1.0, 1.0, 1.0], [0, 1, 2, 3]).direction == "flat"
+
+
+def test_significance_follows_alpha() -> None:
+    rng = np.random.default_rng(0)
+    times = (np.arange(8) * 3600.0).tolist()
+    for _ in range(5000):  # a noisy rising series whose p-value falls between 0.05 and 0.1
+        values = (0.1 * np.arange(8) + rng.normal(0, 0.6, 8)).tolist()
+        result = trend(values, times, alpha=0.05)
+        if 0.05 < result.p_value < 0.1:
+            assert not result.significant and result.direction == "flat"
+            assert trend(values, times, alpha=0.1).significant
+            return
+    pytest.fail("no series with a p-value between 0.05 and 0.1")

@@ -334,3 +334,11 @@ OTHER_SEPARATOR_NEAR_MISSES = [
 @pytest.mark.parametrize("text", OTHER_SEPARATOR_NEAR_MISSES)
 def test_look_alikes_near_the_other_separators_stay(redactor: Redactor, text: str) -> None:
     assert found(redactor, text) == []
+
+
+def test_a_13_digit_card_is_redacted() -> None:
+    assert Redactor().redact("my card 4222222222222 was charged twice").text == "my card <CARD> was charged twice"
+
+
+def test_an_ssn_shaped_number_in_the_9xx_area_is_not_an_ssn() -> None:
+    assert "SSN" not in Redactor().redact("ticket 912-34-5678 please").counts

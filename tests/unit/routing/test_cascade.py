@@ -152,3 +152,28 @@ def test_a_call_answered_in_part_keeps_its_answers_and_charges_what_reached_the_
     assert [a.reason for a in answers] == ["always_cloud", "fallback:connect_error", "fallback:connect_error"]
     assert [a.cloud_called for a in answers] == [True, True, False]  # b's request reached it before it died
     assert h.ledger.summary().cloud_calls == 2
+
+
+def test_a_batch_splits_its_wall_and_cpu_time_over_its_queries() -> None:
+    wall, cpu = iter([10.0, 10.4]), iter([5.0, 5.8])  # a batch of 4: 0.4 s of wall time, 0.8 s of CPU
+    classifier = HybridClassifier(
+        FakeEdge(dict.fromkeys("abcd", 0.9)),
+        AlwaysEdge(),
+        None,
+        CostLedger(PriceConfig(mode="measured", cpu_hour_price=1000.0)),
+        clock=lambda: next(wall),
+        cpu_clock=lambda: next(cpu),
+    )
+    answers = classifier.classify(list("abcd"))
+    assert [a.latency_ms for a in answers] == pytest.approx([100.0] * 4)
+    assert [a.edge_cpu_seconds for a in answers] == pytest.approx([0.2] * 4)
+    assert [a.cost for a in answers] == pytest.approx([0.2 * 1000.0 / 3600.0] * 4)  # 0.2 CPU s at 1000 USD/h
+
+
+@pytest.mark.parametrize("error", ["connect_error", "timeout"])
+def test_the_tutorial_policy_with_a_failed_cloud_answers_at_the_edge_marked_fallback(error: str) -> None:
+    answers = hybrid(
+        TutorialPolicy(np.random.default_rng(0)), FakeCloud(ok=False, error=error), a=0.99, b=0.5
+    ).classify(["a", "b"])
+    assert [a.reason for a in answers] == [f"fallback:{error}"] * 2
+    assert all(a.fallback and a.tier is Tier.EDGE for a in answers)

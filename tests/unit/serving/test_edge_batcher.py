@@ -199,3 +199,51 @@ def test_close_waits_for_every_running_batch() -> None:
 def test_workers_are_checked() -> None:
     with pytest.raises(ConfigError, match="workers"):
         MicroBatcher(FakeModel(), workers=0)
+
+
+def test_a_cancelled_request_does_not_shift_the_answers_of_its_batch_mates() -> None:
+    model = FakeModel(delay_s=0.2)
+
+    async def scenario(batcher: MicroBatcher[str]) -> list[str]:
+        first = asyncio.ensure_future(batcher.submit(["a", "b"]))
+        second = asyncio.ensure_future(batcher.submit(["c"]))
+        await asyncio.sleep(0.1)  # both inside the running batch
+        first.cancel()
+        return await second
+
+    assert asyncio.run(_with_batcher(model, scenario, max_batch=8, max_wait_ms=50)) == ["C"]
+    assert model.batches == [["a", "b", "c"]]
+
+
+def test_a_request_queued_behind_a_running_batch_waits_from_its_arrival_not_again() -> None:
+    model = FakeModel(delay_s=0.3)
+    started: list[float] = []
+
+    def timed(texts: list[str]) -> list[str]:
+        started.append(time.perf_counter())
+        return model(texts)
+
+    async def scenario(batcher: MicroBatcher[str]) -> None:
+        first = asyncio.ensure_future(batcher.submit(["x"]))
+        await asyncio.sleep(0.25)  # the first batch starts at ~0.2 s and runs 0.3 s
+        await asyncio.gather(first, batcher.submit(["y"]))
+
+    t0 = time.perf_counter()
+    asyncio.run(_with_batcher(timed, scenario, max_batch=64, max_wait_ms=200))  # type: ignore[arg-type]
+    # "y" arrived at 0.25 s with its deadline at 0.45 s; the first batch ends at ~0.5 s, so "y" runs at once
+    # (waiting again from the batch's end would start it at ~0.7 s)
+    assert started[1] - t0 < 0.62, started
+
+
+def test_the_batcher_still_gathers_company_after_many_lone_batches() -> None:
+    model = FakeModel()
+
+    async def scenario(batcher: MicroBatcher[str]) -> None:
+        for i in range(6):  # six lone requests: six batches of one, each after its whole wait
+            await batcher.submit([f"lone{i}"])
+        first = asyncio.ensure_future(batcher.submit(["p"]))
+        await asyncio.sleep(0.02)
+        await asyncio.gather(first, batcher.submit(["q"]))
+
+    asyncio.run(_with_batcher(model, scenario, max_batch=4, max_wait_ms=150))
+    assert model.batches[-1] == ["p", "q"], model.batches
