@@ -7,12 +7,14 @@ Our errors become one clear line (``Error: ...``), never a traceback.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -310,6 +312,78 @@ def _layout(out: Path) -> Any:
     return RunLayout.open(out)
 
 
+def interruptible(command: F) -> F:
+    """Let SIGTERM stop ``command`` as Ctrl-C does: "Error: interrupted", and its clean-up runs.
+
+    Without it SIGTERM (``kill``, a container stopping) ends a long training job silently, mid-write.
+    """
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from hybridroute.bench.interrupt import sigterm_interrupts
+
+        with sigterm_interrupts():
+            return command(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
+def _refuse_given(names: Sequence[str], why: str) -> None:
+    """Refuse the options among ``names`` that were typed: ``why`` says what they need (else they are ignored).
+
+    Example: _refuse_given(["distill_weight"], "only used with --teacher; give it or leave this out")
+    -> BadParameter "Invalid value for --distill-weight: only used with --teacher; give it or leave this out"
+    """
+    given = [f"--{name.replace('_', '-')}" for name in names if _given(name)]
+    if given:
+        raise click.BadParameter(why, param_hint=", ".join(given))
+
+
+def _check_outputs(outputs: Mapping[str, Path | None], inputs: Mapping[str, Path | None]) -> None:
+    """Before any work, refuse each output (option -> path) that cannot be written or is an input or another output.
+
+    Example: _check_outputs({"--json": Path("t.csv")}, {"the test file given with --test": Path("t.csv")})
+    -> ConfigError "--json t.csv is the test file given with --test; choose another file"
+    """
+    from hybridroute.files import check_output_path
+
+    known = dict(inputs)
+    for option, path in outputs.items():
+        if path is not None:
+            check_output_path(path, option, known)
+            known[f"the output of {option}"] = path
+
+
+def _sqlite_file(db: str) -> Path | None:
+    """The file of an audit database given as a path or ``sqlite:///PATH``; None for a server URL.
+
+    Example: _sqlite_file("sqlite:///a.sqlite") -> Path("a.sqlite"); _sqlite_file("postgresql://h/db") -> None
+    """
+    if db.startswith("sqlite:///"):
+        return Path(db.removeprefix("sqlite:///"))
+    return None if "://" in db else Path(db)
+
+
+def _check_texts(texts: Sequence[str]) -> None:
+    r"""Refuse a blank text, or one holding bytes that are not UTF-8 (Python passes them on as lone surrogates).
+
+    Example: _check_texts(["ok", "\udcff"]) -> BadParameter "text 2 is not UTF-8 text (byte 0xFF at character 1) ..."
+    """
+    from hybridroute.data import is_blank
+
+    for number, text in enumerate(texts, start=1):
+        if is_blank(text):
+            raise click.BadParameter(f"text {number} is blank; give non-empty texts", param_hint="TEXTS")
+        where = next((i for i, c in enumerate(text) if "\ud800" <= c <= "\udfff"), None)
+        if where is not None:
+            code = ord(text[where])
+            what = f"byte 0x{code - 0xDC00:02X}" if 0xDC80 <= code <= 0xDCFF else f"a lone surrogate U+{code:04X}"
+            raise click.BadParameter(
+                f"text {number} is not UTF-8 text ({what} at character {where + 1}); give texts in UTF-8",
+                param_hint="TEXTS",
+            )
+
+
 # ---------------------------------------------------------------- training
 
 
@@ -342,6 +416,7 @@ def _layout(out: Path) -> Any:
     show_default=True,
     help="edge: the full edge pipeline; cloud: add a cloud-tier bundle to a run (on its stored split, if any).",
 )
+@interruptible
 def train(
     out: Path,
     config_file: Path | None,
@@ -371,6 +446,9 @@ def train(
         return
     from hybridroute.workflow import TrainPlan, train_all
 
+    if no_adapt:
+        why = "only used by the adaptation step, which --no-adapt skips; leave it out or drop --no-adapt"
+        _refuse_given(["corpus", "corpus_text_col", "adapt_epochs"], why)
     _check_corpus_text_col(corpus)
     adapt, finetune, compress = build_train_sections(config_file, overrides)
     plan = TrainPlan(_data_config(**data), adapt, finetune, compress, corpus, no_adapt, corpus_text_col)
@@ -420,6 +498,7 @@ def _train_cloud(out: Path, config_file: Path | None, base_model: str, flags: di
 @click.option("--epochs", type=float, default=1.0, show_default=True, help="Masked-LM passes over the corpus.")
 @click.option("--mlm-probability", type=float, default=0.15, show_default=True, help="Share of tokens masked.")
 @batch_options()
+@interruptible
 def adapt(
     out: Path,
     base_model: str,
@@ -479,6 +558,7 @@ def adapt(
     show_default=True,
     help="With --teacher: perturbed copies of each training text (words dropped and swapped) the teacher labels.",
 )
+@interruptible
 def finetune(
     out: Path,
     encoder: str | None,
@@ -500,6 +580,9 @@ def finetune(
 
     if augment and teacher is None:
         raise click.BadParameter(f"{augment} copies need --teacher, which labels them", param_hint="--augment")
+    if teacher is None:
+        why = "only used with --teacher (the teacher's share and softening of the loss); give --teacher or leave it out"
+        _refuse_given(["distill_weight", "distill_temperature"], why)
     config = FinetuneConfig(
         head_epochs=head_epochs,
         epochs=epochs,
@@ -550,6 +633,7 @@ def finetune(
     help="With --auto: install the smallest qualifying variant, or the fastest for single queries "
     "(p95 on validation texts, one thread).",
 )
+@interruptible
 def compress(
     run_dir: Path,
     max_accuracy_drop: float,
@@ -628,6 +712,7 @@ def compress(
 @distill_weight_option(0.7, "Share of the loss that matches the teacher.")
 @max_drop_option()
 @click.option("--seed", type=click.IntRange(min=0), default=13, show_default=True, help="Seed for training.")
+@interruptible
 def shrink(
     run_dir: Path,
     layers: int,
@@ -671,13 +756,13 @@ def shrink(
 @click.argument("texts", nargs=-1, required=True)
 def classify(run_dir: Path, as_json: bool, texts: tuple[str, ...]) -> None:
     """Classify TEXTS with the edge bundle (no torch needed)."""
-    from hybridroute.data import is_blank
     from hybridroute.runtime import EdgeClassifier
 
-    blank = [i for i, t in enumerate(texts) if is_blank(t)]
-    if blank:
-        raise click.BadParameter(f"text {blank[0] + 1} is blank; give non-empty texts", param_hint="TEXTS")
-    edge = _layout(run_dir).edge  # opening the run puts back an edge bundle a crashed install left aside
+    _check_texts(texts)
+    layout = _layout(run_dir)  # opening the run puts back an edge bundle a crashed install left aside
+    edge = layout.edge
+    if not edge.is_dir() and layout.info_file.is_file():  # a run folder whose edge bundle is not built yet
+        layout.require(edge, "train")
     predictions = EdgeClassifier.from_dir(edge if edge.is_dir() else run_dir).predict(list(texts))
     if as_json:
         _echo_json([{"text": t} | p.to_dict() for t, p in zip(texts, predictions, strict=True)])
@@ -696,6 +781,9 @@ def _target(
     given = [name for name, value in options if value is not None]
     if len(given) > 1:
         raise click.BadParameter(f"give one of --cloud-share, --max-cloud-share, --target-accuracy; got {given}")
+    if cloud_share is not None or accuracy is not None:
+        why = f"only used with --max-cloud-share (how surely traffic keeps in its budget); {given[0]} sets none"
+        _refuse_given(["share_confidence"], why + "; leave it out")
     if accuracy is not None:
         return {"accuracy": accuracy}
     if cloud_share is not None:
@@ -786,8 +874,7 @@ def route(
     from hybridroute.hybrid import HybridSettings, open_hybrid
     from hybridroute.routing.ledger import PriceConfig
 
-    if any(not t.strip() for t in texts):
-        raise click.BadParameter("texts must not be blank", param_hint="TEXTS")
+    _check_texts(texts)
     prices = config_from_file(PriceConfig, prices_file)  # before the models load: a bad file fails at once
     hybrid = open_hybrid(HybridSettings(run_dir, cloud_url, policy, prices))
     answers = hybrid.classify(list(texts))
@@ -814,10 +901,8 @@ def serve() -> None:
 @threads_option()
 def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, max_body_bytes: int | None, threads: int) -> None:
     """Serve the cloud-tier model: POST /v1/classify, /healthz, /readyz."""
-    import uvicorn
-
     from hybridroute.serving.cloud_app import CloudSettings, create_app, load_classifier
-    from hybridroute.serving.uvicorn_runner import freeze_startup_heap
+    from hybridroute.serving.uvicorn_runner import freeze_startup_heap, listen, serve_foreground
 
     bundle = run_dir / "cloud" if (run_dir / "cloud").is_dir() else run_dir
     if not (bundle / "manifest.json").is_file() and (run_dir / "edge").is_dir():  # a run without its cloud tier
@@ -826,9 +911,10 @@ def serve_cloud(run_dir: Path, host: str, port: int, max_batch: int, max_body_by
             f"`hybridroute train --tier cloud --data FILE --out {run_dir}` first, or pass a cloud bundle folder"
         )
     settings = CloudSettings(bundle=bundle, max_batch=max_batch, threads=threads, max_body_bytes=max_body_bytes)
-    app = create_app(settings, load_classifier(settings))  # load first: a bad bundle fails before binding
-    freeze_startup_heap()
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    with contextlib.closing(listen(host, port)) as sock:  # a port in use fails at once, before the model loads
+        app = create_app(settings, load_classifier(settings))
+        freeze_startup_heap()
+        serve_foreground(app, sock, log_level="info")
 
 
 @serve.command("edge")
@@ -909,15 +995,13 @@ def serve_edge(
 
     POST /v1/classify, /v1/feedback, /admin/reload; GET /healthz, /readyz, /metrics, /v1/monitor.
     """
-    import uvicorn
-
     from hybridroute.config import config_from_file
     from hybridroute.monitoring.thresholds import MonitorConfig, MonitorThresholds
     from hybridroute.routing.ledger import PriceConfig
     from hybridroute.serving.edge_app import create_app
     from hybridroute.serving.edge_service import open_edge_audit, open_hybrid_for
     from hybridroute.serving.edge_settings import EdgeSettings
-    from hybridroute.serving.uvicorn_runner import freeze_startup_heap
+    from hybridroute.serving.uvicorn_runner import freeze_startup_heap, listen, serve_foreground
 
     prices = config_from_file(PriceConfig, prices_file)
     settings = EdgeSettings(
@@ -927,15 +1011,15 @@ def serve_edge(
         monitor_config=MonitorConfig(window_size=monitor_window, cloud_price=prices.cloud_per_query),
         **options,
     )
-    hybrid = open_hybrid_for(settings)  # load first: a bad run fails before binding
-    store = open_edge_audit(settings)  # and so does a bad --audit-db, with one line
-    try:
+    with contextlib.ExitStack() as stack:
+        sock = stack.enter_context(contextlib.closing(listen(host, port)))  # a port in use fails before loading
+        hybrid = open_hybrid_for(settings)  # a bad run fails before serving
+        store = open_edge_audit(settings)  # and so does a bad --audit-db, with one line
+        stack.callback(store.close)
         app = create_app(settings, hybrid, audit=store)
         freeze_startup_heap()
         # The graceful timeout lets requests in flight finish (and their audit records commit) on SIGTERM.
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, timeout_graceful_shutdown=30)
-    finally:
-        store.close()
+        serve_foreground(app, sock, log_level="info", access_log=access_log, timeout_graceful_shutdown=30)
 
 
 @main.command()
@@ -958,6 +1042,7 @@ def audit(
     """Query the audit log by time, tier and reason; print records or export them as CSV."""
     from hybridroute.monitoring.audit import iso_time, open_audit_reader, parse_time
 
+    _check_outputs({"--csv": csv_out}, {"the audit database given with --db": _sqlite_file(db)})
     store = open_audit_reader(db)
     try:
         filters: dict[str, Any] = {
@@ -1031,6 +1116,7 @@ def bench_compression(
     if threads and variants:
         message = "--variants times every variant with 1 and 2 threads; drop --threads"
         raise click.BadParameter(message, param_hint="--threads")
+    _check_outputs({"--json": json_out}, {"the test file given with --test": test})
     if variants:
         _bench_variants(run_dir, test, text_col, label_col, json_out, limit, variant_names, repeats=repeats, **sample)
         return
@@ -1064,6 +1150,7 @@ def bench_summary(results: tuple[Path, ...], model: str, json_out: Path | None) 
         variants_markdown_table,
     )
 
+    _check_outputs({"--json": json_out}, {f"result {i} of RESULTS": path for i, path in enumerate(results, start=1)})
     summary = summarise([load_result(path) for path in results], [str(path) for path in results])
     model_given = _given("model")
     if summary.get("benchmark") == "load":
@@ -1148,7 +1235,7 @@ def bench_routing(
     prices_file: Path | None,
 ) -> None:
     """Every routing policy on a test set: accuracy, cost, cascade curves, HTTP agreement, outages."""
-    from hybridroute.bench.routing import RoutingBenchConfig, markdown_table, run_routing_bench
+    from hybridroute.bench.routing import RoutingBenchConfig, markdown_table, plot_path, run_routing_bench
     from hybridroute.config import config_from_file
     from hybridroute.routing.ledger import PriceConfig
 
@@ -1164,6 +1251,9 @@ def bench_routing(
         edge_batch_size=edge_batch_size,
         prices=config_from_file(PriceConfig, prices_file),
     )
+    plot_option = "--plot" if plot is not None else "the plot"
+    inputs = {"the test file given with --test": test, "the prices file given with --prices": prices_file}
+    _check_outputs({"--json": json_out, plot_option: plot_path(config, json_out)}, inputs)
     result = run_routing_bench(config, json_out=json_out)
     click.echo(markdown_table(result))
     _save_json(result, json_out, also=f" and {result['plot']}")
@@ -1262,6 +1352,7 @@ def bench_load(
             "--replicas applies to the servers --run starts; give --run RUN, or repeat --url for running replicas"
         )
     targets = load.plan_targets({"batched": url, "unbatched": unbatched_url, "plain": plain_url}, plan)
+    _check_outputs({"--json": json_out}, {"the texts file given with --texts": texts_file})
     texts, source = load.request_texts(texts_file, run_dir)
     result = load.run_load_bench(config, targets, texts, plan, progress=click.echo, text_source=source)
     click.echo(load.markdown_table(result))
@@ -1311,6 +1402,7 @@ def bench_batching(
     from hybridroute.bench.batching import BatchingBenchConfig, markdown_table, run_batching_bench
     from hybridroute.bench.load import request_texts
 
+    _check_outputs({"--json": json_out}, {"the texts file given with --texts": texts_file})
     texts, source = request_texts(texts_file, run_dir)
     config = BatchingBenchConfig(batch_sizes, limit, threads, seed)
     result = run_batching_bench(run_dir, texts, source, config, progress=click.echo)
@@ -1324,16 +1416,16 @@ def bench_batching(
 @threads_option()
 def bench_plain_server(run_dir: Path, host: str, port: int, threads: int) -> None:
     """Serve the edge model behind a plain handler without batching (the load benchmark's baseline)."""
-    import uvicorn
-
     from hybridroute.bench.plain_server import create_plain_app
     from hybridroute.runtime import EdgeClassifier
     from hybridroute.serving.reload import warm_up
+    from hybridroute.serving.uvicorn_runner import listen, serve_foreground
 
     bundle = run_dir / "edge" if (run_dir / "edge").is_dir() else run_dir
-    classifier = EdgeClassifier.from_dir(bundle, threads=threads)
-    warm_up(classifier, 3)
-    uvicorn.run(create_plain_app(classifier), host=host, port=port, log_level="warning", access_log=False)
+    with contextlib.closing(listen(host, port)) as sock:
+        classifier = EdgeClassifier.from_dir(bundle, threads=threads)
+        warm_up(classifier, 3)
+        serve_foreground(create_plain_app(classifier), sock, log_level="warning", access_log=False)
 
 
 # ---------------------------------------------------------------- monitoring
@@ -1408,25 +1500,35 @@ def report(
     prices_file: Path | None,
 ) -> None:
     """Write a self-contained HTML health report (plots inlined, PNG copies in OUT_files/)."""
-    from hybridroute.monitoring.report import render_report
+    from hybridroute.monitoring.report import check_report_out, render_report
 
+    check_report_out(out, {"the audit database given with --db": _sqlite_file(db)})
     reference, thresholds, config = _monitor_inputs(run_dir, window, min_window, thresholds_file, prices_file)
     path = render_report(db, out, reference, thresholds, config)
     click.echo(f"wrote {path} and {path.parent / (path.stem + '_files')}/*.png")
 
 
 def _print_analysis(result: Any) -> None:
+    from hybridroute.monitoring.trend import MIN_TREND_POINTS
+
     click.echo(f"health {result.health.score:.0f}/100 {result.health.status} ({result.window.queries} queries)")
     for alert in result.alerts:
         click.echo(f"  {alert.severity:8} {alert.name}: {alert.message}")
     for name, found in result.trends.items():
-        click.echo(f"  trend {name}: {found.direction} (slope {found.slope:+.4g}/h, p={found.p_value:.3f})")
+        if found.points < MIN_TREND_POINTS:
+            click.echo(f"  trend {name}: untested ({found.points} windows; a trend needs {MIN_TREND_POINTS})")
+        else:
+            click.echo(f"  trend {name}: {found.direction} (slope {found.slope:+.4g}/h, p={found.p_value:.3f})")
     for advice in result.recommendations:
         click.echo(f"- {advice}")
     c = result.cost
+    if c.daily_cost is None or c.monthly_cost is None:
+        click.echo(f"cost: no answers yet (cloud only would be {c.monthly_cloud_only:.2f} USD/month)")
+        return
+    saves = "n/a" if c.savings_pct is None else f"{c.savings_pct:.1f}%"
     click.echo(
         f"cost: {c.daily_cost:.2f} USD/day, {c.monthly_cost:.2f} USD/month at {c.queries_per_day:.0f} "
-        f"queries/day (cloud only {c.monthly_cloud_only:.2f}; saves {c.savings_pct:.1f}%)"
+        f"queries/day (cloud only {c.monthly_cloud_only:.2f}; saves {saves})"
     )
 
 
@@ -1484,6 +1586,7 @@ def bench_fuzz(
     """Hostile and generated requests against the real edge and cloud services; exit 1 on a 5xx or a crash."""
     from hybridroute.bench.fuzz import FuzzBenchConfig, run_fuzz_bench, summary_table
 
+    _check_outputs({"--json": json_out}, {})
     config = FuzzBenchConfig(run_dir, requests, seed, concurrency, schemathesis_share)
     result = run_fuzz_bench(config, progress=click.echo)
     click.echo(summary_table(result))
@@ -1510,6 +1613,7 @@ def bench_tracking(
     from hybridroute.bench.machine import machine_info
     from hybridroute.monitoring.estimate import measure_tracking, summary, verdict_text, verdicts
 
+    _check_outputs({"--json": json_out}, {"the test file given with --test": test})
     found = measure_tracking(run_dir, test, text_col, label_col, window, seed=seed)
     within = verdicts(found)
     click.echo(summary(found))
@@ -1520,13 +1624,23 @@ def bench_tracking(
 
 
 @bench.command("redaction")
-@click.option("--data", type=click.Path(path_type=Path), multiple=True, required=True, help="CSV with a text column.")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    required=True,
+    help="Texts to splice PII into: a CSV or JSONL file (its --text-col) or a TXT file, one text a line; repeatable.",
+)
 @click.option("--n", type=int, default=2000, show_default=True, help="Texts in the spliced PII corpus.")
 @click.option(
     "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for the corpus and the sample."
 )
-@click.option("--bundle", type=click.Path(path_type=Path), default=None, help="Bundle for the accuracy effect.")
-@click.option("--test", type=click.Path(path_type=Path), default=None, help="Labelled test CSV matching --bundle.")
+@click.option(
+    "--bundle", type=click.Path(path_type=Path), default=None, help="With --test: bundle for the accuracy effect."
+)
+@click.option("--test", type=click.Path(path_type=Path), default=None, help="With --bundle: labelled test CSV/JSONL.")
+@click.option("--text-col", default="text", show_default=True, help="Column holding the text in --data and --test.")
+@click.option("--label-col", default=None, help="Column holding the --test label [default: label, else category].")
 @click.option("--max-eval", type=int, default=1000, show_default=True, help="Most test texts classified per condition.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the report here.")
 def bench_redaction(
@@ -1535,13 +1649,27 @@ def bench_redaction(
     seed: int,
     bundle: Path | None,
     test: Path | None,
+    text_col: str,
+    label_col: str | None,
     max_eval: int,
     json_out: Path | None,
 ) -> None:
     """PII redaction: recall and precision per entity type, and its effect on accuracy."""
     from hybridroute.bench.redaction import RedactionBenchConfig, run_redaction_bench
 
-    config = RedactionBenchConfig(data, n, seed, bundle=bundle, test_csv=test, max_eval=max_eval)
+    if (bundle is None) != (test is None):
+        given, missing = ("--bundle", "--test") if test is None else ("--test", "--bundle")
+        message = f"needs {missing}: the accuracy effect runs the --bundle on the --test set; add {missing} or drop it"
+        raise click.BadParameter(message, param_hint=given)
+    if label_col is not None and test is None:
+        raise click.BadParameter(
+            "it names the label column of --test; give --bundle and --test", param_hint="--label-col"
+        )
+    inputs = {f"data file {i} given with --data": path for i, path in enumerate(data, start=1)}
+    _check_outputs({"--json": json_out}, inputs | {"the test file given with --test": test})
+    config = RedactionBenchConfig(
+        data, n, seed, bundle=bundle, test_csv=test, max_eval=max_eval, text_col=text_col, label_col=label_col
+    )
     report = run_redaction_bench(config)
     click.echo(report["table"])
     if "accuracy_effect" in report:

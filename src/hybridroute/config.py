@@ -12,6 +12,7 @@ import json
 import math
 import types
 import typing
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,12 +301,42 @@ def matches_type(value: Any, hint: Any) -> bool:
     return True  # annotations describe_type does not know are left to the dataclass's own checks
 
 
+class RepeatedKey(ValueError):
+    """A JSON object names the same key more than once (raised by :func:`unique_keys` inside the parser)."""
+
+    def __init__(self, key: str, count: int) -> None:
+        super().__init__(f"key {key!r:.80} appears {count} times in one object")
+        self.key, self.count = key, count
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A json ``object_pairs_hook`` that refuses an object naming a key twice (json keeps the last silently).
+
+    Callers catch :class:`RepeatedKey` (a ValueError) before anything else and word it for their input.
+
+    Example: unique_keys([("a", 1), ("b", 2)]) -> {"a": 1, "b": 2}; [("a", 1), ("a", 2)] raises RepeatedKey("a", 2)
+    """
+    found = dict(pairs)
+    if len(found) < len(pairs):
+        key, count = Counter(key for key, _ in pairs).most_common(1)[0]
+        raise RepeatedKey(key, count)
+    return found
+
+
 def load_json_config(path: Path) -> dict[str, Any]:
-    """Read a JSON config file into a dict, with clear errors for a bad path or syntax."""
+    """Read a JSON config file into a dict, with clear errors for a bad path or syntax.
+
+    A leading UTF-8 byte order mark (as some Windows editors write) is skipped; a key given twice in one
+    object is refused, naming it.
+    """
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; a JSON file is expected")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        values = json.loads(path.read_text(encoding="utf-8"))
+        values = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=unique_keys)
+    except RepeatedKey as exc:
+        raise ConfigError(f"config file {path}: {exc}; which one was meant is a guess: keep one") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid JSON: {exc}") from exc
     if not isinstance(values, dict):
@@ -316,14 +347,18 @@ def load_json_config(path: Path) -> dict[str, Any]:
 def config_from_file(cls: type[T], path: Path | None, **overrides: Any) -> T:
     """``cls`` from its defaults, then a JSON file of its fields, then ``overrides`` (None: not given).
 
-    Unknown keys, values of the wrong type and values the dataclass refuses are errors that name the file.
+    Unknown keys, values of the wrong type and values the dataclass refuses are errors that name the file;
+    the file's values are checked on their own before ``overrides`` apply, so a bad one is refused even
+    where an override replaces it.
 
     Example: config_from_file(PriceConfig, Path("prices.json")) with {"cloud_per_query": 0.02} in the file
     """
     values = load_json_config(path) if path is not None else {}
-    values |= {key: value for key, value in overrides.items() if value is not None}
+    flags = {key: value for key, value in overrides.items() if value is not None}
     try:
-        return config_from_dict(cls, values)
+        if values:  # the file's own values first: a flag that replaces a bad one must not hide it
+            config_from_dict(cls, values)
+        return config_from_dict(cls, values | flags)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}" if path is not None else str(exc)) from None
 
@@ -352,6 +387,8 @@ def train_sections(
     """The three sections from already-read file ``values`` and ``overrides`` (None = not given).
 
     ``defaults`` may replace a section's dataclass defaults by a config of its own (the cloud tier's fine-tuning).
+    Each section of the file is checked on its own before ``overrides`` apply, so a bad value is refused even
+    where a flag replaces it.
     """
     defaults = defaults or {}
     unknown = sorted(set(values) - set(TRAIN_SECTIONS))
@@ -365,6 +402,8 @@ def train_sections(
         base = to_jsonable(defaults[name]) if name in defaults else {}
         flags = {k: v for k, v in overrides.get(name, {}).items() if v is not None}
         try:
+            if given:  # the file's own values first: a flag that replaces a bad one must not hide it
+                config_from_dict(cls, base | given)
             return config_from_dict(cls, base | given | flags)
         except ConfigError as exc:
             raise ConfigError(f"config section {name!r}: {exc}") from exc

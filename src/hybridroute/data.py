@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,12 +24,14 @@ from typing import BinaryIO
 
 import numpy as np
 
-from hybridroute.config import DataConfig
+from hybridroute.config import DataConfig, RepeatedKey, unique_keys
 from hybridroute.errors import DataError
 
 logger = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = (".csv", ".jsonl")
+LABELLED_COLUMNS_HINT = "choose with --text-col / --label-col"  # how a user names the columns of labelled data
+CORPUS_COLUMN_HINT = "choose with --corpus-text-col"  # how a user names the text column of an unlabelled corpus
 
 
 @dataclass(frozen=True)
@@ -120,9 +122,9 @@ def _csv_field_limit() -> Iterator[None]:
         csv.field_size_limit(previous)
 
 
-def _check_header(path: Path, header: Sequence[str], wanted: Sequence[str]) -> None:
-    """Refuse a header that lacks a wanted column or names one twice (which one would be read is a guess)."""
-    _check_columns(path, header, wanted)
+def _check_header(path: Path, header: Sequence[str], wanted: Sequence[str], hint: str) -> None:
+    """Refuse a header that lacks a wanted column (``hint`` says how to name another) or names one twice."""
+    _check_columns(path, header, wanted, hint)
     twice = [c for c in wanted if header.count(c) > 1]
     if twice:
         raise DataError(
@@ -139,15 +141,17 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _read_csv(path: Path, wanted: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
+def _read_csv(path: Path, wanted: Sequence[str], hint: str) -> list[tuple[int, dict[str, str]]]:
     """(row number, row) per non-empty CSV row; the header is row 1. Every row must have the header's field count.
+
+    ``hint`` says how to choose other columns when the header lacks a ``wanted`` one.
 
     Example: a row ``hello, world,a`` under ``text,label`` -> DataError "... row 2 has 3 fields, the header has 2 ..."
     """
     with _csv_field_limit(), path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, [])
-        _check_header(path, header, wanted)
+        _check_header(path, header, wanted, hint)
         rows = []
         for number, fields in enumerate((f for f in reader if f), start=2):
             if len(fields) != len(header):
@@ -157,21 +161,6 @@ def _read_csv(path: Path, wanted: Sequence[str]) -> list[tuple[int, dict[str, st
                 )
             rows.append((number, dict(zip(header, fields, strict=True))))
     return rows
-
-
-def _unique_keys(path: Path, number: int) -> Callable[[list[tuple[str, object]]], dict[str, object]]:
-    """A json ``object_pairs_hook`` that refuses an object naming a key twice (json keeps the last silently)."""
-
-    def build(pairs: list[tuple[str, object]]) -> dict[str, object]:
-        keys = Counter(key for key, _ in pairs)
-        twice = [key for key, n in keys.items() if n > 1]
-        if twice:
-            raise DataError(
-                f"{path}:{number}: key {twice[0]!r} appears {keys[twice[0]]} times in one object; use it once"
-            )
-        return dict(pairs)
-
-    return build
 
 
 def unreadable_json(exc: ValueError | RecursionError) -> str:
@@ -193,7 +182,9 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line, object_pairs_hook=_unique_keys(path, number))
+                row = json.loads(line, object_pairs_hook=unique_keys)
+            except RepeatedKey as exc:
+                raise DataError(f"{path}:{number}: {exc}; use it once") from None
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
             except (ValueError, RecursionError) as exc:  # an integer of thousands of digits, brackets nested deep
@@ -203,24 +194,26 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
             yield number, row
 
 
-def _check_columns(path: Path, columns: Sequence[str], wanted: Sequence[str]) -> None:
+def _check_columns(path: Path, columns: Sequence[str], wanted: Sequence[str], hint: str) -> None:
+    """Refuse ``columns`` lacking a ``wanted`` one; ``hint`` says how to choose another.
+
+    Example: _check_columns(p, ["body"], ["text"], CORPUS_COLUMN_HINT)
+        -> DataError("p: column 'text' not found; the file has columns ['body'] (choose with --corpus-text-col)")
+    """
     missing = [c for c in wanted if c not in columns]
     if missing:
-        raise DataError(
-            f"{path}: column {missing[0]!r} not found; the file has columns {sorted(columns)} "
-            "(choose with --text-col / --label-col)"
-        )
+        raise DataError(f"{path}: column {missing[0]!r} not found; the file has columns {sorted(columns)} ({hint})")
 
 
 def _rows(path: Path, text_col: str, label_col: str) -> Iterator[tuple[str, object, object]]:
     """(where, text, label) per row: "row N" in a CSV (the header is row 1), "line N" in a JSONL file."""
     if path.suffix.lower() == ".csv":
-        for number, row in _read_csv(path, (text_col, label_col)):
+        for number, row in _read_csv(path, (text_col, label_col), LABELLED_COLUMNS_HINT):
             yield f"row {number}", row[text_col], row[label_col]
         return
     for index, (number, record) in enumerate(_iter_jsonl(path)):
         if index == 0:
-            _check_columns(path, list(record), (text_col, label_col))
+            _check_columns(path, list(record), (text_col, label_col), LABELLED_COLUMNS_HINT)
         yield f"line {number}", record.get(text_col), record.get(label_col)
 
 
@@ -290,14 +283,15 @@ def load_labelled(config: DataConfig) -> LabelledTexts:
     return LabelledTexts(tuple(texts), tuple(labels), blank, str(path), file_sha256(path))
 
 
-def load_texts(path: Path, text_col: str = "text") -> list[str]:
+def load_texts(path: Path, text_col: str = "text", hint: str = CORPUS_COLUMN_HINT) -> list[str]:
     """Load unlabelled texts: a .txt file (one per line), or a CSV/JSONL column.
 
     Blank texts (and missing or null ones in JSONL) are dropped; a JSONL text that is not a string is refused.
+    A file without ``text_col`` is refused, ``hint`` saying how to choose another column.
     """
     _check_file(path, suffixes=(*SUPPORTED_SUFFIXES, ".txt"))
     try:
-        texts = _read_texts(path, text_col)
+        texts = _read_texts(path, text_col, hint)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except csv.Error as exc:
@@ -305,14 +299,14 @@ def load_texts(path: Path, text_col: str = "text") -> list[str]:
     return [text for text in texts if not is_blank(text)]
 
 
-def _read_texts(path: Path, text_col: str) -> list[str]:
+def _read_texts(path: Path, text_col: str, hint: str) -> list[str]:
     if path.suffix.lower() == ".txt":
         return path.read_text(encoding="utf-8-sig").splitlines()
     if path.suffix.lower() == ".csv":
-        return [row[text_col] for _, row in _read_csv(path, (text_col,))]
+        return [row[text_col] for _, row in _read_csv(path, (text_col,), hint)]
     rows = list(_iter_jsonl(path))
     if rows:
-        _check_columns(path, list(rows[0][1]), (text_col,))
+        _check_columns(path, list(rows[0][1]), (text_col,), hint)
     return [_text_value(path, f"line {number}", text_col, row.get(text_col)) for number, row in rows]
 
 

@@ -1,8 +1,10 @@
-"""Files replaced whole, and an exclusive lock for changes that must not interleave.
+"""Files replaced whole, output paths checked before work, and an exclusive lock for changes that must not interleave.
 
 :func:`write_text_atomic` and :func:`write_bytes_atomic` replace a file so that readers see the old content or
-the new, never part of it. :func:`exclusive_lock` holds an ``flock`` on a lock file for the length of a block,
-so a read-modify-write by one process cannot overwrite another's (POSIX only: the project targets Linux).
+the new, never part of it. :func:`check_output_path` refuses an output path that cannot be written or that names
+one of the command's inputs, before the work whose result would go there. :func:`exclusive_lock` holds an
+``flock`` on a lock file for the length of a block, so a read-modify-write by one process cannot overwrite
+another's (POSIX only: the project targets Linux).
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import fcntl
 import os
 import secrets
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
+
+from hybridroute.errors import ConfigError
 
 # Why a file or folder cannot be changed by this process: permissions (another user's) or a read-only mount.
 NOT_WRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
@@ -65,11 +69,22 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
     try:
         _write_whole(temp, data, _mode_of(target))  # an owner-only file (an audit export) stays owner-only
         os.replace(temp, target)
-    except BaseException:
+    except BaseException as exc:
         with suppress(OSError):
             temp.unlink()
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename == str(temp):
+            raise _naming(exc, path) from exc  # the temporary file is ours: the user knows the path they gave
         raise
     return path
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` again (same class, errno and reason), naming ``path`` instead of the temporary file beside it.
+
+    Example: _naming(FileNotFoundError(2, "No such file or directory", ".x.csv.1.ab.tmp"), Path("x.csv"))
+    -> FileNotFoundError(2, "No such file or directory", "x.csv")
+    """
+    return type(exc)(exc.errno, exc.strerror, str(path))
 
 
 def create_bytes_atomic(path: Path, data: bytes, mode: int) -> bool:
@@ -115,6 +130,80 @@ def write_text_atomic(path: Path, text: str) -> Path:
     Example: write_text_atomic(Path("run.json"), "{}") -> Path("run.json")
     """
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def same_file(first: Path, second: Path) -> bool:
+    """Whether two paths name one file: the same file on disk when both exist, else the same resolved path.
+
+    Example: same_file(Path("a.csv"), Path("./sub/../a.csv")) -> True; with ``l.csv`` a link to it, also True
+    """
+    try:
+        return os.path.samefile(first, second)
+    except OSError:  # one is not there (yet), or cannot be looked at: compare where the names lead
+        return os.path.realpath(first) == os.path.realpath(second)
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists (``Path("/")`` at worst).
+
+    Example: _nearest_existing(Path("/tmp/new/sub/x.json")) -> Path("/tmp") when /tmp/new does not exist
+    """
+    while not os.path.lexists(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def why_not_writable(path: Path) -> str | None:
+    """Why the file ``path`` could not be written as :func:`write_bytes_atomic` writes it, or None when it could.
+
+    It must name a file (not a folder), lie in a folder that exists or can be created (not under a regular
+    file), and that folder must be writable by this process: the new file is made beside the old one. A FIFO or
+    ``/dev/stdout`` is written into, so only its existence matters.
+
+    Example: why_not_writable(Path("notes.txt/out.json")) -> "it lies under notes.txt, which is a file"
+    """
+    if not str(path) or path.name in ("", ".", ".."):
+        return "it names no file"
+    if path.is_dir():
+        return "it is a folder"
+    target = Path(os.path.realpath(path))
+    folder = _nearest_existing(target.parent)
+    if not folder.is_dir():
+        return f"it lies under {folder}, which is a file"
+    if _written_in_place(path):
+        return None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        made = "" if folder == target.parent else f" (it would hold the new folder {target.parent})"
+        return f"the folder {folder} is not writable by this process{made}"
+    return None
+
+
+def check_output_path(path: Path, option: str, inputs: Mapping[str, Path | None] | None = None) -> None:
+    """Refuse an output path before any work: one naming an input, or one that cannot be written.
+
+    Args:
+        path: where the command will write.
+        option: how the user gave it, for the message (``--json``).
+        inputs: what each input is, in words, and its path (None: not given), e.g.
+            ``{"the test file given with --test": Path("t.csv")}``.
+
+    Raises:
+        ConfigError: the path is one of ``inputs`` (compared as files: links and ``..`` lead to the same one),
+            or :func:`why_not_writable` has a reason.
+
+    Example: check_output_path(Path("t.csv"), "--json", {"the test file given with --test": Path("t.csv")})
+    -> ConfigError("--json t.csv is the test file given with --test; choose another file")
+    """
+    path = Path(path)
+    for what, source in (inputs or {}).items():
+        if source is not None and same_file(path, Path(source)):
+            raise ConfigError(f"{option} {path} is {what}; choose another file")
+    problem = why_not_writable(path)
+    if problem is not None:
+        raise ConfigError(
+            f"{option} {path} cannot be written: {problem}; give a file name in a folder this process may write "
+            "(missing folders are created)"
+        )
 
 
 def _flock(fd: int, wait: bool, on_wait: Callable[[], None] | None) -> None:

@@ -66,30 +66,40 @@ def router_for(layout: RunLayout, policy: str | None) -> RouterConfig:
     )
 
 
-def warn_if_router_is_stale(router: RouterConfig, edge: EdgeClassifier, layout: RunLayout) -> None:
-    """Warn when ``router.json`` was calibrated on another edge model or temperature than the bundle in use.
+def stale_router_message(
+    router: RouterConfig, edge: EdgeClassifier, layout: RunLayout, bundle: Path | None = None
+) -> str | None:
+    """Why ``router.json`` does not fit the edge model in use, loaded from ``bundle``; None: it fits.
 
     ``compress --auto`` refits the temperature and retraining replaces the model; the threshold still works,
-    but no longer means what it was tuned for. Serving goes on: this only logs. Policies without a tuned
-    threshold (always-edge, always-cloud, tutorial) have nothing to go stale.
+    but no longer means what it was tuned for. Policies without a tuned threshold (always-edge, always-cloud,
+    tutorial) have nothing to go stale. ``bundle`` defaults to the run's edge folder.
+
+    Example: a router calibrated for model "aaa" at temperature 1.5, edge model "bbb" at 1.2
+        -> "RUN/router.json was calibrated for edge model aaa at temperature 1.5, but RUN/edge is model bbb ..."
     """
     if router.policy not in THRESHOLD_MEANING:
-        return
+        return None
     recorded = router.edge_model_version
     other_model = recorded is not None and recorded != edge.model_version
     other_temperature = not math.isclose(router.temperature, edge.temperature, rel_tol=1e-6)
-    if other_model or other_temperature:
-        logger.warning(
-            "%s was calibrated for edge model %s at temperature %.6g, but %s is model %s at temperature %.6g: "
-            "its threshold no longer fits; run `hybridroute calibrate --run %s`",
-            layout.router,
-            recorded or "(not recorded)",
-            router.temperature,
-            layout.edge,
-            edge.model_version,
-            edge.temperature,
-            layout.root,
-        )
+    if not (other_model or other_temperature):
+        return None
+    return (
+        f"{layout.router} was calibrated for edge model {recorded or '(not recorded)'} at temperature "
+        f"{router.temperature:.6g}, but {bundle or layout.edge} is model {edge.model_version} at temperature "
+        f"{edge.temperature:.6g}: its threshold no longer fits; run `hybridroute calibrate --run {layout.root}`"
+    )
+
+
+def warn_if_router_is_stale(router: RouterConfig, edge: EdgeClassifier, layout: RunLayout) -> None:
+    """Warn when ``router.json`` was calibrated on another edge model or temperature than the bundle in use.
+
+    Serving goes on: this only logs (see :func:`stale_router_message`).
+    """
+    message = stale_router_message(router, edge, layout)
+    if message is not None:
+        logger.warning("%s", message)
 
 
 def check_cloud_labels(cloud: Sequence[str], edge: Sequence[str], cloud_dir: Path, edge_dir: Path) -> None:

@@ -177,8 +177,35 @@ class RunLayout:
             self._write_info(info)
         return info
 
+    def drop_sections(self, *names: str) -> dict[str, Any]:
+        """Remove the top-level sections ``names`` from run.json (those it lacks are ignored); returns the record.
+
+        Under the same lock as :meth:`update_info`. A step that is skipped drops its section, so no later
+        command reports the results of a step this run no longer has.
+        """
+        if not self.info_file.is_file():
+            return {}
+        with exclusive_lock(self.root / RUN_LOCK):
+            info = self.read_info()
+            if not set(names) & set(info):
+                return info
+            for name in names:
+                info.pop(name, None)
+            self._write_info(info)
+        return info
+
     def _write_info(self, info: dict[str, Any]) -> None:
         write_text_atomic(self.info_file, json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
+
+    def require_folder(self) -> None:
+        """Refuse a run folder path that is a file (a step would fail deep inside with "File exists").
+
+        Example: RunLayout(Path("notes.txt")).require_folder() -> ArtifactError("--out must be a run folder; ...")
+        """
+        if self.root.exists() and not self.root.is_dir():
+            raise ArtifactError(
+                f"--out must be a run folder; {self.root} is a file (give a folder, or a new path to create one)"
+            )
 
     def require(self, path: Path, step: str) -> Path:
         """Raise with the command to run when an earlier step's output is missing."""
@@ -600,6 +627,19 @@ def rebuilding(target: Path) -> Iterator[Path]:
         _drop_discarded(target)
 
 
+@contextmanager
+def removing(target: Path) -> Iterator[None]:
+    """Remove the folder ``target`` once the block succeeds; if the block fails, ``target`` stays as it was.
+
+    For a step that is skipped this time: its old output must not outlive the run it belonged to, nor vanish
+    when the new run fails. ``target`` is set aside (``.NAME-aside``) while the block runs and dropped after
+    it, exactly as :func:`rebuilding` does with a block that builds nothing; after a kill the next command
+    that opens the run folder puts it back (:func:`recover_interrupted`).
+    """
+    with rebuilding(target):
+        yield
+
+
 def step_command(step: str, root: Path) -> str:
     """The command line that produces step ``step``'s output in the run folder ``root``.
 
@@ -662,11 +702,19 @@ def save_split(layout: RunLayout, split: Split) -> None:
         install_folders((staging, layout.data_dir))
 
 
-def load_saved_split(layout: RunLayout) -> Split:
-    """Read the split a previous step stored."""
+def load_saved_split(layout: RunLayout, remedy: str = "") -> Split:
+    """Read the split a previous step stored.
+
+    Without one, the error says ``remedy`` (what the calling command should be given), else which command
+    stores a split.
+    """
     labels_file = layout.data_dir / "labels.json"
     if not labels_file.is_file():
-        raise DataError(f"{layout.root} has no stored data split: run `hybridroute finetune` or `train` first")
+        remedy = remedy or (
+            f"run `hybridroute finetune --data FILE --out {layout.root}` or "
+            f"`hybridroute train --data FILE --out {layout.root}` first"
+        )
+        raise DataError(f"{layout.root} has no stored data split: {remedy}")
     checksum = str(layout.read_info().get("data", {}).get("checksum", ""))
     labels = _read_labels(labels_file)
     train = _read_jsonl(layout.data_dir / "train.jsonl", checksum)

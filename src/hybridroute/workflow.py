@@ -22,6 +22,7 @@ from hybridroute.runs import (
     install_folders,
     load_saved_split,
     rebuilding,
+    removing,
     save_split,
     staging_folder,
     step_command,
@@ -30,6 +31,9 @@ from hybridroute.runs import (
 logger = logging.getLogger(__name__)
 
 TEACHER_CHUNK = 512  # texts per progress step while a teacher scores the training set
+# What `finetune` / `adapt` without --data need in a run folder that has no stored split (a new one).
+FINETUNE_REMEDY = "give --data FILE (a new run folder has no stored split)"
+ADAPT_REMEDY = "give --data FILE, or --corpus FILE to adapt on (a new run folder has no stored split)"
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class TrainPlan:
 
 def prepare_data(layout: RunLayout, config: DataConfig) -> Split:
     """Load, validate and split the labelled data; store the split in the run folder."""
+    layout.require_folder()
     split = load_split(config)
     save_split(layout, split)
     layout.update_info(
@@ -117,7 +122,8 @@ def run_adapt(
     """
     from hybridroute.training.mlm import adapt
 
-    texts = load_texts(corpus, corpus_text_col) if corpus else list(load_saved_split(layout).train.texts)
+    layout.require_folder()
+    texts = load_texts(corpus, corpus_text_col) if corpus else list(load_saved_split(layout, ADAPT_REMEDY).train.texts)
     with staging_folder(layout.adapted) as staging:  # a failed or killed adaptation keeps the previous encoder
         result = replace(adapt(texts, config, staging, progress), out_dir=layout.adapted)
         install_folders((staging, layout.adapted))
@@ -208,9 +214,10 @@ def run_finetune(
     """
     from hybridroute.training.finetune import finetune
 
+    layout.require_folder()
     info = layout.read_info()
     encoder = encoder or (str(layout.adapted) if layout.adapted.exists() else str(info.get("base_model", "minilm")))
-    split = load_saved_split(layout)
+    split = load_saved_split(layout, FINETUNE_REMEDY)
     soft = None
     if teacher is not None:
         soft = cached_teacher_logits(layout.cache, teacher, split, progress)
@@ -336,13 +343,26 @@ def train_all(layout: RunLayout, plan: TrainPlan, progress: bool = True) -> dict
 
     resolve_base_model(plan.adapt.base_model)  # a missing model is refused before the run folder is made
     prepare_data(layout, plan.data)
-    if not plan.skip_adapt:
-        run_adapt(layout, plan.adapt, plan.corpus, progress, plan.corpus_text_col)
+    if plan.skip_adapt:
+        _train_without_adapting(layout, plan, progress)
     else:
-        layout.update_info(base_model=plan.adapt.base_model)
-    run_finetune(layout, plan.finetune, None if not plan.skip_adapt else plan.adapt.base_model, progress)
-    run_compress(layout, plan.compress)
+        run_adapt(layout, plan.adapt, plan.corpus, progress, plan.corpus_text_col)
+        run_finetune(layout, plan.finetune, None, progress)
+        run_compress(layout, plan.compress)
     return layout.read_info()
+
+
+def _train_without_adapting(layout: RunLayout, plan: TrainPlan, progress: bool) -> None:
+    """Fine-tune and compress the base model itself; an earlier run's ``RUN/adapted`` and its record go.
+
+    Left behind, the old adapted encoder would be what a later ``finetune`` without ``--encoder`` picks, and
+    its ``adapt`` section would be reported as this run's adaptation. Both stay if this run fails.
+    """
+    with removing(layout.adapted):
+        layout.update_info(base_model=plan.adapt.base_model)
+        run_finetune(layout, plan.finetune, plan.adapt.base_model, progress)
+        run_compress(layout, plan.compress)
+        layout.drop_sections("adapt")
 
 
 def _public(values: dict[str, Any]) -> dict[str, Any]:

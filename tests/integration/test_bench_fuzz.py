@@ -69,11 +69,23 @@ def test_config_checks_its_values(tmp_path: Path) -> None:
 def test_shadow_run_links_everything_but_the_audit_files(tmp_path: Path) -> None:
     run = tmp_path / "run"
     (run / "edge").mkdir(parents=True)
+    (run / "cloud").mkdir()
     (run / "audit.sqlite").write_text("x")
     (run / "router.json").write_text("{}")
     shadow = shadow_run(run, tmp_path / "out")
-    assert sorted(p.name for p in shadow.iterdir()) == ["edge", "router.json"]
-    assert (shadow / "edge").is_symlink()
+    assert sorted(p.name for p in shadow.iterdir()) == ["cloud", "edge", "router.json"]
+    assert (shadow / "edge").is_symlink() and (shadow / "cloud").is_symlink()
+
+
+def test_a_run_without_a_cloud_tier_gets_its_edge_bundle_standing_in_as_one(tiny_run: Path, tmp_path: Path) -> None:
+    from hybridroute.runtime import EdgeClassifier
+    from hybridroute.runtime.bundle import read_manifest
+
+    shadow = shadow_run(tiny_run, tmp_path / "out")
+
+    assert read_manifest(shadow / "cloud").kind == "cloud" and read_manifest(tiny_run / "edge").kind == "edge"
+    stand_in = EdgeClassifier.from_dir(shadow / "cloud")  # checksums verified: the edge model's own files
+    assert stand_in.labels == EdgeClassifier.from_dir(tiny_run / "edge").labels
 
 
 @pytest.mark.timeout(600)

@@ -257,6 +257,17 @@ def test_plot_goes_where_asked(tmp_path: Path) -> None:
     assert config.price_modes()["measured"].mode == "measured"
 
 
+@pytest.mark.parametrize("name", ["plot.csv", "plot.json", "plot.txt"])
+def test_a_plot_that_is_no_image_is_refused_before_any_work(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ConfigError, match=r"is not an image format .*accepted suffixes: \.png, \.svg, \.pdf"):
+        RoutingBenchConfig(tmp_path, tmp_path / "t.csv", plot=tmp_path / name)
+
+
+@pytest.mark.parametrize("name", ["p.png", "p.SVG", "p.pdf", "plot"])
+def test_the_image_suffixes_are_accepted(tmp_path: Path, name: str) -> None:
+    assert RoutingBenchConfig(tmp_path, tmp_path / "t.csv", plot=tmp_path / name).plot == tmp_path / name
+
+
 # ---------------------------------------------------------------- pure helpers
 
 

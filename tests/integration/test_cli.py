@@ -111,6 +111,21 @@ def test_steps_as_separate_commands(tmp_path: Path, toy_csv: Path, tiny_bert: Pa
         (["compress", "--run", "{tmp}", "--prefer", "speed"], "add --auto"),
         (["finetune", "--out", "{tmp}"], "no stored data split"),
         (["finetune", "--out", "{tmp}", "--augment", "2"], "2 copies need --teacher"),
+        (["finetune", "--out", "{tmp}", "--distill-weight", "0.3"], "--distill-weight: only used with --teacher"),
+        (
+            ["finetune", "--out", "{tmp}", "--distill-weight", "0.3", "--distill-temperature", "3"],
+            "--distill-weight, --distill-temperature: only used with --teacher",
+        ),
+        (["finetune", "--out", "{tmp}", "--distill-temperature", "3"], "--distill-temperature: only used with"),
+        (
+            ["train", "--data", "{toy}", "--out", "r", "--no-adapt", "--adapt-epochs", "2"],
+            "--adapt-epochs: only used by the adaptation step, which --no-adapt skips",
+        ),
+        (["train", "--data", "{toy}", "--out", "r", "--no-adapt", "--corpus", "{toy}"], "--corpus: only used by the"),
+        (
+            ["train", "--data", "{toy}", "--out", "r", "--no-adapt", "--corpus", "{toy}", "--corpus-text-col", "b"],
+            "--corpus, --corpus-text-col: only used by the adaptation step",
+        ),
         (["finetune", "--out", "{tmp}", "--augment", "11", "--teacher", "{run}"], "not in the range 0<=x<=10"),
         (["serve", "cloud", "--run", "{run}"], "has no cloud tier"),
         (["compress", "--run", "{tmp}", "--auto-max-drop", "0.01"], "add --auto"),
@@ -264,6 +279,15 @@ def test_route_with_unreachable_cloud_still_answers(tiny_hybrid_run: Path) -> No
             ["calibrate", "--run", "{run}", "--max-cloud-share", "0.1", "--share-confidence", "1"],
             "0.5<=x<=0.999",
         ),
+        (
+            ["calibrate", "--run", "{run}", "--cloud-share", "0.1", "--share-confidence", "0.6"],
+            "--share-confidence: only used with --max-cloud-share (how surely traffic keeps in its budget); "
+            "--cloud-share sets none; leave it out",
+        ),
+        (
+            ["calibrate", "--run", "{run}", "--target-accuracy", "0.9", "--share-confidence", "0.6"],
+            "--target-accuracy sets none",
+        ),
         (["route", "--run", "{run}", "--policy", "learned", "hi"], "needs calibration"),
         (["route", "--run", "{run}", "--policy", "nonsense", "hi"], "unknown routing policy 'nonsense'; available:"),
         (["route", "--run", "{run}", "   "], "blank"),
@@ -352,13 +376,15 @@ def test_adapt_reads_the_corpus_column_given_by_corpus_text_col(tmp_path: Path, 
 
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """What ``serve edge|cloud`` hands to uvicorn, kept here instead of served."""
-    import uvicorn
-
+    """What ``serve edge|cloud`` hands to the server, kept here instead of served (``port``: the socket's)."""
     from hybridroute.serving import uvicorn_runner
 
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(app=app, **kwargs))
+
+    def keep(app: Any, sock: Any, **options: Any) -> None:
+        seen.update(app=app, port=sock.getsockname()[1], **options)
+
+    monkeypatch.setattr(uvicorn_runner, "serve_foreground", keep)
     monkeypatch.setattr(uvicorn_runner, "freeze_startup_heap", lambda: 0)  # not the test process's heap
     return seen
 
@@ -378,7 +404,8 @@ def test_serve_max_body_bytes_reaches_the_settings(
 ) -> None:
     run = tmp_path / "run"
     make_bundle(run / "edge")
-    make_bundle(run / "cloud")
+    cloud_manifest = make_bundle(run / "cloud") / "manifest.json"
+    write_json_file(cloud_manifest, json.loads(cloud_manifest.read_text(encoding="utf-8")) | {"kind": "cloud"})
     code, output = invoke("serve", tier, "--run", str(run), "--port", "0", *SERVE_ARGS[tier], *flag)
     assert code == 0, output
     settings = served_settings(served["app"])

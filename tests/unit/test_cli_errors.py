@@ -144,3 +144,81 @@ def test_classify_refuses_a_manifest_naming_a_file_outside_the_bundle_in_one_lin
         f"Error: {manifest}: manifest field 'files' names '/dev/zero', which is not a file in the bundle folder; "
         "entries must be plain file names (no '/' or '\\', not '.' or '..')"
     )
+
+
+@pytest.mark.parametrize("command", ["classify", "route"])
+def test_texts_with_bytes_that_are_not_utf8_are_refused_naming_the_text(tmp_path: Path, command: str) -> None:
+    """``$'\\xff\\xfe bad'`` from a shell reaches Python as lone surrogates; refused before any model loads."""
+    from hybridroute.cli import main
+
+    run = _run_with_edge(tmp_path / "run")
+
+    result = CliRunner().invoke(main, [command, "--run", str(run), "fine", "\udcff\udcfe bad bytes"])
+
+    assert result.exit_code == 2
+    assert "text 2 is not UTF-8 text (byte 0xFF at character 1); give texts in UTF-8" in result.output
+    assert "bug" not in result.output
+
+
+@pytest.mark.parametrize("text", ["\u200b\u200b", " \u2060 "])
+def test_route_refuses_a_text_of_zero_width_characters_as_blank(tmp_path: Path, text: str) -> None:
+    from hybridroute.cli import main
+
+    run = _run_with_edge(tmp_path / "run")  # no cloud tier: the refusal comes before anything is opened
+
+    result = CliRunner().invoke(main, ["route", "--run", str(run), "fine", text])
+
+    assert result.exit_code == 2
+    assert "text 2 is blank; give non-empty texts" in result.output
+
+
+def test_classify_on_a_run_without_its_edge_bundle_names_the_step_to_run(tmp_path: Path) -> None:
+    from hybridroute.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}", encoding="utf-8")  # a run whose training stopped before compress
+
+    outputs = [CliRunner().invoke(main, [command, "--run", str(run), "hi"]).output for command in ("classify", "route")]
+
+    assert outputs[0] == outputs[1]
+    assert (
+        outputs[0].strip() == f"Error: {run / 'edge'} is missing: run `hybridroute train --data FILE --out {run}` first"
+    )
+
+
+SIGTERM_CHILD = """
+import os, signal, sys, time
+from click.testing import CliRunner
+import hybridroute.workflow as workflow
+from hybridroute.cli import main
+
+def terminated(*_args, **_kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` or a container stop would, mid-work
+    time.sleep(30)
+
+for name in ("train_all", "run_adapt", "run_finetune", "run_compress", "run_shrink"):
+    setattr(workflow, name, terminated)
+run = sys.argv[1]
+for args in (
+    ["train", "--data", "unused.csv", "--out", run],
+    ["adapt", "--out", run],
+    ["finetune", "--out", run],
+    ["compress", "--run", run],
+    ["shrink", "--run", run, "--layers", "1"],
+):
+    result = CliRunner().invoke(main, args)
+    print(args[0], result.exit_code, result.output.strip(), flush=True)
+"""
+
+
+def test_sigterm_stops_the_training_commands_as_ctrl_c_does(tmp_path: Path) -> None:
+    """Each command exits with "Error: interrupted"; unwrapped, SIGTERM would kill the process silently."""
+    done = subprocess.run(
+        [sys.executable, "-c", SIGTERM_CHILD, str(tmp_path / "run")], capture_output=True, text=True, timeout=300
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"{command} 1 Error: interrupted" for command in ("train", "adapt", "finetune", "compress", "shrink")
+    ]

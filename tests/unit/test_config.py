@@ -270,8 +270,32 @@ def test_load_json_config_missing_file(tmp_path: Path) -> None:
 
 
 def test_load_json_config_directory_is_not_a_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError) as info:
         load_json_config(tmp_path)
+    assert str(info.value) == f"config file {tmp_path} is a folder; a JSON file is expected"
+
+
+def test_load_json_config_skips_a_utf8_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"adapt": {"epochs": 2}}')  # as Notepad saves "UTF-8 with BOM"
+    assert load_json_config(path) == {"adapt": {"epochs": 2}}
+    assert build_train_sections(path, {})[0].epochs == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "key"),
+    [
+        ('{"adapt": {"epochs": 2}, "adapt": {"epochs": 3}}', "adapt"),
+        ('{"finetune": {"epochs": 2, "batch_size": 8, "epochs": 9}}', "epochs"),
+        ('{"cloud_per_query": 0.02, "cloud_per_query": 0.2}', "cloud_per_query"),
+    ],
+)
+def test_load_json_config_refuses_a_key_given_twice_naming_it(tmp_path: Path, content: str, key: str) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_json_config(path)
+    assert str(info.value).startswith(f"config file {path}: key {key!r} appears 2 times in one object")
 
 
 @pytest.mark.parametrize("content", [b"{not json", b"", b"\xff\xfe\x00garbage"])
@@ -349,6 +373,33 @@ def test_build_train_sections_none_overrides_are_ignored(tmp_path: Path) -> None
     assert adapt.epochs == 2
     assert adapt.batch_size == AdaptConfig().batch_size
     assert compress.opset == CompressConfig().opset
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "flags", "message"),
+    [
+        ("finetune", {"epochs": 2.5}, {"epochs": 1}, r"epochs must be an integer, got 2\.5 \(float\)"),
+        ("finetune", {"batch_size": 0}, {"batch_size": 16}, r"batch_size must be in \[1, 4096\], got 0"),
+        ("adapt", {"epochs": "two"}, {"epochs": 1.0}, r"epochs must be a finite number, got 'two'"),
+        ("adapt", {"base_model": 7}, {"base_model": "minilm"}, r"base_model must be a string, got 7"),
+    ],
+)
+def test_build_train_sections_refuses_a_bad_file_value_that_a_flag_replaces(
+    tmp_path: Path, section: str, values: dict[str, Any], flags: dict[str, Any], message: str
+) -> None:
+    path = _write(tmp_path, {section: values})
+    with pytest.raises(ConfigError, match=f"config section {section!r}: .*{message}"):
+        build_train_sections(path, {section: flags})
+
+
+def test_the_cloud_tiers_sections_refuse_a_bad_file_value_that_a_flag_replaces() -> None:
+    from hybridroute.workflow import cloud_finetune_defaults
+
+    defaults = {"finetune": cloud_finetune_defaults()}
+    with pytest.raises(ConfigError, match=r"config section 'finetune': .*epochs must be an integer, got 2\.5"):
+        train_sections({"finetune": {"epochs": 2.5}}, {"finetune": {"epochs": 1}}, defaults)
+    _, finetune, _ = train_sections({"finetune": {"epochs": 2}}, {"finetune": {"epochs": 1}}, defaults)
+    assert finetune.epochs == 1  # a good file value is still replaced by the flag
 
 
 def test_build_train_sections_validates_overrides() -> None:

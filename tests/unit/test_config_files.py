@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,40 @@ def test_a_bad_file_is_refused_naming_what_is_wrong(tmp_path: Path, values: obje
     with pytest.raises(ConfigError, match=message) as caught:
         config_from_file(MonitorThresholds, write_json_file(tmp_path / "config.json", values))
     assert "config.json" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"min_window": "lots"}, r"min_window must be an integer, got 'lots' \(str\)"),
+        ({"min_window": 0}, r"min_window must be in \[1, 10000000\], got 0"),
+    ],
+)
+def test_a_bad_file_value_is_refused_even_where_min_window_replaces_it(
+    tmp_path: Path, values: dict[str, object], message: str
+) -> None:
+    path = write_json_file(tmp_path / "limits.json", values)
+    with pytest.raises(ConfigError, match=message) as caught:
+        config_from_file(MonitorThresholds, path, min_window=50)
+    assert str(caught.value).startswith(f"{path}: ")
+
+
+def test_a_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "prices.json"
+    path.write_bytes("\ufeff".encode() + json.dumps({"cloud_per_query": 0.02}).encode())
+    assert config_from_file(PriceConfig, path).cloud_per_query == 0.02
+
+
+def test_a_key_given_twice_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "limits.json"
+    path.write_text('{"min_window": 80, "min_window": 5}', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"key 'min_window' appears 2 times in one object"):
+        config_from_file(MonitorThresholds, path, min_window=30)
+
+
+def test_a_folder_is_refused_as_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=f"config file {tmp_path} is a folder; a JSON file is expected"):
+        config_from_file(PriceConfig, tmp_path)
 
 
 def test_a_missing_or_unreadable_file_is_refused(tmp_path: Path) -> None:

@@ -161,6 +161,7 @@ def test_csv_missing_column_names_existing_columns(tmp_path: Path, text_col: str
     message = str(info.value)
     assert f"column {missing!r} not found" in message
     assert "['extra', 'label', 'text']" in message
+    assert message.endswith("(choose with --text-col / --label-col)")
 
 
 def test_jsonl_missing_column_names_existing_columns(tmp_path: Path) -> None:
@@ -402,8 +403,9 @@ def test_load_texts_csv_column(tmp_path: Path) -> None:
 
 def test_load_texts_csv_missing_column(tmp_path: Path) -> None:
     path = _csv(tmp_path / "c.csv", "id,body\n1,hello\n")
-    with pytest.raises(DataError, match=r"column 'text' not found; the file has columns \['body', 'id'\]"):
+    with pytest.raises(DataError, match=r"column 'text' not found; the file has columns \['body', 'id'\]") as info:
         load_texts(path)
+    assert str(info.value).endswith("(choose with --corpus-text-col)")  # the corpus's flag, not --text-col
 
 
 def test_load_texts_jsonl(tmp_path: Path) -> None:
@@ -431,8 +433,9 @@ def test_zero_width_texts_are_dropped_as_blank(tmp_path: Path) -> None:
 
 def test_load_texts_jsonl_missing_column(tmp_path: Path) -> None:
     path = _jsonl(tmp_path / "c.jsonl", [{"body": "a"}, {"body": "b"}])
-    with pytest.raises(DataError, match="column 'text' not found"):
+    with pytest.raises(DataError, match="column 'text' not found") as info:
         load_texts(path)
+    assert str(info.value).endswith("(choose with --corpus-text-col)")
 
 
 def test_load_texts_non_utf8(tmp_path: Path) -> None:

@@ -20,7 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from hybridroute.files import exclusive_lock, write_bytes_atomic, write_text_atomic
+from hybridroute.errors import ConfigError
+from hybridroute.files import (
+    check_output_path,
+    exclusive_lock,
+    same_file,
+    why_not_writable,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 from support.files import run_with_file_size_limit
 from support.users import BECOME_ANOTHER_USER, folder_anyone_may_enter
 
@@ -203,3 +211,85 @@ with exclusive_lock(lock, wait=False):
         out, err = child.communicate("go\n", timeout=60)
     assert (first, child.returncode, out.strip()) == ("held elsewhere", 0, "got it"), err
     assert not lock.exists()  # the folder is writable, so the one who held it last deleted it
+
+
+# ---------------------------------------------------------------- output paths checked before work
+
+
+def test_an_output_that_is_an_input_is_refused_by_any_name(tmp_path: Path) -> None:
+    data = tmp_path / "test.csv"
+    data.write_text("text,label\n", encoding="utf-8")
+    (tmp_path / "link.csv").symlink_to(data)
+    (tmp_path / "sub").mkdir()
+    inputs = {"the test file given with --test": data, "nothing given": None}
+    for name in (data, tmp_path / "link.csv", tmp_path / "sub" / ".." / "test.csv"):
+        with pytest.raises(ConfigError) as caught:
+            check_output_path(name, "--json", inputs)
+        assert str(caught.value) == f"--json {name} is the test file given with --test; choose another file"
+    check_output_path(tmp_path / "other.json", "--json", inputs)  # another file is fine, even a new one
+    assert same_file(tmp_path / "new.json", tmp_path / "sub" / ".." / "new.json")  # neither exists yet
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("afile/out.json", "it lies under {tmp}/afile, which is a file"),
+        ("afile/deeper/out.json", "it lies under {tmp}/afile, which is a file"),
+        ("afolder", "it is a folder"),
+    ],
+)
+def test_an_output_that_cannot_be_written_is_refused(tmp_path: Path, name: str, problem: str) -> None:
+    (tmp_path / "afile").write_text("x", encoding="utf-8")
+    (tmp_path / "afolder").mkdir()
+    assert why_not_writable(tmp_path / name) == problem.format(tmp=tmp_path)
+    with pytest.raises(ConfigError, match="cannot be written: it"):
+        check_output_path(tmp_path / name, "--csv")
+
+
+def test_an_output_must_name_a_file() -> None:
+    assert why_not_writable(Path("")) == why_not_writable(Path("..")) == "it names no file"
+
+
+def test_outputs_in_new_folders_and_devices_are_writable(tmp_path: Path) -> None:
+    assert why_not_writable(tmp_path / "new" / "sub" / "out.json") is None
+    assert why_not_writable(Path("/dev/stdout")) is None
+
+
+def test_an_output_in_a_folder_this_user_may_not_write_is_refused(open_tmp: Path) -> None:
+    """A read-only folder: refused before any work, naming the folder (and the folder it would have made)."""
+    locked = open_tmp / "locked"
+    locked.mkdir(mode=0o755)
+    script = f"""
+import os
+from pathlib import Path
+from hybridroute.files import why_not_writable
+{BECOME_ANOTHER_USER}
+print(why_not_writable(Path({str(locked / "out.json")!r})))
+print(why_not_writable(Path({str(locked / "new" / "out.json")!r})))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines() == [
+        f"the folder {locked} is not writable by this process",
+        f"the folder {locked} is not writable by this process (it would hold the new folder {locked / 'new'})",
+    ], done.stderr
+
+
+def test_a_failed_write_names_the_path_given_not_the_temporary_file(tmp_path: Path, open_tmp: Path) -> None:
+    missing = tmp_path / "no-such-folder" / "x.csv"
+    with pytest.raises(FileNotFoundError) as caught:
+        write_text_atomic(missing, "a")
+    assert caught.value.filename == str(missing)
+    locked = open_tmp / "locked"
+    locked.mkdir(mode=0o755)
+    script = f"""
+import os
+from pathlib import Path
+from hybridroute.files import write_text_atomic
+{BECOME_ANOTHER_USER}
+try:
+    write_text_atomic(Path({str(locked / "x.csv")!r}), "a")
+except PermissionError as exc:
+    print(exc.filename)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == str(locked / "x.csv"), done.stderr

@@ -507,3 +507,88 @@ def test_a_split_that_fails_halfway_leaves_the_previous_one_whole(
         runs.save_split(layout, Split(other, other, ("u", "v")))
     assert {p.name: p.read_bytes() for p in layout.data_dir.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no staging or lock left behind but data
+
+
+# ---------------------------------------------------------------- skipped steps, files given as run folders
+
+
+def test_drop_sections_removes_only_the_named_sections(tmp_path: Path) -> None:
+    layout = RunLayout(tmp_path / "run")
+    assert layout.drop_sections("adapt") == {}  # no run.json yet: nothing to drop, nothing made
+    assert not layout.root.exists()
+    layout.update_info(adapt={"loss_before": 3.0}, data={"train": 10}, finetune={"val_accuracy": 0.9})
+    assert layout.drop_sections("adapt", "cloud") == {"data": {"train": 10}, "finetune": {"val_accuracy": 0.9}}
+    assert layout.read_info() == {"data": {"train": 10}, "finetune": {"val_accuracy": 0.9}}
+
+
+def test_removing_drops_the_folder_only_when_the_block_succeeds(tmp_path: Path) -> None:
+    from hybridroute.runs import removing
+
+    target = tmp_path / "adapted"
+    target.mkdir()
+    (target / "model.bin").write_text("old")
+    with pytest.raises(RuntimeError, match="fine-tuning failed"), removing(target):
+        assert not target.exists()  # set aside while the block runs: no step in it can pick it up
+        raise RuntimeError("fine-tuning failed")
+    assert (target / "model.bin").read_text() == "old"
+    with removing(target):
+        pass
+    assert list(tmp_path.iterdir()) == []  # gone, and nothing set aside left behind
+    with removing(target):  # nothing to remove is fine too
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_given_as_the_run_folder_is_refused_saying_so(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    RunLayout(tmp_path).require_folder()
+    RunLayout(tmp_path / "new").require_folder()  # a new folder is made later
+    with pytest.raises(ArtifactError) as info:
+        RunLayout(notes).require_folder()
+    assert str(info.value).startswith(f"--out must be a run folder; {notes} is a file")
+
+
+def test_a_missing_split_says_what_the_command_needs(tmp_path: Path) -> None:
+    from hybridroute.errors import DataError
+    from hybridroute.runs import load_saved_split
+
+    with pytest.raises(DataError) as info:
+        load_saved_split(RunLayout(tmp_path), "give --data FILE")
+    assert str(info.value) == f"{tmp_path} has no stored data split: give --data FILE"
+    with pytest.raises(DataError, match=f"run `hybridroute finetune --data FILE --out {tmp_path}` or"):
+        load_saved_split(RunLayout(tmp_path))
+
+
+@pytest.mark.parametrize("command", ["finetune", "adapt"])
+def test_finetune_or_adapt_on_a_new_run_folder_without_data_asks_for_data(tmp_path: Path, command: str) -> None:
+    out = tmp_path / "new"
+    result = CliRunner().invoke(main, [command, "--out", str(out)])
+    assert result.exit_code != 0
+    assert f"Error: {out} has no stored data split: give --data FILE" in result.output
+    assert "(a new run folder has no stored split)" in result.output
+    assert "run `hybridroute finetune" not in result.output  # not "run finetune" to a finetune user
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["finetune", "--out", "{file}", "--data", "{data}"],
+        ["finetune", "--out", "{file}"],
+        ["adapt", "--out", "{file}", "--data", "{data}"],
+        ["train", "--out", "{file}", "--data", "{data}", "--no-adapt"],
+        ["train", "--out", "{file}", "--data", "{data}", "--tier", "cloud"],
+    ],
+    ids=lambda args: " ".join(a for a in args if not a.startswith("{")),
+)
+def test_a_file_as_out_is_refused_as_a_file_not_as_file_exists(
+    tmp_path: Path, args: list[str], toy_csv_writer: Callable[..., Path]
+) -> None:
+    file = tmp_path / "notes.txt"
+    file.write_text("mine")
+    data = toy_csv_writer(tmp_path / "toy.csv")
+    result = CliRunner().invoke(main, [a.format(file=file, data=data) for a in args])
+    assert result.exit_code != 0
+    assert f"Error: --out must be a run folder; {file} is a file" in result.output
+    assert "File exists" not in result.output
+    assert file.read_text() == "mine"

@@ -1,6 +1,6 @@
 """``hybridroute bench fuzz``: hostile and generated requests against both real services; nothing may break.
 
-The benchmark starts the cloud service (the run's cloud bundle, or its edge bundle when there is none)
+The benchmark starts the cloud service (the run's cloud bundle, or its edge bundle standing in when there is none)
 and the edge service (escalating to that cloud over HTTP, redaction on, its audit log in a temporary
 folder) as ``hybridroute serve`` processes on loopback. Every endpoint of both then gets at least
 ``requests`` requests (see :mod:`.fuzz_cases`: hand-written hostile ones, schemathesis cases from the
@@ -45,6 +45,7 @@ from hybridroute.bench.interrupt import sigterm_interrupts
 from hybridroute.bench.load import percentile
 from hybridroute.config import check_range
 from hybridroute.errors import ConfigError
+from hybridroute.runtime.bundle import MANIFEST_NAME, read_manifest, write_manifest
 from hybridroute.serving.cloud_client import thread_safe_client
 
 logger = logging.getLogger(__name__)
@@ -264,12 +265,26 @@ def shadow_run(run: Path, folder: Path) -> Path:
     for entry in Path(run).resolve().iterdir():
         if entry.name not in AUDIT_FILES:
             (shadow / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
+    if not (shadow / "cloud").exists():
+        stand_in_cloud(shadow / "edge", shadow / "cloud")
     return shadow
 
 
+def stand_in_cloud(edge: Path, cloud: Path) -> None:
+    """The edge bundle as the cloud tier of a run without one (the HTTP layer is the target, not the model).
+
+    Links to the edge bundle's files, with a manifest of kind ``cloud``: ``serve cloud`` serves no other kind.
+    """
+    cloud.mkdir()
+    for entry in edge.resolve().iterdir():
+        if entry.name != MANIFEST_NAME:
+            (cloud / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
+    write_manifest(cloud, read_manifest(edge).with_updates(kind="cloud"))
+
+
 def cloud_command(run: Path, port: int) -> list[str]:
-    """``hybridroute serve cloud`` for the run's cloud bundle, else its edge bundle (the HTTP layer is the target)."""
-    bundle = run / "cloud" if (run / "cloud").is_dir() else run / "edge"
+    """``hybridroute serve cloud`` for the run's cloud bundle (see :func:`shadow_run`)."""
+    bundle = run / "cloud"
     return [
         sys.executable,
         "-m",

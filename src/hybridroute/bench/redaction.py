@@ -41,9 +41,17 @@ from typing import Any, Protocol
 import numpy as np
 
 from hybridroute.bench.output import write_json
+from hybridroute.data import LabelledTexts, check_known_labels, load_texts
 from hybridroute.errors import ConfigError
+from hybridroute.files import check_output_path
 from hybridroute.redaction.config import RedactionConfig
-from hybridroute.redaction.corpus import COMPANY_ALLOW_LIST, PiiExample, generate_pii_corpus, load_texts, usable_base
+from hybridroute.redaction.corpus import (
+    COMPANY_ALLOW_LIST,
+    PiiExample,
+    generate_pii_corpus,
+    load_labelled_texts,
+    usable_base,
+)
 from hybridroute.redaction.recognizers import Span
 from hybridroute.redaction.redactor import Redactor
 
@@ -66,13 +74,15 @@ class RedactionBenchConfig:
     """What the redaction benchmark runs on.
 
     Attributes:
-        data: CSVs with a ``text`` column whose texts host the spliced personal data.
+        data: CSV, JSONL or TXT files whose texts (column ``text_col``) host the spliced personal data.
         n: Corpus size.
         seed: Seed of the corpus generator.
         redaction: The redactor's config; the default allow-lists the company's and airlines' own identifiers.
         bundle: A classifier bundle for the accuracy effect; None skips that step.
-        test_csv: The labelled test set for the accuracy effect (labels must match the bundle's).
+        test_csv: The labelled test set (CSV or JSONL) for the accuracy effect (labels must be the bundle's).
         max_eval: Most test texts classified per condition (four conditions).
+        text_col: The text column of the data and test files.
+        label_col: The test file's label column; None: ``label``, or ``category`` in a file without ``label``.
     """
 
     data: tuple[Path, ...]
@@ -82,11 +92,13 @@ class RedactionBenchConfig:
     bundle: Path | None = None
     test_csv: Path | None = None
     max_eval: int = 1000  # four passes of 1000 texts take about a minute on two cores
+    text_col: str = "text"
+    label_col: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", tuple(Path(p) for p in self.data))
         if not self.data:
-            raise ConfigError("RedactionBenchConfig.data needs at least one CSV path")
+            raise ConfigError("RedactionBenchConfig.data needs at least one file of texts")
         if self.n < 1 or self.max_eval < 1:
             raise ConfigError(f"RedactionBenchConfig.n and max_eval must be >= 1, got {self.n} and {self.max_eval}")
         if (self.bundle is None) != (self.test_csv is None):
@@ -206,7 +218,7 @@ def build_corpus(config: RedactionBenchConfig) -> tuple[list[PiiExample], dict[s
     """The spliced corpus from the configured CSVs, and how many base texts each CSV gave."""
     texts, sources = [], {}
     for path in config.data:
-        loaded, _ = load_texts(path)
+        loaded = load_texts(path, config.text_col)
         usable = [t for t in loaded if usable_base(t, config.redaction.allow_list)]
         sources[str(path)] = {"texts": len(loaded), "usable": len(usable)}
         texts += usable
@@ -218,6 +230,7 @@ def run_redaction_bench(config: RedactionBenchConfig, redactor: Redactor | None 
     from hybridroute.bench.machine import machine_info
 
     redactor = redactor or Redactor(config.redaction)
+    evaluation = evaluation_set(config)  # before the corpus is scored: a bad --bundle or --test fails at once
     corpus, sources = build_corpus(config)
     started = time.perf_counter()
     scores = score_corpus(corpus, redactor)
@@ -231,20 +244,35 @@ def run_redaction_bench(config: RedactionBenchConfig, redactor: Redactor | None 
         "table": markdown_table(scores),
         "machine": machine_info(),
     }
-    if config.bundle is not None and config.test_csv is not None:
-        report["accuracy_effect"] = _accuracy_for_bundle(config, redactor)
+    if evaluation is not None:
+        report["accuracy_effect"] = _accuracy_for_bundle(config, redactor, *evaluation)
     return report
 
 
-def _accuracy_for_bundle(config: RedactionBenchConfig, redactor: Redactor) -> dict[str, Any]:
+def evaluation_set(config: RedactionBenchConfig) -> tuple[Predictor, LabelledTexts] | None:
+    """The bundle's classifier and the test set for the accuracy effect; None when not configured.
+
+    Raises:
+        DataError: the test file is unusable, or has labels the bundle never saw (every answer would be wrong).
+        ArtifactError: the bundle cannot be loaded.
+    """
     from hybridroute.runtime.classifier import EdgeClassifier
 
-    assert config.bundle is not None and config.test_csv is not None
+    if config.bundle is None or config.test_csv is None:
+        return None
+    test = load_labelled_texts(config.test_csv, config.text_col, config.label_col)
     classifier = EdgeClassifier.from_dir(config.bundle, threads=1)
-    texts, labels = load_texts(config.test_csv)
+    check_known_labels(test, classifier.labels)
+    return classifier, test
+
+
+def _accuracy_for_bundle(
+    config: RedactionBenchConfig, redactor: Redactor, classifier: Predictor, test: LabelledTexts
+) -> dict[str, Any]:
     # A seeded sample across the whole file: test CSVs are often sorted by label.
-    keep = sorted(np.random.default_rng(config.seed).permutation(len(texts))[: config.max_eval])
-    effect = accuracy_effect(classifier, [texts[i] for i in keep], [labels[i] for i in keep], redactor, config.seed)
+    keep = sorted(np.random.default_rng(config.seed).permutation(len(test.texts))[: config.max_eval])
+    texts, labels = [test.texts[i] for i in keep], [test.labels[i] for i in keep]
+    effect = accuracy_effect(classifier, texts, labels, redactor, config.seed)
     effect["bundle"] = str(config.bundle)
     return effect
 
@@ -252,11 +280,11 @@ def _accuracy_for_bundle(config: RedactionBenchConfig, redactor: Redactor) -> di
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: run the benchmark, print the table, write the JSON report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", action="append", required=True, type=Path, help="CSV with a text column")
+    parser.add_argument("--data", action="append", required=True, type=Path, help="CSV, JSONL or TXT file of texts")
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bundle", type=Path, default=None, help="classifier bundle for the accuracy effect")
-    parser.add_argument("--test-csv", type=Path, default=None, help="labelled test CSV matching the bundle")
+    parser.add_argument("--test-csv", type=Path, default=None, help="labelled test CSV/JSONL matching the bundle")
     parser.add_argument("--max-eval", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     parser.add_argument(
@@ -269,6 +297,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = RedactionBenchConfig(
         tuple(args.data), args.n, args.seed, bundle=args.bundle, test_csv=args.test_csv, max_eval=args.max_eval
     )
+    if args.out:
+        inputs = {f"data file {i}": path for i, path in enumerate(config.data, start=1)} | {
+            "the test file": args.test_csv
+        }
+        check_output_path(args.out, "--out", inputs)
     redactor = None
     if args.engine == "presidio":
         from hybridroute.redaction.presidio import presidio_recognizers

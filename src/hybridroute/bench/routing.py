@@ -125,6 +125,7 @@ class RoutingBenchConfig:
             object.__setattr__(self, name, Path(getattr(self, name)))
         if self.plot is not None:
             object.__setattr__(self, "plot", Path(self.plot))
+            check_plot_suffix(self.plot)
         if not isinstance(self.prices, PriceConfig):
             raise ConfigError(f"prices must be a PriceConfig, got {type(self.prices).__name__}")
         if not self.text_col or not self.label_col or self.text_col == self.label_col:
@@ -158,6 +159,22 @@ class RoutingBenchConfig:
 
 
 # ---------------------------------------------------------------- pure helpers
+
+
+PLOT_FORMATS = ("png", "svg", "pdf")  # what the plot is written as, by suffix (none: PNG); each renders without LaTeX
+
+
+def check_plot_suffix(path: Path) -> None:
+    """Refuse a plot path whose suffix names no image format the plot is written in, before any work.
+
+    Example: check_plot_suffix(Path("plot.csv")) -> ConfigError; check_plot_suffix(Path("plot.SVG")) -> None
+    """
+    suffix = path.suffix[1:].lower()
+    if suffix and suffix not in PLOT_FORMATS:
+        raise ConfigError(
+            f"plot {path}: {path.suffix!r} is not an image format the plot can be written in; "
+            f"accepted suffixes: {', '.join('.' + f for f in PLOT_FORMATS)} (none: PNG)"
+        )
 
 
 def gap_summary(shares: np.ndarray, accuracies: np.ndarray, edge_acc: float, cloud_acc: float) -> dict[str, Any]:
@@ -753,7 +770,7 @@ def save_plot(result: Mapping[str, Any], path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     image = io.BytesIO()
-    figure.savefig(image, format=path.suffix[1:] or "png", dpi=120)  # the format savefig(path) would infer
+    figure.savefig(image, format=path.suffix[1:].lower() or "png", dpi=120)  # the format savefig(path) would infer
     return write_bytes_atomic(path, image.getvalue())  # an interrupted run leaves the earlier plot whole
 
 

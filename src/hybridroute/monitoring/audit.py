@@ -562,13 +562,15 @@ class SqlAuditStore:
         """Write the records :meth:`query` selects (same keyword filters) to CSV, times in ISO 8601 UTC.
 
         Text cells that a spreadsheet would run as a formula get a leading ``'`` (:func:`csv_cell`). The file is
-        replaced whole (:func:`write_text_atomic`): an export that fails leaves an earlier one as it was.
+        replaced whole (:func:`write_text_atomic`): an export that fails leaves an earlier one as it was. Missing
+        parent folders are created, as a benchmark's JSON result's are.
         """
         records = self.query(**filters)
         buffer = io.StringIO(newline="")
         writer = csv.writer(buffer)
         writer.writerow(COLUMNS)
         writer.writerows(_csv_row(r) for r in records)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(Path(path), buffer.getvalue())
         return len(records)
 
@@ -697,6 +699,8 @@ def open_audit_reader(url: str | Path) -> SqlAuditStore:
     if "://" in text and not text.startswith("sqlite:///"):
         return open_audit_store(text)  # refuses the unknown scheme
     path = Path(text.removeprefix("sqlite:///"))
+    if path.is_dir():
+        raise ConfigError(f"audit database {path} is a folder; pass the SQLite file the edge service writes (--db)")
     if not path.is_file():
         raise ConfigError(f"audit database {path} does not exist; pass the file the edge service writes (--db)")
     try:

@@ -142,15 +142,19 @@ class Reference:
         return getattr(self, name)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
+        """JSON-ready form, values unrounded: a reference read back from it bins exactly as this one.
+
+        Rounding moved quantile edges near 1.0, so a service that built its reference and one that read the
+        saved file gave the same traffic different PSI.
+        """
         return {
             "version": REFERENCE_VERSION,
             "model_version": self.model_version,
             "source": self.source,
             "accuracy": self.accuracy,
             "text_length": [int(v) for v in self.text_length],
-            "unk_rate": [round(float(v), 5) for v in self.unk_rate],
-            "confidence": [round(float(v), 6) for v in self.confidence],
+            "unk_rate": [float(v) for v in self.unk_rate],
+            "confidence": [float(v) for v in self.confidence],
         }
 
 

@@ -29,9 +29,9 @@ class Tracking:
         gap: ``estimated - measured`` overall.
         window: answers per window.
         window_gaps: ``estimated - measured`` per full window, in order.
-        max_abs_window_gap, mean_abs_window_gap: over the windows (0 when there are none).
+        max_abs_window_gap, mean_abs_window_gap: over the windows (None when there are none: nothing measured).
         sampling_abs_window_gap: the mean |gap| a perfectly calibrated estimate would still show per window,
-            from sampling alone (each answer right with its confidence's probability; 0 without windows).
+            from sampling alone (each answer right with its confidence's probability; None without windows).
     """
 
     queries: int
@@ -40,9 +40,9 @@ class Tracking:
     gap: float
     window: int
     window_gaps: tuple[float, ...]
-    max_abs_window_gap: float
-    mean_abs_window_gap: float
-    sampling_abs_window_gap: float = 0.0
+    max_abs_window_gap: float | None
+    mean_abs_window_gap: float | None
+    sampling_abs_window_gap: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -63,7 +63,7 @@ def tracking(confidence: Sequence[float], correct: Sequence[bool], window: int =
     gaps = tuple(
         float(c[i : i + window].mean() - y[i : i + window].mean()) for i in range(0, c.size - window + 1, window)
     )
-    absolute = np.abs(gaps) if gaps else np.zeros(1)
+    absolute = np.abs(gaps)
     # A calibrated window's accuracy is a sum of Bernoulli(c_i): its spread is sqrt(sum c(1-c)) / window, and the
     # mean absolute value of a normal deviation is sqrt(2 / pi) times its spread.
     spreads = [
@@ -77,9 +77,9 @@ def tracking(confidence: Sequence[float], correct: Sequence[bool], window: int =
         float(c.mean() - y.mean()),
         window,
         gaps,
-        float(absolute.max()),
-        float(absolute.mean()),
-        float(np.sqrt(2 / np.pi) * np.mean(spreads)) if spreads else 0.0,
+        float(absolute.max()) if gaps else None,
+        float(absolute.mean()) if gaps else None,
+        float(np.sqrt(2 / np.pi) * np.mean(spreads)) if spreads else None,
     )
 
 
@@ -92,11 +92,11 @@ def verdicts(found: Tracking, limit: float = 0.02) -> dict[str, bool | None]:
 
     Example: 200 answers, window 300 -> {"overall": True, "mean_window": None, "every_window": None}
     """
-    windowed = bool(found.window_gaps)
+    mean, worst = found.mean_abs_window_gap, found.max_abs_window_gap
     return {
         "overall": abs(found.gap) <= limit,
-        "mean_window": found.mean_abs_window_gap <= limit if windowed else None,
-        "every_window": found.max_abs_window_gap <= limit if windowed else None,
+        "mean_window": None if mean is None else mean <= limit,
+        "every_window": None if worst is None else worst <= limit,
     }
 
 
@@ -105,14 +105,22 @@ def verdict_text(ok: bool | None) -> str:
     return "n/a" if ok is None else "yes" if ok else "NO"
 
 
+def _points(value: float | None) -> str:
+    """A share in points, or "n/a" when nothing was measured.
+
+    Example: _points(0.0123) -> "1.23"; _points(None) -> "n/a"
+    """
+    return "n/a" if value is None else f"{100 * value:.2f}"
+
+
 def summary(found: Tracking) -> str:
     """One line for people."""
     return (
         f"label-free estimate on {found.queries} answers: estimated {100 * found.estimated:.2f}%, measured "
         f"{100 * found.measured:.2f}%, gap {100 * found.gap:+.2f} points; {len(found.window_gaps)} windows of "
-        f"{found.window}: mean |gap| {100 * found.mean_abs_window_gap:.2f}, max |gap| "
-        f"{100 * found.max_abs_window_gap:.2f} points (sampling alone would give a mean |gap| of "
-        f"{100 * found.sampling_abs_window_gap:.2f})"
+        f"{found.window}: mean |gap| {_points(found.mean_abs_window_gap)}, max |gap| "
+        f"{_points(found.max_abs_window_gap)} points (sampling alone would give a mean |gap| of "
+        f"{_points(found.sampling_abs_window_gap)})"
     )
 
 
@@ -135,15 +143,19 @@ def measure_tracking(
         window: answers per window.
         threads: ONNX Runtime threads.
         seed: shuffling seed (files are often sorted by label, which would make windows one class each).
+
+    Raises:
+        DataError: the file is unusable, or has labels the edge model never saw (each would count as an error).
     """
     from hybridroute.config import DataConfig  # runtime pieces, loaded only here
-    from hybridroute.data import load_labelled
+    from hybridroute.data import check_known_labels, load_labelled
     from hybridroute.runs import RunLayout
     from hybridroute.runtime.classifier import EdgeClassifier
 
     labelled = load_labelled(DataConfig(Path(data), text_col, label_col))
     order = np.random.default_rng(seed).permutation(len(labelled.texts))
     edge = EdgeClassifier.from_dir(RunLayout.open(Path(run_dir)).edge, threads=threads)
+    check_known_labels(labelled, edge.labels)
     probabilities = edge.predict_proba([labelled.texts[i] for i in order])
     predicted = [edge.labels[i] for i in probabilities.argmax(axis=1)]
     correct = [p == labelled.labels[i] for p, i in zip(predicted, order, strict=True)]

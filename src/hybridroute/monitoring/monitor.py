@@ -73,23 +73,23 @@ class CostProjection:
 
     Attributes:
         queries_per_day: observed (queries over the span of the records) or configured traffic.
-        cost_per_query: USD, in the current window.
-        daily_cost, monthly_cost: the hybrid's projected cost.
+        cost_per_query: USD, in the current window (None before any answer).
+        daily_cost, monthly_cost: the hybrid's projected cost (None before any answer).
         daily_cloud_only, monthly_cloud_only: the same traffic, every query to the cloud.
-        monthly_savings: ``monthly_cloud_only - monthly_cost``.
-        savings_pct: savings as a percent of cloud-only (0 when cloud-only costs nothing).
+        monthly_savings: ``monthly_cloud_only - monthly_cost`` (None before any answer).
+        savings_pct: savings as a percent of cloud-only (None before any answer, or at no measured traffic).
     """
 
     queries_per_day: float
-    cost_per_query: float
-    daily_cost: float
-    monthly_cost: float
+    cost_per_query: float | None
+    daily_cost: float | None
+    monthly_cost: float | None
     daily_cloud_only: float
     monthly_cloud_only: float
-    monthly_savings: float
-    savings_pct: float
+    monthly_savings: float | None
+    savings_pct: float | None
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, float | None]:
         """JSON-ready form."""
         return dict(self.__dict__)
 
@@ -105,13 +105,18 @@ def observed_rate(records: Sequence[RecordLike]) -> float:
     return (len(records) - 1) / span * 86400.0 if span > 0 else 0.0
 
 
-def cost_projection(cost_per_query: float, queries_per_day: float, cloud_price: float) -> CostProjection:
+def cost_projection(cost_per_query: float | None, queries_per_day: float, cloud_price: float) -> CostProjection:
     """Daily and monthly cost of the hybrid and of cloud-only at ``queries_per_day``.
+
+    ``cost_per_query`` None (no answers yet) leaves the hybrid's figures and the savings None: unknown, not 0.
 
     Example: 0.00168 USD/query, 10 000/day, cloud 0.0136 -> daily 16.8 vs 136, monthly 504 vs 4080
     """
-    daily, cloud_daily = cost_per_query * queries_per_day, cloud_price * queries_per_day
-    saved = 100.0 * (cloud_daily - daily) / cloud_daily if cloud_daily > 0 else 0.0
+    cloud_daily = cloud_price * queries_per_day
+    if cost_per_query is None:
+        return CostProjection(queries_per_day, None, None, None, cloud_daily, cloud_daily * DAYS_PER_MONTH, None, None)
+    daily = cost_per_query * queries_per_day
+    saved = 100.0 * (cloud_daily - daily) / cloud_daily if cloud_daily > 0 else None
     return CostProjection(
         queries_per_day,
         cost_per_query,
@@ -319,7 +324,7 @@ def analyze(
         health=health_score(current, alerts, t.min_window),
         trends=trends,
         recommendations=recommendations(current, alerts, trends, t, series),
-        cost=cost_projection(current.cost_per_query, rate, c.cloud_price),
+        cost=cost_projection(current.cost_per_query if current.queries else None, rate, c.cloud_price),
         drift=drift,
         series=series,
         series_alerts=series_alerts,

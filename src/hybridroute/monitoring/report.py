@@ -19,7 +19,7 @@ import datetime as dt
 import html
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from hybridroute.errors import ConfigError
-from hybridroute.files import write_bytes_atomic, write_text_atomic
+from hybridroute.files import check_output_path, write_bytes_atomic, write_text_atomic
 from hybridroute.monitoring.audit import open_audit_reader, redact_url
 from hybridroute.monitoring.drift import Reference
 from hybridroute.monitoring.health import CRITICAL, Alert, evaluate
@@ -165,19 +165,22 @@ def _fmt(value: Any) -> str:
 
 
 def _summary(report: MonitorReport, total: int) -> str:
-    w, h = report.window, report.health
+    w, h = report.window.to_dict(), report.health  # a window of no queries: None (n/a), not 0
     colour = STATUS_COLOURS.get(h.status, "#1f2328")
+    latency = " / ".join(
+        "n/a" if w[k] is None else f"{w[k]:.1f}" for k in ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
+    )
     rows = [
         ("records in the log", total),
-        ("queries in the current window", w.queries),
-        ("edge share", w.edge_share),
-        ("estimated accuracy (mean confidence)", w.estimated_accuracy),
-        ("accuracy from feedback", w.feedback_accuracy),
-        ("feedback labels", w.feedback_count),
-        ("estimate − measured on labelled answers", w.estimate_gap),
-        ("latency p50 / p95 / p99 ms", f"{w.latency_p50_ms:.1f} / {w.latency_p95_ms:.1f} / {w.latency_p99_ms:.1f}"),
-        ("fallback rate", w.fallback_rate),
-        ("cost per query (USD)", w.cost_per_query),
+        ("queries in the current window", w["queries"]),
+        ("edge share", w["edge_share"]),
+        ("estimated accuracy (mean confidence)", w["estimated_accuracy"]),
+        ("accuracy from feedback", w["feedback_accuracy"]),
+        ("feedback labels", w["feedback_count"]),
+        ("estimate − measured on labelled answers", w["estimate_gap"]),
+        ("latency p50 / p95 / p99 ms", latency),
+        ("fallback rate", w["fallback_rate"]),
+        ("cost per query (USD)", w["cost_per_query"]),
         *((f"drift PSI: {k}", v) for k, v in report.drift.items()),
     ]
     return (
@@ -214,7 +217,8 @@ def _cost(report: MonitorReport) -> str:
         ("daily cost (USD)", c.daily_cost, c.daily_cloud_only),
         ("monthly cost, 30 days (USD)", c.monthly_cost, c.monthly_cloud_only),
     ]
-    note = f"<p>Monthly savings {c.monthly_savings:.2f} USD ({c.savings_pct:.1f}% of cloud-only).</p>"
+    saved = "n/a" if c.savings_pct is None else f"{c.savings_pct:.1f}%"
+    note = f"<p>Monthly savings {_fmt(c.monthly_savings)} USD ({saved} of cloud-only).</p>"
     return '<h2 id="cost">Cost projection</h2>' + _table(rows, ("", "hybrid", "cloud only")) + note
 
 
@@ -318,24 +322,20 @@ def report_files_dir(out: Path) -> Path:
     return out.parent / f"{out.stem}_files"
 
 
-def check_report_out(out: Path) -> None:
-    """Refuse a page path that cannot be written, before anything is: no name, a folder, or under a file.
+def check_report_out(out: Path, inputs: Mapping[str, Path | None] | None = None) -> None:
+    """Refuse a page path before anything is written (:func:`check_output_path`), or whose plots folder is a file.
+
+    That is: no name, a folder, under a file, in a folder this process cannot write, one of ``inputs``.
 
     Example: check_report_out(Path("reports")) with ``reports/`` a folder -> ConfigError
     """
-    accepted = "accepted: a file name such as report.html, in a folder that exists or can be created"
-    if not str(out) or out.name in ("", ".", ".."):
-        raise ConfigError(f"the report path must name a file; got {str(out)!r}; {accepted}")
-    if out.is_dir():
-        raise ConfigError(f"the report path {out} is a folder; {accepted}")
+    check_output_path(out, "the report path", inputs)
     files = report_files_dir(out)
     if files.exists() and not files.is_dir():
-        raise ConfigError(f"the plots folder {files} of the report {out} is a file; {accepted}")
-    parent = out.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if parent.exists() and not parent.is_dir():
-        raise ConfigError(f"the report path {out} lies under {parent}, which is a file; {accepted}")
+        raise ConfigError(
+            f"the plots folder {files} of the report {out} is a file; "
+            "accepted: a file name such as report.html whose <stem>_files is a folder or not there yet"
+        )
 
 
 def write_report_files(out: Path, page: str, plots: Sequence[Plot]) -> Path:

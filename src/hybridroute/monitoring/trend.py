@@ -19,6 +19,9 @@ _MAX_ITERATIONS = 300
 _TINY = 1e-300
 
 
+MIN_TREND_POINTS = 3  # fewer windows give a flat, untested trend (a line through two points has no error)
+
+
 def _beta_fraction(a: float, b: float, x: float) -> float:
     """Continued fraction of the incomplete beta function (modified Lentz; Numerical Recipes ``betacf``)."""
     c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
@@ -103,7 +106,7 @@ def trend(values: Sequence[float], times: Sequence[float], alpha: float = 0.05) 
     """
     check_range("alpha", alpha, 0.0, 1.0)
     pairs = [(float(t), float(v)) for v, t in zip(values, times, strict=True) if v is not None and not math.isnan(v)]
-    if len(pairs) < 3:
+    if len(pairs) < MIN_TREND_POINTS:
         return Trend(0.0, 1.0, "flat", False, len(pairs))
     x = np.array([p[0] for p in pairs]) / 3600.0
     y = np.array([p[1] for p in pairs])

@@ -17,6 +17,18 @@ import numpy as np
 
 from hybridroute.monitoring.thresholds import MonitorConfig
 
+# What a window of no queries has no value for: 0.0 would read as "the edge answered nothing" or "free".
+NO_DATA_FIELDS = (
+    "edge_share",
+    "cloud_share",
+    "fallback_rate",
+    "estimated_accuracy",
+    "cost_per_query",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+)
+
 
 class RecordLike(Protocol):
     """The attributes of an audit record the monitor reads (read-only, as on the frozen record)."""
@@ -141,8 +153,12 @@ class Window:
         return {"text_length": self.text_length, "unk_rate": self.unk_rate, "confidence": self.edge_confidence}
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (without the samples)."""
-        return {
+        """JSON-ready form (without the samples).
+
+        A window of no queries has None (no data) for its shares, rates, accuracy estimate, cost per query and
+        latencies, not 0.
+        """
+        found = {
             "queries": self.queries,
             "start": self.start,
             "end": self.end,
@@ -161,6 +177,7 @@ class Window:
             "latency_p99_ms": self.latency_p99_ms,
             "escalation_reasons": dict(self.escalation_reasons),
         }
+        return found if self.queries else found | dict.fromkeys(NO_DATA_FIELDS)
 
 
 def _optional_samples(records: Sequence[Any], name: str) -> tuple[float, ...]:

@@ -22,6 +22,7 @@ Decisions the benchmark's numbers rest on:
 from __future__ import annotations
 
 import csv
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hybridroute.errors import ConfigError, DataError
+from hybridroute.config import DataConfig
+from hybridroute.data import LabelledTexts, load_labelled
+from hybridroute.errors import ConfigError
 from hybridroute.redaction.config import ENTITIES
 from hybridroute.redaction.recognizers import Span
 from hybridroute.redaction.validators import IBAN_LENGTHS, iban_check_digits, luhn_check_digit
@@ -435,15 +438,45 @@ def usable_base(text: str, allow_list: Sequence[str] = COMPANY_ALLOW_LIST) -> bo
     return all(h.casefold() in allowed for h in _HANDLE.findall(text))
 
 
-def load_texts(path: str | Path, limit: int | None = None) -> tuple[list[str], list[str]]:
-    """Texts and labels of a CSV with a ``text`` column and a ``label`` or ``category`` column."""
+def _first_columns(path: Path) -> list[str]:
+    """The header of a CSV file or the keys of a JSONL file's first object; [] when unreadable (the loader says why).
+
+    Example: _first_columns(Path("test.csv")) with header ``text,category`` -> ["text", "category"]
+    """
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            if path.suffix.lower() == ".csv":
+                return next(csv.reader(handle), [])
+            row = json.loads(next((line for line in handle if line.strip()), "{}"))
+    except (OSError, ValueError, RecursionError, csv.Error):  # undecodable bytes and bad JSON are ValueErrors
+        return []
+    return list(row) if isinstance(row, dict) else []
+
+
+def label_column(path: Path) -> str:
+    """The label column to read when none is named: ``label``, or ``category`` in a file that has no ``label``.
+
+    Example: label_column(Path("banking77/test.csv")) -> "category" (its header is ``text,category``)
+    """
+    columns = _first_columns(Path(path))
+    return "category" if "label" not in columns and "category" in columns else "label"
+
+
+def load_labelled_texts(path: str | Path, text_col: str = "text", label_col: str | None = None) -> LabelledTexts:
+    """A labelled CSV or JSONL file, read as training data is (:func:`~hybridroute.data.load_labelled`).
+
+    ``label_col`` None: :func:`label_column`. Blank texts are dropped; a missing file, undecodable bytes, a
+    missing or repeated column and a row without a label are a ``DataError`` naming the file.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"no such CSV: {path}")
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or "text" not in rows[0]:
-        raise DataError(f"{path} needs a 'text' column; found {list(rows[0]) if rows else 'no rows'}")
-    label_col = "label" if "label" in rows[0] else "category" if "category" in rows[0] else None
-    rows = rows[:limit] if limit else rows
-    return [r["text"] for r in rows], [r[label_col] if label_col else "" for r in rows]
+    return load_labelled(DataConfig(path, text_col, label_col or label_column(path)))
+
+
+def load_texts(path: str | Path, limit: int | None = None) -> tuple[list[str], list[str]]:
+    """Texts and labels (the first ``limit`` when given) of a file with ``text`` and ``label`` or ``category`` columns.
+
+    Example: load_texts("test.csv") -> (["How do I locate my card?", ...], ["card_arrival", ...])
+    """
+    labelled = load_labelled_texts(path)
+    texts, labels = list(labelled.texts), list(labelled.labels)
+    return (texts[:limit], labels[:limit]) if limit else (texts, labels)

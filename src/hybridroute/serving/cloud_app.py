@@ -39,10 +39,10 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hybridroute.config import check_range
-from hybridroute.errors import ConfigError, HybridError, InferenceError
+from hybridroute.errors import ArtifactError, ConfigError, HybridError, InferenceError
 from hybridroute.runtime.classifier import EdgeClassifier
 from hybridroute.serving.openapi import error_responses, install_openapi, set_text_limits
-from hybridroute.serving.request_body import BodyLimit, BodyTooLarge, add_bounded_post
+from hybridroute.serving.request_body import DUPLICATE_KEY_HINT, BodyLimit, BodyTooLarge, add_bounded_post
 from hybridroute.serving.schemas import (
     CloudClassifyRequest,
     CloudClassifyResponse,
@@ -175,6 +175,33 @@ def describe_unreadable_body(problem: str, accepted: str) -> str:
     return f"{problem}. Expected {accepted}, encoded as UTF-8."
 
 
+def without_union_branches(errors: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The errors of an optional field (``str | None``) as if it had one type.
+
+    pydantic reports a value that fits no member of a union once per member, the member's tag in the
+    location: ``text.str: Input should be a valid string``, ``text.none: Input should be None``. The None
+    member's errors are dropped (null has its own message) and the tag is cut from the other locations.
+    A field counts as a union when its errors carry two or more different tags right after its name.
+
+    Example: [{"loc": ("body", "text", "str"), ...}, {"loc": ("body", "text", "none"), "type": "none_required", ...}]
+        -> [{"loc": ("body", "text"), ...}]
+    """
+    tags: dict[tuple[Any, ...], set[str]] = {}
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        if len(loc) >= 3 and loc[0] == "body" and isinstance(loc[2], str):
+            tags.setdefault(loc[:2], set()).add(loc[2])
+    unions = {field for field, seen in tags.items() if len(seen) > 1}
+    kept: list[Mapping[str, Any]] = []
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        if loc[:2] not in unions:
+            kept.append(error)
+        elif error.get("type") != "none_required":
+            kept.append({**error, "loc": loc[:2] + loc[3:]})
+    return kept or list(errors)
+
+
 def describe_error(error: Mapping[str, Any]) -> str:
     """One pydantic error as "where: what (received value)".
 
@@ -183,6 +210,8 @@ def describe_error(error: Mapping[str, Any]) -> str:
     """
     if error.get("type") == "json_invalid":
         reason = error.get("ctx", {}).get("error", "syntax error")
+        if reason.endswith(DUPLICATE_KEY_HINT):  # valid JSON syntax, but a field would be lost: no position to give
+            return f"body repeats a key: {reason}"
         return f"body is not valid JSON ({reason} at character {error.get('loc', ('body', '?'))[-1]})"
     if is_not_json(error):
         return f"body is not JSON (received {brief(error.get('input'))}); send Content-Type: application/json"
@@ -196,6 +225,7 @@ def describe_validation_errors(errors: Sequence[Mapping[str, Any]], accepted: st
     Example: [{"loc": ("body", "texts"), "msg": "Field required", "input": {}}]
         -> "texts: Field required (received {}). Expected <accepted>."
     """
+    errors = without_union_branches(errors)
     parts = [describe_error(e) for e in errors[:limit]]
     more = f"; and {len(errors) - limit} more problems" if len(errors) > limit else ""
     return "; ".join(parts) + more + f". Expected {accepted}."
@@ -229,17 +259,38 @@ def build_response(classifier: EdgeClassifier, predictions: list[Prediction], n_
 # ---------------------------------------------------------------- model loading
 
 
+CLOUD_KIND = "cloud"  # the manifest kind of a cloud bundle (a run's cloud/ folder); edge bundles say "edge"
+
+
+def check_cloud_kind(classifier: EdgeClassifier, bundle: Path) -> None:
+    """Refuse a bundle whose manifest says it is not a cloud model (a run's edge bundle, say).
+
+    Serving the edge model as the cloud tier would answer every escalation with the model that was unsure.
+
+    Raises:
+        ArtifactError: the manifest's kind is not "cloud".
+    """
+    manifest = classifier.manifest
+    if manifest is not None and manifest.kind != CLOUD_KIND:
+        raise ArtifactError(
+            f"{bundle} holds a bundle of kind {manifest.kind!r:.40} (its manifest.json), and the cloud service "
+            f"serves only bundles of kind {CLOUD_KIND!r}: give the run folder or its cloud/ folder, made by "
+            "`hybridroute train --tier cloud`"
+        )
+
+
 def load_classifier(settings: CloudSettings) -> EdgeClassifier:
-    """Load and verify the model bundle named in ``settings``.
+    """Load and verify the model bundle named in ``settings``: a bundle of kind "cloud".
 
     Raises:
         ConfigError: ``settings.bundle`` is None.
-        ArtifactError: the bundle is missing, corrupt or inconsistent.
+        ArtifactError: the bundle is missing, corrupt, inconsistent or not of kind "cloud".
     """
     if settings.bundle is None:
         raise ConfigError("CloudSettings.bundle is None: give a bundle folder to load the cloud model from")
     started = time.perf_counter()
     classifier = EdgeClassifier.from_dir(settings.bundle, threads=settings.threads)
+    check_cloud_kind(classifier, settings.bundle)
     logger.info(
         "cloud model %s loaded from %s (%d labels) in %.2f s",
         classifier.model_version,

@@ -18,7 +18,8 @@ Routes:
         422 bad bundle, 409 other labels or a reload already running).
     ``GET /healthz``: 200 while the process is up.
     ``GET /readyz``: 200 once the model is loaded and warmed, 503 before (and while draining).
-    ``GET /metrics``: Prometheus text format.
+    ``GET /metrics``: Prometheus text format. Every HTTP request counts once in
+        ``hybridroute_http_requests_total`` by route (``other`` for a path not served) and status class.
     ``GET /v1/monitor``: the live monitor's analysis of the recent traffic this process answered: health score
         and status, alerts, trends, recommendations, cost projections, the current window (edge share, accuracy
         from feedback and estimated from confidence, latency percentiles) and drift PSI against the run's
@@ -52,9 +53,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hybridroute.errors import HybridError, InferenceError
 from hybridroute.monitoring.audit import AuditStore
+from hybridroute.monitoring.metrics import OTHER_ROUTE, status_class
 from hybridroute.monitoring.monitor import json_safe
 from hybridroute.routing.cascade import HybridClassifier
 from hybridroute.serving.batcher import BatcherClosed
@@ -191,8 +194,11 @@ async def classify(body: ClassifyRequest, service: ServiceDep) -> Response:
     ids = [service.new_id() for _ in texts]
     records = service.records(texts, answered, ids, latency_ms)
     service.monitor.observe(records)
+    # The histogram takes the latency the answer, the audit log and the monitor carry; the commit wait is apart.
+    service.observe(answered, latency_ms / 1000.0)
+    audit_started = service.clock()
     audit_status = await service.audit(records)
-    service.observe(answered, service.clock() - started)
+    service.metrics.audit_ack.observe(service.clock() - audit_started)
     results = [answer_body(item, i, latency_ms) for item, i in zip(answered, ids, strict=True)]
     return JSONResponse({"results": results}, headers={"X-Audit": audit_status})
 
@@ -221,6 +227,7 @@ async def admin_reload(
         previous_version=outcome.previous_version,
         bundle=str(outcome.bundle),
         seconds=outcome.seconds,
+        warnings=list(outcome.warnings),
     )
 
 
@@ -362,6 +369,64 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, on_unexpected_error)
 
 
+# ---------------------------------------------------------------- request counting
+
+
+def route_label(path: str, served: frozenset[str]) -> str:
+    """The route label of a request path: the path when the app serves it, else ``other`` (bounded labels).
+
+    Example: route_label("/v1/classify", served) -> "/v1/classify"; route_label("/wp-admin", served) -> "other"
+    """
+    return path if path in served else OTHER_ROUTE
+
+
+class HttpRequestCounter:
+    """ASGI middleware counting each HTTP request once in ``hybridroute_http_requests_total``.
+
+    By route and status class; a request that raised counts as 5xx (the app's last-resort handler answers 500
+    outside this middleware), and one whose client went away before it was answered as ``none``.
+
+    Args:
+        app: the ASGI app inside.
+        count: records one request as (route, status); it reads the service's metrics when called.
+        served: the paths the app serves, kept as route labels.
+    """
+
+    def __init__(self, app: ASGIApp, count: Callable[[str, str], None], served: frozenset[str]) -> None:
+        self.app, self.count, self.served = app, count, served
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request through, noting the status it was answered with."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status: list[int] = []
+
+        async def noting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(int(message["status"]))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noting_send)
+        except Exception:
+            status.append(500)
+            raise
+        finally:
+            self.count(route_label(scope["path"], self.served), status_class(status[0]) if status else "none")
+
+
+def count_http_request(app: FastAPI) -> Callable[[str, str], None]:
+    """The counter :class:`HttpRequestCounter` calls: the app's service's ``http_requests`` by route and status."""
+
+    def count(route: str, status: str) -> None:
+        service: EdgeService | None = getattr(app.state, "service", None)
+        if service is not None:
+            service.metrics.http_requests.labels(route, status).inc()
+
+    return count
+
+
 # ---------------------------------------------------------------- factory
 
 
@@ -402,5 +467,7 @@ def create_app(
     )
     add_routes(app, settings)
     add_error_handlers(app)
+    served = frozenset(str(getattr(route, "path", "")) for route in app.routes)
+    app.add_middleware(HttpRequestCounter, count=count_http_request(app), served=served)
     install_openapi(app, lambda document: publish_limits(document, app.state.service))
     return app

@@ -16,13 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, m
 from pydantic.json_schema import SkipJsonSchema
 
 from hybridroute.errors import HybridError
-from hybridroute.serving.schemas import not_unicode
+from hybridroute.serving.schemas import BLANK_HINT, VISIBLE, blank_texts, not_unicode
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
-# A text must hold a character that is not whitespace. In the published schema as the pattern ``\S`` (Python's
-# ``\S`` is exactly "not str.isspace()", the test the validators apply with ``str.strip``).
-NON_BLANK = r"\S"
-Text = Annotated[StrictStr, Field(json_schema_extra={"pattern": NON_BLANK})]
+# A text must hold a visible character: not only whitespace and invisible characters (hybridroute.data.is_blank,
+# which the validators apply). In the published schema as the pattern VISIBLE.
+Text = Annotated[StrictStr, Field(json_schema_extra={"pattern": VISIBLE})]
 
 
 class NotFound(HybridError):
@@ -96,10 +95,10 @@ class ClassifyRequest(BaseModel):
     def _exactly_one_non_blank(self) -> ClassifyRequest:
         if (self.text is None) == (self.texts is None):
             raise ValueError('give exactly one of "text" (a string) or "texts" (a list of strings)')
-        blank = [i for i, text in enumerate(self.all_texts()) if not text.strip()]
+        blank = blank_texts(self.all_texts())
         if blank:
             where = "text is blank" if self.text is not None else f"texts at positions {blank[:10]} are blank"
-            raise ValueError(f"{where}; every text must hold a non-whitespace character")
+            raise ValueError(f"{where}; {BLANK_HINT}")
         broken = not_unicode(self.all_texts())
         if broken:
             where = "text holds" if self.text is not None else f"texts at positions {broken[:10]} hold"
@@ -175,7 +174,11 @@ class ReloadRequest(BaseModel):
 
 
 class ReloadResponse(BaseModel):
-    """``POST /admin/reload`` answer: which model serves now and which one it replaced."""
+    """``POST /admin/reload`` answer: which model serves now, which one it replaced, and what to look at.
+
+    ``warnings``: what still works but needs attention, e.g. the router was calibrated for another model or
+    temperature than the new one (its threshold no longer fits: recalibrate, then restart).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -184,3 +187,4 @@ class ReloadResponse(BaseModel):
     previous_version: str
     bundle: str
     seconds: float
+    warnings: list[str] = Field(default_factory=list)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -58,9 +59,11 @@ from hybridroute.monitoring.audit import (
     text_hash,
 )
 from hybridroute.monitoring.drift import Reference, reference_for_run, text_profile
-from hybridroute.monitoring.metrics import EdgeMetrics
-from hybridroute.monitoring.monitor import Monitor
+from hybridroute.monitoring.health import drift_noise
+from hybridroute.monitoring.metrics import EdgeMetrics, published_feedback_accuracy
+from hybridroute.monitoring.monitor import Monitor, MonitorReport
 from hybridroute.routing.cascade import HybridClassifier, RoutedAnswer
+from hybridroute.routing.ledger import PriceConfig, cloud_ran
 from hybridroute.serving.batcher import MicroBatcher
 from hybridroute.serving.cloud_app import ModelNotReady
 from hybridroute.serving.edge_schemas import AuditUnavailable
@@ -69,6 +72,7 @@ from hybridroute.serving.reload import (
     BundleWatcher,
     ModelHolder,
     ReloadOutcome,
+    ServedRouter,
     Stamp,
     check_longest_input,
     manifest_stamp,
@@ -95,12 +99,33 @@ class Answered:
         edge_model_version: the edge model that ran.
         text_length: characters in the text.
         unk_rate: share of its tokens the edge tokenizer could not place (None without a tokenizer).
+        cloud_cost: the part of ``answer.cost`` the cloud charged (USD; 0 when the cloud did not run).
     """
 
     answer: RoutedAnswer
     edge_model_version: str
     text_length: int | None = None
     unk_rate: float | None = None
+    cloud_cost: float = 0.0
+
+    @property
+    def cost_by_tier(self) -> tuple[float, float]:
+        """(edge USD, cloud USD) of the answer's cost: an escalated answer paid both tiers.
+
+        Example: cost 0.0146 of which the cloud charged 0.0136 -> (0.001, 0.0136)
+        """
+        return max(self.answer.cost - self.cloud_cost, 0.0), self.cloud_cost
+
+
+def cloud_charge(answer: RoutedAnswer, prices: PriceConfig) -> float:
+    """What the cloud charged for one answer: its price when it ran (escalated, or called anyway), else 0.
+
+    The ledger's own rule (:func:`~hybridroute.routing.ledger.cloud_ran`), so edge and cloud parts add up to
+    ``answer.cost``.
+
+    Example: an escalation whose cloud call failed after running (a charged fallback) -> prices.cloud_per_query
+    """
+    return prices.cloud_per_query if cloud_ran(answer.tier, answer.cloud_called or None) else 0.0
 
 
 def latency_split(answer: RoutedAnswer) -> tuple[float | None, float | None]:
@@ -129,12 +154,12 @@ def make_batch_classifier(holder: ModelHolder) -> Callable[[list[str]], list[Ans
         hybrid = holder.current
         if hybrid is None:
             raise ModelNotReady("the model is not loaded yet; retry when GET /readyz answers 200")
-        version = hybrid.edge.model_version
+        version, prices = hybrid.edge.model_version, hybrid.ledger.prices
         answers = hybrid.classify(texts)
         # Here, on the worker thread, rather than on the event loop: the extra tokenization costs tens of µs a text.
         lengths, unk_rates = text_profile(texts, getattr(hybrid.edge, "tokenizer", None))
         return [
-            Answered(answer, version, length, unk)
+            Answered(answer, version, length, unk, cloud_charge(answer, prices))
             for answer, length, unk in zip(answers, lengths, unk_rates, strict=True)
         ]
 
@@ -220,7 +245,7 @@ class EdgeService:
         self.settings, self.registry, self.load = settings, registry, load
         self.new_id, self.wall_clock, self.clock = new_id, wall_clock, clock
         self.holder = ModelHolder(hybrid)
-        self.metrics = EdgeMetrics(registry, settings.edge_share_window)
+        self.metrics = EdgeMetrics(registry, settings.edge_share_window, settings.monitor_thresholds.min_window)
         self.store: AuditStore | None = audit
         self._owns_store = audit is None
         self.writer: AuditWriter | None = None
@@ -233,6 +258,7 @@ class EdgeService:
         self._loader: asyncio.Task[None] | None = None
         self._reference_refresh: asyncio.Task[None] | None = None
         self._served_bundle = settings.edge_dir  # the bundle the served edge model came from (reloads change it)
+        self._router: ServedRouter | None = None  # the router read at startup: reloads are checked against it
         self._reloads = 0  # successful reloads so far: a drift reference built for an earlier model is dropped
         self._gauges_at: float | None = None
 
@@ -300,6 +326,7 @@ class EdgeService:
             if self.holder.current is None:
                 self.state = "loading"
                 self.holder.set(await run_in_threadpool(self.load, self.settings))
+            self._router = await run_in_threadpool(ServedRouter.of_run, self.settings.run, self.settings.policy)
             self.state = "warming"
             hybrid = self.holder.current
             if hybrid is not None:
@@ -428,7 +455,7 @@ class EdgeService:
             return PENDING
 
     def observe(self, answered: Sequence[Answered], latency_s: float) -> None:
-        """Metrics for one request's answers."""
+        """Metrics for one request's answers; ``latency_s`` is the one their records carry (``latency_ms``)."""
         for item in answered:
             a = item.answer
             edge_ms, cloud_ms = latency_split(a)
@@ -437,7 +464,7 @@ class EdgeService:
                 a.reason,
                 a.label,
                 a.confidence,
-                a.cost,
+                item.cost_by_tier,
                 latency_s,
                 None if edge_ms is None else edge_ms / 1000.0,
                 None if cloud_ms is None else cloud_ms / 1000.0,
@@ -445,13 +472,26 @@ class EdgeService:
             self.metrics.observe_redactions(a.redactions)
 
     async def refresh_monitor_gauges(self) -> None:
-        """Publish the live monitor's health, feedback accuracy and drift as gauges (at most every 30 s)."""
+        """Publish the live monitor's health, feedback accuracy and drift as gauges (at most every 30 s).
+
+        Each is published only where the monitor judges it (see :meth:`EdgeMetrics.observe_monitor`), with the
+        drift's sampling-noise limits beside the PSI, so the shipped rules alert when the monitor does.
+        """
         now = self.clock()
         if self._gauges_at is not None and now - self._gauges_at < MONITOR_GAUGES_EVERY_S:
             return
         self._gauges_at = now
-        report = await run_in_threadpool(self.monitor.report)
-        self.metrics.observe_monitor(report.health.score, report.window.feedback_accuracy, report.drift)
+        report, noise = await run_in_threadpool(self._monitor_analysis)
+        accuracy = published_feedback_accuracy(report.window, self.monitor.thresholds)
+        self.metrics.observe_monitor(report.health.score, accuracy, report.drift, noise)
+
+    def _monitor_analysis(self) -> tuple[MonitorReport, dict[str, float]]:
+        """The monitor's report and, per drift feature it scored, the PSI sampling alone reaches."""
+        report, reference = self.monitor.report(), self.monitor.reference
+        if reference is None or not report.drift:
+            return report, {}
+        limits = drift_noise(report.window, reference, self.monitor.config.drift_bins)
+        return report, {feature: limit for feature, (limit, _values) in limits.items() if feature in report.drift}
 
     async def add_feedback(self, request_id: str, label: str) -> bool:
         """Store the true label of an answered text (audit log and live monitor); False when the id is unknown.
@@ -506,7 +546,10 @@ class EdgeService:
         """Swap in a verified edge bundle (the run's edge folder by default); count the outcome."""
         try:
             outcome = await run_in_threadpool(
-                reload_edge, self.holder, bundle or self.settings.edge_dir, self.settings.threads
+                functools.partial(reload_edge, router=self._router),
+                self.holder,
+                bundle or self.settings.edge_dir,
+                self.settings.threads,
             )
         except HybridError:
             self.metrics.reloads.labels("refused").inc()

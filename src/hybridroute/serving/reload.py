@@ -1,13 +1,16 @@
 """Hot reload: swap a new edge bundle in without dropping a request.
 
 The served classifier sits in a :class:`ModelHolder`. A reload loads the new
-bundle on a worker thread, verifies it (manifest and checksums, the label
-count, the same label list as the model it replaces, a warm-up prediction),
+bundle on a worker thread, verifies it (manifest and checksums, an edge-tier
+bundle (kind "edge" or "onnx_fp32"), the same label list as the model it replaces, a warm-up prediction),
 builds a new :class:`~hybridroute.routing.cascade.HybridClassifier` that shares
 the router, cloud client and ledger, and swaps the holder's reference in one
 assignment. The micro-batcher reads that reference once per batch, so batches
 already running finish on the old model and the next one runs on the new.
 A bundle that fails any check is refused and the old model keeps serving.
+The router loaded at startup keeps routing; when it was calibrated for another
+model or temperature than the new one, the reload logs it and reports it
+(:attr:`ReloadOutcome.warnings`), as startup does.
 
 :class:`BundleWatcher` polls a bundle's ``manifest.json`` and reloads when it
 changes. Write a new bundle beside the served one and rename it into place:
@@ -24,13 +27,17 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from hybridroute.errors import ArtifactError, HybridError
+from hybridroute.hybrid import router_for, stale_router_message
 from hybridroute.routing.cascade import HybridClassifier
+from hybridroute.routing.router_config import RouterConfig
+from hybridroute.runs import RunLayout
 from hybridroute.runtime.bundle import MANIFEST_NAME, Manifest, read_manifest
 from hybridroute.runtime.classifier import EdgeClassifier
 from hybridroute.serving.edge_schemas import Conflict, InvalidBundle
@@ -48,6 +55,10 @@ class ReloadBusy(Conflict):
 # inputs is not checked beyond it: building and running such a text would cost more than the check is worth).
 LONGEST_CHECK_WORDS = 8192
 
+# Manifest kinds of edge-tier models: the INT8 bundle (and variants) and the FP32 export it was quantized from.
+# A run's cloud/ bundle has kind "cloud": serving it on the edge would route with a router calibrated for another model.
+EDGE_KINDS = ("edge", "onnx_fp32")
+
 WARMUP_TEXTS = ("where is my order", "thank you, that was quick!", "my card was charged twice and nobody answers")
 
 
@@ -59,6 +70,37 @@ class ReloadOutcome:
     previous_version: str
     bundle: Path
     seconds: float
+    warnings: tuple[str, ...] = ()  # e.g. the router was calibrated for another model (see ServedRouter)
+
+
+@dataclass(frozen=True)
+class ServedRouter:
+    """The calibrated router a service routes with, read at startup; a reload keeps it and checks new models against it.
+
+    Attributes:
+        config: the router (``router.json``, or the reference policy that overrides it).
+        layout: the run it comes from (named in the warning).
+    """
+
+    config: RouterConfig
+    layout: RunLayout
+
+    @classmethod
+    def of_run(cls, run: Path, policy: str | None = None) -> ServedRouter | None:
+        """The router of ``run`` as startup loads it (``policy`` overrides it); None for a run without router.json.
+
+        Raises:
+            RoutingError: ``policy`` needs a calibration the run does not hold.
+            ConfigError: router.json is malformed.
+        """
+        layout = RunLayout(Path(run))
+        if not layout.router.is_file():
+            return None
+        return cls(router_for(layout, policy), layout)
+
+    def staleness(self, edge: EdgeClassifier, bundle: Path) -> str | None:
+        """Why this router does not fit ``edge`` (loaded from ``bundle``), or None when it does."""
+        return stale_router_message(self.config, edge, self.layout, bundle)
 
 
 class ModelHolder:
@@ -127,25 +169,52 @@ def is_folder(path: Path) -> bool:
         return False
 
 
-def load_verified_edge(bundle: Path, labels: Sequence[str], threads: int = 0) -> EdgeClassifier:
-    """Load a bundle and check it can replace a model with ``labels``.
-
-    Raises:
-        InvalidBundle: the folder is missing, is not a bundle, fails its checksums or cannot predict.
-        Conflict: the bundle's labels differ from the served ones (router and cloud expect those).
-    """
-    if not is_folder(bundle):
-        raise InvalidBundle(f"bundle folder {bundle} does not exist; give a folder holding {MANIFEST_NAME}")
+@contextmanager
+def refused_as_invalid(bundle: Path) -> Iterator[None]:
+    """Turn any failure of loading or running ``bundle`` into :class:`InvalidBundle` (the old model keeps serving)."""
     try:
-        edge = EdgeClassifier.from_dir(bundle, threads=threads)
-        warm_up(edge, rounds=1)
-        check_longest_input(edge)
+        yield
     except (HybridError, OSError) as exc:  # OSError: a file the service may not read
         raise InvalidBundle(f"bundle {bundle} refused, the old model keeps serving: {exc}") from exc
     except Exception as exc:  # a malformed bundle can break the loader in any way: still a refusal, not a crash
         raise InvalidBundle(
             f"bundle {bundle} refused, the old model keeps serving: {type(exc).__name__}: {exc}"
         ) from exc
+
+
+def check_edge_kind(edge: EdgeClassifier, bundle: Path) -> None:
+    """Refuse a bundle whose manifest says it is not an edge-tier model (a run's cloud bundle, say).
+
+    A model built from parts (no manifest) is not checked.
+
+    Raises:
+        InvalidBundle: the manifest's kind is not one of :data:`EDGE_KINDS`.
+    """
+    manifest = getattr(edge, "manifest", None)
+    if isinstance(manifest, Manifest) and manifest.kind not in EDGE_KINDS:
+        accepted = " or ".join(repr(kind) for kind in EDGE_KINDS)
+        raise InvalidBundle(
+            f"bundle {bundle} refused, the old model keeps serving: its manifest has kind {manifest.kind!r:.40}, "
+            f"and the edge service serves only bundles of kind {accepted} (a run's edge/ or onnx_fp32/ folder)"
+        )
+
+
+def load_verified_edge(bundle: Path, labels: Sequence[str], threads: int = 0) -> EdgeClassifier:
+    """Load a bundle and check it can replace a model with ``labels``.
+
+    Raises:
+        InvalidBundle: the folder is missing, is not a bundle, is not an edge-tier kind, fails its checksums or
+            cannot predict.
+        Conflict: the bundle's labels differ from the served ones (router and cloud expect those).
+    """
+    if not is_folder(bundle):
+        raise InvalidBundle(f"bundle folder {bundle} does not exist; give a folder holding {MANIFEST_NAME}")
+    with refused_as_invalid(bundle):
+        edge = EdgeClassifier.from_dir(bundle, threads=threads)
+    check_edge_kind(edge, bundle)  # before the warm-up: a cloud model is larger and slower
+    with refused_as_invalid(bundle):
+        warm_up(edge, rounds=1)
+        check_longest_input(edge)
     if tuple(edge.labels) != tuple(labels):
         raise Conflict(
             f"bundle {bundle} has labels {list(edge.labels)[:8]} but the served model has {list(labels)[:8]}; "
@@ -155,9 +224,17 @@ def load_verified_edge(bundle: Path, labels: Sequence[str], threads: int = 0) ->
 
 
 def reload_edge(
-    holder: ModelHolder, bundle: Path, threads: int = 0, clock: Callable[[], float] = time.perf_counter
+    holder: ModelHolder,
+    bundle: Path,
+    threads: int = 0,
+    clock: Callable[[], float] = time.perf_counter,
+    *,
+    router: ServedRouter | None = None,
 ) -> ReloadOutcome:
     """Load, verify and swap in a new edge bundle (blocking: call it on a worker thread).
+
+    ``router``: the router being served; when it was calibrated for another model or temperature than the
+    new bundle's, the swap still happens, and the outcome's ``warnings`` (and the log) say so.
 
     Raises:
         Conflict: another reload is running, no model is loaded yet, or the labels differ.
@@ -172,8 +249,12 @@ def reload_edge(
             raise Conflict("no model is loaded yet; retry when GET /readyz answers 200")
         edge = load_verified_edge(bundle, current.edge.labels, threads)
         holder.set(dataclasses.replace(current, edge=edge))  # router, cloud and ledger carry over
-        outcome = ReloadOutcome(edge.model_version, current.edge.model_version, bundle, clock() - started)
+        stale = router.staleness(edge, bundle) if router is not None else None
+        warnings = (stale,) if stale is not None else ()
+        outcome = ReloadOutcome(edge.model_version, current.edge.model_version, bundle, clock() - started, warnings)
         logger.info("edge model %s replaced %s (from %s)", outcome.model_version, outcome.previous_version, bundle)
+        for warning in warnings:
+            logger.warning("after the reload: %s", warning)
         return outcome
     finally:
         holder.end_reload()

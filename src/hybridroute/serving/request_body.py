@@ -15,6 +15,8 @@ route's model validates it; every other request waits meanwhile. A route made wi
 * a body without a length (chunked) is read until it passes the limit, then refused; without ``Expect`` the
   rest of it is read and dropped first, likewise;
 * a JSON body over ``off_loop_bytes`` is parsed in a worker thread;
+* a key given twice in one object is refused (422 ``invalid_json``, see :class:`DuplicateKey`), not resolved
+  last-wins; the check costs little on a body of texts, and up to twice the parse on one of many small objects;
 * :attr:`BodyLimit.check` looks at the parsed JSON before the model validates it, so a body that is over a
   count limit (300,000 texts where 64 are accepted) is refused without validating each item on the loop;
 * a client that goes away before it has sent its whole body gets no answer (nobody would read it); the
@@ -51,6 +53,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from hybridroute.config import RepeatedKey, unique_keys
 from hybridroute.serving.schemas import RequestTooLarge, check_text_count, default_body_limit
 
 logger = logging.getLogger(__name__)
@@ -155,25 +158,49 @@ async def discard(stream: AsyncIterator[bytes], received: int, most: int) -> tup
     return received, True
 
 
+# Ends the message of a repeated key (see :class:`DuplicateKey`), so an error handler can tell it from a syntax error.
+DUPLICATE_KEY_HINT = "send each field once"
+
+
+class DuplicateKey(json.JSONDecodeError):
+    """A JSON body names the same key twice in one object.
+
+    JSON parsers keep one of the two values (Python's the last), so a body like
+    ``{"texts": ["a"], "texts": ["b", "c"]}`` would silently lose texts. A subclass of
+    :class:`json.JSONDecodeError`, so FastAPI answers it as it answers any body that is not JSON
+    (422 ``invalid_json``); its message is :data:`DUPLICATE_KEY_HINT`-terminated so the apps can word it.
+    """
+
+    def __init__(self, repeated: RepeatedKey, doc: str) -> None:
+        super().__init__(f"{repeated}; {DUPLICATE_KEY_HINT}", doc, 0)
+        self.key = repeated.key
+
+
 def parse_utf8_json(body: bytes) -> Any:
-    """Parse a JSON body that must be UTF-8 (a leading UTF-8 byte order mark is allowed).
+    """Parse a JSON body that must be UTF-8 (a leading UTF-8 byte order mark is allowed), each key once per object.
 
     ``json.loads`` on bytes would guess UTF-16 or UTF-32 too; the service accepts UTF-8 only. A NUL byte
     counts as not UTF-8: JSON text never holds one, and UTF-16 or UTF-32 text without a byte order mark
-    (whose bytes are otherwise valid UTF-8) is full of them.
+    (whose bytes are otherwise valid UTF-8) is full of them. A key repeated in one object is refused: the
+    parser would keep only its last value, and drop the others without a word.
 
     Raises:
         UnicodeDecodeError: the body is not UTF-8 (a UTF-16 or UTF-32 body, Latin-1 text).
+        DuplicateKey: an object names a key twice (a :class:`json.JSONDecodeError`).
         json.JSONDecodeError: the text is not JSON.
         RecursionError: the JSON nests too deeply.
 
-    Example: parse_utf8_json('{"text": "hi"}'.encode("utf-16-le")) raises UnicodeDecodeError (byte 0x00 at 1)
+    Example: parse_utf8_json('{"text": "hi"}'.encode("utf-16-le")) raises UnicodeDecodeError (byte 0x00 at 1);
+        parse_utf8_json(b'{"texts": ["a"], "texts": ["b"]}') raises DuplicateKey("key 'texts' appears 2 times ...")
     """
     text = body.decode("utf-8-sig")
     nul = body.find(b"\x00")
     if nul >= 0:
         raise UnicodeDecodeError("utf-8", body, nul, nul + 1, "a NUL byte (UTF-16 or UTF-32 text?)")
-    return json.loads(text)
+    try:
+        return json.loads(text, object_pairs_hook=unique_keys)
+    except RepeatedKey as exc:
+        raise DuplicateKey(exc, text) from None
 
 
 def is_json_media(content_type: str | None) -> bool:

@@ -19,6 +19,7 @@ from typing import Annotated, Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hybridroute.data import INVISIBLE, is_blank
 from hybridroute.errors import HybridError
 from hybridroute.types import Prediction
 
@@ -41,6 +42,30 @@ SIZE_UNITS: dict[type, tuple[str, str]] = {
     tuple: ("item", "items"),
     dict: ("key", "keys"),
 }
+
+
+def visible_pattern(invisible: frozenset[str] = INVISIBLE) -> str:
+    r"""A regular expression (JSON Schema's dialect) that finds a visible character: neither whitespace nor invisible.
+
+    The published form of "not blank" (:func:`hybridroute.data.is_blank`): a text matches it when it holds one
+    character that is not whitespace (``str.isspace``, which Python's ``\s`` matches) and not in ``invisible``.
+
+    Example: visible_pattern(frozenset("\u200b")) -> r"[^\s\u200b]"
+    """
+    return "[^\\s" + "".join(f"\\u{ord(c):04x}" for c in sorted(invisible)) + "]"
+
+
+# The pattern of a non-blank text in the published schemas (the validators apply is_blank itself).
+VISIBLE = visible_pattern()
+BLANK_HINT = "every text must hold a visible character, not only whitespace or invisible ones such as U+200B"
+
+
+def blank_texts(texts: Sequence[str]) -> list[int]:
+    r"""Positions of the blank texts: only whitespace and invisible characters (:func:`hybridroute.data.is_blank`).
+
+    Example: blank_texts(["ok", " ", "\u200b\u200d"]) -> [1, 2]
+    """
+    return [i for i, text in enumerate(texts) if is_blank(text)]
 
 
 class RequestTooLarge(HybridError):
@@ -201,16 +226,14 @@ class CloudClassifyRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    texts: list[Annotated[str, Field(json_schema_extra={"pattern": r"\S"})]] = Field(min_length=1)  # \S: not blank
+    texts: list[Annotated[str, Field(json_schema_extra={"pattern": VISIBLE})]] = Field(min_length=1)
 
     @field_validator("texts")
     @classmethod
     def _no_blank_texts(cls, texts: list[str]) -> list[str]:
-        blank = [i for i, text in enumerate(texts) if not text.strip()]
+        blank = blank_texts(texts)
         if blank:
-            raise ValueError(
-                f"texts at positions {blank[:10]} are blank; every text must hold a non-whitespace character"
-            )
+            raise ValueError(f"texts at positions {blank[:10]} are blank; {BLANK_HINT}")
         broken = not_unicode(texts)
         if broken:
             raise ValueError(f"texts at positions {broken[:10]} hold a lone UTF-16 surrogate; send valid Unicode")

@@ -1,19 +1,24 @@
-"""Run an ASGI app with uvicorn on a background thread (tests, benchmarks, notebooks).
+"""Run an ASGI app with uvicorn: in the foreground (the CLI) or on a background thread (tests, benchmarks).
 
-The CLI serves in the foreground with ``uvicorn.run`` (after :func:`freeze_startup_heap`);
-:func:`serve_in_thread` is for code that needs a real HTTP server next to itself, on
-loopback, for a while.
+The CLI binds its port with :func:`listen` before it loads the model (a port in use fails at once, in one
+line), then serves with :func:`serve_foreground` (after :func:`freeze_startup_heap`), whose server drains on
+SIGINT/SIGTERM and keeps draining through a second signal (see :class:`DrainingServer`).
+:func:`serve_in_thread` is for code that needs a real HTTP server next to itself, on loopback, for a while.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gc
 import logging
+import signal
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any, Literal
 
 import uvicorn
@@ -47,6 +52,39 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``(host, port)`` for :func:`serve_foreground`; call it before loading, to fail fast.
+
+    The socket only starts listening when serving starts, so clients are refused, not left waiting, while the
+    model loads.
+
+    Raises:
+        HybridError: the address cannot be bound (in use, not an address of this machine, a privileged port).
+
+    Example: listen("127.0.0.1", 8000) while another service listens there
+        -> HybridError("cannot listen on 127.0.0.1:8000: address already in use; ...")
+    """
+    try:
+        return bind_socket(host, port)
+    except OSError as exc:
+        raise listen_error(host, port, exc) from exc
+
+
+def listen_error(host: str, port: int, exc: OSError) -> HybridError:
+    """The one-line error of an address that cannot be bound or listened on.
+
+    Example: listen_error("0.0.0.0", 8000, OSError(errno.EADDRINUSE, "Address already in use"))
+        -> HybridError("cannot listen on 0.0.0.0:8000: address already in use; stop what listens there ...")
+    """
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return HybridError(
+            f"cannot listen on {where}: address already in use; stop what listens there or pick another --port"
+        )
+    reason = (exc.strerror or str(exc)).lower()
+    return HybridError(f"cannot listen on {where}: {reason}; check --host and --port")
+
+
 def url_of(sock: socket.socket) -> str:
     """The base URL of a bound socket.
 
@@ -54,6 +92,72 @@ def url_of(sock: socket.socket) -> str:
     """
     host, port = sock.getsockname()[:2]
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+# A graceful shutdown is cut short only at this many signals: a second one, sent by an impatient operator (or a
+# supervisor that signals twice), must not skip the application's shutdown (batcher drain, audit flush).
+FORCE_AT_SIGNAL = 3
+
+
+class DrainingServer(uvicorn.Server):
+    """A uvicorn server whose graceful shutdown survives a second SIGINT/SIGTERM.
+
+    uvicorn cuts its shutdown short at a second SIGINT: requests in flight are cancelled (a CancelledError
+    traceback in the log) and the application's shutdown is skipped, so queued audit records are lost. Here
+    the first signal starts the graceful shutdown, a second one only logs that the service is still draining,
+    and the :data:`FORCE_AT_SIGNAL`-th forces the exit (SIGKILL always does).
+    """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.signals_while_draining = 0
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Start the graceful shutdown on the first signal; force it only at the :data:`FORCE_AT_SIGNAL`-th."""
+        if not self.should_exit:
+            super().handle_exit(sig, frame)  # graceful; the signal is re-raised once the server has stopped
+            return
+        self.signals_while_draining += 1
+        name = signal.Signals(sig).name
+        if self.signals_while_draining + 1 >= FORCE_AT_SIGNAL:
+            logger.warning(
+                "%s again: forcing the exit; requests in flight are cancelled and the application shutdown "
+                "(audit flush) is skipped",
+                name,
+            )
+            self.force_exit = True
+            return
+        logger.warning(
+            "%s received while shutting down: still draining %d request(s) in flight, then the application "
+            "shutdown (batcher drain, audit flush); send it once more to force the exit and skip them, or SIGKILL",
+            name,
+            len(self.server_state.tasks),
+        )
+
+
+def serve_foreground(app: Any, sock: socket.socket, **options: Any) -> None:
+    """Serve ``app`` on ``sock`` (from :func:`listen`) in this thread until SIGINT/SIGTERM, draining gracefully.
+
+    ``options``: :class:`uvicorn.Config`'s (``log_level``, ``access_log``, ``timeout_graceful_shutdown`` ...).
+    As with ``uvicorn.run``, the first signal is raised again once the server has stopped (so SIGTERM ends the
+    process with its usual status), and a SIGINT then ends it quietly.
+
+    Raises:
+        HybridError: the socket cannot listen, or the server did not start (the app's startup failed; uvicorn
+            has logged why).
+    """
+    config = uvicorn.Config(app, **options)
+    server = DrainingServer(config)
+    host, port = sock.getsockname()[:2]
+    try:
+        sock.listen(config.backlog)  # a second process may have bound the same port (SO_REUSEADDR) meanwhile
+    except OSError as exc:
+        raise listen_error(host, port, exc) from exc
+    logger.info("serving on %s (SIGINT or SIGTERM: finish requests in flight, then stop)", url_of(sock))
+    with contextlib.suppress(KeyboardInterrupt):  # the SIGINT that stopped the server, raised again after it stopped
+        server.run(sockets=[sock])
+    if not server.started:
+        raise HybridError("the server did not start (the application's startup failed); see the log above")
 
 
 def wait_until_started(server: uvicorn.Server, thread: threading.Thread, timeout_s: float) -> None:

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from hybridroute.config import AdaptConfig
 from hybridroute.errors import DataError
 from hybridroute.training.batching import bucketed_batches, pad, sequential_batches, tokenize
-from hybridroute.training.models import check_max_length, load_tokenizer, resolve_base_model
+from hybridroute.training.models import check_max_length, load_pretrained, load_tokenizer
 from hybridroute.training.schedule import linear_warmup_decay
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def adapt(texts: Sequence[str], config: AdaptConfig, out_dir: Path, progress: bo
     started = time.monotonic()
     torch.manual_seed(config.seed)
     tokenizer = load_tokenizer(config.base_model)
-    model = AutoModelForMaskedLM.from_pretrained(resolve_base_model(config.base_model), local_files_only=True)
+    model = load_pretrained(AutoModelForMaskedLM, config.base_model)
     check_max_length(model, config.max_length, "adapt", config.base_model)
     masker = _Masker(tokenizer, config.mlm_probability)
     train_texts, held_texts = split_heldout(texts, config)

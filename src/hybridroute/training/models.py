@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,13 +117,55 @@ class SequenceClassifier(nn.Module):
         return out_dir
 
 
+@contextmanager
+def _without_load_report() -> Iterator[None]:
+    """Hold back the LOAD REPORT table of transformers (a warning listing fresh and unused weights) for a load.
+
+    Loading an encoder under another head leaves some weights fresh or unused by design (the packaged MiniLM has
+    no masked-LM head, a masked-LM checkpoint has no pooler); ``load_pretrained`` says so in one line instead.
+    """
+    report_logger = logging.getLogger("transformers.modeling_utils")
+    level = report_logger.level
+    report_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        report_logger.setLevel(level)
+
+
+def _weight_groups(keys: Any) -> str:
+    """'cls.predictions (6)' for the keys' first two name parts, with counts."""
+    groups: dict[str, int] = {}
+    for key in sorted(keys):
+        group = ".".join(str(key).split(".")[:2])
+        groups[group] = groups.get(group, 0) + 1
+    return ", ".join(f"{group} ({count})" for group, count in groups.items())
+
+
+def load_pretrained(model_class: Any, name_or_path: str, **kwargs: Any) -> PreTrainedModel:
+    """``model_class.from_pretrained`` offline, with fresh and unused weights in one log line, not a table."""
+    with _without_load_report():
+        model, info = model_class.from_pretrained(
+            resolve_base_model(name_or_path), local_files_only=True, output_loading_info=True, **kwargs
+        )
+    fresh, unused = info.get("missing_keys", ()), info.get("unexpected_keys", ())
+    if fresh or unused:
+        logger.info(
+            "loaded %s: freshly initialised %s; unused %s",
+            name_or_path,
+            _weight_groups(fresh) or "none",
+            _weight_groups(unused) or "none",
+        )
+    return model  # type: ignore[no-any-return]
+
+
 def load_encoder(name_or_path: str, eager: bool = False) -> PreTrainedModel:
     """Load a Hugging Face encoder without any task head (offline)."""
     from transformers import AutoModel
 
     kwargs: dict[str, Any] = {"attn_implementation": "eager"} if eager else {}
     try:
-        return AutoModel.from_pretrained(resolve_base_model(name_or_path), local_files_only=True, **kwargs)
+        return load_pretrained(AutoModel, name_or_path, **kwargs)
     except OSError as exc:
         raise ArtifactError(f"cannot load encoder {name_or_path!r}: {exc}") from exc
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -11,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from hybridroute.errors import HybridError
+from hybridroute.errors import ArtifactError, HybridError
+from hybridroute.runtime.bundle import read_manifest, write_manifest
 from hybridroute.runtime.classifier import EdgeClassifier
 from hybridroute.serving.cloud_app import (
     CloudSettings,
@@ -19,6 +21,7 @@ from hybridroute.serving.cloud_app import (
     create_app,
     get_classifier,
     get_settings,
+    load_classifier,
 )
 from hybridroute.serving.uvicorn_runner import serve_in_thread
 from support.raw_http import error_of
@@ -34,8 +37,15 @@ def _post(http: httpx.Client, url: str, **kwargs: Any) -> httpx.Response:
 # ---------------------------------------------------------------- the real model
 
 
-def test_classify_over_http_matches_the_model_in_process(http: httpx.Client, tiny_run: Path) -> None:
-    bundle = tiny_run / "edge"
+def as_cloud_bundle(edge_bundle: Path, folder: Path) -> Path:
+    """A copy of an edge bundle that says it is a cloud bundle (its manifest's kind; the checksums still hold)."""
+    shutil.copytree(edge_bundle, folder)
+    write_manifest(folder, read_manifest(folder).with_updates(kind="cloud"))
+    return folder
+
+
+def test_classify_over_http_matches_the_model_in_process(http: httpx.Client, tiny_run: Path, tmp_path: Path) -> None:
+    bundle = as_cloud_bundle(tiny_run / "edge", tmp_path / "cloud")
     local = EdgeClassifier.from_dir(bundle, threads=1)
     texts = ["my card was charged twice", "thanks, great service!", "when does the shop open?"]
     app = create_app(CloudSettings(bundle=bundle, threads=1))  # the lifespan loads the bundle
@@ -92,6 +102,14 @@ def test_readiness_follows_the_classifier_dependency(http: httpx.Client, fake_cl
         assert error_of(_post(http, url, json=GOOD)) == {"type": "not_ready", "message": "swapping models"}
         app.dependency_overrides.clear()
         assert _post(http, url, json=GOOD).status_code == 200
+
+
+def test_an_edge_bundle_is_not_served_as_the_cloud_tier(tiny_run: Path) -> None:
+    with pytest.raises(ArtifactError) as refused:
+        load_classifier(CloudSettings(bundle=tiny_run / "edge", threads=1))
+    message = str(refused.value)
+    assert "holds a bundle of kind 'edge'" in message and "serves only bundles of kind 'cloud'" in message
+    assert "\n" not in message
 
 
 def test_a_bundle_that_does_not_load_stops_startup(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from hybridroute.errors import ArtifactError
 from hybridroute.monitoring.audit import open_audit_store
+from hybridroute.monitoring.thresholds import MonitorThresholds
 from hybridroute.routing.cascade import HybridClassifier
 from hybridroute.routing.policies import ConfidencePolicy
 from hybridroute.serving.cloud_client import CloudResult, thread_safe_client
@@ -299,7 +300,8 @@ def metric_value(text: str, name: str) -> float:
 
 
 def test_metrics_are_exported_and_move_with_requests(tmp_path: Path) -> None:
-    with running(create_app(settings(tmp_path), fake_hybrid())) as (url, client):
+    two_answers_judge = settings(tmp_path, monitor_thresholds=MonitorThresholds(min_window=2))
+    with running(create_app(two_answers_judge, fake_hybrid())) as (url, client):
         before = client.get(f"{url}/metrics")
         client.post(f"{url}/v1/classify", json={"texts": ["one two", "unsure three"]})
         after = client.get(f"{url}/metrics").text
@@ -313,7 +315,9 @@ def test_metrics_are_exported_and_move_with_requests(tmp_path: Path) -> None:
         assert metric_value(before.text, name) == 0.0 and metric_value(after, name) >= 1.0, name
     assert metric_value(after, "hybridroute_cloud_latency_seconds_count") == 1.0
     assert 'hybridroute_requests_total{label="positive",reason="low_confidence",tier="cloud"} 1.0' in after
-    assert metric_value(after, 'hybridroute_cost_usd_total{tier="cloud"}') == pytest.approx(0.0146)
+    # each answer's edge cost under edge, the escalated one's cloud charge under cloud (default prices)
+    assert metric_value(after, 'hybridroute_cost_usd_total{tier="edge"}') == pytest.approx(0.002)
+    assert metric_value(after, 'hybridroute_cost_usd_total{tier="cloud"}') == pytest.approx(0.0136)
     assert metric_value(after, "hybridroute_edge_share") == 0.5
     assert metric_value(after, "hybridroute_audit_dropped_total") == 0.0
     assert 'hybridroute_model_info{model_version="fake-edge-1"} 1.0' in after
@@ -385,7 +389,8 @@ def test_the_watcher_tries_a_bundle_that_changed_while_the_model_loaded(tmp_path
     app_settings = settings(tmp_path, watch=True, watch_interval_s=0.02, monitor_reference=False, warmup_rounds=0)
     with running(create_app(app_settings, load=load_during_a_deploy)) as (url, client):
         deadline = time.monotonic() + 5.0
-        while "hybridroute_reloads_total" not in (metrics := client.get(f"{url}/metrics").text):
+        # a sample, not the HELP/TYPE lines a labelled counter shows before its first sample
+        while "hybridroute_reloads_total{" not in (metrics := client.get(f"{url}/metrics").text):
             assert time.monotonic() < deadline, "the watcher never tried the bundle that landed during startup"
             time.sleep(0.02)
     # v2 was tried (and refused: these fake manifests are not bundles), not taken as the one being served

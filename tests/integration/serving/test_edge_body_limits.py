@@ -272,7 +272,7 @@ LARGE_BODIES: dict[str, tuple[bytes, str, int, str, str]] = {
         "application/json",
         422,
         "validation_error",
-        "text.str: Input should be a valid string "
+        "text: Input should be a valid string "
         "(received ['hi there', 'hi there', 'hi there', 'hi there', 'hi there'… (300000 items))",
     ),
     "an object where the texts go": (
@@ -280,7 +280,7 @@ LARGE_BODIES: dict[str, tuple[bytes, str, int, str, str]] = {
         "application/json",
         422,
         "validation_error",
-        "texts.list[str]: Input should be a valid list "
+        "texts: Input should be a valid list "
         "(received {'0': 'hi there', '1': 'hi there', '2': 'hi there', '3': 'h… (150000 keys))",
     ),
     "not declared as JSON": (

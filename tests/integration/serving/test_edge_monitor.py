@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import sqlite3
 import sys
 import time
@@ -193,10 +194,12 @@ def test_serve_edge_refuses_a_min_window_its_live_windows_cannot_reach(run_copy:
 def test_serve_edge_passes_every_flag_to_the_service(
     run_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import uvicorn
-
     served: dict[str, object] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
+
+    def keep(app: object, sock: socket.socket, **options: object) -> None:
+        served.update(app=app, port=sock.getsockname()[1], **options)
+
+    monkeypatch.setattr("hybridroute.serving.uvicorn_runner.serve_foreground", keep)
     monkeypatch.setattr("hybridroute.serving.uvicorn_runner.freeze_startup_heap", lambda: None)
     args = ["serve", "edge", "--run", str(run_copy), "--audit-db", str(tmp_path / "audit.sqlite"), "--port", "8123"]
     args += ["--audit-queue", "5000", "--audit-ack-timeout", "0.5", "--max-texts", "8", "--monitor-window", "200"]
@@ -220,11 +223,9 @@ def test_a_malformed_drift_reference_leaves_the_service_ready_without_drift(run_
 def test_serve_edge_refuses_an_audit_database_it_cannot_open_in_one_line(
     run_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, audit_db: str
 ) -> None:
-    import uvicorn
-
     (tmp_path / "afile").write_text("a regular file, not a folder and not SQLite\n")
     served: list[object] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(app))
+    monkeypatch.setattr("hybridroute.serving.uvicorn_runner.serve_foreground", lambda app, *_, **__: served.append(app))
     monkeypatch.setattr("hybridroute.serving.uvicorn_runner.freeze_startup_heap", lambda: None)
     command = ["serve", "edge", "--run", str(run_copy), "--audit-db", audit_db.format(tmp=tmp_path)]
     result = CliRunner().invoke(main, command)

@@ -39,6 +39,7 @@ from hybridroute.hybrid import HybridSettings, open_hybrid
 from hybridroute.serving.edge_app import create_app
 from hybridroute.serving.edge_settings import EdgeSettings
 from hybridroute.serving.uvicorn_runner import bind_socket, serve_in_thread, url_of
+from support.processes import wait_ready
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -92,19 +93,6 @@ def edge_process(run: Path, port: int, audit_db: Path, log: Path) -> Iterator[su
             if process.poll() is None:
                 process.kill()
                 process.wait()
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text(errors="replace")[-3000:]
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"not ready in {timeout_s} s: {log.read_text(errors='replace')[-3000:]}")
 
 
 def audited_ids(db: Path) -> set[str]:

@@ -15,11 +15,15 @@ import pytest
 
 from hybridroute.errors import ArtifactError, InferenceError
 from hybridroute.routing.cascade import HybridClassifier
+from hybridroute.routing.policies import ConfidencePolicy
+from hybridroute.routing.router_config import RouterConfig, save_router
+from hybridroute.runs import RunLayout
 from hybridroute.runtime.bundle import MODEL_NAME, read_manifest, write_manifest
 from hybridroute.runtime.classifier import EdgeClassifier
 from hybridroute.serving.edge_app import create_app
 from hybridroute.serving.edge_service import open_hybrid_for
 from hybridroute.serving.edge_settings import EdgeSettings
+from hybridroute.serving.reload import ModelHolder, ServedRouter, reload_edge
 from hybridroute.serving.uvicorn_runner import serve_in_thread
 
 TOKEN = "s3cret-admin-token-0123"
@@ -282,3 +286,61 @@ def test_a_run_whose_bundle_is_longer_than_the_model_positions_does_not_load(run
     with_max_length(run_copy / "onnx_fp32", run_copy / "edge", 1024)
     with pytest.raises(ArtifactError, match="max_length=1024"):
         open_hybrid_for(EdgeSettings(run_copy, threads=1))
+
+
+# ---------------------------------------------------------------- the bundle's kind, the router's calibration
+
+
+def test_reload_refuses_a_bundle_whose_manifest_is_of_kind_cloud(run_copy: Path, tmp_path: Path) -> None:
+    cloud = tmp_path / "cloud"
+    shutil.copytree(run_copy / "onnx_fp32", cloud)  # a valid model with the served labels, but the cloud tier's
+    write_manifest(cloud, read_manifest(cloud).with_updates(kind="cloud"))
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    app = create_app(EdgeSettings(run_copy, admin_token=TOKEN, threads=1))
+    with serve_in_thread(app) as url, httpx.Client(timeout=10.0) as client:
+        old = wait_version(client, url)
+        refused = client.post(f"{url}/admin/reload", json={"bundle": str(cloud)}, headers=auth)
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["error"]
+        assert error["type"] == "invalid_bundle"
+        assert "kind 'cloud'" in error["message"] and "only bundles of kind 'edge' or 'onnx_fp32'" in error["message"]
+        assert served_version(client, url) == old
+
+
+def test_reload_reports_a_router_calibrated_for_another_model(run_copy: Path, caplog: pytest.LogCaptureFixture) -> None:
+    edge = EdgeClassifier.from_dir(run_copy / "edge", threads=1)
+    new_bundle = run_copy / "onnx_fp32"
+    new = EdgeClassifier.from_dir(new_bundle, threads=1).model_version
+    calibrated = RouterConfig(
+        "confidence", threshold=0.5, temperature=edge.temperature, edge_model_version=edge.model_version
+    )
+    router = ServedRouter(calibrated, RunLayout(run_copy))
+    holder = ModelHolder(HybridClassifier(edge, ConfidencePolicy(0.5)))
+
+    same = reload_edge(holder, run_copy / "edge", threads=1, router=router)
+    assert same.warnings == ()  # the model the router was calibrated for: nothing to say
+    with caplog.at_level("WARNING", logger="hybridroute.serving.reload"):
+        swapped = reload_edge(holder, new_bundle, threads=1, router=router)
+    assert swapped.model_version == new != edge.model_version
+    (warning,) = swapped.warnings
+    assert f"calibrated for edge model {edge.model_version}" in warning
+    assert f"{new_bundle} is model {new}" in warning and "hybridroute calibrate" in warning
+    assert warning in caplog.text
+
+
+def test_a_reload_over_http_answers_with_the_stale_router_warning(run_copy: Path) -> None:
+    edge = EdgeClassifier.from_dir(run_copy / "edge", threads=1)
+    save_router(
+        RunLayout(run_copy).router,
+        RouterConfig("confidence", threshold=0.5, temperature=edge.temperature, edge_model_version=edge.model_version),
+    )
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    app = create_app(EdgeSettings(run_copy, admin_token=TOKEN, threads=1, monitor_reference=False))
+    with serve_in_thread(app) as url, httpx.Client(timeout=10.0) as client:
+        wait_version(client, url, edge.model_version)
+        same = client.post(f"{url}/admin/reload", headers=auth)
+        other = client.post(f"{url}/admin/reload", headers=auth, json={"bundle": str(run_copy / "onnx_fp32")})
+    assert same.status_code == 200 and same.json()["warnings"] == []  # the model it was calibrated for
+    assert other.status_code == 200, other.text
+    (warning,) = other.json()["warnings"]
+    assert f"calibrated for edge model {edge.model_version}" in warning and "hybridroute calibrate" in warning

@@ -31,6 +31,7 @@ from hybridroute.serving.cloud_app import create_app as create_cloud_app
 from hybridroute.serving.cloud_client import InProcessCloud
 from hybridroute.serving.edge_app import create_app as create_edge_app
 from hybridroute.serving.edge_settings import EdgeSettings
+from hybridroute.serving.schemas import VISIBLE
 from hybridroute.serving.uvicorn_runner import serve_in_thread
 
 pytestmark = pytest.mark.timeout(120)
@@ -85,7 +86,7 @@ def cloud_schema(cloud_url: str) -> schemathesis.BaseSchema:
 def test_the_documents_publish_limits_labels_and_errors(edge_url: str, cloud_url: str) -> None:
     edge = httpx.get(f"{edge_url}/openapi.json").json()
     request = edge["components"]["schemas"]["ClassifyRequest"]
-    assert request["properties"]["text"] == {"type": "string", "pattern": r"\S", "title": "Text", "maxLength": 300}
+    assert request["properties"]["text"] == {"type": "string", "pattern": VISIBLE, "title": "Text", "maxLength": 300}
     assert request["properties"]["texts"]["maxItems"] == 8 and request["oneOf"]
     assert edge["components"]["schemas"]["FeedbackRequest"]["properties"]["label"]["enum"] == list(LABELS)
     assert set(edge["paths"]["/v1/feedback"]["post"]["responses"]) >= {"200", "404", "422"}

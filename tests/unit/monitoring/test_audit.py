@@ -209,6 +209,8 @@ def test_the_reader_refuses_other_files_and_leaves_them_unchanged(tmp_path: Path
     assert path.read_bytes() == content  # no audit schema written into a mistyped --db
     with pytest.raises(ConfigError, match="does not exist"):
         open_audit_reader(tmp_path / "missing.db")
+    with pytest.raises(ConfigError, match="is a folder; pass the SQLite file"):
+        open_audit_reader(tmp_path)
 
 
 def test_the_reader_refuses_an_audit_table_that_is_not_a_hybridroute_log(tmp_path: Path) -> None:
@@ -900,3 +902,18 @@ def test_records_given_up_at_close_but_committed_later_are_not_counted_lost(
     assert store.count() == 5 and writer.committed == 5 and writer.failed == 0 and writer.health()["lost"] == 0
     assert "committed after all" in caplog.text
     store.close()
+
+
+def test_a_single_record_over_capacity_is_counted_durably(store: SQLiteAuditStore) -> None:
+    blocking = BlockingStore(store)
+    writer = AuditWriter(blocking, capacity=1, max_batch=10)  # type: ignore[arg-type]
+    writer.start()
+    assert writer.submit([record(0)])
+    while writer.queued:  # the writer takes record 0 and blocks in write_many
+        time.sleep(0.001)
+    assert writer.submit([record(1)])
+    overflow = Acks()
+    assert not writer.submit([record(2)], overflow)  # one record past capacity
+    blocking.release.set()
+    writer.close()
+    assert store.count() == 2 and store.dropped() == 1 and overflow.statuses == [DROPPED]

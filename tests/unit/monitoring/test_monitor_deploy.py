@@ -83,5 +83,28 @@ def test_drift_and_feedback_rules_share_the_monitor_thresholds() -> None:
     exprs = {rule["alert"]: str(rule["expr"]) for rule in rules()}
     assert exprs["HybridrouteDriftModerate"].endswith(f"> {t.psi_warn}")
     assert exprs["HybridrouteDriftMajor"].endswith(f"> {t.psi_alert}")
+    for name in ("HybridrouteDriftModerate", "HybridrouteDriftMajor"):  # and past the sampling noise, as the monitor
+        assert exprs[name].startswith("hybridroute_monitor_drift_psi > hybridroute_monitor_drift_psi_noise and ")
     assert exprs["HybridrouteFeedbackAccuracyLow"].endswith(f"< {t.min_accuracy}")
     assert exprs["HybridrouteFeedbackAccuracyCritical"].endswith(f"< {t.critical_accuracy}")
+
+
+def test_error_rate_rule_is_the_server_error_share_of_http_requests() -> None:
+    exprs = {rule["alert"]: " ".join(str(rule["expr"]).split()) for rule in rules()}
+    error_rate = exprs["HybridrouteErrorRateHigh"]
+    numerator, _, denominator = error_rate.partition(" / ")
+    # Per HTTP request: answered texts (hybridroute_requests_total) would count a 64-text request 64 times.
+    assert set(METRIC.findall(error_rate)) == {"hybridroute_http_requests_total"}
+    assert 'status="5xx"' in numerator and "status" not in denominator
+    api = 'route=~"/v1/.*|/admin/.*"'  # /readyz answers 503 while loading, by design: not an error of the API
+    assert api in numerator and api in denominator
+    assert error_rate.endswith("> 0.05")
+    assert 'status="4xx"' in exprs["HybridrouteClientErrorRateHigh"]
+
+
+def test_grafana_dashboard_plots_the_error_rate_of_the_rule() -> None:
+    dashboard = json.loads((DEPLOY / "grafana" / "hybridroute.json").read_text(encoding="utf-8"))
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    rule = {r["alert"]: " ".join(str(r["expr"]).split()) for r in rules()}["HybridrouteErrorRateHigh"]
+    plotted = rule.removesuffix(" > 0.05").replace("[5m]", "[$__rate_interval]")
+    assert plotted in exprs

@@ -10,7 +10,13 @@ from transformers import BertConfig, MPNetConfig
 from hybridroute.config import AdaptConfig, FinetuneConfig
 from hybridroute.data import LabelledTexts, Split
 from hybridroute.errors import ArtifactError, ConfigError
-from hybridroute.training.models import CLASSIFIER_FILE, position_limit, read_classifier_spec, resolve_base_model
+from hybridroute.training.models import (
+    CLASSIFIER_FILE,
+    load_pretrained,
+    position_limit,
+    read_classifier_spec,
+    resolve_base_model,
+)
 
 
 @pytest.mark.parametrize("name", ["minlm", "sentence-transformers/all-MiniLM-L6-v2", "bert-base-uncased"])
@@ -75,3 +81,17 @@ def test_an_unreadable_classifier_spec_is_an_artifact_error_naming_it(tmp_path: 
 def test_a_folder_without_a_classifier_spec_holds_no_classifier(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="holds no fine-tuned classifier"):
         read_classifier_spec(tmp_path)
+
+
+def test_loading_under_another_head_logs_one_line_not_the_load_report_table(
+    tiny_bert: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from transformers import AutoModelForMaskedLM
+
+    caplog.set_level("INFO", logger="hybridroute.training.models")
+    model = load_pretrained(AutoModelForMaskedLM, str(tiny_bert))  # the tiny BERT has no masked-LM head
+
+    assert type(model).__name__ == "BertForMaskedLM"
+    assert "LOAD REPORT" not in capfd.readouterr().err
+    [line] = [r.getMessage() for r in caplog.records if r.name == "hybridroute.training.models"]
+    assert "freshly initialised cls.predictions" in line and "unused pooler.dense" in line
