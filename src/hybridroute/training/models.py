@@ -119,18 +119,23 @@ class SequenceClassifier(nn.Module):
 
 @contextmanager
 def _without_load_report() -> Iterator[None]:
-    """Hold back the LOAD REPORT table of transformers (a warning listing fresh and unused weights) for a load.
+    """Hold back the warnings transformers logs while loading (its LOAD REPORT table of fresh and unused weights).
 
     Loading an encoder under another head leaves some weights fresh or unused by design (the packaged MiniLM has
     no masked-LM head, a masked-LM checkpoint has no pooler); ``load_pretrained`` says so in one line instead.
+    A filter, not a higher level: transformers runs a tensor-parallel check, with warnings of its own, when its
+    loading logger's level is WARNING or above.
     """
+
+    def errors_only(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
     report_logger = logging.getLogger("transformers.modeling_utils")
-    level = report_logger.level
-    report_logger.setLevel(logging.ERROR)
+    report_logger.addFilter(errors_only)
     try:
         yield
     finally:
-        report_logger.setLevel(level)
+        report_logger.removeFilter(errors_only)
 
 
 def _weight_groups(keys: Any) -> str:

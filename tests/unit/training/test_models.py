@@ -92,6 +92,7 @@ def test_loading_under_another_head_logs_one_line_not_the_load_report_table(
     model = load_pretrained(AutoModelForMaskedLM, str(tiny_bert))  # the tiny BERT has no masked-LM head
 
     assert type(model).__name__ == "BertForMaskedLM"
-    assert "LOAD REPORT" not in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert "LOAD REPORT" not in err and "not sharded" not in err, err
     [line] = [r.getMessage() for r in caplog.records if r.name == "hybridroute.training.models"]
     assert "freshly initialised cls.predictions" in line and "unused pooler.dense" in line
