@@ -354,16 +354,6 @@ def _check_outputs(outputs: Mapping[str, Path | None], inputs: Mapping[str, Path
             known[f"the output of {option}"] = path
 
 
-def _sqlite_file(db: str) -> Path | None:
-    """The file of an audit database given as a path or ``sqlite:///PATH``; None for a server URL.
-
-    Example: _sqlite_file("sqlite:///a.sqlite") -> Path("a.sqlite"); _sqlite_file("postgresql://h/db") -> None
-    """
-    if db.startswith("sqlite:///"):
-        return Path(db.removeprefix("sqlite:///"))
-    return None if "://" in db else Path(db)
-
-
 def _check_texts(texts: Sequence[str]) -> None:
     r"""Refuse a blank text, or one holding bytes that are not UTF-8 (Python passes them on as lone surrogates).
 
@@ -1040,9 +1030,9 @@ def audit(
     csv_out: Path | None,
 ) -> None:
     """Query the audit log by time, tier and reason; print records or export them as CSV."""
-    from hybridroute.monitoring.audit import iso_time, open_audit_reader, parse_time
+    from hybridroute.monitoring.audit import iso_time, open_audit_reader, parse_time, sqlite_file
 
-    _check_outputs({"--csv": csv_out}, {"the audit database given with --db": _sqlite_file(db)})
+    _check_outputs({"--csv": csv_out}, {"the audit database given with --db": sqlite_file(db)})
     store = open_audit_reader(db)
     try:
         filters: dict[str, Any] = {
@@ -1500,9 +1490,10 @@ def report(
     prices_file: Path | None,
 ) -> None:
     """Write a self-contained HTML health report (plots inlined, PNG copies in OUT_files/)."""
+    from hybridroute.monitoring.audit import sqlite_file
     from hybridroute.monitoring.report import check_report_out, render_report
 
-    check_report_out(out, {"the audit database given with --db": _sqlite_file(db)})
+    check_report_out(out, {"the audit database given with --db": sqlite_file(db)})
     reference, thresholds, config = _monitor_inputs(run_dir, window, min_window, thresholds_file, prices_file)
     path = render_report(db, out, reference, thresholds, config)
     click.echo(f"wrote {path} and {path.parent / (path.stem + '_files')}/*.png")

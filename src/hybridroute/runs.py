@@ -627,19 +627,6 @@ def rebuilding(target: Path) -> Iterator[Path]:
         _drop_discarded(target)
 
 
-@contextmanager
-def removing(target: Path) -> Iterator[None]:
-    """Remove the folder ``target`` once the block succeeds; if the block fails, ``target`` stays as it was.
-
-    For a step that is skipped this time: its old output must not outlive the run it belonged to, nor vanish
-    when the new run fails. ``target`` is set aside (``.NAME-aside``) while the block runs and dropped after
-    it, exactly as :func:`rebuilding` does with a block that builds nothing; after a kill the next command
-    that opens the run folder puts it back (:func:`recover_interrupted`).
-    """
-    with rebuilding(target):
-        yield
-
-
 def step_command(step: str, root: Path) -> str:
     """The command line that produces step ``step``'s output in the run folder ``root``.
 

@@ -22,7 +22,6 @@ from hybridroute.runs import (
     install_folders,
     load_saved_split,
     rebuilding,
-    removing,
     save_split,
     staging_folder,
     step_command,
@@ -358,7 +357,7 @@ def _train_without_adapting(layout: RunLayout, plan: TrainPlan, progress: bool) 
     Left behind, the old adapted encoder would be what a later ``finetune`` without ``--encoder`` picks, and
     its ``adapt`` section would be reported as this run's adaptation. Both stay if this run fails.
     """
-    with removing(layout.adapted):
+    with rebuilding(layout.adapted):  # builds nothing there: set aside now, dropped once the run is written
         layout.update_info(base_model=plan.adapt.base_model)
         run_finetune(layout, plan.finetune, plan.adapt.base_model, progress)
         run_compress(layout, plan.compress)

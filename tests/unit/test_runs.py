@@ -521,20 +521,20 @@ def test_drop_sections_removes_only_the_named_sections(tmp_path: Path) -> None:
     assert layout.read_info() == {"data": {"train": 10}, "finetune": {"val_accuracy": 0.9}}
 
 
-def test_removing_drops_the_folder_only_when_the_block_succeeds(tmp_path: Path) -> None:
-    from hybridroute.runs import removing
+def test_rebuilding_nothing_drops_the_folder_only_when_the_block_succeeds(tmp_path: Path) -> None:
+    from hybridroute.runs import rebuilding
 
     target = tmp_path / "adapted"
     target.mkdir()
     (target / "model.bin").write_text("old")
-    with pytest.raises(RuntimeError, match="fine-tuning failed"), removing(target):
+    with pytest.raises(RuntimeError, match="fine-tuning failed"), rebuilding(target):
         assert not target.exists()  # set aside while the block runs: no step in it can pick it up
         raise RuntimeError("fine-tuning failed")
     assert (target / "model.bin").read_text() == "old"
-    with removing(target):
+    with rebuilding(target):
         pass
     assert list(tmp_path.iterdir()) == []  # gone, and nothing set aside left behind
-    with removing(target):  # nothing to remove is fine too
+    with rebuilding(target):  # nothing to remove is fine too
         pass
     assert list(tmp_path.iterdir()) == []
 

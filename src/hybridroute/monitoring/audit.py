@@ -664,6 +664,17 @@ def redact_url(url: str) -> str:
 _PASSWORD_PARAMETER = re.compile(r"([?&;]password=)[^&;#]*", re.IGNORECASE)
 
 
+def sqlite_file(url: str | Path) -> Path | None:
+    """The SQLite file of an audit database given as a path or ``sqlite:///PATH``; None for any other URL.
+
+    Example: sqlite_file("sqlite:///a.sqlite") -> Path("a.sqlite"); sqlite_file("postgresql://h/db") -> None
+    """
+    text = str(url)
+    if text.startswith("sqlite:///"):
+        return Path(text.removeprefix("sqlite:///"))
+    return None if "://" in text else Path(text)
+
+
 def open_audit_store(url: str | Path) -> SqlAuditStore:
     """A store for a file path, ``sqlite:///path`` or ``postgresql://...`` (``postgres://`` too).
 
@@ -673,13 +684,12 @@ def open_audit_store(url: str | Path) -> SqlAuditStore:
     text = str(url)
     if text.startswith(("postgresql://", "postgres://")):
         return PostgresAuditStore(text)
-    if text.startswith("sqlite:///"):
-        return SQLiteAuditStore(text.removeprefix("sqlite:///"))
-    if "://" in text:
+    path = sqlite_file(text)
+    if path is None:
         raise ConfigError(
             f"audit database {redact_url(text)}: unknown scheme; use a file path, sqlite:///PATH or postgresql://..."
         )
-    return SQLiteAuditStore(text)
+    return SQLiteAuditStore(path)
 
 
 def open_audit_reader(url: str | Path) -> SqlAuditStore:
@@ -696,9 +706,9 @@ def open_audit_reader(url: str | Path) -> SqlAuditStore:
     text = str(url)
     if text.startswith(("postgresql://", "postgres://")):
         return PostgresAuditStore(text, create_schema=False)
-    if "://" in text and not text.startswith("sqlite:///"):
+    path = sqlite_file(text)
+    if path is None:
         return open_audit_store(text)  # refuses the unknown scheme
-    path = Path(text.removeprefix("sqlite:///"))
     if path.is_dir():
         raise ConfigError(f"audit database {path} is a folder; pass the SQLite file the edge service writes (--db)")
     if not path.is_file():

@@ -470,13 +470,3 @@ def load_labelled_texts(path: str | Path, text_col: str = "text", label_col: str
     """
     path = Path(path)
     return load_labelled(DataConfig(path, text_col, label_col or label_column(path)))
-
-
-def load_texts(path: str | Path, limit: int | None = None) -> tuple[list[str], list[str]]:
-    """Texts and labels (the first ``limit`` when given) of a file with ``text`` and ``label`` or ``category`` columns.
-
-    Example: load_texts("test.csv") -> (["How do I locate my card?", ...], ["card_arrival", ...])
-    """
-    labelled = load_labelled_texts(path)
-    texts, labels = list(labelled.texts), list(labelled.labels)
-    return (texts[:limit], labels[:limit]) if limit else (texts, labels)

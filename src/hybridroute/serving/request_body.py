@@ -173,7 +173,6 @@ class DuplicateKey(json.JSONDecodeError):
 
     def __init__(self, repeated: RepeatedKey, doc: str) -> None:
         super().__init__(f"{repeated}; {DUPLICATE_KEY_HINT}", doc, 0)
-        self.key = repeated.key
 
 
 def parse_utf8_json(body: bytes) -> Any:

@@ -5,7 +5,7 @@ import pytest
 from hybridroute.bench.redaction import markdown_table, score_corpus
 from hybridroute.errors import ConfigError, DataError
 from hybridroute.redaction import ENTITIES, RedactionConfig, Redactor
-from hybridroute.redaction.corpus import COMPANY_ALLOW_LIST, generate_pii_corpus, load_texts, usable_base
+from hybridroute.redaction.corpus import COMPANY_ALLOW_LIST, generate_pii_corpus, load_labelled_texts, usable_base
 
 BASE = [
     "I am still waiting on my card?",
@@ -85,12 +85,13 @@ def test_usable_base_rejects_texts_with_possible_unlabelled_pii() -> None:
     assert not usable_base("call 1-800-433-7300", COMPANY_ALLOW_LIST)
 
 
-def test_load_texts_reads_text_and_label_columns(tmp_path) -> None:
+def test_load_labelled_texts_reads_text_and_label_columns(tmp_path) -> None:
     path = tmp_path / "d.csv"
     path.write_text("text,category\nhello,greet\nbye,leave\n", encoding="utf-8")
-    assert load_texts(path) == (["hello", "bye"], ["greet", "leave"])
+    labelled = load_labelled_texts(path)
+    assert (list(labelled.texts), list(labelled.labels)) == (["hello", "bye"], ["greet", "leave"])
     with pytest.raises(DataError):
-        load_texts(tmp_path / "missing.csv")
+        load_labelled_texts(tmp_path / "missing.csv")
 
 
 def test_small_corpus_meets_the_issue_targets() -> None:
