@@ -20,7 +20,10 @@ def test_objects_alive_at_startup_are_frozen_and_new_ones_are_not() -> None:
     try:
         frozen = freeze_startup_heap()
         later = [0]
-        assert frozen == gc.get_freeze_count() >= 1000
+        assert frozen >= 1000
+        # Frozen objects still die (another test's thread may free a few meanwhile): the count
+        # can only fall until the next freeze, never grow.
+        assert frozen - 100 <= gc.get_freeze_count() <= frozen
         tracked = gc.get_objects()
         assert not any(o is loaded for o in tracked)  # full passes no longer rescan it
         assert any(o is later for o in tracked)  # what serving allocates is still collected
