@@ -420,8 +420,6 @@ def train(
     **data: Any,
 ) -> None:
     """Adapt, fine-tune, export and quantize into one run folder (or add the cloud tier)."""
-    from hybridroute.config import build_train_sections
-
     overrides: dict[str, dict[str, Any]] = {
         "adapt": {"base_model": base_model, "epochs": adapt_epochs, "seed": data["seed"]},
         "finetune": {"epochs": epochs, "seed": data["seed"]},
@@ -440,7 +438,10 @@ def train(
         why = "only used by the adaptation step, which --no-adapt skips; leave it out or drop --no-adapt"
         _refuse_given(["corpus", "corpus_text_col", "adapt_epochs"], why)
     _check_corpus_text_col(corpus)
-    adapt, finetune, compress = build_train_sections(config_file, overrides)
+    from hybridroute.config import train_sections
+
+    sections = _train_config_file(config_file, unused_adapt="--no-adapt skips adaptation" if no_adapt else None)
+    adapt, finetune, compress = train_sections(sections, overrides)
     plan = TrainPlan(_data_config(**data), adapt, finetune, compress, corpus, no_adapt, corpus_text_col)
     click.echo(summarize_run(train_all(_layout(out), plan)))
 
@@ -454,16 +455,28 @@ def _check_corpus_text_col(corpus: Path | None) -> None:
         )
 
 
-def _train_cloud(out: Path, config_file: Path | None, base_model: str, flags: dict[str, Any], data: Any) -> None:
-    """The cloud tier: its own fine-tuning defaults, then the --config file's finetune section, then the flags."""
-    from hybridroute.config import load_json_config, train_sections
-    from hybridroute.workflow import SPLIT_SETTINGS, cloud_finetune_defaults, reuse_or_prepare_data, run_cloud
+def _train_config_file(config_file: Path | None, unused_adapt: str | None) -> dict[str, Any]:
+    """The --config file's sections ({} without one); ``unused_adapt`` says why an adapt section will not be used.
+
+    Example: _train_config_file(Path("c.json"), "--no-adapt skips adaptation") with an adapt section in c.json
+    -> prints "note: --no-adapt skips adaptation; the config file's adapt section is not used" (still checked)
+    """
+    from hybridroute.config import load_json_config
 
     sections = load_json_config(config_file) if config_file else {}
+    if unused_adapt and "adapt" in sections:
+        click.echo(f"note: {unused_adapt}; the config file's adapt section is not used")
+    return sections
+
+
+def _train_cloud(out: Path, config_file: Path | None, base_model: str, flags: dict[str, Any], data: Any) -> None:
+    """The cloud tier: its own fine-tuning defaults, then the --config file's finetune section, then the flags."""
+    from hybridroute.config import train_sections
+    from hybridroute.workflow import SPLIT_SETTINGS, cloud_finetune_defaults, reuse_or_prepare_data, run_cloud
+
+    sections = _train_config_file(config_file, unused_adapt="the cloud tier has no adaptation step")
     # every section is checked; compress applies to the cloud bundle's export and parity check
     _, config, compress = train_sections(sections, {"finetune": flags}, {"finetune": cloud_finetune_defaults()})
-    if "adapt" in sections:
-        click.echo("note: the cloud tier has no adaptation step; the config file's adapt section is not used")
     layout = _layout(out)
     reuse_or_prepare_data(layout, data, [name for name in SPLIT_SETTINGS if _given(name)])
     result = run_cloud(layout, config, base_model, compress=compress)

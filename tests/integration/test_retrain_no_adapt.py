@@ -42,10 +42,12 @@ def _train_no_adapt(run: Path, data: Path, base: Path, config: Path) -> tuple[in
 def test_train_no_adapt_drops_the_old_adaptation_and_a_later_finetune_uses_the_base(
     adapted_run: Path, toy_csv: Path, tiny_bert: Path, tmp_path: Path
 ) -> None:
-    code, output = _train_no_adapt(adapted_run, toy_csv, tiny_bert, write_json_file(tmp_path / "fast.json", FAST))
+    config = write_json_file(tmp_path / "fast.json", {**FAST, "adapt": {"epochs": 2}})
+    code, output = _train_no_adapt(adapted_run, toy_csv, tiny_bert, config)
     assert code == 0, output
     assert "fine-tuning: validation accuracy" in output
-    assert "adaptation" not in output  # the old run's MLM loss is not this run's
+    assert "note: --no-adapt skips adaptation; the config file's adapt section is not used" in output
+    assert "adaptation: MLM" not in output  # the old run's MLM loss is not this run's
     info = _info(adapted_run)
     assert "adapt" not in info
     assert info["finetune"]["encoder"] == info["base_model"] == str(tiny_bert)
