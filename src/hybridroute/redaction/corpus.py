@@ -221,7 +221,9 @@ def _ssn(rng: np.random.Generator) -> Fragment:
     if choice == 2:
         spaced = f"{nino[:2]} {nino[2:4]} {nino[4:6]} {nino[6:8]} {nino[8]}"
         return _cue("NI number {}", _pick(rng, (nino, spaced)), "SSN")
-    return _cue(_pick(rng, ("SSN: {}", "ssn {}", "{} is my social")), "-".join(ssn), "SSN")
+    gaps = _pick(rng, ("--", "--", "  ", "- ", " -"))  # the same separator twice, or a dash and a space mixed
+    value = f"{ssn[0]}{gaps[0]}{ssn[1]}{gaps[1]}{ssn[2]}"
+    return _cue(_pick(rng, ("SSN: {}", "ssn {}", "{} is my social")), value, "SSN")
 
 
 def _account(rng: np.random.Generator) -> Fragment:

@@ -47,6 +47,8 @@ _SPACE = r"[^\S\n]"
 # a dot, or a dash or a single line break with up to one space on each side ("4111\xa01111",
 # "415 – 555 – 0132", "4111 1111 1111\n1111").
 SEPARATOR = rf"(?:{_SPACE}?(?:[{_DASHES}]|\n){_SPACE}?|{_SPACE}|\.)"
+# A space or a dash, spaced or not: the separators an SSN may mix between its groups ("123-45 6789").
+_SPACE_OR_DASH = rf"(?:{_SPACE}?[{_DASHES}]{_SPACE}?|{_SPACE})"
 # Not right after a digit and a dash-like separator: there a number would be the tail of another one.
 _AFTER_DASHED_DIGIT = rf"(?<!\d{_SPACE}[{_DASHES}]{_SPACE})"
 
@@ -415,6 +417,13 @@ def _patterns() -> dict[str, list[PatternRecognizer]]:
         "SSN": [
             # One separator, the same in both gaps: "123-45-6789", "123 – 45 – 6789", "123\xa045\xa06789".
             _rx("SSN", rf"(?<![\d{_DASHES}])\d{{3}}({SEPARATOR})\d{{2}}\1\d{{4}}(?![\d{_DASHES}])", _ssn_valid),
+            # Spaces and dashes mixed: "123-45 6789", "123 45-6789". A dot or a line break must be the same in
+            # both gaps (above), so a price or a wrapped line next to a number is not read as an SSN.
+            _rx(
+                "SSN",
+                rf"(?<![\d{_DASHES}])\d{{3}}{_SPACE_OR_DASH}\d{{2}}{_SPACE_OR_DASH}\d{{4}}(?![\d{_DASHES}])",
+                _ssn_valid,
+            ),
             _rx(
                 "SSN",
                 r"(?i:\b(?:ssn|social\s+security(?:\s+(?:no\.?|number))?)\s*(?:is|:|\#)?\s*)(?P<v>\d{9})\b",

@@ -55,6 +55,16 @@ def test_corpus_holds_the_reviewed_formats_and_the_recognizers_catch_them() -> N
     assert scores["negative_controls"]["touched"] <= 0.01 * scores["negative_controls"]["total"]
 
 
+def test_corpus_mixes_ssn_separators_and_the_recognizers_catch_them() -> None:
+    corpus = generate_pii_corpus(BASE, 400, seed=5, entities=["SSN"])
+    values = [e.text[s.start : s.end] for e in corpus for s in e.spans]
+    assert any(re.fullmatch(r"\d{3}-\d{2} \d{4}", v) for v in values)
+    assert any(re.fullmatch(r"\d{3} \d{2}-\d{4}", v) for v in values)
+    assert any(re.fullmatch(r"\d{3}-\d{2}-\d{4}", v) for v in values)
+    scores = score_corpus(corpus, Redactor(RedactionConfig(allow_list=COMPANY_ALLOW_LIST)))
+    assert scores["per_type"]["SSN"]["leaked"] == 0
+
+
 def test_corpus_puts_quantities_right_after_some_phone_numbers() -> None:
     corpus = generate_pii_corpus(BASE, 600, seed=6, entities=["PHONE"])
     after = [

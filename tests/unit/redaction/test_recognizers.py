@@ -271,6 +271,10 @@ OTHER_SEPARATORS = [
     ("call +44\u202f20\u202f7946\u202f0958", "+44\u202f20\u202f7946\u202f0958", "PHONE"),
     ("ssn 123\u201345\u20136789", "123\u201345\u20136789", "SSN"),
     ("ssn 123\xa045\xa06789 thanks", "123\xa045\xa06789", "SSN"),
+    # A dash and a space mixed between the groups.
+    ("ssn 123-45 6789 thanks", "123-45 6789", "SSN"),
+    ("my social is 123 45-6789", "123 45-6789", "SSN"),
+    ("ssn 123 \u2013 45 6789.", "123 \u2013 45 6789", "SSN"),
     ("DE89\xa03704\xa00044\xa00532\xa00130\xa000", "DE89\xa03704\xa00044\xa00532\xa00130\xa000", "IBAN"),
     (f"iban {EN_DASHED_IBAN}.", EN_DASHED_IBAN, "IBAN"),
     # Countries outside the length table: any two letters, 15-34 characters and mod 97.
@@ -342,3 +346,9 @@ def test_a_13_digit_card_is_redacted() -> None:
 
 def test_an_ssn_shaped_number_in_the_9xx_area_is_not_an_ssn() -> None:
     assert "SSN" not in Redactor().redact("ticket 912-34-5678 please").counts
+    assert "SSN" not in Redactor().redact("ticket 912-34 5678 please").counts  # mixed separators: the same rules
+
+
+@pytest.mark.parametrize("text", ["paid 123.45 6789 points", "ref 123-45\n6789 on the next line"])
+def test_a_dot_or_a_line_break_is_not_mixed_with_other_ssn_separators(text: str) -> None:
+    assert "SSN" not in Redactor().redact(text).counts
