@@ -448,10 +448,10 @@ def train(
 
 def _check_corpus_text_col(corpus: Path | None) -> None:
     """--corpus-text-col names a column of --corpus: without --corpus it would be ignored."""
-    if corpus is None and _given("corpus_text_col"):
-        raise click.BadParameter(
+    if corpus is None:
+        _refuse_given(
+            ["corpus_text_col"],
             "it names the text column of --corpus; give --corpus FILE (without it the training texts are used)",
-            param_hint="--corpus-text-col",
         )
 
 
@@ -1665,10 +1665,8 @@ def bench_redaction(
         given, missing = ("--bundle", "--test") if test is None else ("--test", "--bundle")
         message = f"needs {missing}: the accuracy effect runs the --bundle on the --test set; add {missing} or drop it"
         raise click.BadParameter(message, param_hint=given)
-    if label_col is not None and test is None:
-        raise click.BadParameter(
-            "it names the label column of --test; give --bundle and --test", param_hint="--label-col"
-        )
+    if test is None:
+        _refuse_given(["label_col"], "it names the label column of --test; give --bundle and --test")
     inputs = {f"data file {i} given with --data": path for i, path in enumerate(data, start=1)}
     _check_outputs({"--json": json_out}, inputs | {"the test file given with --test": test})
     config = RedactionBenchConfig(

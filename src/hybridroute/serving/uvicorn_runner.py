@@ -76,7 +76,7 @@ def listen_error(host: str, port: int, exc: OSError) -> HybridError:
     Example: listen_error("0.0.0.0", 8000, OSError(errno.EADDRINUSE, "Address already in use"))
         -> HybridError("cannot listen on 0.0.0.0:8000: address already in use; stop what listens there ...")
     """
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    where = host_port(host, port)
     if exc.errno == errno.EADDRINUSE:
         return HybridError(
             f"cannot listen on {where}: address already in use; stop what listens there or pick another --port"
@@ -85,13 +85,20 @@ def listen_error(host: str, port: int, exc: OSError) -> HybridError:
     return HybridError(f"cannot listen on {where}: {reason}; check --host and --port")
 
 
+def host_port(host: str, port: int) -> str:
+    """``host:port``, an IPv6 host in brackets.
+
+    Example: host_port("::1", 8000) -> "[::1]:8000"; host_port("127.0.0.1", 8000) -> "127.0.0.1:8000"
+    """
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def url_of(sock: socket.socket) -> str:
     """The base URL of a bound socket.
 
     Example: a socket bound to ("127.0.0.1", 8123) -> "http://127.0.0.1:8123"
     """
-    host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"http://{host_port(*sock.getsockname()[:2])}"
 
 
 # A graceful shutdown is cut short only at this many signals: a second one, sent by an impatient operator (or a
