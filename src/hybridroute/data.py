@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES = (".csv", ".jsonl")
 LABELLED_COLUMNS_HINT = "choose with --text-col / --label-col"  # how a user names the columns of labelled data
 CORPUS_COLUMN_HINT = "choose with --corpus-text-col"  # how a user names the text column of an unlabelled corpus
+TEXT_COLUMN_HINT = "choose with --text-col"  # ... and that of other unlabelled texts (bench redaction's --data)
 
 
 @dataclass(frozen=True)

@@ -198,6 +198,14 @@ def test_bench_redaction_refuses_a_repeated_column(tmp_path: Path) -> None:
     assert "the header names column 'text' 2 times" in output
 
 
+def test_bench_redaction_names_its_own_option_for_a_missing_text_column(tmp_path: Path) -> None:
+    data = tmp_path / "body.csv"
+    data.write_text("body\nhello there\n", encoding="utf-8")
+    code, output = invoke("bench", "redaction", "--data", data, "--n", "10")
+    assert code == 1
+    assert output == f"Error: {data}: column 'text' not found; the file has columns ['body'] (choose with --text-col)\n"
+
+
 @pytest.mark.parametrize("name", ["bom.csv", "texts.jsonl", "texts.txt"])
 def test_bench_redaction_reads_a_bom_csv_jsonl_and_txt(tmp_path: Path, name: str) -> None:
     texts = [f"please help me with order {i} today" for i in range(20)]

@@ -41,7 +41,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from hybridroute.bench.output import write_json
-from hybridroute.data import LabelledTexts, check_known_labels, load_texts
+from hybridroute.data import TEXT_COLUMN_HINT, LabelledTexts, check_known_labels, load_texts
 from hybridroute.errors import ConfigError
 from hybridroute.files import check_output_path
 from hybridroute.redaction.config import RedactionConfig
@@ -218,7 +218,7 @@ def build_corpus(config: RedactionBenchConfig) -> tuple[list[PiiExample], dict[s
     """The spliced corpus from the configured CSVs, and how many base texts each CSV gave."""
     texts, sources = [], {}
     for path in config.data:
-        loaded = load_texts(path, config.text_col)
+        loaded = load_texts(path, config.text_col, TEXT_COLUMN_HINT)
         usable = [t for t in loaded if usable_base(t, config.redaction.allow_list)]
         sources[str(path)] = {"texts": len(loaded), "usable": len(usable)}
         texts += usable
